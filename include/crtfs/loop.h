@@ -1,0 +1,91 @@
+/* crtfs - the I/O loop: one thread that owns every target's file descriptors,
+ * the timers of single requests, and a shared worker pool for blocking work.
+ *
+ * Every engine and target in a process shares one loop (crt_loop_default()),
+ * so a thousand idle targets cost memory, not threads: there is no thread per
+ * target and none per request.
+ *
+ * Threads: tasks and timers run on the loop thread, one at a time, in the
+ * order they were posted.  Work pushed to the pool runs on worker threads.
+ */
+#ifndef CRTFS_LOOP_H
+#define CRTFS_LOOP_H
+
+#include <glib.h>
+
+G_BEGIN_DECLS
+
+typedef struct CrtLoop CrtLoop;
+typedef struct CrtTask CrtTask;
+typedef struct CrtTimer CrtTimer;
+
+typedef void (*CrtTaskFn)(CrtTask *task);
+typedef void (*CrtTimerFn)(CrtTimer *timer);
+
+/* A unit of work posted to the loop or the pool.  The caller embeds it in
+ * its own structure (no allocation per post) and recovers that structure with
+ * G_STRUCT_MEMBER_P/container arithmetic.  A task may be queued at most once
+ * at a time; `queued` tells whether it is (guarded by the loop's lock). */
+struct CrtTask {
+    CrtTaskFn fn;
+    CrtTask *next;
+    gboolean queued;
+};
+
+/* A one-shot timer on the loop.  Embedded like a task; started and stopped
+ * only on the loop thread. */
+struct CrtTimer {
+    CrtTimerFn fn;      /* called on the loop thread at expiry */
+    gint64 deadline;    /* g_get_monotonic_time() microseconds */
+    CrtTimer *next;
+    gboolean armed;
+};
+
+/* The process-wide loop, created on first use (its thread starts then).
+ * Returns a new reference.  Thread-safe. */
+CrtLoop *crt_loop_default(void);
+
+/* A private loop with its own thread and pool (tests, benchmarks). */
+CrtLoop *crt_loop_new(void);
+CrtLoop *crt_loop_ref(CrtLoop *loop);
+/* Dropping the last reference stops the thread (it must not be the loop
+ * thread) and waits for the pool's running work.  Queued tasks are run first. */
+void crt_loop_unref(CrtLoop *loop);
+
+/* The GMainContext the loop thread iterates; sources attached to it are
+ * dispatched on the loop thread. */
+GMainContext *crt_loop_context(CrtLoop *loop);
+
+/* TRUE when the calling thread is the loop's thread. */
+gboolean crt_loop_is_current(CrtLoop *loop);
+
+/* Queue `task` to run on the loop thread.  Any thread; never blocks, never
+ * allocates.  Posting a task that is already queued does nothing and returns
+ * FALSE. */
+gboolean crt_loop_post(CrtLoop *loop, CrtTask *task);
+
+/* Take a queued task back; TRUE if it was queued (it will not run).  Any
+ * thread.  A task already running is not waited for. */
+gboolean crt_loop_cancel(CrtLoop *loop, CrtTask *task);
+
+/* Run `task` now if called on the loop thread, else post it. */
+void crt_loop_run_or_post(CrtLoop *loop, CrtTask *task);
+
+/* Run fn(data) on the loop thread and wait for it to return.  Runs inline on
+ * the loop thread.  Any thread; blocks until done. */
+void crt_loop_call(CrtLoop *loop, void (*fn)(gpointer data), gpointer data);
+
+/* Push `task` to the worker pool: it runs on some worker thread.  Any
+ * thread.  The task must not already be queued anywhere. */
+void crt_loop_pool_push(CrtLoop *loop, CrtTask *task);
+
+/* Arm or re-arm `timer` to fire at `deadline` (monotonic microseconds).
+ * Loop thread only. */
+void crt_loop_timer_start(CrtLoop *loop, CrtTimer *timer, gint64 deadline);
+/* Disarm; returns TRUE if it was armed (so it will not fire).  Loop thread
+ * only. */
+gboolean crt_loop_timer_stop(CrtLoop *loop, CrtTimer *timer);
+
+G_END_DECLS
+
+#endif

@@ -1,0 +1,143 @@
+/* crtfs - targets: what a file descriptor (or the built-in simulator) can
+ * reach, named by a one-line spec (DESIGN section 1):
+ *
+ *   /dev/ttyUSB0 baud=115200 raw      a path: char device, tty, FIFO, file
+ *   unix:/run/app.sock                AF_UNIX stream socket
+ *   tcp:HOST:PORT                     TCP connection
+ *   exec:COMMAND                      /bin/sh -c COMMAND, its stdin/stdout
+ *   sim:[GEN] [options]               the built-in simulator (see sim.h)
+ *
+ * Options follow the first word, separated by blanks, as `key` or
+ * `key=value`.  An `exec:` spec takes no options: the whole rest of the
+ * line is the command.
+ *
+ * Threads: parsing is pure; opening may block (connect, open of a tty) and is
+ * done on the caller's thread; a target is then driven by the engine on the
+ * loop thread.  A CrtTarget is reference counted; the last unref closes the
+ * descriptors (and restores a tty's termios).
+ */
+#ifndef CRTFS_TARGET_H
+#define CRTFS_TARGET_H
+
+#include <glib.h>
+#include <stdint.h>
+#include <sys/types.h>
+
+#include <crtfs/loop.h>
+
+G_BEGIN_DECLS
+
+/* ContinuousRequestTarget_RequestType; values in the seed's order. */
+typedef enum {
+    CRT_REQUEST_INVALID = 0,
+    CRT_REQUEST_INTERNAL_IOCTL, /* transaction: write input, read one response */
+    CRT_REQUEST_IOCTL,          /* ioctl(2), input as argument memory */
+    CRT_REQUEST_READ,           /* read(2) into the output buffer */
+    CRT_REQUEST_WRITE,          /* write(2) of the input buffer */
+} CrtRequestType;
+
+/* "read", "write", "ioctl", "internal-ioctl"; 0 or -EINVAL. */
+int crt_request_type_from_string(const char *s, CrtRequestType *out);
+const char *crt_request_type_to_string(CrtRequestType type);
+/* Whether a request of this type sends an input buffer / fills an output
+ * buffer. */
+gboolean crt_request_type_has_input(CrtRequestType type);
+gboolean crt_request_type_has_output(CrtRequestType type);
+
+typedef enum {
+    CRT_TARGET_PATH = 1,
+    CRT_TARGET_UNIX,
+    CRT_TARGET_TCP,
+    CRT_TARGET_EXEC,
+    CRT_TARGET_SIM,
+} CrtTargetKind;
+
+typedef enum { CRT_PARITY_NONE = 0, CRT_PARITY_EVEN, CRT_PARITY_ODD } CrtParity;
+typedef enum { CRT_FLOW_NONE = 0, CRT_FLOW_RTSCTS, CRT_FLOW_XONXOFF } CrtFlow;
+
+/* The simulator's generators for read requests. */
+typedef enum {
+    CRT_SIM_GEN_RECORDS = 0, /* text lines "NNNNNNNNNN sim record\n" padded to size */
+    CRT_SIM_GEN_COUNTER,     /* little-endian uint64 counters, continuing across reads */
+    CRT_SIM_GEN_ZERO,        /* zero bytes */
+    CRT_SIM_GEN_ECHO,        /* reads return what writes sent (FIFO), wait when empty */
+} CrtSimGen;
+
+/* A parsed spec.  Strings are owned by the struct (crt_target_spec_clear). */
+typedef struct {
+    CrtTargetKind kind;
+    char *text;      /* the whole spec as written, trimmed */
+    char *path;      /* PATH kind, UNIX socket path */
+    char *host;      /* TCP */
+    guint16 port;    /* TCP */
+    char *command;   /* EXEC */
+
+    /* tty line settings (PATH kind; ignored for non-tty paths) */
+    guint baud;      /* 0 = leave as is */
+    gboolean raw;
+    guint data_bits; /* 0 = leave, else 5..8 */
+    CrtParity parity;
+    gboolean parity_set;
+    guint stop_bits; /* 0 = leave, else 1 or 2 */
+    CrtFlow flow;
+    gboolean flow_set;
+    gboolean shared; /* do not lock the tty against other programs */
+
+    /* simulator */
+    CrtSimGen sim_gen;
+    guint sim_rate;       /* records per second, 0 = as fast as requested */
+    guint sim_size;       /* record size in bytes (records gen), 0 = default */
+    guint sim_delay_min;  /* ms, for the zero ioctl without a delay argument */
+    guint sim_delay_max;
+    guint64 sim_fail_after; /* 0 = never; else the Nth request fails */
+    int sim_fail_errno;     /* positive errno, default EIO */
+    gboolean sim_fail_fatal;/* the failure ends the stream (like a dead device) */
+    guint64 sim_limit;      /* generate this many records then EOF; 0 = endless */
+} CrtTargetSpec;
+
+/* Parse one spec line (trailing newline and blanks ignored).  Returns 0, or
+ * -EINVAL with `error` saying what is wrong and where.  An empty line is
+ * -EINVAL too (clearing is the caller's business).  `out` is cleared first
+ * and must be released with crt_target_spec_clear() after success. */
+int crt_target_spec_parse(const char *line, CrtTargetSpec *out, GError **error);
+void crt_target_spec_clear(CrtTargetSpec *spec);
+
+typedef struct CrtTarget CrtTarget;
+
+/* Driver counters; fields a kind cannot report stay 0 and `has_icount` says
+ * whether the tty error counters are real. */
+typedef struct {
+    guint64 bytes_read;
+    guint64 bytes_written;
+    gboolean has_icount;
+    guint64 overruns;     /* TIOCGICOUNT overrun + buf_overrun */
+    guint64 framing;
+    guint64 parity;
+    guint64 breaks;
+} CrtTargetCounters;
+
+/* Open the target a spec names, on `loop` (NULL = crt_loop_default()).
+ * Blocks for connect()/open().  Returns 0 and *out (a new reference) or
+ * -errno with `error` naming the target and the reason (for a locked tty,
+ * who holds it where known). */
+int crt_target_open(const CrtTargetSpec *spec, CrtLoop *loop, CrtTarget **out,
+                    GError **error);
+/* Parse and open in one call. */
+int crt_target_open_spec(const char *line, CrtLoop *loop, CrtTarget **out,
+                         GError **error);
+
+CrtTarget *crt_target_ref(CrtTarget *target);
+/* Any thread but the loop thread may drop the last reference; it closes the
+ * target (waiting for blocking work still using its descriptors). */
+void crt_target_unref(CrtTarget *target);
+
+/* The spec text the target was opened with. */
+const char *crt_target_describe(CrtTarget *target);
+CrtTargetKind crt_target_kind(CrtTarget *target);
+/* The file descriptor reads go to, or -1 (sim).  For tests and ioctls. */
+int crt_target_fd(CrtTarget *target);
+void crt_target_get_counters(CrtTarget *target, CrtTargetCounters *counters);
+
+G_END_DECLS
+
+#endif

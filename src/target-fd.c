@@ -1,0 +1,375 @@
+/* crtfs - the shared driver of descriptor-based targets.
+ *
+ * Reads and writes are non-blocking and done on the loop thread, in the
+ * order requests were submitted: the head of the read queue receives the next
+ * bytes the descriptor yields, so streamed buffers come out in the order the
+ * target produced them.  A transaction (internal-ioctl) is queued on both
+ * sides: its write goes out in order with other writes, and its read side
+ * stands in the read queue ahead of every streaming read from the moment it
+ * is submitted, so the response goes to the transaction and no stream byte is
+ * taken by it.  Ioctls may block, so they run on the loop's worker pool.
+ */
+#include "config.h"
+
+#include <errno.h>
+#include <fcntl.h>
+#include <string.h>
+#include <sys/ioctl.h>
+#include <unistd.h>
+
+#include "target-private.h"
+
+/* Reads per dispatch before other sources get a turn. */
+#define READ_BUDGET 64
+
+/* CrtIo.flags for this driver. */
+enum {
+    IO_IN_READQ = 1 << 0,
+    IO_IN_WRITEQ = 1 << 1,
+    IO_TXN = 1 << 2,
+};
+
+typedef struct CrtFdDriver {
+    GSource base;
+    CrtTarget *t;
+    gpointer rtag, wtag;    /* wtag NULL when both sides share one fd */
+    CrtIo *rq_head, *rq_tail; /* reads and transactions' read sides */
+    CrtIo *wq_head, *wq_tail; /* writes and transactions' write sides */
+    gboolean stalled;       /* EOF or a read error: wait for a new stream */
+    GIOCondition rev, wev;  /* events watched now */
+} FdDriver;
+
+int crt_fd_set_nonblock(int fd)
+{
+    int fl = fcntl(fd, F_GETFL);
+
+    if (fl < 0 || fcntl(fd, F_SETFL, fl | O_NONBLOCK) < 0)
+        return -errno;
+    fl = fcntl(fd, F_GETFD);
+    if (fl < 0 || fcntl(fd, F_SETFD, fl | FD_CLOEXEC) < 0)
+        return -errno;
+    return 0;
+}
+
+void crt_io_complete(CrtIo *io, int status, size_t bytes_in, size_t bytes_out)
+{
+    io->status = status;
+    io->bytes_in = bytes_in;
+    io->bytes_out = bytes_out;
+    io->tstate = CRT_IO_IDLE;
+    io->flags = 0;
+    io->done(io);
+}
+
+/* Intrusive queues: the write queue links through next/prev, the read queue
+ * through rnext/rprev, so a transaction can stand in both. */
+static void wq_append(FdDriver *d, CrtIo *io)
+{
+    io->next = NULL;
+    io->prev = d->wq_tail;
+    if (d->wq_tail)
+        d->wq_tail->next = io;
+    else
+        d->wq_head = io;
+    d->wq_tail = io;
+    io->flags |= IO_IN_WRITEQ;
+}
+
+static void wq_remove(FdDriver *d, CrtIo *io)
+{
+    if (io->prev)
+        io->prev->next = io->next;
+    else
+        d->wq_head = io->next;
+    if (io->next)
+        io->next->prev = io->prev;
+    else
+        d->wq_tail = io->prev;
+    io->next = io->prev = NULL;
+    io->flags &= ~IO_IN_WRITEQ;
+}
+
+/* Insert `io` before `before` (NULL: at the tail). */
+static void rq_insert(FdDriver *d, CrtIo *io, CrtIo *before)
+{
+    io->rnext = before;
+    io->rprev = before ? before->rprev : d->rq_tail;
+    if (io->rprev)
+        io->rprev->rnext = io;
+    else
+        d->rq_head = io;
+    if (before)
+        before->rprev = io;
+    else
+        d->rq_tail = io;
+    io->flags |= IO_IN_READQ;
+}
+
+static void rq_remove(FdDriver *d, CrtIo *io)
+{
+    if (io->rprev)
+        io->rprev->rnext = io->rnext;
+    else
+        d->rq_head = io->rnext;
+    if (io->rnext)
+        io->rnext->rprev = io->rprev;
+    else
+        d->rq_tail = io->rprev;
+    io->rnext = io->rprev = NULL;
+    io->flags &= ~IO_IN_READQ;
+}
+
+static void unlink_io(FdDriver *d, CrtIo *io)
+{
+    if (io->flags & IO_IN_WRITEQ)
+        wq_remove(d, io);
+    if (io->flags & IO_IN_READQ)
+        rq_remove(d, io);
+}
+
+/* The head of the read queue may read unless it is a transaction whose
+ * request has not been written completely yet. */
+static gboolean head_can_read(FdDriver *d)
+{
+    CrtIo *io = d->rq_head;
+
+    return io && !d->stalled && !(io->flags & IO_IN_WRITEQ);
+}
+
+static void update_events(FdDriver *d)
+{
+    GIOCondition rev = head_can_read(d) ? G_IO_IN : 0;
+    GIOCondition wev = d->wq_head ? G_IO_OUT : 0;
+
+    /* GLib wakes the context on every change: skip the ones that aren't. */
+    if (rev == d->rev && wev == d->wev)
+        return;
+    d->rev = rev;
+    d->wev = wev;
+    if (d->wtag) {
+        g_source_modify_unix_fd(&d->base, d->rtag, rev);
+        g_source_modify_unix_fd(&d->base, d->wtag, wev);
+    } else {
+        g_source_modify_unix_fd(&d->base, d->rtag, rev | wev);
+    }
+}
+
+static void complete_read(FdDriver *d, CrtIo *io, int status, size_t n)
+{
+    rq_remove(d, io);
+    if (status < 0 && status != -ECANCELED)
+        io->fatal = TRUE;
+    crt_io_complete(io, status, (io->flags & IO_TXN) ? io->in_len : 0, n);
+}
+
+static void do_reads(FdDriver *d)
+{
+    CrtTarget *t = d->t;
+
+    for (int budget = READ_BUDGET; budget > 0 && head_can_read(d); budget--) {
+        CrtIo *io = d->rq_head;
+        ssize_t n = io->out_cap ? read(t->read_fd, io->out, io->out_cap) : 0;
+
+        if (n > 0) {
+            __atomic_add_fetch(&t->bytes_read, (guint64)n, __ATOMIC_RELAXED);
+            complete_read(d, io, 0, (size_t)n);
+        } else if (n == 0 && io->out_cap == 0) {
+            complete_read(d, io, 0, 0); /* a zero-size read: readiness only */
+        } else if (n == 0) {
+            /* End of stream: one request reports it; the rest wait for the
+             * engine to stop or for a new stream to begin. */
+            d->stalled = TRUE;
+            complete_read(d, io, -ENODATA, 0);
+        } else if (errno == EAGAIN || errno == EINTR) {
+            break;
+        } else {
+            d->stalled = TRUE;
+            complete_read(d, io, -errno, 0);
+        }
+    }
+}
+
+static void finish_write(FdDriver *d, CrtIo *io, int status)
+{
+    wq_remove(d, io);
+    if (status == 0 && (io->flags & IO_TXN))
+        return; /* the read side now waits for the response */
+    if (io->flags & IO_IN_READQ)
+        rq_remove(d, io);
+    if (status < 0)
+        io->fatal = status != -ECANCELED;
+    crt_io_complete(io, status, io->progress, 0);
+}
+
+static void do_writes(FdDriver *d)
+{
+    CrtTarget *t = d->t;
+    CrtIo *io;
+
+    while ((io = d->wq_head)) {
+        const char *p = (const char *)io->in + io->progress;
+        ssize_t n = 0;
+
+        if (io->progress < io->in_len)
+            n = write(t->write_fd, p, io->in_len - io->progress);
+        if (n < 0 && (errno == EAGAIN || errno == EINTR))
+            break;
+        if (n < 0) {
+            finish_write(d, io, -errno);
+            continue;
+        }
+        __atomic_add_fetch(&t->bytes_written, (guint64)n, __ATOMIC_RELAXED);
+        io->progress += (size_t)n;
+        if (io->progress == io->in_len)
+            finish_write(d, io, 0);
+    }
+}
+
+static gboolean fd_dispatch(GSource *source, GSourceFunc cb, gpointer data)
+{
+    FdDriver *d = (FdDriver *)source;
+    GIOCondition rev = g_source_query_unix_fd(source, d->rtag);
+    GIOCondition wev = d->wtag ? g_source_query_unix_fd(source, d->wtag) : rev;
+
+    if (wev & (G_IO_OUT | G_IO_ERR | G_IO_HUP))
+        do_writes(d);
+    if (rev & (G_IO_IN | G_IO_ERR | G_IO_HUP))
+        do_reads(d);
+    /* Completions above may have closed the target from a callback. */
+    if (!d->t->closed)
+        update_events(d);
+    return G_SOURCE_CONTINUE;
+}
+
+static GSourceFuncs fd_source_funcs = {
+    .dispatch = fd_dispatch,
+};
+
+void crt_fd_attach(CrtTarget *t, int read_fd, int write_fd)
+{
+    FdDriver *d = (FdDriver *)g_source_new(&fd_source_funcs, sizeof(FdDriver));
+
+    d->t = t;
+    t->read_fd = read_fd;
+    t->write_fd = write_fd;
+    t->fdd = d;
+    d->rtag = g_source_add_unix_fd(&d->base, read_fd, 0);
+    if (write_fd != read_fd)
+        d->wtag = g_source_add_unix_fd(&d->base, write_fd, 0);
+    g_source_set_name(&d->base, "crtfs-fd");
+    g_source_attach(&d->base, crt_loop_context(t->loop));
+}
+
+void crt_fd_detach(CrtTarget *t)
+{
+    if (!t->fdd)
+        return;
+    g_source_destroy(&t->fdd->base);
+    g_source_unref(&t->fdd->base);
+    t->fdd = NULL;
+}
+
+static void ioctl_back(CrtTask *task)
+{
+    CrtIo *io = G_STRUCT_MEMBER_P(task, -G_STRUCT_OFFSET(CrtIo, back));
+
+    crt_io_complete(io, io->status, io->bytes_in, io->bytes_out);
+}
+
+/* Worker thread: the ioctl gets the input as its argument memory, in the
+ * output buffer when that is large enough so the result lands there. */
+static void ioctl_work(CrtTask *task)
+{
+    CrtIo *io = G_STRUCT_MEMBER_P(task, -G_STRUCT_OFFSET(CrtIo, work));
+    void *arg = io->out;
+    void *scratch = NULL;
+    size_t in_len = io->in_len;
+
+    if (in_len > io->out_cap) {
+        arg = scratch = g_malloc(in_len);
+    }
+    if (arg && in_len)
+        memcpy(arg, io->in, in_len);
+    io->status = ioctl(io->target->read_fd, io->ioctl_code, arg) < 0 ? -errno : 0;
+    io->bytes_in = io->status == 0 ? in_len : 0;
+    io->bytes_out = io->status == 0 ? io->out_cap : 0;
+    if (scratch && io->out_cap)
+        memcpy(io->out, scratch, io->out_cap);
+    g_free(scratch);
+    io->back.fn = ioctl_back;
+    crt_loop_post(io->target->loop, &io->back);
+}
+
+void crt_fd_submit(CrtTarget *t, CrtIo *io)
+{
+    FdDriver *d = t->fdd;
+
+    io->flags = 0;
+    io->progress = 0;
+    io->fatal = FALSE;
+    if (t->closed) {
+        crt_io_complete(io, -ESHUTDOWN, 0, 0);
+        return;
+    }
+    switch (io->type) {
+    case CRT_REQUEST_IOCTL:
+        io->tstate = CRT_IO_RUNNING;
+        io->work.fn = ioctl_work;
+        crt_loop_pool_push(t->loop, &io->work);
+        return;
+    case CRT_REQUEST_READ:
+        if (!d->rq_head)
+            d->stalled = FALSE; /* a new stream may try again after EOF */
+        rq_insert(d, io, NULL);
+        break;
+    case CRT_REQUEST_WRITE:
+        wq_append(d, io);
+        break;
+    case CRT_REQUEST_INTERNAL_IOCTL: {
+        CrtIo *pos = d->rq_head;
+
+        /* Ahead of every streaming read, behind earlier transactions. */
+        while (pos && (pos->flags & IO_TXN))
+            pos = pos->rnext;
+        io->flags |= IO_TXN;
+        rq_insert(d, io, pos);
+        wq_append(d, io);
+        d->stalled = FALSE;
+        break;
+    }
+    default:
+        crt_io_complete(io, -EINVAL, 0, 0);
+        return;
+    }
+    io->tstate = CRT_IO_QUEUED;
+    update_events(d);
+}
+
+gboolean crt_fd_cancel(CrtTarget *t, CrtIo *io, int status)
+{
+    FdDriver *d = t->fdd;
+
+    if (io->tstate != CRT_IO_QUEUED)
+        return FALSE;
+    unlink_io(d, io);
+    crt_io_complete(io, status, io->progress, 0);
+    if (!t->closed)
+        update_events(d);
+    return TRUE;
+}
+
+void crt_fd_close(CrtTarget *t)
+{
+    FdDriver *d = t->fdd;
+    CrtIo *io;
+
+    /* t->closed is already set: completions cannot resubmit here. */
+    while ((io = d->wq_head) || (io = d->rq_head)) {
+        unlink_io(d, io);
+        crt_io_complete(io, -ECANCELED, io->progress, 0);
+    }
+    d->rev = d->wev = 0;
+    g_source_modify_unix_fd(&d->base, d->rtag, 0);
+    if (d->wtag)
+        g_source_modify_unix_fd(&d->base, d->wtag, 0);
+}

@@ -1,0 +1,382 @@
+/* crtfs - the path target: a character device, tty, FIFO or regular file
+ * named by an absolute path.
+ *
+ * A tty is configured with termios from the spec's options and locked
+ * against other programs (flock, which cooperating tools such as ours see,
+ * and TIOCEXCL, which keeps out every non-root opener) unless the spec says
+ * `shared`.  Its original termios are put back when the target goes away, so
+ * a console or a modem is left the way we found it.
+ */
+#include "config.h"
+
+#include <dirent.h>
+#include <errno.h>
+#include <fcntl.h>
+#include <limits.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/file.h>
+#include <sys/ioctl.h>
+#include <sys/stat.h>
+#include <sys/sysmacros.h>
+#include <termios.h>
+#include <unistd.h>
+
+#include <linux/serial.h>
+
+#include "target-private.h"
+
+typedef struct {
+    int fd;
+    gboolean is_tty;
+    gboolean flocked;       /* flock(LOCK_EX) taken: release on destroy */
+    gboolean exclusive;     /* TIOCEXCL set: clear on destroy */
+    gboolean termios_saved; /* `saved` holds the termios found at open */
+    struct termios saved;
+} PathState;
+
+/* ---- opening ---------------------------------------------------------- */
+
+/* Read-only or write-only devices are still useful targets (a sensor, a
+ * printer), so fall back to one direction when read-write is refused; the
+ * descriptor then serves both sides and the other direction fails with
+ * EBADF at request time.
+ *
+ * FIFOs are opened O_RDWR on purpose: holding both ends means open() does
+ * not wait for a peer and the reader never sees EOF when a writer goes
+ * away, so writers may come and go during a stream.
+ *
+ * O_NONBLOCK also keeps open() of a tty without carrier from waiting for
+ * DCD. */
+static int open_any_direction(const char *path)
+{
+    const int flags = O_NOCTTY | O_NONBLOCK | O_CLOEXEC;
+    int fd = open(path, flags | O_RDWR);
+    int err = errno;
+
+    if (fd < 0 && (err == EACCES || err == EPERM || err == EROFS || err == EISDIR ||
+                   err == ETXTBSY)) {
+        fd = open(path, flags | O_RDONLY);
+        if (fd < 0)
+            fd = open(path, flags | O_WRONLY);
+    }
+    /* The first refusal explains best why read-write was impossible. */
+    if (fd < 0)
+        errno = err;
+    return fd;
+}
+
+static int open_error(const char *path, int err, GError **error)
+{
+    struct stat st;
+
+    if (err == ENXIO && stat(path, &st) == 0 && S_ISSOCK(st.st_mode))
+        return crt_set_error(error, err, "cannot open %s: it is a socket; use unix:%s",
+                             path, path);
+    return crt_set_error(error, err, "cannot open %s: %s", path, g_strerror(err));
+}
+
+/* ---- who holds a tty -------------------------------------------------- */
+
+static char *process_comm(int pid)
+{
+    char *file = g_strdup_printf("/proc/%d/comm", pid);
+    char *comm = NULL;
+
+    if (g_file_get_contents(file, &comm, NULL, NULL))
+        g_strstrip(comm);
+    g_free(file);
+    return comm;
+}
+
+/* The flock holder of the file `st` describes, from /proc/locks. */
+static int lock_holder_from_locks(const struct stat *st)
+{
+    FILE *f = fopen("/proc/locks", "re");
+    char line[256];
+    int holder = 0;
+
+    if (f == NULL)
+        return 0;
+    while (holder == 0 && fgets(line, sizeof line, f) != NULL) {
+        unsigned maj, min;
+        unsigned long ino;
+        int pid;
+
+        /* "->" lines are waiters, not holders. */
+        if (strstr(line, "->") != NULL)
+            continue;
+        if (sscanf(line, "%*d: %*s %*s %*s %d %x:%x:%lu", &pid, &maj, &min, &ino) == 4 &&
+            maj == major(st->st_dev) && min == minor(st->st_dev) && ino == st->st_ino &&
+            pid > 0)
+            holder = pid;
+    }
+    fclose(f);
+    return holder;
+}
+
+/* Whether process `pid` has `target` open, other than our own `own_fd`.
+ * The /proc/PID/fd links are compared as names, never followed, so this
+ * cannot hang on some other process's dead NFS or FUSE file. */
+static gboolean process_has_open(int pid, const char *target, int own_fd)
+{
+    char dirname[64];
+    DIR *dir;
+    struct dirent *de;
+    gboolean found = FALSE;
+
+    g_snprintf(dirname, sizeof dirname, "/proc/%d/fd", pid);
+    dir = opendir(dirname);
+    if (dir == NULL)
+        return FALSE;
+    while (!found && (de = readdir(dir)) != NULL) {
+        char link[PATH_MAX];
+        ssize_t n = readlinkat(dirfd(dir), de->d_name, link, sizeof link - 1);
+
+        if (n <= 0 || (pid == getpid() && atoi(de->d_name) == own_fd))
+            continue;
+        link[n] = '\0';
+        found = strcmp(link, target) == 0;
+    }
+    closedir(dir);
+    return found;
+}
+
+/* A tty locked with TIOCEXCL alone leaves no trace in /proc/locks: look
+ * for a process that has it open, as fuser(1) would. */
+static int lock_holder_from_fds(const char *path, int own_fd)
+{
+    char *target = realpath(path, NULL);
+    DIR *proc = target ? opendir("/proc") : NULL;
+    struct dirent *de;
+    int holder = 0;
+
+    while (proc != NULL && holder == 0 && (de = readdir(proc)) != NULL) {
+        guint64 pid;
+
+        if (g_ascii_string_to_unsigned(de->d_name, 10, 1, G_MAXINT, &pid, NULL) &&
+            process_has_open((int)pid, target, own_fd))
+            holder = (int)pid;
+    }
+    if (proc != NULL)
+        closedir(proc);
+    free(target);
+    return holder;
+}
+
+/* -EBUSY, saying who holds the tty where /proc tells us. */
+static int busy_error(const char *path, int own_fd, GError **error)
+{
+    struct stat st;
+    int pid = 0;
+
+    if (stat(path, &st) == 0)
+        pid = lock_holder_from_locks(&st);
+    if (pid == 0)
+        pid = lock_holder_from_fds(path, own_fd);
+    if (pid == 0)
+        return crt_set_error(error, EBUSY,
+                             "%s is locked by another program; add \"shared\" to the "
+                             "spec to open it anyway",
+                             path);
+    char *comm = process_comm(pid);
+    int r = crt_set_error(error, EBUSY,
+                          "%s is locked by pid %d (%s); add \"shared\" to the spec to "
+                          "open it anyway",
+                          path, pid, comm ? comm : "?");
+    g_free(comm);
+    return r;
+}
+
+/* ---- tty set-up ------------------------------------------------------- */
+
+static int tty_lock(PathState *ps, const char *path, GError **error)
+{
+    if (flock(ps->fd, LOCK_EX | LOCK_NB) < 0) {
+        if (errno == EWOULDBLOCK)
+            return busy_error(path, ps->fd, error);
+        return crt_set_error(error, errno, "cannot lock %s: %s", path, g_strerror(errno));
+    }
+    ps->flocked = TRUE;
+    if (ioctl(ps->fd, TIOCEXCL) < 0)
+        return crt_set_error(error, errno, "cannot make %s exclusive (TIOCEXCL): %s", path,
+                             g_strerror(errno));
+    ps->exclusive = TRUE;
+    return 0;
+}
+
+static speed_t baud_constant(guint baud)
+{
+    static const struct {
+        guint baud;
+        speed_t constant;
+    } table[] = {
+        {50, B50},           {75, B75},           {110, B110},         {134, B134},
+        {150, B150},         {200, B200},         {300, B300},         {600, B600},
+        {1200, B1200},       {1800, B1800},       {2400, B2400},       {4800, B4800},
+        {9600, B9600},       {19200, B19200},     {38400, B38400},     {57600, B57600},
+        {115200, B115200},   {230400, B230400},   {460800, B460800},   {500000, B500000},
+        {576000, B576000},   {921600, B921600},   {1000000, B1000000}, {1152000, B1152000},
+        {1500000, B1500000}, {2000000, B2000000}, {2500000, B2500000}, {3000000, B3000000},
+        {3500000, B3500000}, {4000000, B4000000},
+    };
+
+    for (size_t i = 0; i < G_N_ELEMENTS(table); i++) {
+        if (table[i].baud == baud)
+            return table[i].constant;
+    }
+    return B0; /* the parser admits only the rates above */
+}
+
+/* Apply the spec's line settings to `tio`; options not given stay as the
+ * tty had them. */
+static void tty_apply_spec(struct termios *tio, const CrtTargetSpec *spec)
+{
+    static const tcflag_t sizes[] = {CS5, CS6, CS7, CS8};
+
+    if (spec->raw) {
+        cfmakeraw(tio);
+        /* Each read returns what has arrived, without waiting for more. */
+        tio->c_cc[VMIN] = 1;
+        tio->c_cc[VTIME] = 0;
+    }
+    if (spec->baud != 0) {
+        cfsetispeed(tio, baud_constant(spec->baud));
+        cfsetospeed(tio, baud_constant(spec->baud));
+    }
+    if (spec->data_bits >= 5 && spec->data_bits <= 8)
+        tio->c_cflag = (tio->c_cflag & ~(tcflag_t)CSIZE) | sizes[spec->data_bits - 5];
+    if (spec->parity_set) {
+        tio->c_cflag &= ~(tcflag_t)(PARENB | PARODD);
+        if (spec->parity != CRT_PARITY_NONE)
+            tio->c_cflag |= PARENB;
+        if (spec->parity == CRT_PARITY_ODD)
+            tio->c_cflag |= PARODD;
+    }
+    if (spec->stop_bits == 1)
+        tio->c_cflag &= ~(tcflag_t)CSTOPB;
+    else if (spec->stop_bits == 2)
+        tio->c_cflag |= CSTOPB;
+    if (spec->flow_set) {
+        tio->c_cflag &= ~(tcflag_t)CRTSCTS;
+        tio->c_iflag &= ~(tcflag_t)(IXON | IXOFF | IXANY);
+        if (spec->flow == CRT_FLOW_RTSCTS)
+            tio->c_cflag |= CRTSCTS;
+        else if (spec->flow == CRT_FLOW_XONXOFF)
+            tio->c_iflag |= IXON | IXOFF;
+    }
+    /* Modem lines must not block reads, and the receiver must be on. */
+    tio->c_cflag |= CLOCAL | CREAD;
+}
+
+static int tty_configure(PathState *ps, const CrtTargetSpec *spec, GError **error)
+{
+    struct termios tio, check;
+    const char *path = spec->path;
+
+    if (tcgetattr(ps->fd, &tio) < 0)
+        return crt_set_error(error, errno, "cannot read the settings of %s: %s", path,
+                             g_strerror(errno));
+    ps->saved = tio;
+    ps->termios_saved = TRUE;
+    tty_apply_spec(&tio, spec);
+    if (tcsetattr(ps->fd, TCSANOW, &tio) < 0)
+        return crt_set_error(error, errno, "cannot configure %s: %s", path,
+                             g_strerror(errno));
+    /* tcsetattr() succeeds if any one change took; a UART that cannot do
+     * the requested rate would otherwise run silently at another. */
+    if (spec->baud != 0 && tcgetattr(ps->fd, &check) == 0 &&
+        cfgetospeed(&check) != baud_constant(spec->baud))
+        return crt_set_error(error, EINVAL, "%s does not support baud=%u", path,
+                             spec->baud);
+    return 0;
+}
+
+/* ---- the ops ---------------------------------------------------------- */
+
+static void path_state_free(PathState *ps)
+{
+    if (ps->termios_saved) {
+        /* TCSANOW, not TCSADRAIN: with flow control stopped, draining could
+         * wait forever. */
+        tcsetattr(ps->fd, TCSANOW, &ps->saved);
+    }
+    if (ps->exclusive)
+        ioctl(ps->fd, TIOCNXCL);
+    if (ps->flocked)
+        flock(ps->fd, LOCK_UN);
+    close(ps->fd);
+    g_free(ps);
+}
+
+static int path_open(CrtTarget *t, const CrtTargetSpec *spec, GError **error)
+{
+    struct stat st;
+    int fd = open_any_direction(spec->path);
+
+    if (fd < 0) {
+        if (errno == EBUSY)
+            return busy_error(spec->path, -1, error);
+        return open_error(spec->path, errno, error);
+    }
+    if (fstat(fd, &st) == 0 && S_ISDIR(st.st_mode)) {
+        close(fd);
+        return crt_set_error(error, EISDIR, "cannot open %s: it is a directory",
+                             spec->path);
+    }
+
+    PathState *ps = g_new0(PathState, 1);
+    int r = 0;
+
+    ps->fd = fd;
+    ps->is_tty = isatty(fd);
+    if (ps->is_tty && !spec->shared)
+        r = tty_lock(ps, spec->path, error);
+    if (ps->is_tty && r == 0)
+        r = tty_configure(ps, spec, error);
+    if (r < 0) {
+        path_state_free(ps);
+        return r;
+    }
+    t->impl = ps;
+    crt_fd_attach(t, fd, fd);
+    return 0;
+}
+
+static void path_destroy(CrtTarget *t)
+{
+    PathState *ps = t->impl;
+
+    crt_fd_detach(t);
+    if (ps != NULL)
+        path_state_free(ps);
+    t->impl = NULL;
+}
+
+/* The UART's error counters; ptys and USB adapters without them answer
+ * ENOTTY or EINVAL and leave has_icount FALSE. */
+static void path_counters(CrtTarget *t, CrtTargetCounters *c)
+{
+    PathState *ps = t->impl;
+    struct serial_icounter_struct ic;
+
+    memset(&ic, 0, sizeof ic);
+    if (ps == NULL || !ps->is_tty || ioctl(ps->fd, TIOCGICOUNT, &ic) < 0)
+        return;
+    c->has_icount = TRUE;
+    c->overruns = (guint64)(guint)ic.overrun + (guint)ic.buf_overrun;
+    c->framing = (guint)ic.frame;
+    c->parity = (guint)ic.parity;
+    c->breaks = (guint)ic.brk;
+}
+
+const CrtTargetOps crt_target_path_ops = {
+    .name = "path",
+    .open = path_open,
+    .submit = crt_fd_submit,
+    .cancel = crt_fd_cancel,
+    .close = crt_fd_close,
+    .destroy = path_destroy,
+    .counters = path_counters,
+};

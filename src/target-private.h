@@ -1,0 +1,123 @@
+/* crtfs - what target kinds implement and what the engine hands them.
+ *
+ * A request in flight at a target is a CrtIo, embedded in the engine's slot
+ * or single-request structure (no allocation per request).  The engine calls
+ * a kind's submit/cancel/close on the loop thread only, so a kind needs no
+ * lock for its queues; a kind completes every submitted CrtIo exactly once,
+ * on the loop thread, by crt_io_complete().
+ */
+#ifndef CRTFS_TARGET_PRIVATE_H
+#define CRTFS_TARGET_PRIVATE_H
+
+#include <crtfs/target.h>
+
+typedef struct CrtIo CrtIo;
+typedef void (*CrtIoDoneFn)(CrtIo *io);
+
+/* Where a CrtIo is in a target (target-private; 0 when not at a target). */
+enum {
+    CRT_IO_IDLE = 0,
+    CRT_IO_QUEUED,    /* waiting in a kind's queue: cancel takes it back */
+    CRT_IO_RUNNING,   /* on a worker thread or past the point of no return */
+};
+
+struct CrtIo {
+    /* Set by the submitter. */
+    CrtRequestType type;
+    guint32 ioctl_code;
+    const void *in;
+    size_t in_len;
+    void *out;
+    size_t out_cap;
+    CrtIoDoneFn done;   /* loop thread, exactly once per submit */
+
+    /* Results, written by the target before done(). */
+    int status;         /* 0 or -errno; -ENODATA means end of stream */
+    size_t bytes_in;    /* bytes written to the target */
+    size_t bytes_out;   /* bytes placed in `out` */
+    gboolean fatal;     /* the target cannot produce more: streaming stops */
+
+    /* Target-private bookkeeping. */
+    CrtTarget *target;
+    CrtIo *next, *prev; /* the kind's queue */
+    CrtIo *rnext, *rprev; /* second queue (transactions: read side) */
+    int tstate;
+    guint flags;        /* the kind's own flags */
+    size_t progress;    /* bytes of a partial write so far */
+    CrtTimer timer;     /* the kind's own timer (sim delays) */
+    CrtTask work;       /* blocking work on the pool */
+    CrtTask back;       /* return from the pool to the loop */
+};
+
+/* Fill status/bytes and call io->done.  Loop thread. */
+void crt_io_complete(CrtIo *io, int status, size_t bytes_in, size_t bytes_out);
+
+typedef struct {
+    const char *name;
+    /* Open what the spec names; caller's thread; may block. */
+    int (*open)(CrtTarget *t, const CrtTargetSpec *spec, GError **error);
+    /* Start a request.  Loop thread.  Must not complete it synchronously
+     * from inside submit? It may: done() is reentrancy-safe in the engine. */
+    void (*submit)(CrtTarget *t, CrtIo *io);
+    /* Take back a queued request and complete it with `status`; TRUE if it
+     * did, FALSE if the request is past cancelling (it completes on its
+     * own).  Loop thread. */
+    gboolean (*cancel)(CrtTarget *t, CrtIo *io, int status);
+    /* Complete every queued request with -ECANCELED and stop watching the
+     * descriptors.  Requests running on a worker complete when they
+     * return.  Loop thread. */
+    void (*close)(CrtTarget *t);
+    /* Free the kind's state: close descriptors, restore termios, reap a
+     * child.  Called once, from the last unref, after close. */
+    void (*destroy)(CrtTarget *t);
+    /* Kind-specific counters (tty icount); may be NULL.  Any thread. */
+    void (*counters)(CrtTarget *t, CrtTargetCounters *c);
+} CrtTargetOps;
+
+struct CrtTarget {
+    const CrtTargetOps *ops;
+    CrtLoop *loop;
+    gint ref;
+    CrtTargetKind kind;
+    char *text;
+    gpointer impl;          /* the kind's state */
+    int read_fd, write_fd;  /* -1 when none (sim) */
+    struct CrtFdDriver *fdd;/* the shared fd driver's state (target-fd.c) */
+    gboolean closed;        /* close() ran (loop thread) */
+    gint running;           /* CrtIo on workers (atomic); destroy waits */
+    GMutex lock;            /* guards `running` waits and `cond` */
+    GCond cond;
+    guint64 bytes_read;     /* atomic */
+    guint64 bytes_written;  /* atomic */
+};
+
+/* Per-kind ops tables. */
+extern const CrtTargetOps crt_target_path_ops;
+extern const CrtTargetOps crt_target_unix_ops;
+extern const CrtTargetOps crt_target_tcp_ops;
+extern const CrtTargetOps crt_target_exec_ops;
+extern const CrtTargetOps crt_target_sim_ops;
+
+/* The shared driver for descriptor-based kinds (target-fd.c).  A kind's open
+ * sets up its descriptors and calls crt_fd_attach(); its ops table uses
+ * crt_fd_submit/cancel/close and its destroy calls crt_fd_detach() before
+ * closing the descriptors.  Reads and writes are non-blocking on the loop
+ * thread, in submission order; ioctls run on the pool. */
+void crt_fd_attach(CrtTarget *t, int read_fd, int write_fd);
+void crt_fd_submit(CrtTarget *t, CrtIo *io);
+gboolean crt_fd_cancel(CrtTarget *t, CrtIo *io, int status);
+void crt_fd_close(CrtTarget *t);
+void crt_fd_detach(CrtTarget *t);
+
+/* Set a descriptor O_NONBLOCK and FD_CLOEXEC; 0 or -errno. */
+int crt_fd_set_nonblock(int fd);
+
+/* Engine-facing calls (loop thread): submit, cancel, close. */
+void crt_target_submit(CrtTarget *t, CrtIo *io);
+gboolean crt_target_cancel(CrtTarget *t, CrtIo *io, int status);
+void crt_target_close(CrtTarget *t);
+
+/* A GError in the G_IO_ERROR domain for a positive errno; returns -err. */
+int crt_set_error(GError **error, int err, const char *fmt, ...) G_GNUC_PRINTF(3, 4);
+
+#endif

@@ -1,0 +1,241 @@
+/* crtfs tests - helpers shared by the unit test programs (testutil.h). */
+#include "config.h"
+
+#include <errno.h>
+#include <fcntl.h>
+#include <ftw.h>
+#include <netinet/in.h>
+#include <poll.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/socket.h>
+#include <sys/un.h>
+#include <unistd.h>
+
+#include "testutil.h"
+
+char *tu_tmpdir(void)
+{
+    GError *error = NULL;
+    char *dir = g_dir_make_tmp("crtfs-test-XXXXXX", &error);
+
+    g_assert_no_error(error);
+    return dir;
+}
+
+static int remove_entry(const char *path, const struct stat *st, int type, struct FTW *ftw)
+{
+    if (remove(path) < 0)
+        g_test_message("cannot remove %s: %s", path, g_strerror(errno));
+    return 0;
+}
+
+void tu_rmrf(const char *dir)
+{
+    if (dir != NULL)
+        nftw(dir, remove_entry, 16, FTW_DEPTH | FTW_PHYS);
+}
+
+/* ---- echo servers ----------------------------------------------------- */
+
+typedef struct {
+    int fd;
+    GThread *thread;
+} TuConn;
+
+struct TuServer {
+    int listen_fd;  /* non-blocking, so a vanished client cannot hang accept */
+    int wake[2];    /* tu_server_stop writes here to end the accept thread */
+    char *path;     /* unix socket to unlink, or NULL */
+    GThread *acceptor;
+    GMutex lock;    /* guards conns and connections */
+    GPtrArray *conns;
+    guint connections;
+};
+
+static gboolean send_all(int fd, const char *buf, size_t len)
+{
+    while (len > 0) {
+        ssize_t n = send(fd, buf, len, MSG_NOSIGNAL);
+
+        if (n < 0 && errno == EINTR)
+            continue;
+        if (n <= 0)
+            return FALSE;
+        buf += n;
+        len -= (size_t)n;
+    }
+    return TRUE;
+}
+
+static gpointer echo_thread(gpointer data)
+{
+    TuConn *conn = data;
+    char buf[4096];
+
+    for (;;) {
+        ssize_t n = recv(conn->fd, buf, sizeof buf, 0);
+
+        if (n < 0 && errno == EINTR)
+            continue;
+        if (n <= 0 || !send_all(conn->fd, buf, (size_t)n))
+            break;
+    }
+    return NULL;
+}
+
+static void server_add_connection(TuServer *server, int fd)
+{
+    TuConn *conn = g_new0(TuConn, 1);
+
+    conn->fd = fd;
+    g_mutex_lock(&server->lock);
+    server->connections++;
+    conn->thread = g_thread_new("tu-echo", echo_thread, conn);
+    g_ptr_array_add(server->conns, conn);
+    g_mutex_unlock(&server->lock);
+}
+
+static gpointer accept_thread(gpointer data)
+{
+    TuServer *server = data;
+    struct pollfd pfd[2] = {
+        {.fd = server->listen_fd, .events = POLLIN},
+        {.fd = server->wake[0], .events = POLLIN},
+    };
+
+    for (;;) {
+        if (poll(pfd, 2, -1) < 0) {
+            if (errno == EINTR)
+                continue;
+            break;
+        }
+        if (pfd[1].revents != 0)
+            break;
+        int fd = accept4(server->listen_fd, NULL, NULL, SOCK_CLOEXEC);
+        if (fd >= 0)
+            server_add_connection(server, fd);
+    }
+    return NULL;
+}
+
+static TuServer *server_start(int listen_fd, const char *path)
+{
+    TuServer *server = g_new0(TuServer, 1);
+
+    if (listen(listen_fd, 64) < 0 || pipe2(server->wake, O_CLOEXEC) < 0) {
+        g_test_message("cannot start an echo server: %s", g_strerror(errno));
+        close(listen_fd);
+        g_free(server);
+        return NULL;
+    }
+    fcntl(listen_fd, F_SETFL, fcntl(listen_fd, F_GETFL) | O_NONBLOCK);
+    server->listen_fd = listen_fd;
+    server->path = g_strdup(path);
+    g_mutex_init(&server->lock);
+    server->conns = g_ptr_array_new();
+    server->acceptor = g_thread_new("tu-accept", accept_thread, server);
+    return server;
+}
+
+TuServer *tu_echo_server_unix(const char *path)
+{
+    struct sockaddr_un sa = {.sun_family = AF_UNIX};
+    int fd = socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0);
+
+    g_return_val_if_fail(strlen(path) < sizeof sa.sun_path, NULL);
+    strcpy(sa.sun_path, path);
+    if (fd < 0 || bind(fd, (struct sockaddr *)&sa, sizeof sa) < 0) {
+        g_test_message("cannot bind %s: %s", path, g_strerror(errno));
+        if (fd >= 0)
+            close(fd);
+        return NULL;
+    }
+    return server_start(fd, path);
+}
+
+TuServer *tu_echo_server_tcp(guint16 *port_out)
+{
+    struct sockaddr_in sa = {.sin_family = AF_INET};
+    socklen_t len = sizeof sa;
+    int fd = socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
+
+    sa.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+    if (fd < 0 || bind(fd, (struct sockaddr *)&sa, sizeof sa) < 0 ||
+        getsockname(fd, (struct sockaddr *)&sa, &len) < 0) {
+        g_test_message("cannot bind 127.0.0.1: %s", g_strerror(errno));
+        if (fd >= 0)
+            close(fd);
+        return NULL;
+    }
+    *port_out = ntohs(sa.sin_port);
+    return server_start(fd, NULL);
+}
+
+guint tu_server_connections(TuServer *server)
+{
+    g_mutex_lock(&server->lock);
+    guint n = server->connections;
+    g_mutex_unlock(&server->lock);
+    return n;
+}
+
+void tu_server_stop(TuServer *server)
+{
+    if (server == NULL)
+        return;
+    while (write(server->wake[1], "x", 1) < 0 && errno == EINTR)
+        ;
+    g_thread_join(server->acceptor);
+    /* No new connections now; shutdown() wakes each echo thread's recv. */
+    for (guint i = 0; i < server->conns->len; i++) {
+        TuConn *conn = server->conns->pdata[i];
+
+        shutdown(conn->fd, SHUT_RDWR);
+        g_thread_join(conn->thread);
+        close(conn->fd);
+        g_free(conn);
+    }
+    g_ptr_array_free(server->conns, TRUE);
+    close(server->listen_fd);
+    close(server->wake[0]);
+    close(server->wake[1]);
+    if (server->path != NULL)
+        unlink(server->path);
+    g_free(server->path);
+    g_mutex_clear(&server->lock);
+    g_free(server);
+}
+
+/* ---- ptys and waiting ------------------------------------------------- */
+
+int tu_openpty(int *master, char **slave_path)
+{
+    char name[128];
+    int fd = posix_openpt(O_RDWR | O_NOCTTY | O_CLOEXEC);
+
+    if (fd < 0)
+        return -errno;
+    if (grantpt(fd) < 0 || unlockpt(fd) < 0 || ptsname_r(fd, name, sizeof name) != 0) {
+        int err = errno;
+        close(fd);
+        return -err;
+    }
+    *master = fd;
+    *slave_path = g_strdup(name);
+    return 0;
+}
+
+gboolean tu_wait_until(gboolean (*cond)(gpointer data), gpointer data, guint timeout_ms)
+{
+    gint64 deadline = g_get_monotonic_time() + (gint64)timeout_ms * 1000;
+
+    for (;;) {
+        if (cond(data))
+            return TRUE;
+        if (g_get_monotonic_time() >= deadline)
+            return FALSE;
+        g_usleep(1000);
+    }
+}

@@ -1,0 +1,45 @@
+/* crtfs tests - helpers shared by the unit test programs.
+ *
+ * Everything here is thread-based (no child processes, so tests can check
+ * for zombies) and uses no fixed port or path: servers bind port 0 or a
+ * socket in a private temporary directory.
+ */
+#ifndef CRTFS_TESTUTIL_H
+#define CRTFS_TESTUTIL_H
+
+#include <glib.h>
+
+G_BEGIN_DECLS
+
+/* A fresh private directory (g_dir_make_tmp); free with g_free after
+ * tu_rmrf. */
+char *tu_tmpdir(void);
+/* Remove `dir` and everything below it; symlinks are removed, not
+ * followed. */
+void tu_rmrf(const char *dir);
+
+typedef struct TuServer TuServer;
+
+/* An echo server on a unix socket at `path`: one thread accepts, one thread
+ * per connection sends back every byte it receives.  NULL on failure (with
+ * a test message). */
+TuServer *tu_echo_server_unix(const char *path);
+/* The same on 127.0.0.1, on a port the kernel picks (*port_out). */
+TuServer *tu_echo_server_tcp(guint16 *port_out);
+/* How many connections the server has accepted so far.  Any thread. */
+guint tu_server_connections(TuServer *server);
+/* Close the listener and every connection, join the threads, unlink a unix
+ * socket, free. */
+void tu_server_stop(TuServer *server);
+
+/* Open a pty pair: *master is the master descriptor (O_RDWR, O_NOCTTY,
+ * close-on-exec) and *slave_path the slave's name (g_free).  0 or -errno. */
+int tu_openpty(int *master, char **slave_path);
+
+/* Call cond(data) every millisecond until it returns TRUE (then TRUE) or
+ * `timeout_ms` have passed (then FALSE). */
+gboolean tu_wait_until(gboolean (*cond)(gpointer data), gpointer data, guint timeout_ms);
+
+G_END_DECLS
+
+#endif
