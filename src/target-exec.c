@@ -79,8 +79,7 @@ static int make_pipes(int to_child[2], int from_child[2])
 
 /* posix_spawn rather than fork: no copy of a multi-threaded address space,
  * and exec failures come back as a return value. */
-static int spawn_shell(const char *command, int child_stdin, int child_stdout,
-                       pid_t *pid)
+static int spawn_shell(const char *command, int child_stdin, int child_stdout, pid_t *pid)
 {
     char *argv[] = {(char *)"sh", (char *)"-c", (char *)command, NULL};
     posix_spawn_file_actions_t actions;

@@ -136,22 +136,48 @@ static gboolean head_can_read(FdDriver *d)
     return io && !d->stalled && !(io->flags & IO_IN_WRITEQ);
 }
 
+/* Watch `ev` on one descriptor.  A descriptor nobody waits on is left in
+ * the poll set with no events (changing the set allocates), unless it hung
+ * up: poll reports a hang-up whatever the events, so such a descriptor is
+ * taken out until a request needs it again. */
+static gpointer watch(FdDriver *d, gpointer tag, int fd, GIOCondition ev)
+{
+    if (!tag)
+        return ev ? g_source_add_unix_fd(&d->base, fd, ev) : NULL;
+    g_source_modify_unix_fd(&d->base, tag, ev);
+    return tag;
+}
+
 static void update_events(FdDriver *d)
 {
     GIOCondition rev = head_can_read(d) ? G_IO_IN : 0;
     GIOCondition wev = d->wq_head ? G_IO_OUT : 0;
+    CrtTarget *t = d->t;
+    gboolean shared = t->read_fd == t->write_fd;
+    gboolean watched = (d->rtag || !(shared ? rev | wev : rev)) && (shared || d->wtag || !wev);
 
     /* GLib wakes the context on every change: skip the ones that aren't. */
-    if (rev == d->rev && wev == d->wev)
+    if (rev == d->rev && wev == d->wev && watched)
         return;
     d->rev = rev;
     d->wev = wev;
-    if (d->wtag) {
-        g_source_modify_unix_fd(&d->base, d->rtag, rev);
-        g_source_modify_unix_fd(&d->base, d->wtag, wev);
+    if (!shared) {
+        d->rtag = watch(d, d->rtag, t->read_fd, rev);
+        d->wtag = watch(d, d->wtag, t->write_fd, wev);
     } else {
-        g_source_modify_unix_fd(&d->base, d->rtag, rev | wev);
+        d->rtag = watch(d, d->rtag, t->read_fd, rev | wev);
     }
+}
+
+/* Drop a descriptor that reports a hang-up or error nobody asked about. */
+static gpointer unwatch_idle(FdDriver *d, gpointer tag, GIOCondition watched)
+{
+    if (tag && !watched &&
+        (g_source_query_unix_fd(&d->base, tag) & (G_IO_HUP | G_IO_ERR | G_IO_NVAL))) {
+        g_source_remove_unix_fd(&d->base, tag);
+        return NULL;
+    }
+    return tag;
 }
 
 static void complete_read(FdDriver *d, CrtIo *io, int status, size_t n)
@@ -228,16 +254,21 @@ static void do_writes(FdDriver *d)
 static gboolean fd_dispatch(GSource *source, GSourceFunc cb, gpointer data)
 {
     FdDriver *d = (FdDriver *)source;
-    GIOCondition rev = g_source_query_unix_fd(source, d->rtag);
-    GIOCondition wev = d->wtag ? g_source_query_unix_fd(source, d->wtag) : rev;
+    gboolean shared = d->t->read_fd == d->t->write_fd;
+    GIOCondition rev = d->rtag ? g_source_query_unix_fd(source, d->rtag) : 0;
+    GIOCondition wev = shared ? rev : d->wtag ? g_source_query_unix_fd(source, d->wtag) : 0;
 
     if (wev & (G_IO_OUT | G_IO_ERR | G_IO_HUP))
         do_writes(d);
     if (rev & (G_IO_IN | G_IO_ERR | G_IO_HUP))
         do_reads(d);
     /* Completions above may have closed the target from a callback. */
-    if (!d->t->closed)
-        update_events(d);
+    if (d->t->closed)
+        return G_SOURCE_REMOVE;
+    update_events(d);
+    d->rtag = unwatch_idle(d, d->rtag, shared ? d->rev | d->wev : d->rev);
+    if (!shared)
+        d->wtag = unwatch_idle(d, d->wtag, d->wev);
     return G_SOURCE_CONTINUE;
 }
 
@@ -256,10 +287,12 @@ void crt_fd_attach(CrtTarget *t, int read_fd, int write_fd)
     d->rtag = g_source_add_unix_fd(&d->base, read_fd, 0);
     if (write_fd != read_fd)
         d->wtag = g_source_add_unix_fd(&d->base, write_fd, 0);
+    d->rev = d->wev = 0;
     g_source_set_name(&d->base, "crtfs-fd");
     g_source_attach(&d->base, crt_loop_context(t->loop));
 }
 
+/* After close (which destroyed the source on the loop thread): free it. */
 void crt_fd_detach(CrtTarget *t)
 {
     if (!t->fdd)
@@ -272,8 +305,14 @@ void crt_fd_detach(CrtTarget *t)
 static void ioctl_back(CrtTask *task)
 {
     CrtIo *io = G_STRUCT_MEMBER_P(task, -G_STRUCT_OFFSET(CrtIo, back));
+    CrtTarget *t = io->target;
 
     crt_io_complete(io, io->status, io->bytes_in, io->bytes_out);
+    /* The last unref waits for this: the descriptor outlives the ioctl. */
+    g_mutex_lock(&t->lock);
+    t->running--;
+    g_cond_broadcast(&t->cond);
+    g_mutex_unlock(&t->lock);
 }
 
 /* Worker thread: the ioctl gets the input as its argument memory, in the
@@ -315,6 +354,9 @@ void crt_fd_submit(CrtTarget *t, CrtIo *io)
     case CRT_REQUEST_IOCTL:
         io->tstate = CRT_IO_RUNNING;
         io->work.fn = ioctl_work;
+        g_mutex_lock(&t->lock);
+        t->running++;
+        g_mutex_unlock(&t->lock);
         crt_loop_pool_push(t->loop, &io->work);
         return;
     case CRT_REQUEST_READ:
@@ -368,8 +410,7 @@ void crt_fd_close(CrtTarget *t)
         unlink_io(d, io);
         crt_io_complete(io, -ECANCELED, io->progress, 0);
     }
-    d->rev = d->wev = 0;
-    g_source_modify_unix_fd(&d->base, d->rtag, 0);
-    if (d->wtag)
-        g_source_modify_unix_fd(&d->base, d->wtag, 0);
+    /* Destroyed here, on the loop thread, so no dispatch can run once the
+     * last reference drops on another thread. */
+    g_source_destroy(&d->base);
 }

@@ -165,9 +165,13 @@ static int lock_holder_from_fds(const char *path, int own_fd)
     return holder;
 }
 
-/* -EBUSY, saying who holds the tty where /proc tells us. */
-static int busy_error(const char *path, int own_fd, GError **error)
+/* -EBUSY, saying who holds the tty where /proc tells us.  `can_share`: the
+ * `shared` option would get past this lock (it cannot get past a TIOCEXCL
+ * that refuses our open() itself). */
+static int busy_error(const char *path, int own_fd, gboolean can_share, GError **error)
 {
+    const char *advice =
+        can_share ? "; add \"shared\" to the spec to open it anyway" : "";
     struct stat st;
     int pid = 0;
 
@@ -176,15 +180,11 @@ static int busy_error(const char *path, int own_fd, GError **error)
     if (pid == 0)
         pid = lock_holder_from_fds(path, own_fd);
     if (pid == 0)
-        return crt_set_error(error, EBUSY,
-                             "%s is locked by another program; add \"shared\" to the "
-                             "spec to open it anyway",
-                             path);
+        return crt_set_error(error, EBUSY, "%s is locked by another program%s", path,
+                             advice);
     char *comm = process_comm(pid);
-    int r = crt_set_error(error, EBUSY,
-                          "%s is locked by pid %d (%s); add \"shared\" to the spec to "
-                          "open it anyway",
-                          path, pid, comm ? comm : "?");
+    int r = crt_set_error(error, EBUSY, "%s is locked by pid %d (%s)%s", path, pid,
+                          comm ? comm : "?", advice);
     g_free(comm);
     return r;
 }
@@ -193,15 +193,24 @@ static int busy_error(const char *path, int own_fd, GError **error)
 
 static int tty_lock(PathState *ps, const char *path, GError **error)
 {
+    int excl = 0;
+
+    /* TIOCEXCL does not stop root, so a root daemon asks whether another
+     * program already holds the tty in exclusive mode (screen, cu...). */
+    if (ioctl(ps->fd, TIOCGEXCL, &excl) == 0 && excl)
+        return busy_error(path, ps->fd, TRUE, error);
     if (flock(ps->fd, LOCK_EX | LOCK_NB) < 0) {
-        if (errno == EWOULDBLOCK)
-            return busy_error(path, ps->fd, error);
-        return crt_set_error(error, errno, "cannot lock %s: %s", path, g_strerror(errno));
+        int err = errno;
+        if (err == EWOULDBLOCK)
+            return busy_error(path, ps->fd, TRUE, error);
+        return crt_set_error(error, err, "cannot lock %s: %s", path, g_strerror(err));
     }
     ps->flocked = TRUE;
-    if (ioctl(ps->fd, TIOCEXCL) < 0)
-        return crt_set_error(error, errno, "cannot make %s exclusive (TIOCEXCL): %s", path,
-                             g_strerror(errno));
+    if (ioctl(ps->fd, TIOCEXCL) < 0) {
+        int err = errno;
+        return crt_set_error(error, err, "cannot make %s exclusive (TIOCEXCL): %s", path,
+                             g_strerror(err));
+    }
     ps->exclusive = TRUE;
     return 0;
 }
@@ -212,14 +221,16 @@ static speed_t baud_constant(guint baud)
         guint baud;
         speed_t constant;
     } table[] = {
-        {50, B50},           {75, B75},           {110, B110},         {134, B134},
-        {150, B150},         {200, B200},         {300, B300},         {600, B600},
-        {1200, B1200},       {1800, B1800},       {2400, B2400},       {4800, B4800},
-        {9600, B9600},       {19200, B19200},     {38400, B38400},     {57600, B57600},
-        {115200, B115200},   {230400, B230400},   {460800, B460800},   {500000, B500000},
-        {576000, B576000},   {921600, B921600},   {1000000, B1000000}, {1152000, B1152000},
-        {1500000, B1500000}, {2000000, B2000000}, {2500000, B2500000}, {3000000, B3000000},
-        {3500000, B3500000}, {4000000, B4000000},
+        {50, B50},           {75, B75},           {110, B110},
+        {134, B134},         {150, B150},         {200, B200},
+        {300, B300},         {600, B600},         {1200, B1200},
+        {1800, B1800},       {2400, B2400},       {4800, B4800},
+        {9600, B9600},       {19200, B19200},     {38400, B38400},
+        {57600, B57600},     {115200, B115200},   {230400, B230400},
+        {460800, B460800},   {500000, B500000},   {576000, B576000},
+        {921600, B921600},   {1000000, B1000000}, {1152000, B1152000},
+        {1500000, B1500000}, {2000000, B2000000}, {2500000, B2500000},
+        {3000000, B3000000}, {3500000, B3500000}, {4000000, B4000000},
     };
 
     for (size_t i = 0; i < G_N_ELEMENTS(table); i++) {
@@ -270,20 +281,26 @@ static void tty_apply_spec(struct termios *tio, const CrtTargetSpec *spec)
     tio->c_cflag |= CLOCAL | CREAD;
 }
 
+/* "cannot WHAT PATH: reason" for the errno just set. */
+static int tty_error(GError **error, const char *what, const char *path)
+{
+    int err = errno;
+
+    return crt_set_error(error, err, "cannot %s %s: %s", what, path, g_strerror(err));
+}
+
 static int tty_configure(PathState *ps, const CrtTargetSpec *spec, GError **error)
 {
     struct termios tio, check;
     const char *path = spec->path;
 
     if (tcgetattr(ps->fd, &tio) < 0)
-        return crt_set_error(error, errno, "cannot read the settings of %s: %s", path,
-                             g_strerror(errno));
+        return tty_error(error, "read the settings of", path);
     ps->saved = tio;
     ps->termios_saved = TRUE;
     tty_apply_spec(&tio, spec);
     if (tcsetattr(ps->fd, TCSANOW, &tio) < 0)
-        return crt_set_error(error, errno, "cannot configure %s: %s", path,
-                             g_strerror(errno));
+        return tty_error(error, "configure", path);
     /* tcsetattr() succeeds if any one change took; a UART that cannot do
      * the requested rate would otherwise run silently at another. */
     if (spec->baud != 0 && tcgetattr(ps->fd, &check) == 0 &&
@@ -317,7 +334,7 @@ static int path_open(CrtTarget *t, const CrtTargetSpec *spec, GError **error)
 
     if (fd < 0) {
         if (errno == EBUSY)
-            return busy_error(spec->path, -1, error);
+            return busy_error(spec->path, -1, FALSE, error);
         return open_error(spec->path, errno, error);
     }
     if (fstat(fd, &st) == 0 && S_ISDIR(st.st_mode)) {

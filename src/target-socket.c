@@ -84,15 +84,17 @@ static int unix_address(const char *path, struct sockaddr_un *sa, socklen_t *len
 static int unix_open(CrtTarget *t, const CrtTargetSpec *spec, GError **error)
 {
     struct sockaddr_un sa;
-    socklen_t len;
+    socklen_t len = 0;
     int r = unix_address(spec->path, &sa, &len, error);
 
     if (r < 0)
         return r;
     int fd = socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0);
-    if (fd < 0)
-        return crt_set_error(error, errno, "cannot create a socket for %s: %s",
-                             spec->path, g_strerror(errno));
+    if (fd < 0) {
+        int err = errno;
+        return crt_set_error(error, err, "cannot create a socket for unix:%s: %s",
+                             spec->path, g_strerror(err));
+    }
     /* A blocking connect: a local listener answers at once, or its backlog
      * is full and waiting is the right thing. */
     while ((r = connect(fd, (struct sockaddr *)&sa, len)) < 0 && errno == EINTR)

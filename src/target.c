@@ -131,24 +131,29 @@ static int claim(SpecParser *p, int field, guint64 value, const char *token,
 static int parse_number(const char *key, const char *value, guint64 min, guint64 max,
                         guint64 *out, GError **error)
 {
-    if (!g_ascii_string_to_unsigned(value, 10, min, max, out, NULL))
+    if (g_ascii_string_to_unsigned(value, 10, min, max, out, NULL))
+        return 0;
+    if (max == G_MAXUINT64)
         return crt_set_error(error, EINVAL,
-                             "invalid value \"%s\" for %s: expected a whole number "
-                             "from %" G_GUINT64_FORMAT " to %" G_GUINT64_FORMAT,
-                             value, key, min, max);
-    return 0;
+                             "invalid value \"%s\" for %s: expected a whole number of at "
+                             "least %" G_GUINT64_FORMAT,
+                             value, key, min);
+    return crt_set_error(error, EINVAL,
+                         "invalid value \"%s\" for %s: expected a whole number from "
+                         "%" G_GUINT64_FORMAT " to %" G_GUINT64_FORMAT,
+                         value, key, min, max);
 }
 
 /* The rates termios has a B* constant for on Linux; target-path.c maps them. */
 static const guint standard_bauds[] = {
-    50,     75,     110,    134,     150,     200,     300,     600,
-    1200,   1800,   2400,   4800,    9600,    19200,   38400,   57600,
-    115200, 230400, 460800, 500000,  576000,  921600,  1000000, 1152000,
+    50,      75,      110,     134,     150,     200,     300,     600,
+    1200,    1800,    2400,    4800,    9600,    19200,   38400,   57600,
+    115200,  230400,  460800,  500000,  576000,  921600,  1000000, 1152000,
     1500000, 2000000, 2500000, 3000000, 3500000, 4000000,
 };
 
-static int opt_baud(SpecParser *p, const char *key, const char *value,
-                    const char *token, GError **error)
+static int opt_baud(SpecParser *p, const char *key, const char *value, const char *token,
+                    GError **error)
 {
     guint64 v = 0;
     gboolean standard = FALSE;
@@ -279,8 +284,8 @@ static int opt_flow_flag(SpecParser *p, const char *key, const char *value,
     return set_flow(p, flow, token, error);
 }
 
-static int opt_flow(SpecParser *p, const char *key, const char *value,
-                    const char *token, GError **error)
+static int opt_flow(SpecParser *p, const char *key, const char *value, const char *token,
+                    GError **error)
 {
     CrtFlow flow;
 
@@ -293,19 +298,26 @@ static int opt_flow(SpecParser *p, const char *key, const char *value,
 }
 
 /* The "8N1" shorthand every serial terminal prints: data bits, parity
- * letter, stop bits.  Returns FALSE if `token` is not of that form. */
+ * letter, stop bits.  Returns FALSE if `token` does not look like one (a
+ * digit, a letter, a digit); TRUE with *r set otherwise. */
 static gboolean parse_line_format(SpecParser *p, const char *token, int *r,
                                   GError **error)
 {
     static const char letters[] = "NEO";
     const char *letter;
 
-    if (strlen(token) != 3 || token[0] < '5' || token[0] > '8' ||
-        (token[2] != '1' && token[2] != '2'))
+    if (strlen(token) != 3 || !g_ascii_isdigit(token[0]) || !g_ascii_isalpha(token[1]) ||
+        !g_ascii_isdigit(token[2]))
         return FALSE;
     letter = strchr(letters, g_ascii_toupper(token[1]));
-    if (letter == NULL)
-        return FALSE;
+    if (token[0] < '5' || token[0] > '8' || letter == NULL ||
+        (token[2] != '1' && token[2] != '2')) {
+        *r = crt_set_error(error, EINVAL,
+                           "invalid line format \"%s\": expected data bits 5 to 8, "
+                           "parity N, E or O, and stop bits 1 or 2, as in 8N1",
+                           token);
+        return TRUE;
+    }
     *r = set_data_bits(p, (guint)(token[0] - '0'), token, error);
     if (*r == 0)
         *r = set_parity(p, (CrtParity)(letter - letters), token, error);
@@ -315,12 +327,18 @@ static gboolean parse_line_format(SpecParser *p, const char *token, int *r,
 }
 
 static const SpecOption path_options[] = {
-    {"baud", TRUE, opt_baud},          {"raw", FALSE, opt_raw},
-    {"cs5", FALSE, opt_cs},            {"cs6", FALSE, opt_cs},
-    {"cs7", FALSE, opt_cs},            {"cs8", FALSE, opt_cs},
-    {"databits", TRUE, opt_databits},  {"parity", TRUE, opt_parity},
-    {"stopbits", TRUE, opt_stopbits},  {"rtscts", FALSE, opt_flow_flag},
-    {"xonxoff", FALSE, opt_flow_flag}, {"flow", TRUE, opt_flow},
+    {"baud", TRUE, opt_baud},
+    {"raw", FALSE, opt_raw},
+    {"cs5", FALSE, opt_cs},
+    {"cs6", FALSE, opt_cs},
+    {"cs7", FALSE, opt_cs},
+    {"cs8", FALSE, opt_cs},
+    {"databits", TRUE, opt_databits},
+    {"parity", TRUE, opt_parity},
+    {"stopbits", TRUE, opt_stopbits},
+    {"rtscts", FALSE, opt_flow_flag},
+    {"xonxoff", FALSE, opt_flow_flag},
+    {"flow", TRUE, opt_flow},
     {"shared", FALSE, opt_shared},
 };
 
@@ -376,8 +394,8 @@ static const struct {
     {"EREMOTEIO", EREMOTEIO},
 };
 
-static int opt_errno(SpecParser *p, const char *key, const char *value,
-                     const char *token, GError **error)
+static int opt_errno(SpecParser *p, const char *key, const char *value, const char *token,
+                     GError **error)
 {
     guint64 v = 0;
 
@@ -423,29 +441,41 @@ static int opt_sim_number(SpecParser *p, const char *key, const char *value,
     if (r < 0)
         return r;
     switch (limits[i].field) {
-    case F_RATE: s->sim_rate = (guint)v; break;
-    case F_SIZE: s->sim_size = (guint)v; break;
-    case F_FAIL: s->sim_fail_after = v; break;
-    default: s->sim_limit = v; break;
+    case F_RATE:
+        s->sim_rate = (guint)v;
+        break;
+    case F_SIZE:
+        s->sim_size = (guint)v;
+        break;
+    case F_FAIL:
+        s->sim_fail_after = v;
+        break;
+    default:
+        s->sim_limit = v;
+        break;
     }
     return 0;
 }
 
 /* delay=MIN-MAX or delay=N, in milliseconds, at most an hour. */
-static int opt_delay(SpecParser *p, const char *key, const char *value,
-                     const char *token, GError **error)
+static int opt_delay(SpecParser *p, const char *key, const char *value, const char *token,
+                     GError **error)
 {
     const char *dash = strchr(value, '-');
     char *min_text = dash ? g_strndup(value, (gsize)(dash - value)) : g_strdup(value);
+    const char *max_text = dash ? dash + 1 : min_text;
     guint64 min = 0, max = 0;
-    int r = parse_number(key, min_text, 0, 3600000, &min, error);
+    gboolean ok = g_ascii_string_to_unsigned(min_text, 10, 0, 3600000, &min, NULL) &&
+                  g_ascii_string_to_unsigned(max_text, 10, 0, 3600000, &max, NULL);
+    int r = 0;
 
-    if (r == 0 && dash != NULL)
-        r = parse_number(key, dash + 1, 0, 3600000, &max, error);
-    else
-        max = min;
     g_free(min_text);
-    if (r == 0 && min > max)
+    if (!ok)
+        r = crt_set_error(error, EINVAL,
+                          "invalid value \"%s\" for delay: expected N or MIN-MAX, in "
+                          "milliseconds from 0 to 3600000",
+                          value);
+    else if (min > max)
         r = crt_set_error(error, EINVAL,
                           "invalid value \"%s\" for delay: the minimum is larger than "
                           "the maximum",
@@ -459,17 +489,17 @@ static int opt_delay(SpecParser *p, const char *key, const char *value,
     return r;
 }
 
-static int opt_fatal(SpecParser *p, const char *key, const char *value,
-                     const char *token, GError **error)
+static int opt_fatal(SpecParser *p, const char *key, const char *value, const char *token,
+                     GError **error)
 {
     p->spec->sim_fail_fatal = TRUE;
     return claim(p, F_FATAL, 1, token, error);
 }
 
 static const SpecOption sim_options[] = {
-    {"rate", TRUE, opt_sim_number}, {"size", TRUE, opt_sim_number},
-    {"delay", TRUE, opt_delay},     {"fail", TRUE, opt_sim_number},
-    {"errno", TRUE, opt_errno},     {"fatal", FALSE, opt_fatal},
+    {"rate", TRUE, opt_sim_number},  {"size", TRUE, opt_sim_number},
+    {"delay", TRUE, opt_delay},      {"fail", TRUE, opt_sim_number},
+    {"errno", TRUE, opt_errno},      {"fatal", FALSE, opt_fatal},
     {"limit", TRUE, opt_sim_number},
 };
 
@@ -478,11 +508,16 @@ static const SpecOption sim_options[] = {
 static const char *kind_name(CrtTargetKind kind)
 {
     switch (kind) {
-    case CRT_TARGET_PATH: return "path";
-    case CRT_TARGET_UNIX: return "unix";
-    case CRT_TARGET_TCP: return "tcp";
-    case CRT_TARGET_EXEC: return "exec";
-    case CRT_TARGET_SIM: return "sim";
+    case CRT_TARGET_PATH:
+        return "path";
+    case CRT_TARGET_UNIX:
+        return "unix";
+    case CRT_TARGET_TCP:
+        return "tcp";
+    case CRT_TARGET_EXEC:
+        return "exec";
+    case CRT_TARGET_SIM:
+        return "sim";
     }
     return "unknown";
 }
@@ -528,8 +563,9 @@ static int unknown_option(CrtTargetKind kind, const char *key, const char *token
                              "option \"%s\" applies to sim targets, not to a %s target",
                              token, kind_name(kind));
     if (kind == CRT_TARGET_UNIX || kind == CRT_TARGET_TCP)
-        return crt_set_error(error, EINVAL, "unknown option \"%s\": %s targets take no options",
-                             token, kind_name(kind));
+        return crt_set_error(error, EINVAL,
+                             "unknown option \"%s\": %s targets take no options", token,
+                             kind_name(kind));
     return crt_set_error(error, EINVAL, "unknown option \"%s\" for a %s target", token,
                          kind_name(kind));
 }
@@ -547,10 +583,11 @@ static int parse_option(SpecParser *p, const char *token, GError **error)
         if (p->spec->kind != CRT_TARGET_PATH || !parse_line_format(p, token, &r, error))
             r = unknown_option(p->spec->kind, key, token, error);
     } else if (opt->has_value && eq == NULL) {
-        r = crt_set_error(error, EINVAL, "option \"%s\" needs a value (%s=...)", token, key);
+        r = crt_set_error(error, EINVAL, "option \"%s\" needs a value (%s=...)", token,
+                          key);
     } else if (!opt->has_value && eq != NULL) {
-        r = crt_set_error(error, EINVAL, "option \"%s\" takes no value (write just \"%s\")",
-                          token, key);
+        r = crt_set_error(error, EINVAL,
+                          "option \"%s\" takes no value (write just \"%s\")", token, key);
     } else {
         r = opt->fn(p, key, eq ? eq + 1 : NULL, token, error);
     }
@@ -569,29 +606,30 @@ static int parse_tcp_address(CrtTargetSpec *s, const char *addr, GError **error)
     if (addr[0] == '[') {
         const char *close = strchr(addr, ']');
         if (close == NULL || close[1] != ':')
-            return crt_set_error(error, EINVAL,
-                                 "invalid tcp target \"tcp:%s\": expected tcp:[ADDRESS]:PORT",
-                                 addr);
+            return crt_set_error(
+                error, EINVAL,
+                "invalid tcp target \"tcp:%s\": expected tcp:[ADDRESS]:PORT", addr);
         s->host = g_strndup(addr + 1, (gsize)(close - addr - 1));
         colon = close + 1;
     } else {
         colon = strrchr(addr, ':');
         if (colon != NULL && memchr(addr, ':', (size_t)(colon - addr)) != NULL)
-            return crt_set_error(error, EINVAL,
-                                 "invalid tcp target \"tcp:%s\": write an IPv6 address in "
-                                 "brackets, as tcp:[ADDRESS]:PORT",
-                                 addr);
+            return crt_set_error(
+                error, EINVAL,
+                "invalid tcp target \"tcp:%s\": write an IPv6 address in "
+                "brackets, as tcp:[ADDRESS]:PORT",
+                addr);
         if (colon != NULL)
             s->host = g_strndup(addr, (gsize)(colon - addr));
     }
     if (colon == NULL || s->host == NULL || s->host[0] == '\0')
-        return crt_set_error(error, EINVAL,
-                             "invalid tcp target \"tcp:%s\": expected tcp:HOST:PORT", addr);
+        return crt_set_error(
+            error, EINVAL, "invalid tcp target \"tcp:%s\": expected tcp:HOST:PORT", addr);
     if (!g_ascii_string_to_unsigned(colon + 1, 10, 1, 65535, &port, NULL))
-        return crt_set_error(error, EINVAL,
-                             "invalid port \"%s\" in \"tcp:%s\": expected a number from 1 "
-                             "to 65535",
-                             colon + 1, addr);
+        return crt_set_error(
+            error, EINVAL,
+            "invalid port \"%s\" in \"tcp:%s\": expected a number from 1 to 65535",
+            colon + 1, addr);
     s->port = (guint16)port;
     return 0;
 }
@@ -680,7 +718,8 @@ static int parse_kind(CrtTargetSpec *s, const char *text, GError **error)
         s->kind = CRT_TARGET_EXEC;
         s->command = g_strchug(g_strdup(text + strlen("exec:")));
         if (s->command[0] == '\0')
-            return crt_set_error(error, EINVAL, "exec: needs a command, as in exec:COMMAND");
+            return crt_set_error(error, EINVAL,
+                                 "exec: needs a command, as in exec:COMMAND");
         return 0;
     }
     for (size_t i = 0; i < G_N_ELEMENTS(prefixes); i++) {
@@ -735,11 +774,16 @@ void crt_target_spec_clear(CrtTargetSpec *spec)
 static const CrtTargetOps *ops_for_kind(CrtTargetKind kind)
 {
     switch (kind) {
-    case CRT_TARGET_PATH: return &crt_target_path_ops;
-    case CRT_TARGET_UNIX: return &crt_target_unix_ops;
-    case CRT_TARGET_TCP: return &crt_target_tcp_ops;
-    case CRT_TARGET_EXEC: return &crt_target_exec_ops;
-    case CRT_TARGET_SIM: return &crt_target_sim_ops;
+    case CRT_TARGET_PATH:
+        return &crt_target_path_ops;
+    case CRT_TARGET_UNIX:
+        return &crt_target_unix_ops;
+    case CRT_TARGET_TCP:
+        return &crt_target_tcp_ops;
+    case CRT_TARGET_EXEC:
+        return &crt_target_exec_ops;
+    case CRT_TARGET_SIM:
+        return &crt_target_sim_ops;
     }
     return NULL;
 }
@@ -784,12 +828,14 @@ int crt_target_open(const CrtTargetSpec *spec, CrtLoop *loop, CrtTarget **out,
     return 0;
 }
 
-int crt_target_open_spec(const char *line, CrtLoop *loop, CrtTarget **out,
-                         GError **error)
+int crt_target_open_spec(const char *line, CrtLoop *loop, CrtTarget **out, GError **error)
 {
     CrtTargetSpec spec;
-    int r = crt_target_spec_parse(line, &spec, error);
+    int r;
 
+    g_return_val_if_fail(out != NULL, -EINVAL);
+    *out = NULL;
+    r = crt_target_spec_parse(line, &spec, error);
     if (r < 0)
         return r;
     r = crt_target_open(&spec, loop, out, error);
@@ -817,6 +863,13 @@ void crt_target_unref(CrtTarget *target)
     /* `closed` belongs to the loop thread, so ask there rather than read it
      * here; crt_loop_call runs inline when we already are on it. */
     crt_loop_call(target->loop, close_on_loop, target);
+    /* Blocking work on the pool (ioctls) still uses the descriptors; a
+     * worker decrements `running` and broadcasts `cond` under `lock` when it
+     * is done with them. */
+    g_mutex_lock(&target->lock);
+    while (g_atomic_int_get(&target->running) > 0)
+        g_cond_wait(&target->cond, &target->lock);
+    g_mutex_unlock(&target->lock);
     target->ops->destroy(target);
     target_free(target);
 }

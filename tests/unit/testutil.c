@@ -24,7 +24,8 @@ char *tu_tmpdir(void)
     return dir;
 }
 
-static int remove_entry(const char *path, const struct stat *st, int type, struct FTW *ftw)
+static int remove_entry(const char *path, const struct stat *st, int type,
+                        struct FTW *ftw)
 {
     if (remove(path) < 0)
         g_test_message("cannot remove %s: %s", path, g_strerror(errno));
@@ -39,17 +40,18 @@ void tu_rmrf(const char *dir)
 
 /* ---- echo servers ----------------------------------------------------- */
 
-typedef struct {
-    int fd;
+typedef struct TuConn {
+    TuServer *server;
+    int fd; /* -1 once the echo thread has closed it (server lock) */
     GThread *thread;
 } TuConn;
 
 struct TuServer {
-    int listen_fd;  /* non-blocking, so a vanished client cannot hang accept */
-    int wake[2];    /* tu_server_stop writes here to end the accept thread */
-    char *path;     /* unix socket to unlink, or NULL */
+    int listen_fd; /* non-blocking, so a vanished client cannot hang accept */
+    int wake[2];   /* tu_server_stop writes here to end the accept thread */
+    char *path;    /* unix socket to unlink, or NULL */
     GThread *acceptor;
-    GMutex lock;    /* guards conns and connections */
+    GMutex lock; /* guards conns, every TuConn.fd and connections */
     GPtrArray *conns;
     guint connections;
 };
@@ -69,6 +71,8 @@ static gboolean send_all(int fd, const char *buf, size_t len)
     return TRUE;
 }
 
+/* Echo until the client goes away, then close the connection at once, so
+ * that a test counting descriptors sees the server give its side back. */
 static gpointer echo_thread(gpointer data)
 {
     TuConn *conn = data;
@@ -82,6 +86,10 @@ static gpointer echo_thread(gpointer data)
         if (n <= 0 || !send_all(conn->fd, buf, (size_t)n))
             break;
     }
+    g_mutex_lock(&conn->server->lock);
+    close(conn->fd);
+    conn->fd = -1;
+    g_mutex_unlock(&conn->server->lock);
     return NULL;
 }
 
@@ -89,6 +97,7 @@ static void server_add_connection(TuServer *server, int fd)
 {
     TuConn *conn = g_new0(TuConn, 1);
 
+    conn->server = server;
     conn->fd = fd;
     g_mutex_lock(&server->lock);
     server->connections++;
@@ -181,6 +190,17 @@ guint tu_server_connections(TuServer *server)
     return n;
 }
 
+guint tu_server_active(TuServer *server)
+{
+    guint n = 0;
+
+    g_mutex_lock(&server->lock);
+    for (guint i = 0; i < server->conns->len; i++)
+        n += ((TuConn *)server->conns->pdata[i])->fd >= 0;
+    g_mutex_unlock(&server->lock);
+    return n;
+}
+
 void tu_server_stop(TuServer *server)
 {
     if (server == NULL)
@@ -192,9 +212,11 @@ void tu_server_stop(TuServer *server)
     for (guint i = 0; i < server->conns->len; i++) {
         TuConn *conn = server->conns->pdata[i];
 
-        shutdown(conn->fd, SHUT_RDWR);
+        g_mutex_lock(&server->lock);
+        if (conn->fd >= 0)
+            shutdown(conn->fd, SHUT_RDWR);
+        g_mutex_unlock(&server->lock);
         g_thread_join(conn->thread);
-        close(conn->fd);
         g_free(conn);
     }
     g_ptr_array_free(server->conns, TRUE);

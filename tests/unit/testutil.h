@@ -28,6 +28,9 @@ TuServer *tu_echo_server_unix(const char *path);
 TuServer *tu_echo_server_tcp(guint16 *port_out);
 /* How many connections the server has accepted so far.  Any thread. */
 guint tu_server_connections(TuServer *server);
+/* How many connections are open now: a connection closes when its client
+ * goes away.  Any thread. */
+guint tu_server_active(TuServer *server);
 /* Close the listener and every connection, join the threads, unlink a unix
  * socket, free. */
 void tu_server_stop(TuServer *server);
