@@ -22,6 +22,20 @@
  * default-completion output callback (on the loop thread) that returns
  * CRT_DISPOSITION_ENGINE_CONTINUE; its pool holds 2 x requests buffers.
  *
+ * Fairness and noise:
+ *   - The engine's loop thread is started before the first run, so the
+ *     plain loop, too, always runs in a multi-threaded process (the kernel
+ *     takes a slower path to look up a descriptor once the table is shared).
+ *   - With two or more CPUs the process (plain loop and loop thread alike)
+ *     is pinned to one CPU and the pipe's writer to another (--no-pin to
+ *     leave it to the scheduler): unpinned pipe runs swing several-fold with
+ *     where the two land.  Pipe numbers stay noisier than /dev/zero's.
+ *   - Allocation counts come from malloc-count.c.  The benchmark re-runs
+ *     itself with G_SLICE=always-malloc unless G_SLICE is set, so GLib's
+ *     slice allocations, which its magazines would otherwise hide, reach
+ *     malloc and are counted; run with G_SLICE= to count only what reaches
+ *     malloc with the magazines on.
+ *
  * Exit status: 0 whatever the numbers say, 1 when a source or the engine
  * cannot be set up, 2 for bad options.
  */
@@ -33,8 +47,8 @@
 #include <stdatomic.h>
 #include <stdio.h>
 #include <stdlib.h>
-#include <string.h>
 #include <sched.h>
+#include <string.h>
 #include <sys/prctl.h>
 #include <sys/wait.h>
 #include <unistd.h>
@@ -52,16 +66,16 @@
 typedef enum { SOURCE_ZERO, SOURCE_PIPE } Source;
 
 typedef struct {
-    double seconds;  /* measured window per run */
-    double warmup;   /* before the window */
-    int repeat;      /* runs per side per cell; the best counts */
+    double seconds; /* measured window per run */
+    double warmup;  /* before the window */
+    int repeat;     /* runs per side per cell; the best counts */
     gboolean quick;
     gboolean verbose; /* every run on stderr */
     GArray *sizes;    /* size_t */
     GArray *requests; /* guint */
     gboolean zero, pipe;
-    int pipe_size;    /* F_SETPIPE_SZ, 0 = the kernel's default */
-    gboolean no_pin;  /* leave placement to the scheduler */
+    int pipe_size;   /* F_SETPIPE_SZ, 0 = the kernel's default */
+    gboolean no_pin; /* leave placement to the scheduler */
 } Options;
 
 /* One measured window. */
@@ -76,9 +90,9 @@ typedef struct {
     Source source;
     size_t size;
     guint requests;
-    double plain_bps;  /* best of the runs */
+    double plain_bps; /* best of the runs */
     double engine_bps;
-    guint64 allocs;    /* engine windows, summed over the runs */
+    guint64 allocs; /* engine windows, summed over the runs */
     guint64 buffers;
 } Cell;
 
@@ -87,7 +101,7 @@ typedef struct {
 typedef struct {
     atomic_uint_fast64_t bytes;
     atomic_uint_fast64_t buffers;
-    atomic_int error;  /* first failure status, 0 if none */
+    atomic_int error; /* first failure status, 0 if none */
     unsigned sink;
 } Consumer;
 
@@ -182,8 +196,7 @@ static void feeder_stop(Feeder *f)
 
 /* Read until `deadline` (monotonic us), touching and counting like the
  * engine's consumer.  0, or -errno (-ENODATA at end of file). */
-static int read_until(int fd, unsigned char *buf, size_t size, gint64 deadline,
-                      Sample *s)
+static int read_until(int fd, unsigned char *buf, size_t size, gint64 deadline, Sample *s)
 {
     unsigned sink = 0;
 
@@ -212,7 +225,8 @@ static int plain_measure(int fd, size_t size, const Options *o, Sample *out)
     guint64 a0;
     int r;
 
-    r = read_until(fd, buf, size, g_get_monotonic_time() + seconds_to_us(o->warmup), &warm);
+    r = read_until(fd, buf, size, g_get_monotonic_time() + seconds_to_us(o->warmup),
+                   &warm);
     t0 = g_get_monotonic_time();
     a0 = malloc_count_allocs();
     if (r == 0)
@@ -426,8 +440,9 @@ static void print_row(FILE *f, const Cell *c)
 {
     char *size = size_label(c->size);
 
-    fprintf(f, "| %-6s | %7s | %8u | %10.1f | %11.1f | %5.3f | %13.3f | %6" G_GUINT64_FORMAT
-               " | %10" G_GUINT64_FORMAT " |\n",
+    fprintf(f,
+            "| %-6s | %7s | %8u | %10.1f | %11.1f | %5.3f | %13.3f | %6" G_GUINT64_FORMAT
+            " | %10" G_GUINT64_FORMAT " |\n",
             source_name(c->source), size, c->requests, c->plain_bps / 1e6,
             c->engine_bps / 1e6, cell_ratio(c), cell_allocs_per_buffer(c), c->allocs,
             c->buffers);
@@ -495,7 +510,8 @@ static gboolean parse_request_count(const char *s, guint *out)
 }
 
 /* A comma-separated list into `array` (of size_t or guint). */
-static gboolean parse_list(const char *text, GArray *array, gboolean sizes, GError **error)
+static gboolean parse_list(const char *text, GArray *array, gboolean sizes,
+                           GError **error)
 {
     char **items = g_strsplit(text, ",", -1);
     gboolean ok = items[0] != NULL;
@@ -510,8 +526,8 @@ static gboolean parse_list(const char *text, GArray *array, gboolean sizes, GErr
         else if (!sizes && (ok = parse_request_count(*p, &count)))
             g_array_append_val(array, count);
         if (!ok)
-            g_set_error(error, G_OPTION_ERROR, G_OPTION_ERROR_BAD_VALUE,
-                        "bad %s \"%s\"", sizes ? "size" : "request count", *p);
+            g_set_error(error, G_OPTION_ERROR, G_OPTION_ERROR_BAD_VALUE, "bad %s \"%s\"",
+                        sizes ? "size" : "request count", *p);
     }
     if (items[0] == NULL)
         g_set_error(error, G_OPTION_ERROR, G_OPTION_ERROR_BAD_VALUE, "empty list");
@@ -568,7 +584,8 @@ static gboolean options_parse(int *argc, char ***argv, Options *o, GError **erro
          "do not pin the pipe's writer and the reader to separate CPUs", NULL},
         {"pipe-size", 0, 0, G_OPTION_ARG_INT, &o->pipe_size,
          "pipe capacity in bytes (default: the kernel's)", "BYTES"},
-        {"quick", 'q', 0, G_OPTION_ARG_NONE, &o->quick, "short windows, one run each", NULL},
+        {"quick", 'q', 0, G_OPTION_ARG_NONE, &o->quick, "short windows, one run each",
+         NULL},
         {"verbose", 'v', 0, G_OPTION_ARG_NONE, &o->verbose, "print every run on stderr",
          NULL},
         {NULL}};

@@ -44,6 +44,7 @@ struct CrtEngine {
      * or a single request changes state. */
     GMutex lock;
     GCond cond;
+    guint cond_waiters;     /* threads in crt_engine_wait_unlocked() */
     CrtTarget *target;      /* in-flight requests use it */
     gboolean accepting;     /* a target is set and not being cleared */
     gboolean streaming;     /* the client wants the stream on */
@@ -57,6 +58,10 @@ struct CrtEngine {
     GThread *deliver_thread;
     CrtTask deliver_task;
     CrtTask stop_task;
+    CrtTask kick_task;      /* tells the target a buffer came back */
+    gboolean lazy_output;   /* read slots bind their output buffer at the
+                             * target, right before the read (constant) */
+    gboolean bind_blocked;  /* a bind found the output pool empty */
     guint64 next_seq;
 
     GHashTable *sends;      /* CrtRequestId -> Send, until completion */
@@ -65,6 +70,22 @@ struct CrtEngine {
 
     CrtEngineStats stats;   /* counters part only */
 };
+
+/* Wait on / wake the engine's condition; lock held.  Waking costs a system
+ * call even with nobody waiting, and the stream would pay it per buffer, so
+ * it happens only when someone waits. */
+static inline void crt_engine_wait_unlocked(CrtEngine *e)
+{
+    e->cond_waiters++;
+    g_cond_wait(&e->cond, &e->lock);
+    e->cond_waiters--;
+}
+
+static inline void crt_engine_wake_unlocked(CrtEngine *e)
+{
+    if (e->cond_waiters)
+        g_cond_broadcast(&e->cond);
+}
 
 /* engine-send.c */
 void crt_engine_sends_init(CrtEngine *e);

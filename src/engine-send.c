@@ -57,7 +57,7 @@ static void send_finish(Send *r)
     g_free(r);
     g_mutex_lock(&e->lock);
     e->sends_pending--;
-    g_cond_broadcast(&e->cond);
+    crt_engine_wake_unlocked(e);
     g_mutex_unlock(&e->lock);
 }
 
@@ -300,6 +300,6 @@ void crt_engine_sends_drain(CrtEngine *e)
     crt_loop_call(e->loop, cancel_all_on_loop, e);
     g_mutex_lock(&e->lock);
     while (e->sends_pending > 0)
-        g_cond_wait(&e->cond, &e->lock);
+        crt_engine_wait_unlocked(e);
     g_mutex_unlock(&e->lock);
 }

@@ -23,6 +23,7 @@
 
 static void slot_arm(CrtEngine *e, Slot *s);
 static void stop_unlocked(CrtEngine *e);
+static void output_returned_unlocked(CrtEngine *e);
 
 void crt_engine_config_init(CrtEngineConfig *c)
 {
@@ -83,6 +84,8 @@ static int make_pools(CrtEngine *e, GError **error)
 
 static void slot_submit_task(CrtTask *task);
 static void slot_io_done(CrtIo *io);
+static gboolean slot_bind(CrtIo *io);
+static void kick_task(CrtTask *task);
 static void deliver_task(CrtTask *task);
 static void stop_task(CrtTask *task);
 
@@ -101,6 +104,8 @@ int crt_engine_new(const CrtEngineConfig *config, CrtEngine **out, GError **erro
     g_cond_init(&e->cond);
     e->deliver_task.fn = deliver_task;
     e->stop_task.fn = stop_task;
+    e->kick_task.fn = kick_task;
+    e->lazy_output = config->type == CRT_REQUEST_READ;
     crt_engine_sends_init(e);
     r = make_pools(e, error);
     if (r < 0) {
@@ -115,6 +120,7 @@ int crt_engine_new(const CrtEngineConfig *config, CrtEngine **out, GError **erro
         s->index = i;
         s->submit.fn = slot_submit_task;
         s->io.done = slot_io_done;
+        s->io.bind = slot_bind;
     }
     *out = e;
     return 0;
@@ -131,11 +137,12 @@ void crt_engine_free(CrtEngine *e)
     crt_engine_io_target_clear(e);
     g_mutex_lock(&e->lock);
     while (e->delivering || e->at_target)
-        g_cond_wait(&e->cond, &e->lock);
+        crt_engine_wait_unlocked(e);
     g_mutex_unlock(&e->lock);
     /* The stop task may still be queued; once taken back, a call through
      * the loop waits out one that is running. */
     crt_loop_cancel(e->loop, &e->stop_task);
+    crt_loop_cancel(e->loop, &e->kick_task);
     crt_loop_call(e->loop, loop_barrier, NULL);
     for (guint i = 0; e->slots && i < e->cfg.request_count; i++)
         g_assert(e->slots[i].state == SLOT_IDLE);
@@ -157,8 +164,10 @@ static void release_buffers_unlocked(CrtEngine *e, Slot *s)
 {
     if (s->in_buf)
         crt_bufpool_put(e->in_pool, s->in_buf);
-    if (s->out_buf)
+    if (s->out_buf) {
         crt_bufpool_put(e->out_pool, s->out_buf);
+        output_returned_unlocked(e);
+    }
     s->in_buf = s->out_buf = NULL;
 }
 
@@ -166,7 +175,7 @@ static void release_buffers_unlocked(CrtEngine *e, Slot *s)
  * back (also under the lock) always sees a slot that went short. */
 static gboolean take_buffers_unlocked(CrtEngine *e, Slot *s)
 {
-    if (e->out_pool && !s->out_buf) {
+    if (e->out_pool && !e->lazy_output && !s->out_buf) {
         s->out_buf = crt_bufpool_get(e->out_pool);
         if (!s->out_buf)
             return FALSE;
@@ -235,35 +244,37 @@ static gboolean fill_input(CrtEngine *e, Slot *s, size_t *len)
     return TRUE;
 }
 
-/* Called without the lock by whoever owns the slot (start, the deliverer,
- * a buffer coming back); the slot is IDLE, WAITING (off the list) or
- * COMPLETED. */
-static void slot_arm(CrtEngine *e, Slot *s)
+/* First half of arming, engine lock held, by whoever owns the slot (start,
+ * the deliverer, a buffer coming back); the slot is IDLE, WAITING (off the
+ * list) or COMPLETED.  TRUE when the slot has its buffers and the caller
+ * must finish with slot_launch() after dropping the lock. */
+static gboolean slot_prepare_unlocked(CrtEngine *e, Slot *s)
 {
-    size_t in_len;
-
-    g_mutex_lock(&e->lock);
     if (!e->streaming) {
         release_buffers_unlocked(e, s);
         s->state = SLOT_IDLE;
-        g_cond_broadcast(&e->cond);
-        g_mutex_unlock(&e->lock);
-        return;
+        crt_engine_wake_unlocked(e);
+        return FALSE;
     }
     if (!take_buffers_unlocked(e, s)) {
         wait_append_unlocked(e, s);
-        g_mutex_unlock(&e->lock);
-        return;
+        return FALSE;
     }
     s->state = SLOT_ARMING;
     e->at_target++;
-    g_mutex_unlock(&e->lock);
+    return TRUE;
+}
+
+/* Second half, without the lock: the input callback, then off to the loop. */
+static void slot_launch(CrtEngine *e, Slot *s)
+{
+    size_t in_len;
 
     if (!fill_input(e, s, &in_len)) {
         g_mutex_lock(&e->lock);
         e->at_target--;
         wait_append_unlocked(e, s);
-        g_cond_broadcast(&e->cond);
+        crt_engine_wake_unlocked(e);
         g_mutex_unlock(&e->lock);
         return;
     }
@@ -272,8 +283,54 @@ static void slot_arm(CrtEngine *e, Slot *s)
     s->io.in = s->in_buf;
     s->io.in_len = in_len;
     s->io.out = s->out_buf;
-    s->io.out_cap = s->out_buf ? e->cfg.out_size : 0;
+    s->io.out_cap = (s->out_buf || e->lazy_output) ? e->cfg.out_size : 0;
     crt_loop_run_or_post(e->loop, &s->submit);
+}
+
+static void slot_arm(CrtEngine *e, Slot *s)
+{
+    gboolean launch;
+
+    g_mutex_lock(&e->lock);
+    launch = slot_prepare_unlocked(e, s);
+    g_mutex_unlock(&e->lock);
+    if (launch)
+        slot_launch(e, s);
+}
+
+/* Loop thread, from the target right before it reads into the request. */
+static gboolean slot_bind(CrtIo *io)
+{
+    Slot *s = G_STRUCT_MEMBER_P(io, -G_STRUCT_OFFSET(Slot, io));
+    CrtEngine *e = s->engine;
+
+    g_mutex_lock(&e->lock);
+    s->out_buf = crt_bufpool_get(e->out_pool);
+    e->bind_blocked = s->out_buf == NULL;
+    g_mutex_unlock(&e->lock);
+    io->out = s->out_buf;
+    return io->out != NULL;
+}
+
+/* A buffer came back while a bind was refused; engine lock held. */
+static void output_returned_unlocked(CrtEngine *e)
+{
+    if (e->bind_blocked) {
+        e->bind_blocked = FALSE;
+        crt_loop_post(e->loop, &e->kick_task);
+    }
+}
+
+static void kick_task(CrtTask *task)
+{
+    CrtEngine *e = G_STRUCT_MEMBER_P(task, -G_STRUCT_OFFSET(CrtEngine, kick_task));
+    CrtTarget *t;
+
+    g_mutex_lock(&e->lock);
+    t = e->at_target ? e->target : NULL;
+    g_mutex_unlock(&e->lock);
+    if (t)
+        crt_target_kick(t);
 }
 
 /* Loop thread.  A stop that came after arming wins: the request completes
@@ -394,6 +451,7 @@ static gboolean dispose_unlocked(CrtEngine *e, Slot *s, CrtDisposition d)
     } else if (s->out_buf) {
         crt_bufpool_put(e->out_pool, s->out_buf);
         s->out_buf = NULL;
+        output_returned_unlocked(e);
         freed = TRUE;
     }
     if (d == CRT_DISPOSITION_ENGINE_STOP || d == CRT_DISPOSITION_CLIENT_STOP)
@@ -419,7 +477,7 @@ static Slot *done_pop_unlocked(CrtEngine *e)
 static gboolean deliver_one(CrtEngine *e)
 {
     CrtDisposition d = CRT_DISPOSITION_ENGINE_CONTINUE;
-    gboolean kick;
+    gboolean kick, launch;
     Slot *s;
 
     g_mutex_lock(&e->lock);
@@ -427,7 +485,7 @@ static gboolean deliver_one(CrtEngine *e)
     if (!s) {
         e->delivering = FALSE;
         e->deliver_thread = NULL;
-        g_cond_broadcast(&e->cond);
+        crt_engine_wake_unlocked(e);
         g_mutex_unlock(&e->lock);
         return FALSE;
     }
@@ -441,8 +499,10 @@ static gboolean deliver_one(CrtEngine *e)
 
     g_mutex_lock(&e->lock);
     kick = dispose_unlocked(e, s, d);
+    launch = slot_prepare_unlocked(e, s); /* goes IDLE when streaming stopped */
     g_mutex_unlock(&e->lock);
-    slot_arm(e, s); /* goes IDLE when streaming stopped */
+    if (launch)
+        slot_launch(e, s);
     if (kick)
         kick_waiters(e);
     return TRUE;
@@ -519,7 +579,7 @@ static void stop_unlocked(CrtEngine *e)
     }
     if (e->at_target)
         crt_loop_post(e->loop, &e->stop_task);
-    g_cond_broadcast(&e->cond);
+    crt_engine_wake_unlocked(e);
 }
 
 /* Loop thread.  Each slot is checked again right before its cancel: a
@@ -560,7 +620,7 @@ void crt_engine_stop_and_wait(CrtEngine *e)
     /* From inside a passive callback the queue behind us is ours. */
     self = e->deliver_thread == g_thread_self();
     while (e->at_target > 0 || (!self && e->delivering))
-        g_cond_wait(&e->cond, &e->lock);
+        crt_engine_wait_unlocked(e);
     g_mutex_unlock(&e->lock);
 }
 
@@ -624,6 +684,7 @@ void crt_engine_buffer_put(CrtEngine *e, void *buffer)
     g_return_if_fail(crt_bufpool_of(buffer) == e->out_pool);
     g_mutex_lock(&e->lock);
     crt_bufpool_put(e->out_pool, buffer);
+    output_returned_unlocked(e);
     kick = e->waiting > 0;
     g_mutex_unlock(&e->lock);
     if (kick)
@@ -697,6 +758,10 @@ void crt_engine_get_stats(CrtEngine *e, CrtEngineStats *st)
     *st = e->stats;
     st->requests_in_flight = e->at_target + g_hash_table_size(e->sends);
     st->slots_waiting = e->waiting;
+    for (guint i = 0; e->bind_blocked && i < e->cfg.request_count; i++) {
+        if (e->slots[i].state == SLOT_SUBMITTED && !e->slots[i].out_buf)
+            st->slots_waiting++; /* at the target, waiting to bind a buffer */
+    }
     st->last_seq = e->next_seq;
     if (e->out_pool) {
         st->out_pool_free = crt_bufpool_free_count(e->out_pool);

@@ -40,6 +40,9 @@ struct CrtLoop {
     GThreadPool *pool;
 };
 
+/* The loop whose thread this is, for a lock-free crt_loop_is_current(). */
+static _Thread_local CrtLoop *current_loop;
+
 static void loop_wake(CrtLoop *loop)
 {
     uint64_t one = 1;
@@ -131,6 +134,7 @@ static gpointer loop_thread(gpointer data)
     sigemptyset(&set);
     sigaddset(&set, SIGPIPE);
     pthread_sigmask(SIG_BLOCK, &set, NULL);
+    current_loop = loop;
     g_main_context_acquire(loop->ctx);
     g_main_context_push_thread_default(loop->ctx);
     while (!g_atomic_int_get(&loop->quit))
@@ -163,6 +167,11 @@ CrtLoop *crt_loop_new(void)
     loop->source = (LoopSource *)g_source_new(&loop_source_funcs, sizeof(LoopSource));
     loop->source->loop = loop;
     g_source_set_name(&loop->source->base, "crtfs-loop");
+    /* Only the loop thread iterates the context and never from a dispatch,
+     * so recursion cannot happen; allowing it spares GLib from blocking and
+     * unblocking the source around each dispatch, which allocates and
+     * wakes the context every time. */
+    g_source_set_can_recurse(&loop->source->base, TRUE);
     g_source_add_unix_fd(&loop->source->base, loop->efd, G_IO_IN);
     g_source_attach(&loop->source->base, loop->ctx);
     loop->pool = g_thread_pool_new(pool_run, loop, POOL_MAX_THREADS, FALSE, NULL);
@@ -214,7 +223,7 @@ GMainContext *crt_loop_context(CrtLoop *loop)
 
 gboolean crt_loop_is_current(CrtLoop *loop)
 {
-    return g_main_context_is_owner(loop->ctx);
+    return current_loop == loop;
 }
 
 gboolean crt_loop_post(CrtLoop *loop, CrtTask *task)

@@ -200,5 +200,6 @@ const CrtTargetOps crt_target_exec_ops = {
     .submit = crt_fd_submit,
     .cancel = crt_fd_cancel,
     .close = crt_fd_close,
+    .kick = crt_fd_kick,
     .destroy = exec_destroy,
 };

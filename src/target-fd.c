@@ -36,6 +36,7 @@ typedef struct CrtFdDriver {
     CrtIo *rq_head, *rq_tail; /* reads and transactions' read sides */
     CrtIo *wq_head, *wq_tail; /* writes and transactions' write sides */
     gboolean stalled;       /* EOF or a read error: wait for a new stream */
+    gboolean bind_blocked;  /* no output buffer: wait for crt_fd_kick */
     GIOCondition rev, wev;  /* events watched now */
 } FdDriver;
 
@@ -133,7 +134,7 @@ static gboolean head_can_read(FdDriver *d)
 {
     CrtIo *io = d->rq_head;
 
-    return io && !d->stalled && !(io->flags & IO_IN_WRITEQ);
+    return io && !d->stalled && !d->bind_blocked && !(io->flags & IO_IN_WRITEQ);
 }
 
 /* Watch `ev` on one descriptor.  A descriptor nobody waits on is left in
@@ -194,12 +195,23 @@ static void do_reads(FdDriver *d)
 
     for (int budget = READ_BUDGET; budget > 0 && head_can_read(d); budget--) {
         CrtIo *io = d->rq_head;
-        ssize_t n = io->out_cap ? read(t->read_fd, io->out, io->out_cap) : 0;
+        size_t cap = io->out_cap; /* io may be reused once completed */
+        ssize_t n;
+
+        if (cap && !io->out && !io->bind(io)) {
+            d->bind_blocked = TRUE;
+            break;
+        }
+        n = cap ? read(t->read_fd, io->out, cap) : 0;
 
         if (n > 0) {
             __atomic_add_fetch(&t->bytes_read, (guint64)n, __ATOMIC_RELAXED);
             complete_read(d, io, 0, (size_t)n);
-        } else if (n == 0 && io->out_cap == 0) {
+            /* A short read drained a pipe or socket: poll rather than try
+             * again only to meet EAGAIN. */
+            if ((size_t)n < cap)
+                break;
+        } else if (n == 0 && cap == 0) {
             complete_read(d, io, 0, 0); /* a zero-size read: readiness only */
         } else if (n == 0) {
             /* End of stream: one request reports it; the rest wait for the
@@ -289,6 +301,7 @@ void crt_fd_attach(CrtTarget *t, int read_fd, int write_fd)
         d->wtag = g_source_add_unix_fd(&d->base, write_fd, 0);
     d->rev = d->wev = 0;
     g_source_set_name(&d->base, "crtfs-fd");
+    g_source_set_can_recurse(&d->base, TRUE); /* see loop.c: no allocation per dispatch */
     g_source_attach(&d->base, crt_loop_context(t->loop));
 }
 
@@ -398,6 +411,12 @@ gboolean crt_fd_cancel(CrtTarget *t, CrtIo *io, int status)
     if (!t->closed)
         update_events(d);
     return TRUE;
+}
+
+void crt_fd_kick(CrtTarget *t)
+{
+    t->fdd->bind_blocked = FALSE;
+    update_events(t->fdd);
 }
 
 void crt_fd_close(CrtTarget *t)

@@ -215,7 +215,7 @@ static int tty_lock(PathState *ps, const char *path, GError **error)
     return 0;
 }
 
-static speed_t baud_constant(guint baud)
+speed_t crt_baud_constant(guint baud)
 {
     static const struct {
         guint baud;
@@ -237,7 +237,7 @@ static speed_t baud_constant(guint baud)
         if (table[i].baud == baud)
             return table[i].constant;
     }
-    return B0; /* the parser admits only the rates above */
+    return B0;
 }
 
 /* Apply the spec's line settings to `tio`; options not given stay as the
@@ -253,8 +253,8 @@ static void tty_apply_spec(struct termios *tio, const CrtTargetSpec *spec)
         tio->c_cc[VTIME] = 0;
     }
     if (spec->baud != 0) {
-        cfsetispeed(tio, baud_constant(spec->baud));
-        cfsetospeed(tio, baud_constant(spec->baud));
+        cfsetispeed(tio, crt_baud_constant(spec->baud));
+        cfsetospeed(tio, crt_baud_constant(spec->baud));
     }
     if (spec->data_bits >= 5 && spec->data_bits <= 8)
         tio->c_cflag = (tio->c_cflag & ~(tcflag_t)CSIZE) | sizes[spec->data_bits - 5];
@@ -304,7 +304,7 @@ static int tty_configure(PathState *ps, const CrtTargetSpec *spec, GError **erro
     /* tcsetattr() succeeds if any one change took; a UART that cannot do
      * the requested rate would otherwise run silently at another. */
     if (spec->baud != 0 && tcgetattr(ps->fd, &check) == 0 &&
-        cfgetospeed(&check) != baud_constant(spec->baud))
+        cfgetospeed(&check) != crt_baud_constant(spec->baud))
         return crt_set_error(error, EINVAL, "%s does not support baud=%u", path,
                              spec->baud);
     return 0;
@@ -394,6 +394,7 @@ const CrtTargetOps crt_target_path_ops = {
     .submit = crt_fd_submit,
     .cancel = crt_fd_cancel,
     .close = crt_fd_close,
+    .kick = crt_fd_kick,
     .destroy = path_destroy,
     .counters = path_counters,
 };

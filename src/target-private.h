@@ -9,6 +9,8 @@
 #ifndef CRTFS_TARGET_PRIVATE_H
 #define CRTFS_TARGET_PRIVATE_H
 
+#include <termios.h>
+
 #include <crtfs/target.h>
 
 typedef struct CrtIo CrtIo;
@@ -30,6 +32,13 @@ struct CrtIo {
     void *out;
     size_t out_cap;
     CrtIoDoneFn done;   /* loop thread, exactly once per submit */
+    /* A read may come with out == NULL and out_cap > 0: the target calls
+     * bind (loop thread) right before it fills the request, and bind
+     * attaches the output buffer, or returns FALSE when none is free; the
+     * target then reads nothing until crt_target_kick().  Binding late keeps
+     * the buffer just returned by the consumer in use, so a stream cycles
+     * through one cache-hot buffer instead of one per request. */
+    gboolean (*bind)(CrtIo *io);
 
     /* Results, written by the target before done(). */
     int status;         /* 0 or -errno; -ENODATA means end of stream */
@@ -70,6 +79,8 @@ typedef struct {
     /* Free the kind's state: close descriptors, restore termios, reap a
      * child.  Called once, from the last unref, after close. */
     void (*destroy)(CrtTarget *t);
+    /* A failed bind may succeed now: try the head read again.  Loop thread. */
+    void (*kick)(CrtTarget *t);
     /* Kind-specific counters (tty icount); may be NULL.  Any thread. */
     void (*counters)(CrtTarget *t, CrtTargetCounters *c);
 } CrtTargetOps;
@@ -107,7 +118,12 @@ void crt_fd_attach(CrtTarget *t, int read_fd, int write_fd);
 void crt_fd_submit(CrtTarget *t, CrtIo *io);
 gboolean crt_fd_cancel(CrtTarget *t, CrtIo *io, int status);
 void crt_fd_close(CrtTarget *t);
+void crt_fd_kick(CrtTarget *t);
 void crt_fd_detach(CrtTarget *t);
+
+/* The termios B* constant of a standard rate, B0 for any other rate (the
+ * spec parser admits only these).  target-path.c. */
+speed_t crt_baud_constant(guint baud);
 
 /* Set a descriptor O_NONBLOCK and FD_CLOEXEC; 0 or -errno. */
 int crt_fd_set_nonblock(int fd);
@@ -116,6 +132,7 @@ int crt_fd_set_nonblock(int fd);
 void crt_target_submit(CrtTarget *t, CrtIo *io);
 gboolean crt_target_cancel(CrtTarget *t, CrtIo *io, int status);
 void crt_target_close(CrtTarget *t);
+void crt_target_kick(CrtTarget *t);
 
 /* A GError in the G_IO_ERROR domain for a positive errno; returns -err. */
 int crt_set_error(GError **error, int err, const char *fmt, ...) G_GNUC_PRINTF(3, 4);

@@ -53,6 +53,7 @@ typedef struct {
     gint64 clock_start;  /* rate clock origin, monotonic us */
     guint64 clock_base;  /* `produced` at clock_start */
     gboolean stalled;    /* EOF or a fatal failure was reported */
+    gboolean bind_blocked; /* no output buffer: wait for a kick */
     GByteArray *echo;    /* written bytes not read yet */
     GRand *rand;
 } Sim;
@@ -191,7 +192,7 @@ static gboolean serve_one_read(Sim *s)
     CrtIo *io = s->reads.head;
     gssize n;
 
-    if (s->stalled)
+    if (s->stalled || s->bind_blocked)
         return FALSE;
     if (s->limit && s->reads_served >= s->limit) {
         s->stalled = TRUE;
@@ -199,6 +200,10 @@ static gboolean serve_one_read(Sim *s)
         io->fatal = TRUE;
         crt_io_complete(io, -ENODATA, 0, 0);
         return TRUE;
+    }
+    if (io->out_cap && !io->out && !io->bind(io)) {
+        s->bind_blocked = TRUE;
+        return FALSE;
     }
     n = generate(s, io);
     if (n < 0)
@@ -346,6 +351,14 @@ static void sim_submit(CrtTarget *t, CrtIo *io)
     }
 }
 
+static void sim_kick(CrtTarget *t)
+{
+    Sim *s = t->impl;
+
+    s->bind_blocked = FALSE;
+    crt_loop_post(t->loop, &s->serve);
+}
+
 static gboolean sim_cancel(CrtTarget *t, CrtIo *io, int status)
 {
     Sim *s = t->impl;
@@ -416,5 +429,6 @@ const CrtTargetOps crt_target_sim_ops = {
     .submit = sim_submit,
     .cancel = sim_cancel,
     .close = sim_close,
+    .kick = sim_kick,
     .destroy = sim_destroy,
 };

@@ -211,6 +211,7 @@ const CrtTargetOps crt_target_unix_ops = {
     .submit = crt_fd_submit,
     .cancel = crt_fd_cancel,
     .close = crt_fd_close,
+    .kick = crt_fd_kick,
     .destroy = socket_destroy,
 };
 
@@ -220,5 +221,6 @@ const CrtTargetOps crt_target_tcp_ops = {
     .submit = crt_fd_submit,
     .cancel = crt_fd_cancel,
     .close = crt_fd_close,
+    .kick = crt_fd_kick,
     .destroy = socket_destroy,
 };

@@ -14,6 +14,8 @@
 
 #include <gio/gio.h>
 
+#include <termios.h>
+
 #include "target-private.h"
 
 /* ---- request types ---------------------------------------------------- */
@@ -144,14 +146,6 @@ static int parse_number(const char *key, const char *value, guint64 min, guint64
                          value, key, min, max);
 }
 
-/* The rates termios has a B* constant for on Linux; target-path.c maps them. */
-static const guint standard_bauds[] = {
-    50,      75,      110,     134,     150,     200,     300,     600,
-    1200,    1800,    2400,    4800,    9600,    19200,   38400,   57600,
-    115200,  230400,  460800,  500000,  576000,  921600,  1000000, 1152000,
-    1500000, 2000000, 2500000, 3000000, 3500000, 4000000,
-};
-
 static int opt_baud(SpecParser *p, const char *key, const char *value, const char *token,
                     GError **error)
 {
@@ -159,8 +153,7 @@ static int opt_baud(SpecParser *p, const char *key, const char *value, const cha
     gboolean standard = FALSE;
 
     if (g_ascii_string_to_unsigned(value, 10, 1, 4000000, &v, NULL)) {
-        for (size_t i = 0; i < G_N_ELEMENTS(standard_bauds); i++)
-            standard = standard || standard_bauds[i] == v;
+        standard = crt_baud_constant((guint)v) != B0;
     }
     if (!standard)
         return crt_set_error(error, EINVAL,
@@ -872,6 +865,12 @@ void crt_target_unref(CrtTarget *target)
     g_mutex_unlock(&target->lock);
     target->ops->destroy(target);
     target_free(target);
+}
+
+void crt_target_kick(CrtTarget *t)
+{
+    if (!t->closed && t->ops->kick)
+        t->ops->kick(t);
 }
 
 void crt_target_submit(CrtTarget *t, CrtIo *io)
