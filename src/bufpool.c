@@ -241,6 +241,14 @@ static BufHeader *init_slot(CrtBufPool *pool, char *slot, gboolean extra)
     return header;
 }
 
+int crt_bufpool_check(guint count, size_t size, size_t context_size, gboolean lookaside,
+                      GError **error)
+{
+    CrtBufPool probe = {.lookaside = lookaside};
+
+    return layout_pool(&probe, count, size, context_size, NULL, error);
+}
+
 CrtBufPool *crt_bufpool_new(guint count, size_t size, size_t context_size,
                             gboolean lookaside, CrtMemory memory, int *errno_out,
                             GError **error)

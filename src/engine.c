@@ -59,6 +59,13 @@ int crt_engine_config_validate(const CrtEngineConfig *c, GError **error)
                              "out_count 0 leaves no output buffer (set lookaside or a count)");
     if (crt_request_type_has_input(c->type) && c->in_size > 0 && c->in_count == 0)
         return crt_set_error(error, EINVAL, "in_count 0 leaves no input buffer");
+    if (crt_request_type_has_output(c->type) && c->out_size > 0 &&
+        crt_bufpool_check(c->out_count, c->out_size, c->out_context_size,
+                          c->lookaside_output, error) < 0)
+        return -EINVAL;
+    if (crt_request_type_has_input(c->type) && c->in_size > 0 &&
+        crt_bufpool_check(c->in_count, c->in_size, c->in_context_size, FALSE, error) < 0)
+        return -EINVAL;
     return 0;
 }
 
@@ -408,6 +415,7 @@ static void slot_io_done(CrtIo *io)
 
     g_mutex_lock(&e->lock);
     e->at_target--;
+    crt_engine_wake_unlocked(e); /* stop-and-wait from a passive callback */
     s->state = SLOT_COMPLETED;
     s->completions++;
     s->fatal = io->fatal;

@@ -381,7 +381,13 @@ void crt_fd_submit(CrtTarget *t, CrtIo *io)
         wq_append(d, io);
         break;
     case CRT_REQUEST_INTERNAL_IOCTL: {
-        CrtIo *pos = d->rq_head;
+        CrtIo *pos;
+
+        /* Bytes already waiting belong to the stream: hand them to the
+         * queued reads before the transaction takes the head. */
+        if (head_can_read(d))
+            do_reads(d);
+        pos = d->rq_head;
 
         /* Ahead of every streaming read, behind earlier transactions. */
         while (pos && (pos->flags & IO_TXN))

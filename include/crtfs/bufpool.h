@@ -57,6 +57,11 @@ CrtBufPool *crt_bufpool_new(guint count, size_t size, size_t context_size,
                             gboolean lookaside, CrtMemory memory,
                             int *errno_out, GError **error);
 
+/* The argument checks of crt_bufpool_new() without creating anything:
+ * 0, or -EINVAL with `error` naming the value. */
+int crt_bufpool_check(guint count, size_t size, size_t context_size, gboolean lookaside,
+                      GError **error);
+
 /* Free the pool and every buffer in it.  Buffers still handed out must not
  * be used or put afterwards (a programmer error). */
 void crt_bufpool_free(CrtBufPool *pool);

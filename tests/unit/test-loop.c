@@ -103,7 +103,8 @@ static gboolean count_at_least(gpointer data)
 
 /* This program links no test helpers (see Makefile.am), so it polls on
  * its own: TRUE once cond(data) holds, FALSE after `timeout_ms`. */
-static gboolean wait_until(gboolean (*cond)(gpointer data), gpointer data, guint timeout_ms)
+static gboolean wait_until(gboolean (*cond)(gpointer data), gpointer data,
+                           guint timeout_ms)
 {
     gint64 deadline = g_get_monotonic_time() + (gint64)timeout_ms * 1000;
 
@@ -328,10 +329,10 @@ struct Timers {
     CrtLoop *loop;
     TestTimer t[N_TIMERS];
     GMutex lock;
-    GArray *fired;      /* indexes in firing order; lock */
-    gint bad;           /* atomic: fired early or still marked armed */
-    gint off_loop;      /* atomic: fired off the loop thread */
-    gint fired_count;   /* atomic */
+    GArray *fired;    /* indexes in firing order; lock */
+    gint bad;         /* atomic: fired early or still marked armed */
+    gint off_loop;    /* atomic: fired off the loop thread */
+    gint fired_count; /* atomic */
     gboolean stop_result[N_TIMERS];
 };
 
@@ -464,10 +465,10 @@ static void test_timer_rearm(void)
 typedef struct {
     CrtTask task;
     CrtLoop *loop;
-    gboolean inner_ran;      /* set by the inner call */
+    gboolean inner_ran; /* set by the inner call */
     gboolean inner_on_loop;
-    gboolean inline_ok;      /* the inner call ran before crt_loop_call returned */
-    gint outer_done;         /* atomic */
+    gboolean inline_ok; /* the inner call ran before crt_loop_call returned */
+    gint outer_done;    /* atomic */
 } CallInline;
 
 static void inner_call(gpointer data)
@@ -491,8 +492,8 @@ static void call_from_loop(CrtTask *task)
 
 typedef struct {
     CrtLoop *loop;
-    gint ran;       /* atomic */
-    gint on_loop;   /* atomic */
+    gint ran;     /* atomic */
+    gint on_loop; /* atomic */
 } SlowCall;
 
 static void slow_call(gpointer data)
@@ -571,9 +572,9 @@ static void test_run_or_post(void)
 typedef struct {
     CrtTask task;
     CrtLoop *loop;
-    gint *on_loop;   /* atomic */
-    gint *done;      /* atomic */
-    gint runs;       /* atomic */
+    gint *on_loop; /* atomic */
+    gint *done;    /* atomic */
+    gint runs;     /* atomic */
 } PoolTask;
 
 static void pool_task_run(CrtTask *task)
@@ -619,8 +620,8 @@ static void test_pool(void)
     gint on_loop = 0, done = 0;
 
     for (guint i = 0; i < POOL_TASKS; i++) {
-        tasks[i] = (PoolTask){.task.fn = pool_task_run, .loop = loop, .on_loop = &on_loop,
-                              .done = &done};
+        tasks[i] = (PoolTask){
+            .task.fn = pool_task_run, .loop = loop, .on_loop = &on_loop, .done = &done};
         crt_loop_pool_push(loop, &tasks[i].task);
     }
     g_assert_true(wait_count(&done, POOL_TASKS));
@@ -660,8 +661,10 @@ static void test_unref_runs_queued(void)
         g_assert_true(crt_loop_post(loop, &tasks[i].task));
     }
     for (guint i = 0; i < G_N_ELEMENTS(pool_tasks); i++) {
-        pool_tasks[i] = (PoolTask){.task.fn = pool_task_run, .loop = loop,
-                                   .on_loop = &on_loop, .done = &pool_done};
+        pool_tasks[i] = (PoolTask){.task.fn = pool_task_run,
+                                   .loop = loop,
+                                   .on_loop = &on_loop,
+                                   .done = &pool_done};
         crt_loop_pool_push(loop, &pool_tasks[i].task);
     }
     crt_loop_unref(loop);
