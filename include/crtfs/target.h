@@ -55,6 +55,9 @@ typedef enum {
 typedef enum { CRT_PARITY_NONE = 0, CRT_PARITY_EVEN, CRT_PARITY_ODD } CrtParity;
 typedef enum { CRT_FLOW_NONE = 0, CRT_FLOW_RTSCTS, CRT_FLOW_XONXOFF } CrtFlow;
 
+/* "path", "unix", "tcp", "exec", "sim". */
+const char *crt_target_kind_to_string(CrtTargetKind kind);
+
 /* The simulator's generators for read requests. */
 typedef enum {
     CRT_SIM_GEN_RECORDS = 0, /* text lines "NNNNNNNNNN sim record\n" padded to size */
