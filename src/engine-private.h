@@ -20,14 +20,14 @@ struct Slot {
     CrtIo io;
     CrtEngine *engine;
     guint index;
-    SlotState state;    /* engine lock */
-    void *in_buf;       /* engine lock */
-    void *out_buf;      /* engine lock */
-    CrtTask submit;     /* carries the request to the loop */
-    Slot *next;         /* wait list or completion queue; engine lock */
-    CrtOutput result;   /* written at completion, read by the deliverer */
+    SlotState state;  /* engine lock */
+    void *in_buf;     /* engine lock */
+    void *out_buf;    /* engine lock */
+    CrtTask submit;   /* carries the request to the loop */
+    Slot *next;       /* wait list or completion queue; engine lock */
+    CrtOutput result; /* written at completion, read by the deliverer */
     gboolean fatal;
-    guint64 completions;/* engine lock; per-slot count for tests */
+    guint64 completions; /* engine lock; per-slot count for tests */
 };
 
 typedef struct Send Send;
@@ -44,31 +44,31 @@ struct CrtEngine {
      * or a single request changes state. */
     GMutex lock;
     GCond cond;
-    guint cond_waiters;     /* threads in crt_engine_wait_unlocked() */
-    CrtTarget *target;      /* in-flight requests use it */
-    gboolean accepting;     /* a target is set and not being cleared */
-    gboolean streaming;     /* the client wants the stream on */
+    guint cond_waiters; /* threads in crt_engine_wait_unlocked() */
+    CrtTarget *target;  /* in-flight requests use it */
+    gboolean accepting; /* a target is set and not being cleared */
+    gboolean streaming; /* the client wants the stream on */
     gboolean suspended;
     gboolean resume_streaming;
-    guint at_target;        /* slots ARMING or SUBMITTED */
-    guint waiting;          /* slots WAITING */
+    guint at_target; /* slots ARMING or SUBMITTED */
+    guint waiting;   /* slots WAITING */
     Slot *wait_head, *wait_tail;
     Slot *done_head, *done_tail;
-    gboolean delivering;    /* a deliverer owns the completion queue */
+    gboolean delivering; /* a deliverer owns the completion queue */
     GThread *deliver_thread;
     CrtTask deliver_task;
     CrtTask stop_task;
-    CrtTask kick_task;      /* tells the target a buffer came back */
-    gboolean lazy_output;   /* read slots bind their output buffer at the
-                             * target, right before the read (constant) */
-    gboolean bind_blocked;  /* a bind found the output pool empty */
+    CrtTask kick_task;     /* tells the target a buffer came back */
+    gboolean lazy_output;  /* read slots bind their output buffer at the
+                            * target, right before the read (constant) */
+    gboolean bind_blocked; /* a bind found the output pool empty */
     guint64 next_seq;
 
-    GHashTable *sends;      /* CrtRequestId -> Send, until completion */
-    guint sends_pending;    /* Send structures alive */
+    GHashTable *sends;   /* CrtRequestId -> Send, until completion */
+    guint sends_pending; /* Send structures alive */
     CrtRequestId next_id;
 
-    CrtEngineStats stats;   /* counters part only */
+    CrtEngineStats stats; /* counters part only */
 };
 
 /* Wait on / wake the engine's condition; lock held.  Waking costs a system

@@ -183,11 +183,12 @@ int crt_engine_send_ex(CrtEngine *e, const void *request, size_t request_len,
 
 int crt_engine_send(CrtEngine *e, const void *request, size_t request_len, void *response,
                     size_t response_len, CrtRequestType type, guint32 ioctl,
-                    guint timeout_ms, CrtSendCompletionFn callback, gpointer request_context)
+                    guint timeout_ms, CrtSendCompletionFn callback,
+                    gpointer request_context)
 {
-    return crt_engine_send_ex(e, request, request_len, response, response_len, type, ioctl,
-                              timeout_ms, CRT_COMPLETION_DEFAULT, callback, request_context,
-                              NULL);
+    return crt_engine_send_ex(e, request, request_len, response, response_len, type,
+                              ioctl, timeout_ms, CRT_COMPLETION_DEFAULT, callback,
+                              request_context, NULL);
 }
 
 typedef struct {

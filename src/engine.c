@@ -51,12 +51,14 @@ int crt_engine_config_validate(const CrtEngineConfig *c, GError **error)
         return crt_set_error(error, EINVAL, "mode %d is not valid", c->mode);
     if ((guint)c->completion >= CRT_COMPLETION_MAXIMUM)
         return crt_set_error(error, EINVAL, "completion %d is not valid", c->completion);
-    if ((guint)c->in_memory > CRT_MEMORY_LOCKED || (guint)c->out_memory > CRT_MEMORY_LOCKED)
+    if ((guint)c->in_memory > CRT_MEMORY_LOCKED ||
+        (guint)c->out_memory > CRT_MEMORY_LOCKED)
         return crt_set_error(error, EINVAL, "memory kind is not valid");
     if (crt_request_type_has_output(c->type) && c->out_size > 0 && c->out_count == 0 &&
         !c->lookaside_output)
-        return crt_set_error(error, EINVAL,
-                             "out_count 0 leaves no output buffer (set lookaside or a count)");
+        return crt_set_error(
+            error, EINVAL,
+            "out_count 0 leaves no output buffer (set lookaside or a count)");
     if (crt_request_type_has_input(c->type) && c->in_size > 0 && c->in_count == 0)
         return crt_set_error(error, EINVAL, "in_count 0 leaves no input buffer");
     if (crt_request_type_has_output(c->type) && c->out_size > 0 &&
@@ -782,7 +784,8 @@ void crt_engine_get_stats(CrtEngine *e, CrtEngineStats *st)
     g_mutex_unlock(&e->lock);
 }
 
-static const char *const state_names[] = {"stopped", "streaming", "stopping", "suspended"};
+static const char *const state_names[] = {"stopped", "streaming", "stopping",
+                                          "suspended"};
 static const char *const mode_names[] = {NULL, "automatic", "manual"};
 static const char *const completion_names[] = {"default", "passive"};
 
@@ -793,7 +796,8 @@ const char *crt_engine_state_to_string(CrtEngineState state)
 
 const char *crt_mode_to_string(CrtMode mode)
 {
-    return mode > CRT_MODE_INVALID && mode < CRT_MODE_MAXIMUM ? mode_names[mode] : "invalid";
+    return mode > CRT_MODE_INVALID && mode < CRT_MODE_MAXIMUM ? mode_names[mode]
+                                                              : "invalid";
 }
 
 static int name_lookup(const char *s, const char *const *names, guint n)
@@ -817,8 +821,9 @@ int crt_mode_from_string(const char *s, CrtMode *out)
 
 const char *crt_completion_to_string(CrtCompletion completion)
 {
-    return (guint)completion < G_N_ELEMENTS(completion_names) ? completion_names[completion]
-                                                               : "invalid";
+    return (guint)completion < G_N_ELEMENTS(completion_names)
+               ? completion_names[completion]
+               : "invalid";
 }
 
 int crt_completion_from_string(const char *s, CrtCompletion *out)

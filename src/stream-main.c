@@ -11,9 +11,9 @@
 #include <crtfs/crtfs.h>
 
 typedef struct {
-    guint64 limit;     /* buffers to print, 0 = until the stream ends */
+    guint64 limit; /* buffers to print, 0 = until the stream ends */
     guint64 received;
-    gboolean verbose;  /* a header line per buffer */
+    gboolean verbose; /* a header line per buffer */
     GMutex lock;
     GCond cond;
     gboolean finished;
@@ -28,8 +28,8 @@ static CrtDisposition on_output(CrtEngine *e, const CrtOutput *out, gpointer dat
     if (out->status == -ECANCELED)
         return CRT_DISPOSITION_ENGINE_CONTINUE;
     if (st->verbose)
-        printf("# seq %" G_GUINT64_FORMAT " status %d length %zu\n", out->seq, out->status,
-               out->length);
+        printf("# seq %" G_GUINT64_FORMAT " status %d length %zu\n", out->seq,
+               out->status, out->length);
     if (out->length)
         fwrite(out->buffer, 1, out->length, stdout);
     fflush(stdout);
@@ -54,7 +54,8 @@ int main(int argc, char **argv)
         {"count", 'n', 0, G_OPTION_ARG_INT64, &count, "buffers to print (0: all)", "N"},
         {"requests", 'r', 0, G_OPTION_ARG_INT, &requests, "requests in flight", "N"},
         {"size", 's', 0, G_OPTION_ARG_INT, &size, "output buffer size", "BYTES"},
-        {"verbose", 'v', 0, G_OPTION_ARG_NONE, &verbose, "a header line per buffer", NULL},
+        {"verbose", 'v', 0, G_OPTION_ARG_NONE, &verbose, "a header line per buffer",
+         NULL},
         {NULL}};
     GOptionContext *octx = g_option_context_new("[TARGET-SPEC]");
     GError *error = NULL;
@@ -64,8 +65,9 @@ int main(int argc, char **argv)
     CrtTarget *target = NULL;
     const char *spec;
 
-    g_option_context_set_summary(octx, "Stream a target through the crtfs engine to stdout.\n"
-                                       "The default target is `sim:records rate=10`.");
+    g_option_context_set_summary(octx,
+                                 "Stream a target through the crtfs engine to stdout.\n"
+                                 "The default target is `sim:records rate=10`.");
     g_option_context_add_main_entries(octx, entries, NULL);
     if (!g_option_context_parse(octx, &argc, &argv, &error)) {
         fprintf(stderr, "crtfs-stream: %s\n", error->message);

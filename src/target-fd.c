@@ -32,12 +32,12 @@ enum {
 typedef struct CrtFdDriver {
     GSource base;
     CrtTarget *t;
-    gpointer rtag, wtag;    /* wtag NULL when both sides share one fd */
+    gpointer rtag, wtag;      /* wtag NULL when both sides share one fd */
     CrtIo *rq_head, *rq_tail; /* reads and transactions' read sides */
     CrtIo *wq_head, *wq_tail; /* writes and transactions' write sides */
-    gboolean stalled;       /* EOF or a read error: wait for a new stream */
-    gboolean bind_blocked;  /* no output buffer: wait for crt_fd_kick */
-    GIOCondition rev, wev;  /* events watched now */
+    gboolean stalled;         /* EOF or a read error: wait for a new stream */
+    gboolean bind_blocked;    /* no output buffer: wait for crt_fd_kick */
+    GIOCondition rev, wev;    /* events watched now */
 } FdDriver;
 
 int crt_fd_set_nonblock(int fd)
@@ -155,7 +155,8 @@ static void update_events(FdDriver *d)
     GIOCondition wev = d->wq_head ? G_IO_OUT : 0;
     CrtTarget *t = d->t;
     gboolean shared = t->read_fd == t->write_fd;
-    gboolean watched = (d->rtag || !(shared ? rev | wev : rev)) && (shared || d->wtag || !wev);
+    gboolean watched =
+        (d->rtag || !(shared ? rev | wev : rev)) && (shared || d->wtag || !wev);
 
     /* GLib wakes the context on every change: skip the ones that aren't. */
     if (rev == d->rev && wev == d->wev && watched)
@@ -268,7 +269,9 @@ static gboolean fd_dispatch(GSource *source, GSourceFunc cb, gpointer data)
     FdDriver *d = (FdDriver *)source;
     gboolean shared = d->t->read_fd == d->t->write_fd;
     GIOCondition rev = d->rtag ? g_source_query_unix_fd(source, d->rtag) : 0;
-    GIOCondition wev = shared ? rev : d->wtag ? g_source_query_unix_fd(source, d->wtag) : 0;
+    GIOCondition wev = shared    ? rev
+                       : d->wtag ? g_source_query_unix_fd(source, d->wtag)
+                                 : 0;
 
     if (wev & (G_IO_OUT | G_IO_ERR | G_IO_HUP))
         do_writes(d);

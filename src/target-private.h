@@ -19,8 +19,8 @@ typedef void (*CrtIoDoneFn)(CrtIo *io);
 /* Where a CrtIo is in a target (target-private; 0 when not at a target). */
 enum {
     CRT_IO_IDLE = 0,
-    CRT_IO_QUEUED,    /* waiting in a kind's queue: cancel takes it back */
-    CRT_IO_RUNNING,   /* on a worker thread or past the point of no return */
+    CRT_IO_QUEUED,  /* waiting in a kind's queue: cancel takes it back */
+    CRT_IO_RUNNING, /* on a worker thread or past the point of no return */
 };
 
 struct CrtIo {
@@ -31,7 +31,7 @@ struct CrtIo {
     size_t in_len;
     void *out;
     size_t out_cap;
-    CrtIoDoneFn done;   /* loop thread, exactly once per submit */
+    CrtIoDoneFn done; /* loop thread, exactly once per submit */
     /* A read may come with out == NULL and out_cap > 0: the target calls
      * bind (loop thread) right before it fills the request, and bind
      * attaches the output buffer, or returns FALSE when none is free; the
@@ -41,21 +41,21 @@ struct CrtIo {
     gboolean (*bind)(CrtIo *io);
 
     /* Results, written by the target before done(). */
-    int status;         /* 0 or -errno; -ENODATA means end of stream */
-    size_t bytes_in;    /* bytes written to the target */
-    size_t bytes_out;   /* bytes placed in `out` */
-    gboolean fatal;     /* the target cannot produce more: streaming stops */
+    int status;       /* 0 or -errno; -ENODATA means end of stream */
+    size_t bytes_in;  /* bytes written to the target */
+    size_t bytes_out; /* bytes placed in `out` */
+    gboolean fatal;   /* the target cannot produce more: streaming stops */
 
     /* Target-private bookkeeping. */
     CrtTarget *target;
-    CrtIo *next, *prev; /* the kind's queue */
+    CrtIo *next, *prev;   /* the kind's queue */
     CrtIo *rnext, *rprev; /* second queue (transactions: read side) */
     int tstate;
-    guint flags;        /* the kind's own flags */
-    size_t progress;    /* bytes of a partial write so far */
-    CrtTimer timer;     /* the kind's own timer (sim delays) */
-    CrtTask work;       /* blocking work on the pool */
-    CrtTask back;       /* return from the pool to the loop */
+    guint flags;     /* the kind's own flags */
+    size_t progress; /* bytes of a partial write so far */
+    CrtTimer timer;  /* the kind's own timer (sim delays) */
+    CrtTask work;    /* blocking work on the pool */
+    CrtTask back;    /* return from the pool to the loop */
 };
 
 /* Fill status/bytes and call io->done.  Loop thread. */
@@ -91,15 +91,15 @@ struct CrtTarget {
     gint ref;
     CrtTargetKind kind;
     char *text;
-    gpointer impl;          /* the kind's state */
-    int read_fd, write_fd;  /* -1 when none (sim) */
-    struct CrtFdDriver *fdd;/* the shared fd driver's state (target-fd.c) */
-    gboolean closed;        /* close() ran (loop thread) */
-    gint running;           /* CrtIo on workers (atomic); destroy waits */
-    GMutex lock;            /* guards `running` waits and `cond` */
+    gpointer impl;           /* the kind's state */
+    int read_fd, write_fd;   /* -1 when none (sim) */
+    struct CrtFdDriver *fdd; /* the shared fd driver's state (target-fd.c) */
+    gboolean closed;         /* close() ran (loop thread) */
+    gint running;            /* CrtIo on workers (atomic); destroy waits */
+    GMutex lock;             /* guards `running` waits and `cond` */
     GCond cond;
-    guint64 bytes_read;     /* atomic */
-    guint64 bytes_written;  /* atomic */
+    guint64 bytes_read;    /* atomic */
+    guint64 bytes_written; /* atomic */
 };
 
 /* Per-kind ops tables. */

@@ -23,9 +23,9 @@
 
 /* Which list a CrtIo is on (CrtIo.flags). */
 enum {
-    ON_READS = 1,  /* waiting for data */
-    ON_TIMER = 2,  /* an ioctl or transaction waiting for its delay */
-    ON_DONE = 3,   /* decided, completes from the serve task */
+    ON_READS = 1, /* waiting for data */
+    ON_TIMER = 2, /* an ioctl or transaction waiting for its delay */
+    ON_DONE = 3,  /* decided, completes from the serve task */
 };
 
 typedef struct {
@@ -48,13 +48,13 @@ typedef struct {
     CrtTimer rate_timer; /* the next record is due */
     guint64 requests;    /* requests submitted, for fail= */
     guint64 reads_served;
-    guint64 produced;    /* records (or reads) produced */
-    guint64 counter;     /* next counter value */
-    gint64 clock_start;  /* rate clock origin, monotonic us */
-    guint64 clock_base;  /* `produced` at clock_start */
-    gboolean stalled;    /* EOF or a fatal failure was reported */
+    guint64 produced;      /* records (or reads) produced */
+    guint64 counter;       /* next counter value */
+    gint64 clock_start;    /* rate clock origin, monotonic us */
+    guint64 clock_base;    /* `produced` at clock_start */
+    gboolean stalled;      /* EOF or a fatal failure was reported */
     gboolean bind_blocked; /* no output buffer: wait for a kick */
-    GByteArray *echo;    /* written bytes not read yet */
+    GByteArray *echo;      /* written bytes not read yet */
     GRand *rand;
 } Sim;
 
@@ -131,11 +131,12 @@ static guint64 rate_allowance(Sim *s)
         return G_MAXUINT64;
     if (s->clock_start == 0 ||
         now - s->clock_start > RATE_RESYNC_US + (gint64)((s->produced - s->clock_base) *
-                                                        G_USEC_PER_SEC / s->rate)) {
+                                                         G_USEC_PER_SEC / s->rate)) {
         s->clock_start = now;
         s->clock_base = s->produced;
     }
-    expected = s->clock_base + 1 + (guint64)(now - s->clock_start) * s->rate / G_USEC_PER_SEC;
+    expected =
+        s->clock_base + 1 + (guint64)(now - s->clock_start) * s->rate / G_USEC_PER_SEC;
     if (expected > s->produced)
         return expected - s->produced;
     crt_loop_timer_start(s->t->loop, &s->rate_timer,

@@ -676,4 +676,3 @@ void crt_target_spec_clear(CrtTargetSpec *spec)
     g_free(spec->command);
     memset(spec, 0, sizeof *spec);
 }
-

@@ -30,17 +30,17 @@ typedef enum {
 typedef struct CrtBufPool CrtBufPool;
 
 typedef struct {
-    guint count;         /* preallocated buffers */
-    guint free;          /* buffers in the pool now */
-    guint in_use;        /* buffers handed out (preallocated + extra) */
-    guint peak_in_use;   /* highest in_use seen */
-    guint extra;         /* look-aside buffers allocated and not yet freed */
-    guint64 gets;        /* successful gets */
-    guint64 puts;        /* puts */
-    guint64 empty_gets;  /* gets that found the pool empty and returned NULL */
-    guint64 extra_allocs;/* look-aside allocations ever made */
-    size_t size;         /* data bytes per buffer */
-    size_t context_size; /* context bytes per buffer */
+    guint count;          /* preallocated buffers */
+    guint free;           /* buffers in the pool now */
+    guint in_use;         /* buffers handed out (preallocated + extra) */
+    guint peak_in_use;    /* highest in_use seen */
+    guint extra;          /* look-aside buffers allocated and not yet freed */
+    guint64 gets;         /* successful gets */
+    guint64 puts;         /* puts */
+    guint64 empty_gets;   /* gets that found the pool empty and returned NULL */
+    guint64 extra_allocs; /* look-aside allocations ever made */
+    size_t size;          /* data bytes per buffer */
+    size_t context_size;  /* context bytes per buffer */
 } CrtBufPoolStats;
 
 /* Largest size, context size and count a pool accepts; larger ones fail with
@@ -54,8 +54,8 @@ typedef struct {
  * `error` (G_IO_ERROR domain, with the errno's GIOErrorEnum code) and, if
  * `errno_out` is not NULL, *errno_out to the positive errno. */
 CrtBufPool *crt_bufpool_new(guint count, size_t size, size_t context_size,
-                            gboolean lookaside, CrtMemory memory,
-                            int *errno_out, GError **error);
+                            gboolean lookaside, CrtMemory memory, int *errno_out,
+                            GError **error);
 
 /* The argument checks of crt_bufpool_new() without creating anything:
  * 0, or -EINVAL with `error` naming the value. */

@@ -62,19 +62,19 @@ typedef enum {
 typedef enum {
     CRT_STATE_STOPPED = 0, /* nothing streaming, nothing at the target */
     CRT_STATE_STREAMING,
-    CRT_STATE_STOPPING,    /* stopped, requests still coming back */
-    CRT_STATE_SUSPENDED,   /* suspend() ran; resume() restores */
+    CRT_STATE_STOPPING,  /* stopped, requests still coming back */
+    CRT_STATE_SUSPENDED, /* suspend() ran; resume() restores */
 } CrtEngineState;
 
 /* One streamed completion as the buffer-output callback sees it. */
 typedef struct {
-    int status;        /* 0, or -errno; -ENODATA: the target ended the stream */
-    guint64 seq;       /* 1, 2, 3 ... in the order the target produced them */
-    gint64 time_ns;    /* CLOCK_REALTIME at completion */
-    void *buffer;      /* output buffer, NULL when out_size is 0 */
-    size_t length;     /* bytes the target placed in it */
-    void *context;     /* the buffer's client context, NULL if none */
-    guint slot;        /* which of the request_count requests completed */
+    int status;     /* 0, or -errno; -ENODATA: the target ended the stream */
+    guint64 seq;    /* 1, 2, 3 ... in the order the target produced them */
+    gint64 time_ns; /* CLOCK_REALTIME at completion */
+    void *buffer;   /* output buffer, NULL when out_size is 0 */
+    size_t length;  /* bytes the target placed in it */
+    void *context;  /* the buffer's client context, NULL if none */
+    guint slot;     /* which of the request_count requests completed */
 } CrtOutput;
 
 /* EVT_..._BufferInput: fill `buffer` (capacity *size) and set *size to the
@@ -87,37 +87,36 @@ typedef int (*CrtBufferInputFn)(CrtEngine *engine, void *buffer, size_t *size,
 
 /* EVT_..._BufferOutput: see every streamed completion, success or failure;
  * return what happens to the buffer and the stream. */
-typedef CrtDisposition (*CrtBufferOutputFn)(CrtEngine *engine,
-                                            const CrtOutput *output,
+typedef CrtDisposition (*CrtBufferOutputFn)(CrtEngine *engine, const CrtOutput *output,
                                             gpointer user_data);
 
 /* EVT_..._SendCompletion for single requests. */
 typedef void (*CrtSendCompletionFn)(CrtEngine *engine, gpointer request_context,
-                                    const void *in, size_t in_written,
-                                    void *out, size_t out_read, int status);
+                                    const void *in, size_t in_written, void *out,
+                                    size_t out_read, int status);
 
 /* DMF_CONFIG_ContinuousRequestTarget, member for member, plus the streaming
  * completion option and the loop to run on. */
 typedef struct {
-    guint request_count;        /* ContinuousRequestCount, >= 1 */
-    guint in_count;             /* BufferCountInput */
-    guint out_count;            /* BufferCountOutput */
-    CrtRequestType type;        /* RequestType */
-    size_t in_size;             /* BufferInputSize */
-    size_t in_context_size;     /* BufferContextInputSize */
-    size_t out_size;            /* BufferOutputSize */
-    size_t out_context_size;    /* BufferContextOutputSize */
-    gboolean lookaside_output;  /* EnableLookAsideOutput */
-    CrtMemory in_memory;        /* PoolTypeInput */
-    CrtMemory out_memory;       /* PoolTypeOutput */
+    guint request_count;             /* ContinuousRequestCount, >= 1 */
+    guint in_count;                  /* BufferCountInput */
+    guint out_count;                 /* BufferCountOutput */
+    CrtRequestType type;             /* RequestType */
+    size_t in_size;                  /* BufferInputSize */
+    size_t in_context_size;          /* BufferContextInputSize */
+    size_t out_size;                 /* BufferOutputSize */
+    size_t out_context_size;         /* BufferContextOutputSize */
+    gboolean lookaside_output;       /* EnableLookAsideOutput */
+    CrtMemory in_memory;             /* PoolTypeInput */
+    CrtMemory out_memory;            /* PoolTypeOutput */
     CrtBufferInputFn buffer_input;   /* EvtContinuousRequestTargetBufferInput */
     CrtBufferOutputFn buffer_output; /* EvtContinuousRequestTargetBufferOutput */
-    gpointer user_data;         /* ClientContext */
-    guint32 ioctl;              /* ContinuousRequestTargetIoctl */
-    gboolean purge_on_suspend;  /* PurgeAndStartTargetInD0Callbacks */
-    CrtMode mode;               /* ContinuousRequestTargetMode */
-    CrtCompletion completion;   /* streaming callbacks: default or passive */
-    CrtLoop *loop;              /* NULL: crt_loop_default() */
+    gpointer user_data;              /* ClientContext */
+    guint32 ioctl;                   /* ContinuousRequestTargetIoctl */
+    gboolean purge_on_suspend;       /* PurgeAndStartTargetInD0Callbacks */
+    CrtMode mode;                    /* ContinuousRequestTargetMode */
+    CrtCompletion completion;        /* streaming callbacks: default or passive */
+    CrtLoop *loop;                   /* NULL: crt_loop_default() */
 } CrtEngineConfig;
 
 /* Defaults: 4 read requests of 4096 bytes, 8 output buffers, 4 input buffers
@@ -211,16 +210,16 @@ const char *crt_engine_state_to_string(CrtEngineState state);
 const CrtEngineConfig *crt_engine_get_config(CrtEngine *engine);
 
 typedef struct {
-    guint requests_in_flight;  /* streaming + single requests at the target */
-    guint slots_waiting;       /* streaming requests waiting for a buffer or input */
-    guint64 completed;         /* streaming completions with status 0 */
-    guint64 failed;            /* with an error other than -ECANCELED */
-    guint64 cancelled;         /* with -ECANCELED */
+    guint requests_in_flight; /* streaming + single requests at the target */
+    guint slots_waiting;      /* streaming requests waiting for a buffer or input */
+    guint64 completed;        /* streaming completions with status 0 */
+    guint64 failed;           /* with an error other than -ECANCELED */
+    guint64 cancelled;        /* with -ECANCELED */
     guint64 bytes_read;
     guint64 bytes_written;
-    guint64 sends;             /* single requests completed */
+    guint64 sends; /* single requests completed */
     guint64 last_seq;
-    int last_error;            /* last error status of any completion, 0 if none */
+    int last_error; /* last error status of any completion, 0 if none */
     guint out_pool_free;
     guint out_pool_size;
     guint in_pool_free;

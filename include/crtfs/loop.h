@@ -35,8 +35,8 @@ struct CrtTask {
 /* A one-shot timer on the loop.  Embedded like a task; started and stopped
  * only on the loop thread. */
 struct CrtTimer {
-    CrtTimerFn fn;      /* called on the loop thread at expiry */
-    gint64 deadline;    /* g_get_monotonic_time() microseconds */
+    CrtTimerFn fn;   /* called on the loop thread at expiry */
+    gint64 deadline; /* g_get_monotonic_time() microseconds */
     CrtTimer *next;
     gboolean armed;
 };

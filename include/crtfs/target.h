@@ -69,14 +69,14 @@ typedef enum {
 /* A parsed spec.  Strings are owned by the struct (crt_target_spec_clear). */
 typedef struct {
     CrtTargetKind kind;
-    char *text;      /* the whole spec as written, trimmed */
-    char *path;      /* PATH kind, UNIX socket path */
-    char *host;      /* TCP */
-    guint16 port;    /* TCP */
-    char *command;   /* EXEC */
+    char *text;    /* the whole spec as written, trimmed */
+    char *path;    /* PATH kind, UNIX socket path */
+    char *host;    /* TCP */
+    guint16 port;  /* TCP */
+    char *command; /* EXEC */
 
     /* tty line settings (PATH kind; ignored for non-tty paths) */
-    guint baud;      /* 0 = leave as is */
+    guint baud; /* 0 = leave as is */
     gboolean raw;
     guint data_bits; /* 0 = leave, else 5..8 */
     CrtParity parity;
@@ -88,14 +88,14 @@ typedef struct {
 
     /* simulator */
     CrtSimGen sim_gen;
-    guint sim_rate;       /* records per second, 0 = as fast as requested */
-    guint sim_size;       /* record size in bytes (records gen), 0 = default */
-    guint sim_delay_min;  /* ms, for the zero ioctl without a delay argument */
+    guint sim_rate;      /* records per second, 0 = as fast as requested */
+    guint sim_size;      /* record size in bytes (records gen), 0 = default */
+    guint sim_delay_min; /* ms, for the zero ioctl without a delay argument */
     guint sim_delay_max;
-    guint64 sim_fail_after; /* 0 = never; else the Nth request fails */
-    int sim_fail_errno;     /* positive errno, default EIO */
-    gboolean sim_fail_fatal;/* the failure ends the stream (like a dead device) */
-    guint64 sim_limit;      /* generate this many records then EOF; 0 = endless */
+    guint64 sim_fail_after;  /* 0 = never; else the Nth request fails */
+    int sim_fail_errno;      /* positive errno, default EIO */
+    gboolean sim_fail_fatal; /* the failure ends the stream (like a dead device) */
+    guint64 sim_limit;       /* generate this many records then EOF; 0 = endless */
 } CrtTargetSpec;
 
 /* Parse one spec line (trailing newline and blanks ignored).  Returns 0, or
@@ -113,7 +113,7 @@ typedef struct {
     guint64 bytes_read;
     guint64 bytes_written;
     gboolean has_icount;
-    guint64 overruns;     /* TIOCGICOUNT overrun + buf_overrun */
+    guint64 overruns; /* TIOCGICOUNT overrun + buf_overrun */
     guint64 framing;
     guint64 parity;
     guint64 breaks;
