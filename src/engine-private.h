@@ -59,6 +59,7 @@ struct CrtEngine {
     CrtTask deliver_task;
     CrtTask stop_task;
     CrtTask kick_task;     /* tells the target a buffer came back */
+    CrtTask input_task;    /* re-arms slots waiting for input */
     gboolean lazy_output;  /* read slots bind their output buffer at the
                             * target, right before the read (constant) */
     gboolean bind_blocked; /* a bind found the output pool empty */

@@ -95,6 +95,7 @@ static void slot_submit_task(CrtTask *task);
 static void slot_io_done(CrtIo *io);
 static gboolean slot_bind(CrtIo *io);
 static void kick_task(CrtTask *task);
+static void input_task(CrtTask *task);
 static void deliver_task(CrtTask *task);
 static void stop_task(CrtTask *task);
 
@@ -114,6 +115,7 @@ int crt_engine_new(const CrtEngineConfig *config, CrtEngine **out, GError **erro
     e->deliver_task.fn = deliver_task;
     e->stop_task.fn = stop_task;
     e->kick_task.fn = kick_task;
+    e->input_task.fn = input_task;
     e->lazy_output = config->type == CRT_REQUEST_READ;
     crt_engine_sends_init(e);
     r = make_pools(e, error);
@@ -152,6 +154,7 @@ void crt_engine_free(CrtEngine *e)
      * the loop waits out one that is running. */
     crt_loop_cancel(e->loop, &e->stop_task);
     crt_loop_cancel(e->loop, &e->kick_task);
+    crt_loop_cancel(e->loop, &e->input_task);
     crt_loop_call(e->loop, loop_barrier, NULL);
     for (guint i = 0; e->slots && i < e->cfg.request_count; i++)
         g_assert(e->slots[i].state == SLOT_IDLE);
@@ -649,11 +652,9 @@ int crt_engine_io_target_set(CrtEngine *e, CrtTarget *target)
     return 0;
 }
 
-static void close_target(gpointer data)
-{
-    crt_target_close(data);
-}
-
+/* The engine lets go of the target without closing it: whoever else holds a
+ * reference (the filesystem keeps one across engine rebuilds) may hand it to
+ * another engine.  The last reference closes it. */
 void crt_engine_io_target_clear(CrtEngine *e)
 {
     CrtTarget *t;
@@ -668,10 +669,8 @@ void crt_engine_io_target_clear(CrtEngine *e)
     t = e->target;
     e->target = NULL;
     g_mutex_unlock(&e->lock);
-    if (t) {
-        crt_loop_call(e->loop, close_target, t);
+    if (t)
         crt_target_unref(t);
-    }
 }
 
 gboolean crt_engine_has_target(CrtEngine *e)
@@ -701,9 +700,16 @@ void crt_engine_buffer_put(CrtEngine *e, void *buffer)
         kick_waiters(e);
 }
 
+static void input_task(CrtTask *task)
+{
+    kick_waiters(G_STRUCT_MEMBER_P(task, -G_STRUCT_OFFSET(CrtEngine, input_task)));
+}
+
+/* On the loop, not on the caller's stack: the input callback must not run
+ * inside a caller that holds its own locks (the filesystem's input file). */
 void crt_engine_input_ready(CrtEngine *e)
 {
-    kick_waiters(e);
+    crt_loop_post(e->loop, &e->input_task);
 }
 
 int crt_engine_suspend(CrtEngine *e)

@@ -154,7 +154,9 @@ void crt_engine_stop_and_wait(CrtEngine *engine);
 int crt_engine_io_target_set(CrtEngine *engine, CrtTarget *target);
 
 /* DMF_..._IoTargetClear: stop and wait (streaming and single requests),
- * then release the target.  Not from a callback of this engine. */
+ * then drop the engine's reference to the target (the last reference closes
+ * it; a caller that kept one may give the target to another engine).  Not
+ * from a callback of this engine. */
 void crt_engine_io_target_clear(CrtEngine *engine);
 
 /* Whether a target is set. */
@@ -202,7 +204,8 @@ void crt_engine_buffer_put(CrtEngine *engine, void *buffer);
 int crt_engine_suspend(CrtEngine *engine);
 int crt_engine_resume(CrtEngine *engine);
 
-/* Re-arm requests whose buffer-input callback returned -EAGAIN. */
+/* Re-arm requests whose buffer-input callback returned -EAGAIN.  Returns at
+ * once; the callbacks run again on the loop thread. */
 void crt_engine_input_ready(CrtEngine *engine);
 
 CrtEngineState crt_engine_get_state(CrtEngine *engine);

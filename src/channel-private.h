@@ -1,0 +1,54 @@
+/* crtfs - channel internals shared by channel.c, channel-send.c and
+ * creds.c. */
+#ifndef CRTFS_CHANNEL_PRIVATE_H
+#define CRTFS_CHANNEL_PRIVATE_H
+
+#include <stdarg.h>
+
+#include <gio/gio.h>
+
+#include "channel.h"
+#include "target-private.h"
+
+struct CrtChannel {
+    char *name;
+    CrtChannelPolicy policy;
+    CrtChannelNotify notify;
+    gpointer notify_data;
+    CrtHub *hub;
+
+    /* Lock order: ctl_lock, then lock, then an engine's or the hub's lock.
+     * ctl_lock serialises control writes and may be held across blocking
+     * engine calls; lock is short and guards engine, target, target_text,
+     * error and framing for readers of state and stats. */
+    GMutex ctl_lock;
+    GMutex lock;
+    CrtConfig cfg;          /* ctl_lock */
+    gboolean cfg_dirty;     /* ctl_lock: the engine does not match cfg */
+    gboolean shut;          /* ctl_lock */
+    CrtEngine *engine;      /* written under both locks */
+    GPtrArray *retired;     /* ctl_lock: engines whose buffers are still out */
+    CrtEngineStats base;    /* ctl_lock: counters of retired engines */
+    CrtTarget *target;      /* the channel's own reference; both locks */
+    char *target_text;      /* lock */
+    char *error;            /* lock */
+    CrtFraming framing;     /* lock */
+
+    GMutex input_lock;      /* guards input, payload */
+    GQueue input;           /* GBytes written to `input`, not sent yet */
+    char *payload;
+    size_t payload_len;
+
+    GMutex send_lock;       /* guards sessions (channel-send.c) */
+    GList *sessions;
+};
+
+/* channel-send.c */
+void crt_channel_send_init(CrtChannel *ch);
+void crt_channel_send_shutdown(CrtChannel *ch);
+
+/* creds.c: open a target as `creds` (NULL: as the daemon). */
+int crt_creds_open_target(const CrtTargetSpec *spec, const CrtCreds *creds,
+                          const CrtChannelPolicy *policy, CrtTarget **out, GError **error);
+
+#endif

@@ -1,0 +1,541 @@
+/* crtfs - one target directory without FUSE (see channel.h); the `send`
+ * sessions are in channel-send.c, opening with credentials in creds.c. */
+#include "config.h"
+
+#include <errno.h>
+#include <inttypes.h>
+#include <string.h>
+
+#include <crtfs/target.h>
+
+#include "channel-private.h"
+
+static CrtDisposition on_output(CrtEngine *e, const CrtOutput *out, gpointer data)
+{
+    CrtChannel *ch = data;
+    CrtDisposition d = crt_hub_push(ch->hub, e, out);
+
+    /* A fatal completion stops the engine by itself: end the readers'
+     * stream and say why. */
+    if (out->status != 0 && out->status != -ECANCELED &&
+        crt_engine_get_state(e) != CRT_STATE_STREAMING) {
+        char *msg = g_strdup_printf("stream ended: %s",
+                                    out->status == -ENODATA ? "end of file"
+                                                            : g_strerror(-out->status));
+        crt_channel_set_error(ch, msg);
+        g_free(msg);
+        crt_hub_end_stream(ch->hub);
+    }
+    return d;
+}
+
+/* Fill an input buffer from the `input` queue, else the configured payload,
+ * else wait for `input`. */
+static int on_input(CrtEngine *e, void *buf, size_t *size, void *ctx, gpointer data)
+{
+    CrtChannel *ch = data;
+    GBytes *b;
+    gboolean notify = FALSE;
+
+    g_mutex_lock(&ch->input_lock);
+    b = g_queue_pop_head(&ch->input);
+    notify = b != NULL;
+    if (b) {
+        gsize n;
+        const void *p = g_bytes_get_data(b, &n);
+
+        *size = MIN(n, *size);
+        memcpy(buf, p, *size);
+        g_bytes_unref(b);
+    } else if (ch->payload && ch->payload_len) {
+        *size = MIN(ch->payload_len, *size);
+        memcpy(buf, ch->payload, *size);
+    } else {
+        g_mutex_unlock(&ch->input_lock);
+        return -EAGAIN;
+    }
+    g_mutex_unlock(&ch->input_lock);
+    if (notify && ch->notify)
+        ch->notify(ch, ch->notify_data); /* room in the input queue */
+    return 0;
+}
+
+static void hub_notify(CrtHub *hub, gpointer data)
+{
+    CrtChannel *ch = data;
+
+    if (ch->notify)
+        ch->notify(ch, ch->notify_data);
+}
+
+CrtChannel *crt_channel_new(const char *name, const CrtChannelPolicy *policy,
+                            CrtChannelNotify notify, gpointer data)
+{
+    CrtChannel *ch = g_new0(CrtChannel, 1);
+
+    ch->name = g_strdup(name);
+    if (policy)
+        ch->policy = *policy;
+    g_mutex_init(&ch->ctl_lock);
+    g_mutex_init(&ch->lock);
+    g_mutex_init(&ch->input_lock);
+    g_queue_init(&ch->input);
+    crt_config_init(&ch->cfg);
+    ch->cfg_dirty = TRUE;
+    ch->notify = notify;
+    ch->notify_data = data;
+    ch->hub = crt_hub_new(hub_notify, ch);
+    ch->retired = g_ptr_array_new();
+    crt_channel_send_init(ch);
+    return ch;
+}
+
+const char *crt_channel_name(CrtChannel *ch)
+{
+    return ch->name;
+}
+
+void crt_channel_set_error(CrtChannel *ch, const char *message)
+{
+    g_mutex_lock(&ch->lock);
+    g_free(ch->error);
+    ch->error = g_strdup(message);
+    g_mutex_unlock(&ch->lock);
+}
+
+/* Fail with `err`: the reason goes to `state` and to the caller. */
+static int fail(CrtChannel *ch, GError **error, int err, GError *cause)
+{
+    crt_channel_set_error(ch, cause ? cause->message : g_strerror(err));
+    if (cause)
+        g_propagate_error(error, cause);
+    else
+        g_set_error_literal(error, G_IO_ERROR, g_io_error_from_errno(err),
+                            g_strerror(err));
+    return -err;
+}
+
+static int failf(CrtChannel *ch, GError **error, int err, const char *fmt, ...)
+    G_GNUC_PRINTF(4, 5);
+
+static int failf(CrtChannel *ch, GError **error, int err, const char *fmt, ...)
+{
+    va_list ap;
+    GError *cause;
+
+    va_start(ap, fmt);
+    cause = g_error_new_valist(G_IO_ERROR, g_io_error_from_errno(err), fmt, ap);
+    va_end(ap);
+    return fail(ch, error, err, cause);
+}
+
+/* Free retired engines whose buffers have all come back from the hub.
+ * ctl_lock held. */
+static void reap_retired(CrtChannel *ch)
+{
+    for (guint i = ch->retired->len; i-- > 0;) {
+        CrtEngine *e = g_ptr_array_index(ch->retired, i);
+        CrtEngineStats st;
+
+        crt_engine_get_stats(e, &st);
+        if (st.out_pool_free == st.out_pool_size) {
+            g_ptr_array_remove_index_fast(ch->retired, i);
+            crt_engine_free(e);
+        }
+    }
+}
+
+static void add_stats(CrtEngineStats *sum, const CrtEngineStats *st)
+{
+    sum->completed += st->completed;
+    sum->failed += st->failed;
+    sum->cancelled += st->cancelled;
+    sum->bytes_read += st->bytes_read;
+    sum->bytes_written += st->bytes_written;
+    sum->sends += st->sends;
+}
+
+/* Build the engine from the configuration if it changed.  ctl_lock held,
+ * the engine (if any) stopped. */
+static int ensure_engine(CrtChannel *ch, GError **error)
+{
+    CrtEngineConfig ec;
+    CrtEngine *e, *old;
+    GError *err = NULL;
+    int r;
+
+    if (!ch->cfg_dirty && ch->engine)
+        return 0;
+    r = crt_config_to_engine(&ch->cfg, &ec, &err);
+    if (r == 0) {
+        ec.buffer_output = on_output;
+        ec.buffer_input = on_input;
+        ec.user_data = ch;
+        ec.out_context_size = crt_hub_context_size();
+        r = crt_engine_new(&ec, &e, &err);
+    }
+    if (r < 0)
+        return fail(ch, error, -r, err);
+    old = ch->engine;
+    if (old) {
+        CrtEngineStats st;
+
+        crt_engine_io_target_clear(old);
+        crt_engine_get_stats(old, &st);
+        add_stats(&ch->base, &st);
+        g_ptr_array_add(ch->retired, old);
+    }
+    g_mutex_lock(&ch->lock);
+    ch->engine = e;
+    ch->cfg_dirty = FALSE;
+    g_mutex_unlock(&ch->lock);
+    crt_hub_set_overflow(ch->hub, ch->cfg.overflow);
+    reap_retired(ch);
+    if (ch->target)
+        return crt_engine_io_target_set(e, crt_target_ref(ch->target));
+    return 0;
+}
+
+static int ctl_start(CrtChannel *ch, GError **error)
+{
+    int r;
+
+    if (!ch->target)
+        return failf(ch, error, ENOTCONN, "start: no target is set (write one to `target`)");
+    if (ch->engine && crt_engine_get_state(ch->engine) == CRT_STATE_STREAMING)
+        return failf(ch, error, EALREADY, "start: already streaming");
+    r = ensure_engine(ch, error);
+    if (r < 0)
+        return r;
+    r = crt_engine_start(ch->engine);
+    if (r == -EALREADY)
+        return 0; /* automatic mode started it on the rebuild */
+    if (r < 0)
+        return failf(ch, error, -r, "start: %s", g_strerror(-r));
+    return 0;
+}
+
+static int ctl_dispatch(CrtChannel *ch, const char *cmd, GError **error)
+{
+    CrtEngine *e = ch->engine;
+    int r = 0;
+
+    if (strcmp(cmd, "start") == 0)
+        return ctl_start(ch, error);
+    if (strcmp(cmd, "stop") == 0 || strcmp(cmd, "stop-wait") == 0) {
+        if (e && cmd[4])
+            crt_engine_stop_and_wait(e);
+        else if (e)
+            crt_engine_stop(e);
+        crt_hub_end_stream(ch->hub);
+        return 0;
+    }
+    if (strcmp(cmd, "suspend") == 0 || strcmp(cmd, "resume") == 0) {
+        if (!e)
+            return failf(ch, error, ENOTCONN, "%s: no target has been set yet", cmd);
+        r = cmd[0] == 's' ? crt_engine_suspend(e) : crt_engine_resume(e);
+        if (r < 0)
+            return failf(ch, error, -r, "%s: %s", cmd,
+                         r == -EALREADY ? (cmd[0] == 's' ? "already suspended"
+                                                          : "not suspended")
+                                        : g_strerror(-r));
+        if (cmd[0] == 's' && ch->cfg.purge_on_suspend)
+            crt_hub_end_stream(ch->hub);
+        return 0;
+    }
+    return failf(ch, error, EINVAL,
+                 "unknown command \"%s\" (expected start, stop, stop-wait, suspend or "
+                 "resume)",
+                 cmd);
+}
+
+int crt_channel_ctl(CrtChannel *ch, const char *line, GError **error)
+{
+    char *cmd = g_strstrip(g_strdup(line));
+    int r;
+
+    g_mutex_lock(&ch->ctl_lock);
+    if (ch->shut)
+        r = failf(ch, error, ENODEV, "the target is being removed");
+    else
+        r = ctl_dispatch(ch, cmd, error);
+    g_mutex_unlock(&ch->ctl_lock);
+    g_free(cmd);
+    return r;
+}
+
+static void drop_target(CrtChannel *ch)
+{
+    if (ch->engine)
+        crt_engine_io_target_clear(ch->engine);
+    crt_hub_end_stream(ch->hub);
+    g_mutex_lock(&ch->lock);
+    if (ch->target)
+        crt_target_unref(ch->target);
+    ch->target = NULL;
+    g_free(ch->target_text);
+    ch->target_text = NULL;
+    g_mutex_unlock(&ch->lock);
+}
+
+static int install_target(CrtChannel *ch, CrtTarget *t, const char *text, GError **error)
+{
+    int r;
+
+    drop_target(ch);
+    g_mutex_lock(&ch->lock);
+    ch->target = t;
+    ch->target_text = g_strdup(text);
+    g_mutex_unlock(&ch->lock);
+    r = ensure_engine(ch, error);
+    if (r == 0 && !ch->cfg_dirty && crt_engine_has_target(ch->engine) == FALSE)
+        r = crt_engine_io_target_set(ch->engine, crt_target_ref(t));
+    if (r < 0 && error && !*error)
+        return failf(ch, error, -r, "target set, but streaming did not start: %s",
+                     g_strerror(-r));
+    return r;
+}
+
+int crt_channel_set_target(CrtChannel *ch, const char *line, const CrtCreds *creds,
+                           GError **error)
+{
+    char *text = g_strstrip(g_strdup(line));
+    CrtTargetSpec spec;
+    CrtTarget *t = NULL;
+    GError *err = NULL;
+    int r;
+
+    g_mutex_lock(&ch->ctl_lock);
+    if (ch->shut) {
+        r = failf(ch, error, ENODEV, "the target is being removed");
+    } else if (text[0] == '\0') {
+        drop_target(ch);
+        r = 0;
+    } else if ((r = crt_target_spec_parse(text, &spec, &err)) < 0) {
+        r = fail(ch, error, -r, err);
+    } else {
+        r = crt_creds_open_target(&spec, creds, &ch->policy, &t, &err);
+        crt_target_spec_clear(&spec);
+        r = r < 0 ? fail(ch, error, -r, err) : install_target(ch, t, text, error);
+    }
+    g_mutex_unlock(&ch->ctl_lock);
+    g_free(text);
+    return r;
+}
+
+char *crt_channel_target_text(CrtChannel *ch)
+{
+    char *s;
+
+    g_mutex_lock(&ch->lock);
+    s = ch->target_text ? g_strconcat(ch->target_text, "\n", NULL) : g_strdup("");
+    g_mutex_unlock(&ch->lock);
+    return s;
+}
+
+static void apply_live(CrtChannel *ch)
+{
+    g_mutex_lock(&ch->input_lock);
+    g_free(ch->payload);
+    ch->payload = g_strdup(ch->cfg.payload ? ch->cfg.payload : "");
+    ch->payload_len = strlen(ch->payload);
+    g_mutex_unlock(&ch->input_lock);
+    crt_hub_set_overflow(ch->hub, ch->cfg.overflow);
+    g_mutex_lock(&ch->lock);
+    ch->framing = ch->cfg.framing;
+    g_mutex_unlock(&ch->lock);
+}
+
+int crt_channel_config_set(CrtChannel *ch, const char *key, const char *value,
+                           GError **error)
+{
+    GError *err = NULL;
+    CrtConfig next;
+    int r;
+
+    g_mutex_lock(&ch->ctl_lock);
+    crt_config_copy(&next, &ch->cfg);
+    if (ch->shut) {
+        r = failf(ch, error, ENODEV, "the target is being removed");
+    } else if ((r = crt_config_set(&next, key, value, &err)) < 0) {
+        r = fail(ch, error, -r, err);
+    } else if (!crt_config_key_is_live(key) && ch->engine &&
+               crt_engine_get_state(ch->engine) != CRT_STATE_STOPPED) {
+        r = failf(ch, error, EBUSY, "%s cannot change while the target streams (stop it first)",
+                  key);
+    } else {
+        crt_config_clear(&ch->cfg);
+        ch->cfg = next;
+        memset(&next, 0, sizeof next);
+        if (!crt_config_key_is_live(key))
+            ch->cfg_dirty = TRUE;
+        apply_live(ch);
+    }
+    crt_config_clear(&next);
+    g_mutex_unlock(&ch->ctl_lock);
+    return r;
+}
+
+char *crt_channel_config_get(CrtChannel *ch, const char *key)
+{
+    char *s;
+
+    g_mutex_lock(&ch->ctl_lock);
+    s = crt_config_get(&ch->cfg, key);
+    g_mutex_unlock(&ch->ctl_lock);
+    return s;
+}
+
+CrtEngineState crt_channel_state(CrtChannel *ch)
+{
+    CrtEngineState st = CRT_STATE_STOPPED;
+
+    g_mutex_lock(&ch->lock);
+    if (ch->engine)
+        st = crt_engine_get_state(ch->engine);
+    g_mutex_unlock(&ch->lock);
+    return st;
+}
+
+char *crt_channel_state_text(CrtChannel *ch)
+{
+    CrtEngineState st = crt_channel_state(ch);
+    char *s;
+
+    g_mutex_lock(&ch->lock);
+    s = g_strdup_printf("%s\ntarget: %s\nmode: %s\ntype: %s\nerror: %s\n",
+                        crt_engine_state_to_string(st),
+                        ch->target_text ? ch->target_text : "none",
+                        crt_mode_to_string(ch->cfg.mode),
+                        crt_request_type_to_string(ch->cfg.type),
+                        ch->error ? ch->error : "none");
+    g_mutex_unlock(&ch->lock);
+    return s;
+}
+
+char *crt_channel_stats_text(CrtChannel *ch)
+{
+    CrtEngineStats st = {0};
+    CrtHubStats hs;
+    CrtTargetCounters tc = {0};
+    GString *s = g_string_new(NULL);
+
+    g_mutex_lock(&ch->lock);
+    if (ch->engine)
+        crt_engine_get_stats(ch->engine, &st);
+    add_stats(&st, &ch->base);
+    if (ch->target)
+        crt_target_get_counters(ch->target, &tc);
+    g_mutex_unlock(&ch->lock);
+    crt_hub_get_stats(ch->hub, &hs);
+#define KV(k, v) g_string_append_printf(s, "%s %" G_GUINT64_FORMAT "\n", k, (guint64)(v))
+    KV("requests_in_flight", st.requests_in_flight);
+    KV("completed", st.completed);
+    KV("failed", st.failed);
+    KV("cancelled", st.cancelled);
+    KV("bytes_read", st.bytes_read);
+    KV("bytes_written", st.bytes_written);
+    KV("buffers_queued", hs.queued);
+    KV("buffers_delivered", hs.delivered);
+    KV("buffers_dropped", hs.dropped);
+    KV("out_pool_free", st.out_pool_free);
+    KV("out_pool_size", st.out_pool_size);
+    KV("readers", hs.readers);
+    KV("last_seq", st.last_seq);
+    KV("slots_waiting", st.slots_waiting);
+    KV("sends", st.sends);
+    if (tc.has_icount) {
+        KV("tty_overruns", tc.overruns);
+        KV("tty_framing", tc.framing);
+        KV("tty_parity", tc.parity);
+        KV("tty_breaks", tc.breaks);
+    }
+#undef KV
+    return g_string_free(s, FALSE);
+}
+
+CrtHub *crt_channel_hub(CrtChannel *ch)
+{
+    return ch->hub;
+}
+
+CrtFraming crt_channel_framing(CrtChannel *ch)
+{
+    CrtFraming f;
+
+    g_mutex_lock(&ch->lock);
+    f = ch->framing;
+    g_mutex_unlock(&ch->lock);
+    return f;
+}
+
+int crt_channel_input_write(CrtChannel *ch, const void *buf, size_t len, GError **error)
+{
+    guint cap = MAX(ch->cfg.in_count, 1);
+
+    if (!crt_request_type_has_input(ch->cfg.type))
+        return failf(ch, error, EINVAL, "input: type %s sends no input",
+                     crt_request_type_to_string(ch->cfg.type));
+    if (len > ch->cfg.in_size)
+        return failf(ch, error, EMSGSIZE, "input: %zu bytes exceed in_size %" PRIu64, len,
+                     ch->cfg.in_size);
+    g_mutex_lock(&ch->input_lock);
+    if (g_queue_get_length(&ch->input) >= cap) {
+        g_mutex_unlock(&ch->input_lock);
+        return -EAGAIN;
+    }
+    g_queue_push_tail(&ch->input, g_bytes_new(buf, len));
+    g_mutex_unlock(&ch->input_lock);
+    g_mutex_lock(&ch->lock);
+    if (ch->engine)
+        crt_engine_input_ready(ch->engine);
+    g_mutex_unlock(&ch->lock);
+    return 0;
+}
+
+gboolean crt_channel_input_writable(CrtChannel *ch)
+{
+    gboolean ok;
+
+    g_mutex_lock(&ch->input_lock);
+    ok = g_queue_get_length(&ch->input) < MAX(ch->cfg.in_count, 1);
+    g_mutex_unlock(&ch->input_lock);
+    return ok;
+}
+
+void crt_channel_shutdown(CrtChannel *ch)
+{
+    g_mutex_lock(&ch->ctl_lock);
+    if (!ch->shut) {
+        ch->shut = TRUE;
+        drop_target(ch);
+        crt_channel_send_shutdown(ch);
+        crt_hub_close(ch->hub);
+    }
+    g_mutex_unlock(&ch->ctl_lock);
+}
+
+void crt_channel_free(CrtChannel *ch)
+{
+    if (!ch)
+        return;
+    crt_channel_shutdown(ch);
+    if (ch->engine)
+        crt_hub_release_engine(ch->hub, ch->engine);
+    for (guint i = 0; i < ch->retired->len; i++)
+        crt_hub_release_engine(ch->hub, g_ptr_array_index(ch->retired, i));
+    crt_hub_free(ch->hub);
+    crt_engine_free(ch->engine);
+    for (guint i = 0; i < ch->retired->len; i++)
+        crt_engine_free(g_ptr_array_index(ch->retired, i));
+    g_ptr_array_free(ch->retired, TRUE);
+    g_queue_clear_full(&ch->input, (GDestroyNotify)g_bytes_unref);
+    crt_config_clear(&ch->cfg);
+    g_free(ch->payload);
+    g_free(ch->error);
+    g_free(ch->name);
+    g_mutex_clear(&ch->ctl_lock);
+    g_mutex_clear(&ch->lock);
+    g_mutex_clear(&ch->input_lock);
+    g_free(ch);
+}

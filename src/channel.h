@@ -1,0 +1,94 @@
+/* crtfs - one target directory, without FUSE: its configuration, target,
+ * engine, broadcast hub, `input` queue, `send` sessions, state and stats.
+ *
+ * Every control operation validates first and changes nothing when it
+ * fails; the failure's words become the `error:` line of `state`.
+ *
+ * Threads: any thread but the loop thread (operations may block on
+ * stop-and-wait or on opening a target).  The channel lock guards the
+ * configuration, target, engine and error; it is never held while calling
+ * into the engine's blocking methods.  The notify callback runs without
+ * locks, from any thread, whenever a reader, writer or send session may make
+ * progress.
+ */
+#ifndef CRTFS_CHANNEL_H
+#define CRTFS_CHANNEL_H
+
+#include <sys/types.h>
+
+#include <crtfs/config.h>
+#include <crtfs/engine.h>
+
+#include "hub.h"
+
+typedef struct CrtChannel CrtChannel;
+typedef struct CrtSendSession CrtSendSession;
+
+typedef void (*CrtChannelNotify)(CrtChannel *ch, gpointer data);
+
+/* Who wrote a spec: the target opens with these credentials. */
+typedef struct {
+    uid_t uid;
+    gid_t gid;
+    const gid_t *groups;
+    int ngroups;
+} CrtCreds;
+
+typedef struct {
+    gboolean allow_exec_for_users; /* exec: specs from non-root writers */
+} CrtChannelPolicy;
+
+CrtChannel *crt_channel_new(const char *name, const CrtChannelPolicy *policy,
+                            CrtChannelNotify notify, gpointer data);
+/* Stop and wait, end every read, free.  Readers and send sessions must be
+ * gone (the filesystem closes them first); see crt_channel_shutdown. */
+void crt_channel_free(CrtChannel *ch);
+/* Stop and wait, and end every read and send (rmdir, unmount).  After this
+ * every control write fails with -ENODEV. */
+void crt_channel_shutdown(CrtChannel *ch);
+
+const char *crt_channel_name(CrtChannel *ch);
+
+/* `ctl`: start, stop, stop-wait, suspend, resume.  0 or -errno. */
+int crt_channel_ctl(CrtChannel *ch, const char *line, GError **error);
+
+/* `target`: open and set the spec (NULL creds: the daemon's own); an empty
+ * line clears.  0 or -errno. */
+int crt_channel_set_target(CrtChannel *ch, const char *line, const CrtCreds *creds,
+                           GError **error);
+/* The spec as written with a newline, or "" when none.  Newly allocated. */
+char *crt_channel_target_text(CrtChannel *ch);
+
+/* `config/KEY`.  -EBUSY while streaming for keys that cannot change live. */
+int crt_channel_config_set(CrtChannel *ch, const char *key, const char *value,
+                           GError **error);
+char *crt_channel_config_get(CrtChannel *ch, const char *key);
+
+/* Record a failed write's reason for `state` (the filesystem calls this for
+ * errors it finds itself, such as a write at an offset). */
+void crt_channel_set_error(CrtChannel *ch, const char *message);
+
+char *crt_channel_state_text(CrtChannel *ch);
+char *crt_channel_stats_text(CrtChannel *ch);
+CrtEngineState crt_channel_state(CrtChannel *ch);
+
+CrtHub *crt_channel_hub(CrtChannel *ch);
+CrtFraming crt_channel_framing(CrtChannel *ch);
+
+/* `input`: one write is one input buffer's content.  0 or -EAGAIN while the
+ * queue is full, -EMSGSIZE over in_size, -EINVAL for a non-input type. */
+int crt_channel_input_write(CrtChannel *ch, const void *buf, size_t len, GError **error);
+gboolean crt_channel_input_writable(CrtChannel *ch);
+
+/* `send`: a session per open file.  A write submits one request (header
+ * line, then payload); a read returns the next completion in submission
+ * order; closing cancels what is pending. */
+CrtSendSession *crt_send_open(CrtChannel *ch);
+int crt_send_write(CrtSendSession *s, const char *buf, size_t len, GError **error);
+/* Bytes, or -EAGAIN while the next completion is not there, or 0 when
+ * nothing was submitted and nothing is pending (end of file). */
+gssize crt_send_read(CrtSendSession *s, char *dst, size_t size);
+gboolean crt_send_readable(CrtSendSession *s);
+void crt_send_close(CrtSendSession *s);
+
+#endif

@@ -1,0 +1,451 @@
+/* crtfs - open files: reads, writes, parked requests and poll.
+ *
+ * A read of `data`, `records` or `send` that has to wait, and a write to a
+ * full `input`, is parked in its open file and answered later from whatever
+ * thread makes progress possible (the channel's notify), so no FUSE thread
+ * is held.  Every parked request has an interrupt function.  Whoever takes a
+ * request out of its open file (under the directory's wait_lock) replies to
+ * it, exactly once.
+ */
+#include "config.h"
+
+#include <errno.h>
+#include <fcntl.h>
+#include <poll.h>
+#include <string.h>
+
+#include "fs-private.h"
+
+/* Control writes are one command each; longer ones are mistakes. */
+#define MAX_CONTROL_WRITE (64 * 1024)
+
+static CrtFs *fs_of(fuse_req_t req)
+{
+    return fuse_req_userdata(req);
+}
+
+static OpenFile *of_of(struct fuse_file_info *fi)
+{
+    return (OpenFile *)(uintptr_t)fi->fh;
+}
+
+static gboolean kind_readable(NodeKind k)
+{
+    return k != N_CTL && k != N_INPUT && k != N_DIR && k != N_CONFIG_DIR && k != N_ROOT;
+}
+
+static gboolean kind_writable(NodeKind k)
+{
+    return k == N_CTL || k == N_TARGET || k == N_INPUT || k == N_SEND || k == N_CONFIG;
+}
+
+/* A generated file's content now. */
+static char *generate(CrtFs *fs, Node *n, Dir *d)
+{
+    switch (n->kind) {
+    case N_VERSION:
+        return g_strdup(PACKAGE_STRING "\n");
+    case N_STATE:
+        return crt_channel_state_text(d->ch);
+    case N_STATS:
+        return crt_channel_stats_text(d->ch);
+    case N_TARGET:
+        return crt_channel_target_text(d->ch);
+    case N_CONFIG:
+        return crt_channel_config_get(d->ch, n->name);
+    default:
+        return NULL;
+    }
+}
+
+static void op_open(fuse_req_t req, fuse_ino_t ino, struct fuse_file_info *fi)
+{
+    CrtFs *fs = fs_of(req);
+    Node *n = crt_fs_node(fs, ino);
+    int acc = fi->flags & O_ACCMODE;
+    OpenFile *of;
+
+    if (!n || n->removed) {
+        fuse_reply_err(req, ENOENT);
+        return;
+    }
+    if (S_ISDIR(n->mode)) {
+        fuse_reply_err(req, EISDIR);
+        return;
+    }
+    if ((acc != O_WRONLY && !kind_readable(n->kind)) ||
+        (acc != O_RDONLY && !kind_writable(n->kind))) {
+        fuse_reply_err(req, EACCES);
+        return;
+    }
+    of = g_new0(OpenFile, 1);
+    of->node = n;
+    of->dir = n->dir;
+    of->link.data = of;
+    if (of->dir) {
+        crt_fs_dir_ref(fs, of->dir);
+        if (n->kind == N_DATA || n->kind == N_RECORDS)
+            of->reader = crt_hub_reader_new(crt_channel_hub(of->dir->ch), n->kind == N_RECORDS);
+        else if (n->kind == N_SEND)
+            of->send = crt_send_open(of->dir->ch);
+        g_mutex_lock(&of->dir->wait_lock);
+        of->dir->opens = g_list_concat(&of->link, of->dir->opens);
+        g_mutex_unlock(&of->dir->wait_lock);
+    }
+    fi->fh = (uintptr_t)of;
+    fi->direct_io = 1;
+    /* The stream files take lseek and ignore it: head(1) seeks back over
+     * what it read ahead and fails on ESPIPE for a regular file.  Reads
+     * never look at the offset there. */
+    fi->nonseekable = !(n->kind == N_DATA || n->kind == N_RECORDS);
+    fuse_reply_open(req, fi);
+}
+
+/* --- reads ------------------------------------------------------------- */
+
+/* One attempt at a streaming read: bytes, 0 (end of file) or -EAGAIN. */
+static gssize stream_read(OpenFile *of, char *buf, size_t size)
+{
+    if (of->reader)
+        return crt_hub_read(of->reader, buf, size, crt_channel_framing(of->dir->ch));
+    return crt_send_read(of->send, buf, size);
+}
+
+/* Answer the parked read if it can be; wait_lock held. */
+static void try_parked_read(OpenFile *of)
+{
+    fuse_req_t req = of->read_req;
+    char *buf;
+    gssize n;
+
+    if (!req)
+        return;
+    buf = g_malloc(MAX(of->read_size, 1));
+    n = stream_read(of, buf, of->read_size);
+    if (n != -EAGAIN) {
+        of->read_req = NULL;
+        fuse_reply_buf(req, buf, n > 0 ? (size_t)n : 0);
+    }
+    g_free(buf);
+}
+
+static void read_interrupted(fuse_req_t req, void *data)
+{
+    OpenFile *of = data;
+    gboolean mine;
+
+    g_mutex_lock(&of->dir->wait_lock);
+    mine = of->read_req == req;
+    if (mine)
+        of->read_req = NULL;
+    g_mutex_unlock(&of->dir->wait_lock);
+    if (mine)
+        fuse_reply_err(req, EINTR);
+}
+
+static void read_stream(fuse_req_t req, OpenFile *of, size_t size, int flags)
+{
+    char *buf = g_malloc(MAX(size, 1));
+    gssize n = stream_read(of, buf, size);
+
+    if (n != -EAGAIN) {
+        fuse_reply_buf(req, buf, n > 0 ? (size_t)n : 0);
+    } else if (flags & O_NONBLOCK) {
+        fuse_reply_err(req, EAGAIN);
+    } else {
+        g_mutex_lock(&of->dir->wait_lock);
+        if (of->read_req) {
+            g_mutex_unlock(&of->dir->wait_lock);
+            fuse_reply_err(req, EBUSY); /* the kernel serialises reads per file */
+            g_free(buf);
+            return;
+        }
+        of->read_req = req;
+        of->read_size = size;
+        g_mutex_unlock(&of->dir->wait_lock);
+        /* Registered unlocked: an already interrupted request calls back at
+         * once.  Then look again, for data that came while parking. */
+        fuse_req_interrupt_func(req, read_interrupted, of);
+        g_mutex_lock(&of->dir->wait_lock);
+        try_parked_read(of);
+        g_mutex_unlock(&of->dir->wait_lock);
+    }
+    g_free(buf);
+}
+
+static void op_read(fuse_req_t req, fuse_ino_t ino, size_t size, off_t off,
+                    struct fuse_file_info *fi)
+{
+    OpenFile *of = of_of(fi);
+    size_t start;
+
+    if (of->reader || of->send) {
+        read_stream(req, of, size, fi->flags);
+        return;
+    }
+    /* A generated file: a snapshot taken at offset 0, read as a whole. */
+    if (off == 0 || !of->text) {
+        g_free(of->text);
+        of->text = generate(fs_of(req), of->node, of->dir);
+        of->text_len = of->text ? strlen(of->text) : 0;
+    }
+    start = MIN((size_t)MAX(off, 0), of->text_len);
+    fuse_reply_buf(req, of->text ? of->text + start : NULL,
+                   MIN(size, of->text_len - start));
+}
+
+/* --- writes ------------------------------------------------------------ */
+
+static void fill_creds(fuse_req_t req, CrtCreds *c, gid_t *groups, int max)
+{
+    const struct fuse_ctx *ctx = fuse_req_ctx(req);
+    int n = fuse_req_getgroups(req, max, groups);
+
+    c->uid = ctx->uid;
+    c->gid = ctx->gid;
+    c->groups = groups;
+    c->ngroups = n < 0 ? 0 : MIN(n, max);
+}
+
+static int control_write(fuse_req_t req, OpenFile *of, const char *text, GError **error)
+{
+    CrtChannel *ch = of->dir->ch;
+    gid_t groups[64];
+    CrtCreds creds;
+
+    switch (of->node->kind) {
+    case N_CTL:
+        return crt_channel_ctl(ch, text, error);
+    case N_TARGET:
+        fill_creds(req, &creds, groups, G_N_ELEMENTS(groups));
+        return crt_channel_set_target(ch, text, &creds, error);
+    case N_CONFIG:
+        return crt_channel_config_set(ch, of->node->name, text, error);
+    default:
+        return -EBADF;
+    }
+}
+
+/* Answer the parked input write if there is room now; wait_lock held. */
+static void try_parked_write(OpenFile *of)
+{
+    fuse_req_t req = of->write_req;
+    gsize len;
+    const void *p;
+    int r;
+
+    if (!req)
+        return;
+    p = g_bytes_get_data(of->write_data, &len);
+    r = crt_channel_input_write(of->dir->ch, p, len, NULL);
+    if (r == -EAGAIN)
+        return;
+    of->write_req = NULL;
+    g_clear_pointer(&of->write_data, g_bytes_unref);
+    if (r < 0)
+        fuse_reply_err(req, -r);
+    else
+        fuse_reply_write(req, len);
+}
+
+static void write_interrupted(fuse_req_t req, void *data)
+{
+    OpenFile *of = data;
+    gboolean mine;
+
+    g_mutex_lock(&of->dir->wait_lock);
+    mine = of->write_req == req;
+    if (mine) {
+        of->write_req = NULL;
+        g_clear_pointer(&of->write_data, g_bytes_unref);
+    }
+    g_mutex_unlock(&of->dir->wait_lock);
+    if (mine)
+        fuse_reply_err(req, EINTR);
+}
+
+static void write_input(fuse_req_t req, OpenFile *of, const char *buf, size_t size,
+                        int flags)
+{
+    GError *error = NULL;
+    int r = crt_channel_input_write(of->dir->ch, buf, size, &error);
+
+    if (r == 0) {
+        fuse_reply_write(req, size);
+    } else if (r != -EAGAIN) {
+        crt_fs_reply_error(req, of->dir, -r, error);
+    } else if (flags & O_NONBLOCK) {
+        fuse_reply_err(req, EAGAIN);
+    } else {
+        g_mutex_lock(&of->dir->wait_lock);
+        of->write_req = req;
+        of->write_data = g_bytes_new(buf, size);
+        g_mutex_unlock(&of->dir->wait_lock);
+        fuse_req_interrupt_func(req, write_interrupted, of);
+        g_mutex_lock(&of->dir->wait_lock);
+        try_parked_write(of);
+        g_mutex_unlock(&of->dir->wait_lock);
+    }
+}
+
+static void op_write(fuse_req_t req, fuse_ino_t ino, const char *buf, size_t size,
+                     off_t off, struct fuse_file_info *fi)
+{
+    OpenFile *of = of_of(fi);
+    GError *error = NULL;
+    char *text;
+    int r;
+
+    if (!of->dir) {
+        fuse_reply_err(req, EBADF);
+        return;
+    }
+    if (of->node->kind == N_INPUT) {
+        write_input(req, of, buf, size, fi->flags);
+        return;
+    }
+    if (of->node->kind == N_SEND) {
+        r = crt_send_write(of->send, buf, size, &error);
+    } else if (size > MAX_CONTROL_WRITE || memchr(buf, '\0', size)) {
+        crt_channel_set_error(of->dir->ch, size > MAX_CONTROL_WRITE
+                                               ? "write too long for a control file"
+                                               : "NUL byte in a control write");
+        r = size > MAX_CONTROL_WRITE ? -EFBIG : -EINVAL;
+    } else {
+        /* One write is one command or value, wherever the offset is. */
+        text = g_strndup(buf, size);
+        r = control_write(req, of, text, &error);
+        g_free(text);
+    }
+    if (r < 0)
+        crt_fs_reply_error(req, of->dir, -r, error);
+    else
+        fuse_reply_write(req, size);
+}
+
+/* --- poll, wake-ups, release ----------------------------------------------- */
+
+static unsigned revents_of(OpenFile *of)
+{
+    switch (of->node->kind) {
+    case N_DATA:
+    case N_RECORDS:
+        return crt_hub_readable(of->reader) ? POLLIN | POLLRDNORM : 0;
+    case N_SEND:
+        return POLLOUT | POLLWRNORM | (crt_send_readable(of->send) ? POLLIN | POLLRDNORM : 0);
+    case N_INPUT:
+        return crt_channel_input_writable(of->dir->ch) ? POLLOUT | POLLWRNORM : 0;
+    default:
+        return POLLIN | POLLRDNORM | POLLOUT | POLLWRNORM;
+    }
+}
+
+static void op_poll(fuse_req_t req, fuse_ino_t ino, struct fuse_file_info *fi,
+                    struct fuse_pollhandle *ph)
+{
+    OpenFile *of = of_of(fi);
+    unsigned rev;
+
+    if (!of->dir) {
+        if (ph)
+            fuse_pollhandle_destroy(ph);
+        fuse_reply_poll(req, POLLIN | POLLRDNORM);
+        return;
+    }
+    g_mutex_lock(&of->dir->wait_lock);
+    if (ph) {
+        if (of->ph)
+            fuse_pollhandle_destroy(of->ph);
+        of->ph = ph; /* the newest handle replaces the old one */
+    }
+    rev = revents_of(of);
+    g_mutex_unlock(&of->dir->wait_lock);
+    fuse_reply_poll(req, rev);
+}
+
+static _Thread_local Dir *waking;
+
+void crt_fs_dir_wake(Dir *d)
+{
+    /* A write retried from here can make the channel notify again on this
+     * thread: that round is already under way. */
+    if (waking == d)
+        return;
+    waking = d;
+    g_mutex_lock(&d->wait_lock);
+    for (GList *l = d->opens; l; l = l->next) {
+        OpenFile *of = l->data;
+
+        try_parked_read(of);
+        try_parked_write(of);
+        if (of->ph && revents_of(of)) {
+            fuse_lowlevel_notify_poll(of->ph);
+            fuse_pollhandle_destroy(of->ph);
+            of->ph = NULL;
+        }
+    }
+    g_mutex_unlock(&d->wait_lock);
+    waking = NULL;
+}
+
+void crt_fs_dir_flush(Dir *d)
+{
+    /* The channel is shut down: reads now end, writes fail. */
+    crt_fs_dir_wake(d);
+    g_mutex_lock(&d->wait_lock);
+    for (GList *l = d->opens; l; l = l->next) {
+        OpenFile *of = l->data;
+
+        if (of->write_req) {
+            fuse_reply_err(of->write_req, ENODEV);
+            of->write_req = NULL;
+            g_clear_pointer(&of->write_data, g_bytes_unref);
+        }
+        if (of->read_req) {
+            fuse_reply_buf(of->read_req, NULL, 0);
+            of->read_req = NULL;
+        }
+        if (of->ph) {
+            fuse_lowlevel_notify_poll(of->ph);
+            fuse_pollhandle_destroy(of->ph);
+            of->ph = NULL;
+        }
+    }
+    g_mutex_unlock(&d->wait_lock);
+}
+
+static void op_release(fuse_req_t req, fuse_ino_t ino, struct fuse_file_info *fi)
+{
+    OpenFile *of = of_of(fi);
+    Dir *d = of->dir;
+
+    if (d) {
+        g_mutex_lock(&d->wait_lock);
+        d->opens = g_list_remove_link(d->opens, &of->link);
+        if (of->ph)
+            fuse_pollhandle_destroy(of->ph);
+        g_mutex_unlock(&d->wait_lock);
+        crt_hub_reader_free(of->reader);
+        if (of->send)
+            crt_send_close(of->send);
+        crt_fs_dir_unref(fs_of(req), d);
+    }
+    g_free(of->text);
+    g_free(of);
+    fuse_reply_err(req, 0);
+}
+
+static void op_opendir(fuse_req_t req, fuse_ino_t ino, struct fuse_file_info *fi)
+{
+    fuse_reply_open(req, fi);
+}
+
+void crt_fs_io_init_ops(struct fuse_lowlevel_ops *ops)
+{
+    ops->open = op_open;
+    ops->read = op_read;
+    ops->write = op_write;
+    ops->poll = op_poll;
+    ops->release = op_release;
+    ops->opendir = op_opendir;
+}

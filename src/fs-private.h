@@ -1,0 +1,103 @@
+/* crtfs - the filesystem's internals, shared by fs.c (the tree: lookup,
+ * attributes, directories) and fs-io.c (open files: reads, writes, parked
+ * requests, poll).  These two files are the only ones that include
+ * fuse_lowlevel.h; the channel below them knows nothing of FUSE. */
+#ifndef CRTFS_FS_PRIVATE_H
+#define CRTFS_FS_PRIVATE_H
+
+#include <fuse_lowlevel.h>
+#include <sys/stat.h>
+
+#include "channel.h"
+#include "fs.h"
+
+typedef enum {
+    N_ROOT = 0,
+    N_VERSION,
+    N_DIR,        /* a target directory */
+    N_CONFIG_DIR, /* its config/ */
+    N_CTL,
+    N_STATE,
+    N_TARGET,
+    N_DATA,
+    N_RECORDS,
+    N_INPUT,
+    N_SEND,
+    N_STATS,
+    N_CONFIG,     /* one config/KEY file */
+} NodeKind;
+
+typedef struct Dir Dir;
+typedef struct Node Node;
+typedef struct OpenFile OpenFile;
+
+struct Node {
+    fuse_ino_t ino;
+    NodeKind kind;
+    const char *name;  /* static: a file name or a config key */
+    Dir *dir;          /* NULL for the root and version */
+    mode_t mode;       /* fs lock: S_IFxxx | permissions, kept across chmod */
+    uid_t uid;         /* fs lock */
+    gid_t gid;         /* fs lock */
+    guint64 nlookup;   /* fs lock: the kernel's references */
+    gboolean removed;  /* fs lock: its directory is gone */
+    struct timespec ctime;
+};
+
+/* A target directory.  The fs lock guards `nodes`, `removed` and `refs`;
+ * `wait_lock` guards the open files' parked requests and poll handles. */
+struct Dir {
+    char *name;
+    CrtChannel *ch;
+    Node *node;        /* the directory */
+    GPtrArray *files;  /* Node * of its files, config/ and config/KEY */
+    guint refs;        /* the tree, every node, every open file */
+    gboolean removed;
+    GMutex wait_lock;
+    GList *opens;      /* OpenFile that may wait (wait_lock) */
+};
+
+struct OpenFile {
+    Node *node;
+    Dir *dir;
+    gboolean nonblock;
+    GList link;             /* in dir->opens */
+    char *text;             /* snapshot of a generated file */
+    size_t text_len;
+    CrtHubReader *reader;   /* data, records */
+    CrtSendSession *send;   /* send */
+    /* wait_lock: */
+    fuse_req_t read_req;    /* a parked read */
+    size_t read_size;
+    fuse_req_t write_req;   /* a parked input write */
+    GBytes *write_data;
+    struct fuse_pollhandle *ph;
+};
+
+struct CrtFs {
+    GMutex lock;            /* the tree */
+    GHashTable *nodes;      /* fuse_ino_t -> Node */
+    GHashTable *dirs;       /* name -> Dir */
+    fuse_ino_t next_ino;
+    Node *root, *version;
+    CrtFsOptions opts;
+    struct fuse_session *se;
+    gboolean shutting_down;
+    struct timespec mount_time;
+};
+
+/* fs.c */
+Node *crt_fs_node(CrtFs *fs, fuse_ino_t ino); /* NULL if unknown */
+void crt_fs_dir_ref(CrtFs *fs, Dir *d);
+void crt_fs_dir_unref(CrtFs *fs, Dir *d);
+/* Reply an errno with a reason in the channel's state (and the log). */
+void crt_fs_reply_error(fuse_req_t req, Dir *d, int err, GError *error);
+
+/* fs-io.c */
+void crt_fs_io_init_ops(struct fuse_lowlevel_ops *ops);
+/* The channel's notify: try every parked request of `d`. */
+void crt_fs_dir_wake(Dir *d);
+/* End every parked request of `d` (rmdir, unmount). */
+void crt_fs_dir_flush(Dir *d);
+
+#endif

@@ -1,0 +1,634 @@
+/* crtfs - the filesystem's tree: the root, one directory per target, its
+ * files and config/ (see fs-private.h).  Open files live in fs-io.c.
+ *
+ * Inode numbers are never reused.  A node stays valid while the kernel
+ * holds a lookup reference to it, even after rmdir; a target directory (with
+ * its channel) is freed when the tree, every node the kernel knows and every
+ * open file have let go of it.
+ */
+#include "config.h"
+
+#include <errno.h>
+#include <limits.h>
+#include <string.h>
+#include <syslog.h>
+#include <time.h>
+
+#include <gio/gio.h>
+
+#include "fs-private.h"
+
+#define DEFAULT_MAX_TARGETS 1024
+
+static const struct {
+    const char *name;
+    NodeKind kind;
+    mode_t mode;
+} dir_files[] = {
+    {"ctl", N_CTL, S_IFREG | 0200},     {"state", N_STATE, S_IFREG | 0444},
+    {"target", N_TARGET, S_IFREG | 0644}, {"data", N_DATA, S_IFREG | 0444},
+    {"records", N_RECORDS, S_IFREG | 0444}, {"input", N_INPUT, S_IFREG | 0200},
+    {"send", N_SEND, S_IFREG | 0600},   {"stats", N_STATS, S_IFREG | 0444},
+    {"config", N_CONFIG_DIR, S_IFDIR | 0755},
+};
+
+static CrtFs *fs_of(fuse_req_t req)
+{
+    return fuse_req_userdata(req);
+}
+
+/* fs lock held. */
+static Node *node_new(CrtFs *fs, NodeKind kind, const char *name, Dir *d, mode_t mode,
+                      uid_t uid, gid_t gid)
+{
+    Node *n = g_new0(Node, 1);
+
+    n->ino = fs->next_ino++;
+    n->kind = kind;
+    n->name = name;
+    n->dir = d;
+    n->mode = mode;
+    n->uid = uid;
+    n->gid = gid;
+    clock_gettime(CLOCK_REALTIME, &n->ctime);
+    g_hash_table_insert(fs->nodes, &n->ino, n);
+    if (d)
+        g_ptr_array_add(d->files, n);
+    return n;
+}
+
+CrtFs *crt_fs_new(const CrtFsOptions *opts)
+{
+    CrtFs *fs = g_new0(CrtFs, 1);
+
+    g_mutex_init(&fs->lock);
+    fs->opts = *opts;
+    if (!fs->opts.max_targets)
+        fs->opts.max_targets = DEFAULT_MAX_TARGETS;
+    fs->nodes = g_hash_table_new(g_int64_hash, g_int64_equal);
+    fs->dirs = g_hash_table_new(g_str_hash, g_str_equal);
+    fs->next_ino = FUSE_ROOT_ID;
+    clock_gettime(CLOCK_REALTIME, &fs->mount_time);
+    fs->root = node_new(fs, N_ROOT, "", NULL, S_IFDIR | 0755, geteuid(), getegid());
+    fs->version = node_new(fs, N_VERSION, "version", NULL, S_IFREG | 0444, geteuid(),
+                           getegid());
+    return fs;
+}
+
+void crt_fs_set_session(CrtFs *fs, struct fuse_session *se)
+{
+    fs->se = se;
+}
+
+Node *crt_fs_node(CrtFs *fs, fuse_ino_t ino)
+{
+    Node *n;
+
+    g_mutex_lock(&fs->lock);
+    n = g_hash_table_lookup(fs->nodes, &ino);
+    g_mutex_unlock(&fs->lock);
+    return n;
+}
+
+static void channel_notify(CrtChannel *ch, gpointer data)
+{
+    crt_fs_dir_wake(data);
+}
+
+/* fs lock held. */
+static Dir *dir_new_unlocked(CrtFs *fs, const char *name, uid_t uid, gid_t gid)
+{
+    CrtChannelPolicy policy = {.allow_exec_for_users = fs->opts.allow_exec};
+    Dir *d = g_new0(Dir, 1);
+    Node *config = NULL;
+
+    d->name = g_strdup(name);
+    d->refs = 1; /* the tree */
+    d->files = g_ptr_array_new();
+    g_mutex_init(&d->wait_lock);
+    d->ch = crt_channel_new(name, &policy, channel_notify, d);
+    d->node = node_new(fs, N_DIR, d->name, d, S_IFDIR | 0755, uid, gid);
+    for (size_t i = 0; i < G_N_ELEMENTS(dir_files); i++) {
+        Node *n = node_new(fs, dir_files[i].kind, dir_files[i].name, d, dir_files[i].mode,
+                           uid, gid);
+
+        if (n->kind == N_CONFIG_DIR)
+            config = n;
+    }
+    g_assert(config);
+    for (const char *const *k = crt_config_keys(); *k; k++)
+        node_new(fs, N_CONFIG, *k, d, S_IFREG | 0644, uid, gid);
+    g_hash_table_insert(fs->dirs, d->name, d);
+    return d;
+}
+
+void crt_fs_dir_ref(CrtFs *fs, Dir *d)
+{
+    g_mutex_lock(&fs->lock);
+    d->refs++;
+    g_mutex_unlock(&fs->lock);
+}
+
+static void dir_free(Dir *d)
+{
+    crt_channel_free(d->ch);
+    for (guint i = 0; i < d->files->len; i++)
+        g_free(g_ptr_array_index(d->files, i));
+    g_ptr_array_free(d->files, TRUE);
+    g_mutex_clear(&d->wait_lock);
+    g_free(d->name);
+    g_free(d);
+}
+
+void crt_fs_dir_unref(CrtFs *fs, Dir *d)
+{
+    gboolean last;
+
+    g_mutex_lock(&fs->lock);
+    last = --d->refs == 0;
+    if (last) {
+        for (guint i = 0; i < d->files->len; i++) {
+            Node *n = g_ptr_array_index(d->files, i);
+
+            g_hash_table_remove(fs->nodes, &n->ino);
+        }
+    }
+    g_mutex_unlock(&fs->lock);
+    if (last)
+        dir_free(d);
+}
+
+void crt_fs_reply_error(fuse_req_t req, Dir *d, int err, GError *error)
+{
+    if (error) {
+        g_debug("%s: %s", d ? d->name : "/", error->message);
+        g_error_free(error);
+    }
+    fuse_reply_err(req, err);
+}
+
+/* --- attributes and lookup -------------------------------------------- */
+
+static void fill_stat(const Node *n, struct stat *st)
+{
+    memset(st, 0, sizeof *st);
+    st->st_ino = n->ino;
+    st->st_mode = n->mode;
+    st->st_nlink = S_ISDIR(n->mode) ? 2 : 1;
+    st->st_uid = n->uid;
+    st->st_gid = n->gid;
+    st->st_blksize = 4096;
+    st->st_atim = st->st_mtim = st->st_ctim = n->ctime;
+}
+
+/* The child `name` of `parent`; fs lock held. */
+static Node *child_unlocked(CrtFs *fs, Node *parent, const char *name)
+{
+    Dir *d;
+
+    if (parent->kind == N_ROOT) {
+        if (strcmp(name, "version") == 0)
+            return fs->version;
+        d = g_hash_table_lookup(fs->dirs, name);
+        return d ? d->node : NULL;
+    }
+    if (parent->kind != N_DIR && parent->kind != N_CONFIG_DIR)
+        return NULL;
+    d = parent->dir;
+    for (guint i = 0; i < d->files->len; i++) {
+        Node *n = g_ptr_array_index(d->files, i);
+        gboolean in_config = n->kind == N_CONFIG;
+
+        if (n != d->node && in_config == (parent->kind == N_CONFIG_DIR) &&
+            strcmp(n->name, name) == 0)
+            return n;
+    }
+    return NULL;
+}
+
+/* Count a kernel reference; fs lock held.  A directory's nodes keep it. */
+static void node_lookup_unlocked(Node *n)
+{
+    if (n->nlookup++ == 0 && n->dir)
+        n->dir->refs++;
+}
+
+static void reply_entry_unlocked(fuse_req_t req, Node *n)
+{
+    struct fuse_entry_param e = {0};
+
+    node_lookup_unlocked(n);
+    e.ino = n->ino;
+    /* No caching of names: targets come and go with mkdir and rmdir. */
+    e.attr_timeout = 0;
+    e.entry_timeout = 0;
+    fill_stat(n, &e.attr);
+    fuse_reply_entry(req, &e);
+}
+
+static void op_lookup(fuse_req_t req, fuse_ino_t parent, const char *name)
+{
+    CrtFs *fs = fs_of(req);
+    Node *p, *n = NULL;
+
+    g_mutex_lock(&fs->lock);
+    p = g_hash_table_lookup(fs->nodes, &parent);
+    if (p && !p->removed)
+        n = child_unlocked(fs, p, name);
+    if (n && !n->removed)
+        reply_entry_unlocked(req, n);
+    else
+        fuse_reply_err(req, ENOENT);
+    g_mutex_unlock(&fs->lock);
+}
+
+static void forget_one(CrtFs *fs, fuse_ino_t ino, uint64_t nlookup)
+{
+    Dir *unref = NULL;
+    Node *n;
+
+    g_mutex_lock(&fs->lock);
+    n = g_hash_table_lookup(fs->nodes, &ino);
+    if (n && n->nlookup > 0) {
+        n->nlookup -= MIN(nlookup, n->nlookup);
+        if (n->nlookup == 0)
+            unref = n->dir;
+    }
+    g_mutex_unlock(&fs->lock);
+    if (unref)
+        crt_fs_dir_unref(fs, unref);
+}
+
+static void op_forget(fuse_req_t req, fuse_ino_t ino, uint64_t nlookup)
+{
+    forget_one(fs_of(req), ino, nlookup);
+    fuse_reply_none(req);
+}
+
+static void op_forget_multi(fuse_req_t req, size_t count, struct fuse_forget_data *list)
+{
+    for (size_t i = 0; i < count; i++)
+        forget_one(fs_of(req), list[i].ino, list[i].nlookup);
+    fuse_reply_none(req);
+}
+
+static void op_getattr(fuse_req_t req, fuse_ino_t ino, struct fuse_file_info *fi)
+{
+    CrtFs *fs = fs_of(req);
+    struct stat st;
+    Node *n;
+
+    g_mutex_lock(&fs->lock);
+    n = g_hash_table_lookup(fs->nodes, &ino);
+    if (n)
+        fill_stat(n, &st);
+    g_mutex_unlock(&fs->lock);
+    if (n)
+        fuse_reply_attr(req, &st, 0);
+    else
+        fuse_reply_err(req, ENOENT);
+}
+
+/* chmod and chown are kept and, with default_permissions, enforced by the
+ * kernel; truncation and times are accepted and ignored (`echo x > f`
+ * truncates). */
+static int setattr_unlocked(fuse_req_t req, Node *n, struct stat *attr, int to_set)
+{
+    const struct fuse_ctx *ctx = fuse_req_ctx(req);
+    gboolean owner = ctx->uid == 0 || ctx->uid == n->uid;
+
+    if (n->kind == N_ROOT || n->kind == N_VERSION)
+        return (to_set & (FUSE_SET_ATTR_MODE | FUSE_SET_ATTR_UID | FUSE_SET_ATTR_GID)) ? EPERM
+                                                                                       : 0;
+    if ((to_set & FUSE_SET_ATTR_MODE) && !owner)
+        return EPERM;
+    if ((to_set & (FUSE_SET_ATTR_UID | FUSE_SET_ATTR_GID)) && ctx->uid != 0)
+        return EPERM;
+    if (to_set & FUSE_SET_ATTR_MODE)
+        n->mode = (n->mode & S_IFMT) | (attr->st_mode & 07777);
+    if (to_set & FUSE_SET_ATTR_UID)
+        n->uid = attr->st_uid;
+    if (to_set & FUSE_SET_ATTR_GID)
+        n->gid = attr->st_gid;
+    clock_gettime(CLOCK_REALTIME, &n->ctime);
+    return 0;
+}
+
+static void op_setattr(fuse_req_t req, fuse_ino_t ino, struct stat *attr, int to_set,
+                       struct fuse_file_info *fi)
+{
+    CrtFs *fs = fs_of(req);
+    struct stat st;
+    int err = ENOENT;
+    Node *n;
+
+    g_mutex_lock(&fs->lock);
+    n = g_hash_table_lookup(fs->nodes, &ino);
+    if (n && !n->removed)
+        err = setattr_unlocked(req, n, attr, to_set);
+    if (err == 0)
+        fill_stat(n, &st);
+    g_mutex_unlock(&fs->lock);
+    if (err)
+        fuse_reply_err(req, err);
+    else
+        fuse_reply_attr(req, &st, 0);
+}
+
+/* --- directories -------------------------------------------------------- */
+
+typedef struct {
+    GByteArray *buf; /* entries as fuse_add_direntry lays them out */
+    GArray *ends;    /* size_t: where each entry ends in buf */
+} Listing;
+
+static void add_entry(fuse_req_t req, Listing *ls, const char *name, const Node *n,
+                      off_t next)
+{
+    struct stat st = {.st_ino = n->ino, .st_mode = n->mode};
+    size_t len = fuse_add_direntry(req, NULL, 0, name, NULL, 0);
+    guint at = ls->buf->len;
+    size_t end = at + len;
+
+    g_byte_array_set_size(ls->buf, (guint)end);
+    fuse_add_direntry(req, (char *)ls->buf->data + at, len, name, &st, next);
+    g_array_append_val(ls->ends, end);
+}
+
+/* The whole listing, built per call: directories are small. */
+static void listing_unlocked(fuse_req_t req, CrtFs *fs, Node *dir, Listing *buf)
+{
+    off_t i = 0;
+
+    add_entry(req, buf, ".", dir, ++i);
+    add_entry(req, buf, "..", fs->root, ++i);
+    if (dir->kind == N_ROOT) {
+        GHashTableIter it;
+        gpointer v;
+
+        add_entry(req, buf, "version", fs->version, ++i);
+        g_hash_table_iter_init(&it, fs->dirs);
+        while (g_hash_table_iter_next(&it, NULL, &v))
+            add_entry(req, buf, ((Dir *)v)->name, ((Dir *)v)->node, ++i);
+        return;
+    }
+    for (guint k = 0; k < dir->dir->files->len; k++) {
+        Node *n = g_ptr_array_index(dir->dir->files, k);
+
+        if (n != dir->dir->node && (n->kind == N_CONFIG) == (dir->kind == N_CONFIG_DIR))
+            add_entry(req, buf, n->name, n, ++i);
+    }
+}
+
+static void op_readdir(fuse_req_t req, fuse_ino_t ino, size_t size, off_t off,
+                       struct fuse_file_info *fi)
+{
+    CrtFs *fs = fs_of(req);
+    Listing ls = {g_byte_array_new(), g_array_new(FALSE, FALSE, sizeof(size_t))};
+    size_t start = 0, end = 0;
+    gboolean ok;
+    Node *n;
+
+    g_mutex_lock(&fs->lock);
+    n = g_hash_table_lookup(fs->nodes, &ino);
+    ok = n && S_ISDIR(n->mode) && !n->removed;
+    if (ok)
+        listing_unlocked(req, fs, n, &ls);
+    g_mutex_unlock(&fs->lock);
+    if (!ok) {
+        fuse_reply_err(req, n ? ENOTDIR : ENOENT);
+    } else {
+        /* Entry `off` onwards, as many whole entries as fit. */
+        if (off > 0 && (guint)off <= ls.ends->len)
+            start = end = g_array_index(ls.ends, size_t, off - 1);
+        else if (off > 0)
+            start = end = ls.buf->len;
+        for (guint k = (guint)MAX(off, 0); k < ls.ends->len; k++) {
+            size_t e = g_array_index(ls.ends, size_t, k);
+
+            if (e - start > size)
+                break;
+            end = e;
+        }
+        fuse_reply_buf(req, (char *)ls.buf->data + start, end - start);
+    }
+    g_byte_array_free(ls.buf, TRUE);
+    g_array_free(ls.ends, TRUE);
+}
+
+static int check_name(const char *name)
+{
+    if (!*name || strcmp(name, ".") == 0 || strcmp(name, "..") == 0 || strchr(name, '/'))
+        return EINVAL;
+    if (strlen(name) > NAME_MAX)
+        return ENAMETOOLONG;
+    if (strcmp(name, "version") == 0)
+        return EEXIST;
+    return 0;
+}
+
+static void op_mkdir(fuse_req_t req, fuse_ino_t parent, const char *name, mode_t mode)
+{
+    CrtFs *fs = fs_of(req);
+    const struct fuse_ctx *ctx = fuse_req_ctx(req);
+    int err = parent == FUSE_ROOT_ID ? check_name(name) : EPERM;
+    Dir *d;
+
+    g_mutex_lock(&fs->lock);
+    if (!err && fs->shutting_down)
+        err = ESHUTDOWN;
+    if (!err && g_hash_table_contains(fs->dirs, name))
+        err = EEXIST;
+    if (!err && g_hash_table_size(fs->dirs) >= fs->opts.max_targets)
+        err = ENOSPC;
+    if (err) {
+        g_mutex_unlock(&fs->lock);
+        fuse_reply_err(req, err);
+        return;
+    }
+    d = dir_new_unlocked(fs, name, ctx->uid, ctx->gid);
+    d->node->mode = S_IFDIR | (mode & 07777 & ~ctx->umask);
+    reply_entry_unlocked(req, d->node);
+    g_mutex_unlock(&fs->lock);
+}
+
+/* Take a directory out of the tree: stop its target (and wait), end every
+ * read, and let go of the tree's reference. */
+static void dir_remove(CrtFs *fs, Dir *d)
+{
+    crt_channel_shutdown(d->ch);
+    crt_fs_dir_flush(d);
+    g_mutex_lock(&fs->lock);
+    g_hash_table_remove(fs->dirs, d->name);
+    d->removed = TRUE;
+    for (guint i = 0; i < d->files->len; i++)
+        ((Node *)g_ptr_array_index(d->files, i))->removed = TRUE;
+    g_mutex_unlock(&fs->lock);
+    crt_fs_dir_unref(fs, d);
+}
+
+static void op_rmdir(fuse_req_t req, fuse_ino_t parent, const char *name)
+{
+    CrtFs *fs = fs_of(req);
+    Dir *d = NULL;
+
+    g_mutex_lock(&fs->lock);
+    if (parent == FUSE_ROOT_ID)
+        d = g_hash_table_lookup(fs->dirs, name);
+    if (d && !d->removed)
+        d->refs++; /* held across the blocking stop */
+    g_mutex_unlock(&fs->lock);
+    if (!d) {
+        fuse_reply_err(req, parent == FUSE_ROOT_ID ? ENOENT : EPERM);
+        return;
+    }
+    dir_remove(fs, d);
+    crt_fs_dir_unref(fs, d);
+    fuse_reply_err(req, 0);
+}
+
+static void op_refuse(fuse_req_t req, fuse_ino_t parent, const char *name)
+{
+    fuse_reply_err(req, EPERM);
+}
+
+static void op_create(fuse_req_t req, fuse_ino_t parent, const char *name, mode_t mode,
+                      struct fuse_file_info *fi)
+{
+    fuse_reply_err(req, EPERM);
+}
+
+static void op_mknod(fuse_req_t req, fuse_ino_t parent, const char *name, mode_t mode,
+                     dev_t rdev)
+{
+    fuse_reply_err(req, EPERM);
+}
+
+static void op_rename(fuse_req_t req, fuse_ino_t parent, const char *name,
+                      fuse_ino_t newparent, const char *newname, unsigned int flags)
+{
+    fuse_reply_err(req, EPERM);
+}
+
+static void op_init(void *userdata, struct fuse_conn_info *conn)
+{
+    /* Control writes must reach us one by one, as written. */
+    conn->want &= ~FUSE_CAP_WRITEBACK_CACHE;
+}
+
+/* --- config file ---------------------------------------------------------- */
+
+static int load_group(CrtFs *fs, GKeyFile *kf, const char *group, GError **error)
+{
+    char **keys = g_key_file_get_keys(kf, group, NULL, NULL);
+    char *target = NULL;
+    gboolean autostart = FALSE;
+    Dir *d;
+    int r = check_name(group) ? -EINVAL : 0;
+
+    if (r < 0) {
+        g_set_error(error, G_IO_ERROR, G_IO_ERROR_INVALID_ARGUMENT,
+                    "[%s]: not a valid target name", group);
+        g_strfreev(keys);
+        return r;
+    }
+    g_mutex_lock(&fs->lock);
+    d = dir_new_unlocked(fs, group, geteuid(), getegid());
+    g_mutex_unlock(&fs->lock);
+    for (guint i = 0; r == 0 && keys && keys[i]; i++) {
+        char *v = g_key_file_get_value(kf, group, keys[i], NULL);
+
+        if (strcmp(keys[i], "target") == 0)
+            target = g_strdup(v);
+        else if (strcmp(keys[i], "autostart") == 0)
+            autostart = g_key_file_get_boolean(kf, group, keys[i], NULL);
+        else
+            r = crt_channel_config_set(d->ch, keys[i], v, error);
+        g_free(v);
+    }
+    if (r == 0 && target)
+        r = crt_channel_set_target(d->ch, target, NULL, error);
+    if (r == 0 && autostart && crt_channel_state(d->ch) != CRT_STATE_STREAMING)
+        r = crt_channel_ctl(d->ch, "start", error);
+    if (r < 0 && error && *error)
+        g_prefix_error(error, "[%s]: ", group);
+    g_free(target);
+    g_strfreev(keys);
+    return r;
+}
+
+int crt_fs_load_config(CrtFs *fs, GKeyFile *kf, GError **error)
+{
+    char **groups = g_key_file_get_groups(kf, NULL);
+    int r = 0;
+
+    for (guint i = 0; r == 0 && groups[i]; i++)
+        r = load_group(fs, kf, groups[i], error);
+    g_strfreev(groups);
+    return r;
+}
+
+void crt_fs_shutdown(CrtFs *fs)
+{
+    GList *dirs;
+
+    g_mutex_lock(&fs->lock);
+    fs->shutting_down = TRUE;
+    dirs = g_hash_table_get_values(fs->dirs);
+    for (GList *l = dirs; l; l = l->next)
+        ((Dir *)l->data)->refs++;
+    g_mutex_unlock(&fs->lock);
+    for (GList *l = dirs; l; l = l->next) {
+        dir_remove(fs, l->data);
+        crt_fs_dir_unref(fs, l->data);
+    }
+    g_list_free(dirs);
+}
+
+/* After the session is gone no kernel reference is left to honour: free the
+ * directories that only the kernel's lookups kept. */
+void crt_fs_free(CrtFs *fs)
+{
+    GHashTable *left = g_hash_table_new(NULL, NULL);
+    GHashTableIter it;
+    gpointer v;
+
+    if (!fs)
+        return;
+    g_hash_table_iter_init(&it, fs->nodes);
+    while (g_hash_table_iter_next(&it, NULL, &v)) {
+        if (((Node *)v)->dir)
+            g_hash_table_add(left, ((Node *)v)->dir);
+    }
+    g_hash_table_iter_init(&it, left);
+    while (g_hash_table_iter_next(&it, &v, NULL))
+        dir_free(v);
+    g_hash_table_destroy(left);
+    g_hash_table_destroy(fs->dirs);
+    g_free(fs->root);
+    g_free(fs->version);
+    g_hash_table_destroy(fs->nodes);
+    g_mutex_clear(&fs->lock);
+    g_free(fs);
+}
+
+static struct fuse_lowlevel_ops fs_ops;
+
+const struct fuse_lowlevel_ops *crt_fs_ops(void)
+{
+    fs_ops.init = op_init;
+    fs_ops.lookup = op_lookup;
+    fs_ops.forget = op_forget;
+    fs_ops.forget_multi = op_forget_multi;
+    fs_ops.getattr = op_getattr;
+    fs_ops.setattr = op_setattr;
+    fs_ops.readdir = op_readdir;
+    fs_ops.mkdir = op_mkdir;
+    fs_ops.rmdir = op_rmdir;
+    fs_ops.unlink = op_refuse;
+    fs_ops.create = op_create;
+    fs_ops.mknod = op_mknod;
+    fs_ops.rename = op_rename;
+    crt_fs_io_init_ops(&fs_ops);
+    return &fs_ops;
+}

@@ -1,0 +1,31 @@
+/* crtfs - the FUSE filesystem (low-level API): one directory per target.
+ * main.c creates it, hands it the session and runs the request loop. */
+#ifndef CRTFS_FS_H
+#define CRTFS_FS_H
+
+#include <glib.h>
+
+struct fuse_session;
+struct fuse_lowlevel_ops;
+
+typedef struct CrtFs CrtFs;
+
+typedef struct {
+    gboolean allow_exec;     /* exec: targets from non-root writers */
+    guint max_targets;       /* mkdir refuses more (ENOSPC) */
+} CrtFsOptions;
+
+CrtFs *crt_fs_new(const CrtFsOptions *opts);
+const struct fuse_lowlevel_ops *crt_fs_ops(void);
+void crt_fs_set_session(CrtFs *fs, struct fuse_session *se);
+
+/* Create the targets of a config file (GKeyFile, one group per target).
+ * 0, or -errno with `error` naming the group and key. */
+int crt_fs_load_config(CrtFs *fs, GKeyFile *kf, GError **error);
+
+/* Stop every target (stop-and-wait) and answer every parked request:
+ * readers see end of file.  Before the session is destroyed. */
+void crt_fs_shutdown(CrtFs *fs);
+void crt_fs_free(CrtFs *fs);
+
+#endif

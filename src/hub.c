@@ -1,0 +1,400 @@
+/* crtfs - the broadcast hub (see hub.h). */
+#include "config.h"
+
+#include <errno.h>
+#include <inttypes.h>
+#include <stdio.h>
+#include <string.h>
+
+#include "hub.h"
+
+/* One streamed buffer.  Lives in the output buffer's client context, or is
+ * allocated for a completion that came without a buffer (errors). */
+typedef struct Entry Entry;
+struct Entry {
+    Entry *next;
+    CrtEngine *engine;
+    void *buffer;      /* NULL for a bufferless completion */
+    size_t length;
+    int status;
+    guint64 seq;
+    gint64 time_ns;
+    guint refs;        /* readers that still need it, +1 while unclaimed */
+    gboolean unclaimed;/* arrived with no reader: kept for the next one */
+};
+
+struct CrtHubReader {
+    CrtHub *hub;
+    CrtHubReader *next_reader;
+    Entry *at;         /* next entry to read, NULL when caught up */
+    size_t offset;     /* bytes of `at` already read (header included) */
+    guint64 gen;       /* end-of-stream generation seen */
+    gboolean records;
+    guint64 drops;
+    char header[96];   /* records: the current entry's header line */
+    size_t header_len;
+};
+
+struct CrtHub {
+    GMutex lock; /* guards everything below */
+    Entry *head, *tail;
+    CrtHubReader *readers;
+    guint nreaders;
+    guint64 gen;       /* bumped at each end of stream */
+    gboolean closed;
+    CrtOverflow overflow;
+    CrtHubStats stats;
+    CrtHubNotify notify;
+    gpointer notify_data;
+};
+
+size_t crt_hub_context_size(void)
+{
+    return sizeof(Entry);
+}
+
+CrtHub *crt_hub_new(CrtHubNotify notify, gpointer data)
+{
+    CrtHub *hub = g_new0(CrtHub, 1);
+
+    g_mutex_init(&hub->lock);
+    hub->notify = notify;
+    hub->notify_data = data;
+    return hub;
+}
+
+static void entry_free(Entry *e)
+{
+    if (e->buffer)
+        crt_engine_buffer_put(e->engine, e->buffer);
+    else
+        g_free(e);
+}
+
+/* Free entries from the head once nobody needs them.  Lock held. */
+static void trim_unlocked(CrtHub *hub)
+{
+    while (hub->head && hub->head->refs == 0) {
+        Entry *e = hub->head;
+
+        hub->head = e->next;
+        if (!hub->head)
+            hub->tail = NULL;
+        hub->stats.queued--;
+        entry_free(e);
+    }
+}
+
+static void notify(CrtHub *hub)
+{
+    if (hub->notify)
+        hub->notify(hub, hub->notify_data);
+}
+
+void crt_hub_free(CrtHub *hub)
+{
+    if (!hub)
+        return;
+    g_mutex_lock(&hub->lock);
+    g_return_if_fail(hub->readers == NULL);
+    for (Entry *e = hub->head; e; e = e->next)
+        e->refs = 0;
+    trim_unlocked(hub);
+    g_mutex_unlock(&hub->lock);
+    g_mutex_clear(&hub->lock);
+    g_free(hub);
+}
+
+void crt_hub_set_overflow(CrtHub *hub, CrtOverflow overflow)
+{
+    g_mutex_lock(&hub->lock);
+    hub->overflow = overflow;
+    g_mutex_unlock(&hub->lock);
+}
+
+/* The reader moves past `at`, which it releases. */
+static void reader_advance_unlocked(CrtHubReader *r)
+{
+    Entry *e = r->at;
+
+    r->at = e->next;
+    r->offset = 0;
+    r->header_len = 0;
+    e->refs--;
+}
+
+/* drop-oldest: the pool is empty, so the oldest entry goes, for every
+ * reader still positioned on it (the readers that kept up hold nothing
+ * older and lose nothing). */
+static void drop_oldest_unlocked(CrtHub *hub)
+{
+    Entry *e = hub->head;
+
+    if (!e || !e->buffer)
+        return;
+    for (CrtHubReader *r = hub->readers; r; r = r->next_reader) {
+        if (r->at == e) {
+            reader_advance_unlocked(r);
+            r->drops++;
+            hub->stats.dropped++;
+        }
+    }
+    if (e->unclaimed) {
+        e->unclaimed = FALSE;
+        e->refs--;
+        hub->stats.dropped++;
+    }
+    trim_unlocked(hub);
+}
+
+static Entry *entry_for(CrtEngine *engine, const CrtOutput *out)
+{
+    Entry *e = out->buffer ? out->context : g_new0(Entry, 1);
+
+    memset(e, 0, sizeof *e);
+    e->engine = engine;
+    e->buffer = out->buffer;
+    e->length = out->length;
+    e->status = out->status;
+    e->seq = out->seq;
+    e->time_ns = out->time_ns;
+    return e;
+}
+
+CrtDisposition crt_hub_push(CrtHub *hub, CrtEngine *engine, const CrtOutput *out)
+{
+    Entry *e;
+    CrtEngineStats st;
+
+    if (out->status == -ECANCELED)
+        return CRT_DISPOSITION_ENGINE_CONTINUE;
+    e = entry_for(engine, out);
+    g_mutex_lock(&hub->lock);
+    if (hub->closed) {
+        g_mutex_unlock(&hub->lock);
+        if (!e->buffer)
+            g_free(e);
+        return CRT_DISPOSITION_ENGINE_CONTINUE;
+    }
+    e->refs = hub->nreaders;
+    e->unclaimed = hub->nreaders == 0;
+    if (e->unclaimed)
+        e->refs = 1;
+    for (CrtHubReader *r = hub->readers; r; r = r->next_reader) {
+        if (!r->at)
+            r->at = e;
+    }
+    if (hub->tail)
+        hub->tail->next = e;
+    else
+        hub->head = e;
+    hub->tail = e;
+    hub->stats.queued++;
+    hub->stats.last_seq = e->seq;
+    if (hub->overflow == CRT_OVERFLOW_DROP_OLDEST && e->buffer) {
+        crt_engine_get_stats(engine, &st);
+        if (st.out_pool_free == 0)
+            drop_oldest_unlocked(hub);
+    }
+    g_mutex_unlock(&hub->lock);
+    notify(hub);
+    /* The hub owns the buffer now; a bufferless entry is the hub's too. */
+    return e->buffer ? CRT_DISPOSITION_CLIENT_CONTINUE : CRT_DISPOSITION_ENGINE_CONTINUE;
+}
+
+void crt_hub_end_stream(CrtHub *hub)
+{
+    g_mutex_lock(&hub->lock);
+    hub->gen++;
+    g_mutex_unlock(&hub->lock);
+    notify(hub);
+}
+
+void crt_hub_close(CrtHub *hub)
+{
+    g_mutex_lock(&hub->lock);
+    hub->closed = TRUE;
+    hub->gen++;
+    g_mutex_unlock(&hub->lock);
+    notify(hub);
+}
+
+void crt_hub_release_engine(CrtHub *hub, CrtEngine *engine)
+{
+    g_mutex_lock(&hub->lock);
+    for (Entry *e = hub->head; e; e = e->next) {
+        if (e->engine != engine)
+            continue;
+        for (CrtHubReader *r = hub->readers; r; r = r->next_reader) {
+            if (r->at == e)
+                reader_advance_unlocked(r);
+        }
+        if (e->unclaimed) {
+            e->unclaimed = FALSE;
+            e->refs--;
+        }
+    }
+    trim_unlocked(hub);
+    g_mutex_unlock(&hub->lock);
+}
+
+CrtHubReader *crt_hub_reader_new(CrtHub *hub, gboolean records)
+{
+    CrtHubReader *r = g_new0(CrtHubReader, 1);
+
+    r->hub = hub;
+    r->records = records;
+    g_mutex_lock(&hub->lock);
+    r->gen = hub->gen;
+    /* Entries only stay unclaimed while nobody reads, so then every kept
+     * entry is unclaimed, and the first reader to open takes them over. */
+    if (hub->nreaders == 0) {
+        r->at = hub->head;
+        for (Entry *e = hub->head; e; e = e->next)
+            e->unclaimed = FALSE; /* its extra reference is this reader's */
+    }
+    r->next_reader = hub->readers;
+    hub->readers = r;
+    hub->nreaders++;
+    hub->stats.readers = hub->nreaders;
+    g_mutex_unlock(&hub->lock);
+    return r;
+}
+
+void crt_hub_reader_free(CrtHubReader *r)
+{
+    CrtHub *hub;
+    CrtHubReader **link;
+
+    if (!r)
+        return;
+    hub = r->hub;
+    g_mutex_lock(&hub->lock);
+    for (link = &hub->readers; *link != r; link = &(*link)->next_reader)
+        ;
+    *link = r->next_reader;
+    hub->nreaders--;
+    hub->stats.readers = hub->nreaders;
+    while (r->at)
+        reader_advance_unlocked(r);
+    trim_unlocked(hub);
+    g_mutex_unlock(&hub->lock);
+    g_free(r);
+}
+
+static const char *status_name(int status)
+{
+    const char *name;
+
+    if (status == 0)
+        return "ok";
+    name = strerrorname_np(-status);
+    return name ? name : "EUNKNOWN";
+}
+
+/* What of the current entry the reader sees: for `data` the payload (errors
+ * are skipped), for `records` a header line then the payload. */
+static gboolean entry_visible(CrtHubReader *r, Entry *e)
+{
+    return r->records || e->length > 0;
+}
+
+static void make_header(CrtHubReader *r, Entry *e)
+{
+    int n = snprintf(r->header, sizeof r->header,
+                     "%" PRIu64 " %" PRId64 ".%09" PRId64 " %s %zu\n", e->seq,
+                     e->time_ns / 1000000000, e->time_ns % 1000000000,
+                     status_name(e->status), e->length);
+
+    r->header_len = (size_t)MIN(n, (int)sizeof r->header - 1);
+}
+
+/* Copy from the current entry; returns bytes copied, advancing past the
+ * entry when it is done.  Lock held. */
+static size_t copy_entry_unlocked(CrtHubReader *r, char *dst, size_t size)
+{
+    Entry *e = r->at;
+    size_t hlen, total, done = 0;
+
+    if (r->records && r->header_len == 0)
+        make_header(r, e);
+    hlen = r->records ? r->header_len : 0;
+    total = hlen + e->length;
+    while (done < size && r->offset < total) {
+        size_t n;
+
+        if (r->offset < hlen) {
+            n = MIN(size - done, hlen - r->offset);
+            memcpy(dst + done, r->header + r->offset, n);
+        } else {
+            n = MIN(size - done, total - r->offset);
+            memcpy(dst + done, (char *)e->buffer + (r->offset - hlen), n);
+        }
+        done += n;
+        r->offset += n;
+    }
+    if (r->offset == total) {
+        reader_advance_unlocked(r);
+        r->hub->stats.delivered++;
+    }
+    return done;
+}
+
+static void skip_invisible_unlocked(CrtHubReader *r)
+{
+    while (r->at && r->offset == 0 && !entry_visible(r, r->at))
+        reader_advance_unlocked(r);
+}
+
+gssize crt_hub_read(CrtHubReader *r, char *dst, size_t size, CrtFraming framing)
+{
+    CrtHub *hub = r->hub;
+    size_t done = 0;
+
+    g_mutex_lock(&hub->lock);
+    skip_invisible_unlocked(r);
+    while (r->at && done < size) {
+        done += copy_entry_unlocked(r, dst + done, size - done);
+        if (framing == CRT_FRAMING_RECORD)
+            break;
+        skip_invisible_unlocked(r);
+    }
+    trim_unlocked(hub);
+    if (done == 0 && !r->at && (r->gen != hub->gen || hub->closed)) {
+        r->gen = hub->gen; /* end of file once per end of stream */
+        g_mutex_unlock(&hub->lock);
+        return 0;
+    }
+    g_mutex_unlock(&hub->lock);
+    return done > 0 ? (gssize)done : -EAGAIN;
+}
+
+gboolean crt_hub_readable(CrtHubReader *r)
+{
+    CrtHub *hub = r->hub;
+    gboolean ready;
+
+    g_mutex_lock(&hub->lock);
+    skip_invisible_unlocked(r);
+    trim_unlocked(hub);
+    ready = r->at != NULL || r->gen != hub->gen || hub->closed;
+    g_mutex_unlock(&hub->lock);
+    return ready;
+}
+
+guint64 crt_hub_reader_drops(CrtHubReader *r)
+{
+    guint64 n;
+
+    g_mutex_lock(&r->hub->lock);
+    n = r->drops;
+    g_mutex_unlock(&r->hub->lock);
+    return n;
+}
+
+void crt_hub_get_stats(CrtHub *hub, CrtHubStats *stats)
+{
+    g_mutex_lock(&hub->lock);
+    *stats = hub->stats;
+    g_mutex_unlock(&hub->lock);
+}

@@ -1,0 +1,74 @@
+/* crtfs - the broadcast hub behind a target's `data` and `records` files.
+ *
+ * Every streamed output buffer becomes an entry, in sequence order.  Every
+ * reader open when the entry arrives gets it; an entry that arrives while
+ * nobody reads is kept for the next reader that opens.  Entries are shared
+ * between readers, never copied: the entry lives in the output buffer's
+ * client context, and the buffer goes back to its engine when the last
+ * reader has read it.  A reader that falls behind meets the overflow policy:
+ * `block` (the engine runs out of buffers and the stream pauses) or
+ * `drop-oldest` (the oldest entry is dropped for whoever still holds it, and
+ * counted).
+ *
+ * No FUSE here.  Threads: every function takes the hub lock; the notify
+ * callback runs without it.  Lock order: hub lock, then the engine's lock
+ * (entries go back with crt_engine_buffer_put under the hub lock).
+ */
+#ifndef CRTFS_HUB_H
+#define CRTFS_HUB_H
+
+#include <sys/types.h>
+
+#include <crtfs/config.h>
+#include <crtfs/engine.h>
+
+typedef struct CrtHub CrtHub;
+typedef struct CrtHubReader CrtHubReader;
+
+/* Something a reader may wait for happened (data, end of stream, close). */
+typedef void (*CrtHubNotify)(CrtHub *hub, gpointer data);
+
+typedef struct {
+    guint readers;
+    guint64 queued;    /* entries held now */
+    guint64 delivered; /* entries fully read, summed over readers */
+    guint64 dropped;   /* entries dropped for a reader (drop-oldest) */
+    guint64 last_seq;  /* newest entry's sequence number */
+} CrtHubStats;
+
+/* The client context size an engine feeding this hub must give its output
+ * buffers (the entry lives there). */
+size_t crt_hub_context_size(void);
+
+CrtHub *crt_hub_new(CrtHubNotify notify, gpointer data);
+/* Release every entry (buffers back to their engines) and free. */
+void crt_hub_free(CrtHub *hub);
+
+void crt_hub_set_overflow(CrtHub *hub, CrtOverflow overflow);
+
+/* The buffer-output callback's work: take one completion.  -ECANCELED
+ * completions are not entries.  Returns the disposition for the engine. */
+CrtDisposition crt_hub_push(CrtHub *hub, CrtEngine *engine, const CrtOutput *out);
+
+/* Streaming stopped: readers that have read everything get end of file. */
+void crt_hub_end_stream(CrtHub *hub);
+/* The target directory goes away: every read ends now. */
+void crt_hub_close(CrtHub *hub);
+/* Drop every kept entry of `engine` (before that engine is freed). */
+void crt_hub_release_engine(CrtHub *hub, CrtEngine *engine);
+
+/* A reader of `data` (records FALSE) or `records` (records TRUE). */
+CrtHubReader *crt_hub_reader_new(CrtHub *hub, gboolean records);
+void crt_hub_reader_free(CrtHubReader *reader);
+
+/* Copy what the reader may read into dst: bytes (> 0), 0 at end of file, or
+ * -EAGAIN when nothing is there yet.  `record` framing returns at most one
+ * buffer (the rest of a partly read one comes next); `stream` packs. */
+gssize crt_hub_read(CrtHubReader *reader, char *dst, size_t size, CrtFraming framing);
+/* Whether crt_hub_read would not return -EAGAIN. */
+gboolean crt_hub_readable(CrtHubReader *reader);
+guint64 crt_hub_reader_drops(CrtHubReader *reader);
+
+void crt_hub_get_stats(CrtHub *hub, CrtHubStats *stats);
+
+#endif

@@ -1,0 +1,270 @@
+/* crtfs - the daemon: options, config file, the request loop, signals.
+ * It only wires the filesystem (fs.c) to a FUSE session. */
+#include "config.h"
+
+#include <errno.h>
+#include <fcntl.h>
+#include <poll.h>
+#include <signal.h>
+#include <stddef.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/eventfd.h>
+#include <sys/signalfd.h>
+#include <syslog.h>
+#include <unistd.h>
+
+#include <fuse_lowlevel.h>
+
+#include <crtfs/config.h>
+#include <crtfs/target.h>
+
+#include "fs.h"
+
+#define WORKERS 8
+
+/* Without -o config=FILE the mount gets this: a demo target streaming
+ * sequence-numbered records from the simulator. */
+static const char embedded_config[] = "[demo]\n"
+                                      "target=sim:records rate=20\n"
+                                      "autostart=true\n";
+
+typedef struct {
+    char *config;
+    int allow_exec;
+    unsigned max_targets;
+} Options;
+
+#define OPT(t, p) {t, offsetof(Options, p), 1}
+static const struct fuse_opt option_table[] = {
+    OPT("config=%s", config),
+    OPT("allow_exec", allow_exec),
+    OPT("max_targets=%u", max_targets),
+    FUSE_OPT_END,
+};
+
+static void usage(const char *prog)
+{
+    printf("usage: %s [options] MOUNTPOINT\n\n"
+           "crtfs options:\n"
+           "    -o config=FILE         targets to create at mount (GKeyFile; default: a\n"
+           "                           `demo` target on the simulator)\n"
+           "    -o allow_exec          let non-root writers set exec: targets\n"
+           "    -o max_targets=N       most target directories (default 1024)\n\n",
+           prog);
+    fuse_cmdline_help();
+    fuse_lowlevel_help();
+}
+
+/* Check the whole config file before forking: a typo must fail the mount,
+ * not be found later in syslog.  Targets are opened after the fork. */
+static GKeyFile *load_config(const char *path, GError **error)
+{
+    GKeyFile *kf = g_key_file_new();
+    gboolean ok = path ? g_key_file_load_from_file(kf, path, G_KEY_FILE_NONE, error)
+                       : g_key_file_load_from_data(kf, embedded_config, (gsize)-1,
+                                                   G_KEY_FILE_NONE, error);
+    char **groups = ok ? g_key_file_get_groups(kf, NULL) : NULL;
+
+    for (guint i = 0; ok && groups[i]; i++) {
+        char **keys = g_key_file_get_keys(kf, groups[i], NULL, NULL);
+        char *target = NULL;
+        gboolean autostart;
+        CrtConfig cfg;
+
+        crt_config_init(&cfg);
+        ok = crt_config_load_group(&cfg, kf, groups[i], &target, &autostart, error) == 0;
+        if (ok && target && *target) {
+            CrtTargetSpec spec;
+
+            ok = crt_target_spec_parse(target, &spec, error) == 0;
+            if (ok)
+                crt_target_spec_clear(&spec);
+            else
+                g_prefix_error(error, "[%s] target: ", groups[i]);
+        }
+        crt_config_clear(&cfg);
+        g_free(target);
+        g_strfreev(keys);
+    }
+    g_strfreev(groups);
+    if (!ok) {
+        g_key_file_unref(kf);
+        return NULL;
+    }
+    return kf;
+}
+
+typedef struct {
+    struct fuse_session *se;
+    int exit_fd;
+} Loop;
+
+static void request_exit(Loop *l)
+{
+    uint64_t one = 1;
+
+    while (write(l->exit_fd, &one, sizeof one) < 0 && errno == EINTR)
+        ;
+}
+
+/* One of the request threads: libfuse 3.14's own loops do not wake up for
+ * fuse_session_exit, so we poll the device and an exit eventfd ourselves. */
+static gpointer worker(gpointer data)
+{
+    Loop *l = data;
+    struct fuse_buf buf = {0};
+    struct pollfd pfd[2] = {{fuse_session_fd(l->se), POLLIN, 0}, {l->exit_fd, POLLIN, 0}};
+
+    for (;;) {
+        int r;
+
+        if (poll(pfd, 2, -1) < 0 && errno != EINTR)
+            break;
+        if (pfd[1].revents)
+            break;
+        if (!(pfd[0].revents & (POLLIN | POLLERR | POLLHUP)))
+            continue;
+        r = fuse_session_receive_buf(l->se, &buf);
+        if (r == -EAGAIN || r == -EINTR)
+            continue;
+        if (r <= 0) { /* -ENODEV: unmounted */
+            request_exit(l);
+            break;
+        }
+        fuse_session_process_buf(l->se, &buf);
+    }
+    free(buf.mem);
+    return NULL;
+}
+
+static void syslog_handler(const gchar *domain, GLogLevelFlags level, const gchar *msg,
+                           gpointer data)
+{
+    int prio = level & G_LOG_LEVEL_ERROR      ? LOG_ERR
+               : level & G_LOG_LEVEL_CRITICAL ? LOG_CRIT
+               : level & G_LOG_LEVEL_WARNING  ? LOG_WARNING
+               : level & G_LOG_LEVEL_MESSAGE  ? LOG_NOTICE
+               : level & G_LOG_LEVEL_INFO     ? LOG_INFO
+                                              : LOG_DEBUG;
+
+    syslog(prio, "%s", msg);
+}
+
+/* Wait for SIGTERM, SIGINT, SIGHUP or the end of the session. */
+static void wait_for_exit(Loop *l, int sfd)
+{
+    struct pollfd pfd[2] = {{sfd, POLLIN, 0}, {l->exit_fd, POLLIN, 0}};
+
+    while (poll(pfd, 2, -1) < 0 && errno == EINTR)
+        ;
+}
+
+static int serve(struct fuse_session *se, CrtFs *fs, int sfd)
+{
+    Loop l = {.se = se, .exit_fd = eventfd(0, EFD_CLOEXEC)};
+    GThread *threads[WORKERS];
+    int fl = fcntl(fuse_session_fd(se), F_GETFL);
+
+    fcntl(fuse_session_fd(se), F_SETFL, fl | O_NONBLOCK);
+    for (int i = 0; i < WORKERS; i++)
+        threads[i] = g_thread_new("crtfs-fuse", worker, &l);
+    wait_for_exit(&l, sfd);
+    g_message("stopping every target");
+    /* Targets stop and parked readers get end of file while the request
+     * threads still answer (their release and flush). */
+    crt_fs_shutdown(fs);
+    request_exit(&l);
+    for (int i = 0; i < WORKERS; i++)
+        g_thread_join(threads[i]);
+    close(l.exit_fd);
+    return 0;
+}
+
+static int signals_fd(void)
+{
+    sigset_t set;
+
+    sigemptyset(&set);
+    sigaddset(&set, SIGTERM);
+    sigaddset(&set, SIGINT);
+    sigaddset(&set, SIGHUP);
+    /* Blocked before any thread starts, so only the signalfd sees them. */
+    pthread_sigmask(SIG_BLOCK, &set, NULL);
+    signal(SIGPIPE, SIG_IGN);
+    return signalfd(-1, &set, SFD_CLOEXEC);
+}
+
+static int run(struct fuse_args *args, struct fuse_cmdline_opts *cl, GKeyFile *kf,
+               const Options *o)
+{
+    CrtFsOptions fo = {.allow_exec = o->allow_exec, .max_targets = o->max_targets};
+    CrtFs *fs = crt_fs_new(&fo);
+    struct fuse_session *se = fuse_session_new(args, crt_fs_ops(), sizeof(struct fuse_lowlevel_ops), fs);
+    GError *error = NULL;
+    int sfd, ret = 1;
+
+    if (!se)
+        goto out;
+    crt_fs_set_session(fs, se);
+    if (fuse_session_mount(se, cl->mountpoint) != 0)
+        goto out_session;
+    if (!cl->foreground) {
+        openlog("crtfs", LOG_PID, LOG_DAEMON);
+        g_log_set_default_handler(syslog_handler, NULL);
+    }
+    fuse_daemonize(cl->foreground);
+    sfd = signals_fd();
+    if (crt_fs_load_config(fs, kf, &error) < 0) {
+        /* A target that cannot be opened now keeps its directory, with the
+         * reason in its state file; the mount goes on. */
+        g_warning("config: %s", error->message);
+        g_clear_error(&error);
+    }
+    ret = serve(se, fs, sfd);
+    close(sfd);
+    fuse_session_unmount(se);
+out_session:
+    fuse_session_destroy(se);
+out:
+    crt_fs_free(fs);
+    return ret;
+}
+
+int main(int argc, char **argv)
+{
+    struct fuse_args args = FUSE_ARGS_INIT(argc, argv);
+    struct fuse_cmdline_opts cl = {0};
+    Options o = {0};
+    GError *error = NULL;
+    GKeyFile *kf = NULL;
+    int ret = 1;
+
+    if (fuse_opt_parse(&args, &o, option_table, NULL) != 0 ||
+        fuse_parse_cmdline(&args, &cl) != 0)
+        return 2;
+    if (cl.show_help) {
+        usage(argv[0]);
+        ret = 0;
+    } else if (cl.show_version) {
+        printf("%s\nlibfuse %s\n", PACKAGE_STRING, fuse_pkgversion());
+        ret = 0;
+    } else if (!cl.mountpoint) {
+        fprintf(stderr, "%s: no mount point given (see --help)\n", argv[0]);
+        ret = 2;
+    } else if (!(kf = load_config(o.config, &error))) {
+        fprintf(stderr, "%s: %s: %s\n", argv[0], o.config ? o.config : "embedded config",
+                error->message);
+        g_error_free(error);
+    } else {
+        if (cl.debug)
+            g_log_set_debug_enabled(TRUE);
+        ret = run(&args, &cl, kf, &o);
+        g_key_file_unref(kf);
+    }
+    free(cl.mountpoint);
+    free(o.config);
+    fuse_opt_free_args(&args);
+    return ret;
+}
