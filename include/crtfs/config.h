@@ -1,0 +1,103 @@
+/* crtfs - a target directory's configuration: the `config/` files and the
+ * keys of the mount-time config file share this one parser.
+ *
+ * Keys (file names under config/, and GKeyFile keys of a target's group):
+ *   type              read | write | ioctl | internal-ioctl
+ *   requests          1..4096
+ *   out_count         0..65536 (0 only with lookaside=1)
+ *   out_size          0..1073741824 bytes
+ *   in_count          0..65536
+ *   in_size           0..1073741824 bytes
+ *   ioctl             a number: decimal, 0x hex or 0 octal, up to 0xffffffff
+ *   mode              automatic | manual
+ *   lookaside         0 | 1
+ *   in_memory         normal | locked
+ *   out_memory        normal | locked
+ *   completion        default | passive
+ *   purge_on_suspend  0 | 1
+ *   overflow          block | drop-oldest
+ *   payload           bytes (text) the default input callback sends when nothing
+ *                     was written to `input`; empty = nothing (write streams wait
+ *                     for `input`)
+ *   framing           record | stream
+ * The config file also has `target` (a spec) and `autostart` (0|1|true|false),
+ * handled by the caller.
+ *
+ * Values are trimmed of surrounding blanks and one trailing newline; numbers
+ * must be whole numbers in range (no sign, no junk).  Threads: pure functions
+ * on a caller-owned struct; no locking.
+ */
+#ifndef CRTFS_CONFIG_H
+#define CRTFS_CONFIG_H
+
+#include <glib.h>
+
+#include <crtfs/engine.h>
+
+G_BEGIN_DECLS
+
+typedef enum { CRT_OVERFLOW_BLOCK = 0, CRT_OVERFLOW_DROP_OLDEST } CrtOverflow;
+typedef enum { CRT_FRAMING_RECORD = 0, CRT_FRAMING_STREAM } CrtFraming;
+
+typedef struct {
+    CrtRequestType type;
+    guint requests;
+    guint out_count;
+    guint64 out_size;
+    guint in_count;
+    guint64 in_size;
+    guint32 ioctl;
+    CrtMode mode;
+    gboolean lookaside;
+    CrtMemory in_memory;
+    CrtMemory out_memory;
+    CrtCompletion completion;
+    gboolean purge_on_suspend;
+    CrtOverflow overflow;
+    char *payload;     /* owned; NULL or "" = none */
+    CrtFraming framing;
+} CrtConfig;
+
+/* Defaults: type read, requests 4, out_count 16, out_size 4096, in_count 4,
+ * in_size 4096, ioctl 0, mode manual, lookaside 0, memory normal, completion
+ * default, purge_on_suspend 0, overflow block, payload none, framing record. */
+void crt_config_init(CrtConfig *cfg);
+void crt_config_clear(CrtConfig *cfg);
+void crt_config_copy(CrtConfig *dst, const CrtConfig *src);
+
+/* The keys in file order (NULL-terminated). */
+const char *const *crt_config_keys(void);
+gboolean crt_config_has_key(const char *key);
+
+/* Whether a key may change while the target streams (overflow, framing,
+ * payload); the others need a stopped target (the caller answers EBUSY). */
+gboolean crt_config_key_is_live(const char *key);
+
+/* Parse `value` for `key` into `cfg`.  0, -ENOENT for an unknown key, or
+ * -EINVAL with `error` saying what was expected ("out_size: \"12x\" is not a
+ * whole number from 0 to 1073741824").  On error `cfg` is unchanged. */
+int crt_config_set(CrtConfig *cfg, const char *key, const char *value, GError **error);
+
+/* The current value as the file shows it, with a trailing newline.  Newly
+ * allocated. */
+char *crt_config_get(const CrtConfig *cfg, const char *key);
+
+/* Check the combination (what crt_engine_config_validate checks, in the
+ * config's words) and fill an engine config; the callbacks, user data and
+ * loop are left for the caller.  0 or -EINVAL with `error`. */
+int crt_config_to_engine(const CrtConfig *cfg, CrtEngineConfig *out, GError **error);
+
+/* One target group of a GKeyFile: every key above plus `target` and
+ * `autostart`.  Applies keys to `cfg` in file order; *target_spec (newly
+ * allocated or NULL) and *autostart receive those keys.  Unknown keys and bad
+ * values fail with -EINVAL and `error` naming group and key; `cfg` may be
+ * partly updated then (the caller discards it). */
+int crt_config_load_group(CrtConfig *cfg, GKeyFile *kf, const char *group,
+                          char **target_spec, gboolean *autostart, GError **error);
+
+const char *crt_overflow_to_string(CrtOverflow o);
+const char *crt_framing_to_string(CrtFraming f);
+
+G_END_DECLS
+
+#endif
