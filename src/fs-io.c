@@ -82,6 +82,7 @@ static void op_open(fuse_req_t req, fuse_ino_t ino, struct fuse_file_info *fi)
     of->node = n;
     of->dir = n->dir;
     of->link.data = of;
+    g_mutex_init(&of->read_lock);
     if (of->dir) {
         crt_fs_dir_ref(fs, of->dir);
         if (n->kind == N_DATA || n->kind == N_RECORDS)
@@ -103,30 +104,73 @@ static void op_open(fuse_req_t req, fuse_ino_t ino, struct fuse_file_info *fi)
 
 /* --- reads ------------------------------------------------------------- */
 
-/* One attempt at a streaming read: bytes, 0 (end of file) or -EAGAIN. */
-static gssize stream_read(OpenFile *of, char *buf, size_t size)
+#define MAX_IOV 64
+/* Pieces smaller than this on average are cheaper to copy than to hand to
+ * the kernel one by one. */
+#define ZERO_COPY_MIN (16 * 1024)
+
+static gboolean reply_copy(fuse_req_t req, OpenFile *of, size_t size)
 {
-    if (of->reader)
-        return crt_hub_read(of->reader, buf, size, crt_channel_framing(of->dir->ch));
-    return crt_send_read(of->send, buf, size);
+    gssize n;
+
+    if (of->buf_size < size) {
+        g_free(of->buf);
+        of->buf = g_malloc(size);
+        of->buf_size = size;
+    }
+    n = of->reader ? crt_hub_read(of->reader, of->buf, size, crt_channel_framing(of->dir->ch))
+                   : crt_send_read(of->send, of->buf, size);
+    if (n == -EAGAIN)
+        return FALSE;
+    fuse_reply_buf(req, of->buf, n > 0 ? (size_t)n : 0);
+    return TRUE;
+}
+
+/* One attempt at a streaming read, answered if it can be: FALSE when there
+ * is nothing yet.  Large buffers of `data` and `records` go to the kernel
+ * straight from the shared buffers; read_lock held. */
+static gboolean stream_read(fuse_req_t req, OpenFile *of, size_t size)
+{
+    struct iovec iov[MAX_IOV];
+    size_t bytes;
+    int k;
+
+    if (!of->reader)
+        return reply_copy(req, of, MAX(size, 1));
+    k = crt_hub_peek(of->reader, iov, MAX_IOV, size, crt_channel_framing(of->dir->ch),
+                     &bytes);
+    if (k == -EAGAIN)
+        return FALSE;
+    if (k == 0) {
+        fuse_reply_buf(req, NULL, 0);
+        return TRUE;
+    }
+    if (bytes / (size_t)k < ZERO_COPY_MIN) {
+        crt_hub_consume(of->reader, 0);
+        return reply_copy(req, of, MAX(size, 1));
+    }
+    fuse_reply_iov(req, iov, k);
+    crt_hub_consume(of->reader, bytes);
+    return TRUE;
+}
+
+/* Cheap check before a parked read is tried (the notify comes per buffer). */
+static gboolean crt_hub_readable_or_send(OpenFile *of)
+{
+    return of->reader ? crt_hub_readable(of->reader) : crt_send_readable(of->send);
 }
 
 /* Answer the parked read if it can be; wait_lock held. */
 static void try_parked_read(OpenFile *of)
 {
     fuse_req_t req = of->read_req;
-    char *buf;
-    gssize n;
 
-    if (!req)
+    if (!req || !crt_hub_readable_or_send(of))
         return;
-    buf = g_malloc(MAX(of->read_size, 1));
-    n = stream_read(of, buf, of->read_size);
-    if (n != -EAGAIN) {
+    g_mutex_lock(&of->read_lock);
+    if (stream_read(req, of, of->read_size))
         of->read_req = NULL;
-        fuse_reply_buf(req, buf, n > 0 ? (size_t)n : 0);
-    }
-    g_free(buf);
+    g_mutex_unlock(&of->read_lock);
 }
 
 static void read_interrupted(fuse_req_t req, void *data)
@@ -145,19 +189,20 @@ static void read_interrupted(fuse_req_t req, void *data)
 
 static void read_stream(fuse_req_t req, OpenFile *of, size_t size, int flags)
 {
-    char *buf = g_malloc(MAX(size, 1));
-    gssize n = stream_read(of, buf, size);
+    gboolean answered;
 
-    if (n != -EAGAIN) {
-        fuse_reply_buf(req, buf, n > 0 ? (size_t)n : 0);
+    g_mutex_lock(&of->read_lock);
+    answered = stream_read(req, of, size);
+    g_mutex_unlock(&of->read_lock);
+    if (answered) {
+        return;
     } else if (flags & O_NONBLOCK) {
         fuse_reply_err(req, EAGAIN);
     } else {
         g_mutex_lock(&of->dir->wait_lock);
         if (of->read_req) {
             g_mutex_unlock(&of->dir->wait_lock);
-            fuse_reply_err(req, EBUSY); /* the kernel serialises reads per file */
-            g_free(buf);
+            fuse_reply_err(req, EBUSY); /* one parked read per open file */
             return;
         }
         of->read_req = req;
@@ -170,7 +215,6 @@ static void read_stream(fuse_req_t req, OpenFile *of, size_t size, int flags)
         try_parked_read(of);
         g_mutex_unlock(&of->dir->wait_lock);
     }
-    g_free(buf);
 }
 
 static void op_read(fuse_req_t req, fuse_ino_t ino, size_t size, off_t off,
@@ -425,12 +469,18 @@ static void op_release(fuse_req_t req, fuse_ino_t ino, struct fuse_file_info *fi
         if (of->ph)
             fuse_pollhandle_destroy(of->ph);
         g_mutex_unlock(&d->wait_lock);
+        /* A read answered a moment ago may still be consuming what it
+         * sent: the kernel releases the file as soon as the reply is in. */
+        g_mutex_lock(&of->read_lock);
+        g_mutex_unlock(&of->read_lock);
         crt_hub_reader_free(of->reader);
         if (of->send)
             crt_send_close(of->send);
         crt_fs_dir_unref(fs_of(req), d);
     }
     g_free(of->text);
+    g_free(of->buf);
+    g_mutex_clear(&of->read_lock);
     g_free(of);
     fuse_reply_err(req, 0);
 }

@@ -66,6 +66,9 @@ struct OpenFile {
     size_t text_len;
     CrtHubReader *reader;   /* data, records */
     CrtSendSession *send;   /* send */
+    GMutex read_lock;       /* guards buf: taken inside wait_lock, never around it */
+    char *buf;              /* reused for stream reads: no allocation per read */
+    size_t buf_size;
     /* wait_lock: */
     fuse_req_t read_req;    /* a parked read */
     size_t read_size;

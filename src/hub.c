@@ -5,6 +5,7 @@
 #include <inttypes.h>
 #include <stdio.h>
 #include <string.h>
+#include <sys/uio.h>
 
 #include "hub.h"
 
@@ -33,6 +34,7 @@ struct CrtHubReader {
     guint64 drops;
     char header[96];   /* records: the current entry's header line */
     size_t header_len;
+    gboolean busy;     /* between crt_hub_peek and crt_hub_consume */
 };
 
 struct CrtHub {
@@ -132,6 +134,11 @@ static void drop_oldest_unlocked(CrtHub *hub)
 
     if (!e || !e->buffer)
         return;
+    /* A reader replying from the entry right now keeps it this time. */
+    for (CrtHubReader *r = hub->readers; r; r = r->next_reader) {
+        if (r->busy && r->at == e)
+            return;
+    }
     for (CrtHubReader *r = hub->readers; r; r = r->next_reader) {
         if (r->at == e) {
             reader_advance_unlocked(r);
@@ -309,41 +316,112 @@ static void make_header(CrtHubReader *r, Entry *e)
     r->header_len = (size_t)MIN(n, (int)sizeof r->header - 1);
 }
 
-/* Copy from the current entry; returns bytes copied, advancing past the
- * entry when it is done.  Lock held. */
-static size_t copy_entry_unlocked(CrtHubReader *r, char *dst, size_t size)
+/* Walk the current entry from the reader's offset for up to `size` bytes:
+ * copy them to dst (when not NULL), or describe them in iov (when not NULL),
+ * and advance past the entry when `consume` and it is done.  Returns the
+ * bytes covered.  Lock held. */
+static size_t walk_entry_unlocked(CrtHubReader *r, Entry *e, size_t offset, char *dst,
+                                  size_t size, struct iovec *iov, int *niov, int max_iov)
 {
-    Entry *e = r->at;
     size_t hlen, total, done = 0;
 
     if (r->records && r->header_len == 0)
         make_header(r, e);
     hlen = r->records ? r->header_len : 0;
     total = hlen + e->length;
-    while (done < size && r->offset < total) {
-        size_t n;
+    while (done < size && offset < total && (!iov || *niov < max_iov)) {
+        gboolean in_header = offset < hlen;
+        size_t n = MIN(size - done, in_header ? hlen - offset : total - offset);
+        char *src = in_header ? r->header + offset : (char *)e->buffer + (offset - hlen);
 
-        if (r->offset < hlen) {
-            n = MIN(size - done, hlen - r->offset);
-            memcpy(dst + done, r->header + r->offset, n);
-        } else {
-            n = MIN(size - done, total - r->offset);
-            memcpy(dst + done, (char *)e->buffer + (r->offset - hlen), n);
-        }
+        if (dst)
+            memcpy(dst + done, src, n);
+        if (iov)
+            iov[(*niov)++] = (struct iovec){src, n};
         done += n;
-        r->offset += n;
-    }
-    if (r->offset == total) {
-        reader_advance_unlocked(r);
-        r->hub->stats.delivered++;
+        offset += n;
     }
     return done;
+}
+
+/* Advance the reader by `bytes` of what it sees; lock held. */
+static void consume_unlocked(CrtHubReader *r, size_t bytes)
+{
+    while (bytes > 0 && r->at) {
+        size_t total;
+
+        if (r->records && r->header_len == 0)
+            make_header(r, r->at);
+        total = (r->records ? r->header_len : 0) + r->at->length;
+        if (r->offset + bytes < total) {
+            r->offset += bytes;
+            return;
+        }
+        bytes -= total - r->offset;
+        reader_advance_unlocked(r);
+        r->hub->stats.delivered++;
+        while (r->at && r->offset == 0 && !entry_visible(r, r->at))
+            reader_advance_unlocked(r);
+    }
 }
 
 static void skip_invisible_unlocked(CrtHubReader *r)
 {
     while (r->at && r->offset == 0 && !entry_visible(r, r->at))
         reader_advance_unlocked(r);
+}
+
+/* End of file for a reader with nothing left: once per end of stream, or
+ * for good after close.  Lock held. */
+static gboolean at_eof_unlocked(CrtHubReader *r)
+{
+    CrtHub *hub = r->hub;
+
+    if (r->at || (r->gen == hub->gen && !hub->closed))
+        return FALSE;
+    r->gen = hub->gen;
+    return TRUE;
+}
+
+int crt_hub_peek(CrtHubReader *r, struct iovec *iov, int max_iov, size_t size,
+                 CrtFraming framing, size_t *bytes)
+{
+    CrtHub *hub = r->hub;
+    size_t done = 0, offset;
+    int niov = 0;
+
+    g_mutex_lock(&hub->lock);
+    skip_invisible_unlocked(r);
+    trim_unlocked(hub);
+    offset = r->offset;
+    for (Entry *e = r->at; e && done < size && niov < max_iov; e = e->next, offset = 0) {
+        if (offset == 0 && !entry_visible(r, e))
+            continue;
+        if (e != r->at && r->records)
+            break; /* the header buffer holds one entry's line */
+        done += walk_entry_unlocked(r, e, offset, NULL, size - done, iov, &niov, max_iov);
+        if (framing == CRT_FRAMING_RECORD)
+            break;
+    }
+    *bytes = done;
+    if (done == 0) {
+        gboolean eof = at_eof_unlocked(r);
+
+        g_mutex_unlock(&hub->lock);
+        return eof ? 0 : -EAGAIN;
+    }
+    r->busy = TRUE;
+    g_mutex_unlock(&hub->lock);
+    return niov;
+}
+
+void crt_hub_consume(CrtHubReader *r, size_t bytes)
+{
+    g_mutex_lock(&r->hub->lock);
+    consume_unlocked(r, bytes);
+    r->busy = FALSE;
+    trim_unlocked(r->hub);
+    g_mutex_unlock(&r->hub->lock);
 }
 
 gssize crt_hub_read(CrtHubReader *r, char *dst, size_t size, CrtFraming framing)
@@ -354,14 +432,16 @@ gssize crt_hub_read(CrtHubReader *r, char *dst, size_t size, CrtFraming framing)
     g_mutex_lock(&hub->lock);
     skip_invisible_unlocked(r);
     while (r->at && done < size) {
-        done += copy_entry_unlocked(r, dst + done, size - done);
+        size_t n = walk_entry_unlocked(r, r->at, r->offset, dst + done, size - done, NULL,
+                                       NULL, 0);
+
+        done += n;
+        consume_unlocked(r, n);
         if (framing == CRT_FRAMING_RECORD)
             break;
-        skip_invisible_unlocked(r);
     }
     trim_unlocked(hub);
-    if (done == 0 && !r->at && (r->gen != hub->gen || hub->closed)) {
-        r->gen = hub->gen; /* end of file once per end of stream */
+    if (done == 0 && at_eof_unlocked(r)) {
         g_mutex_unlock(&hub->lock);
         return 0;
     }

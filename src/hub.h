@@ -18,6 +18,7 @@
 #define CRTFS_HUB_H
 
 #include <sys/types.h>
+#include <sys/uio.h>
 
 #include <crtfs/config.h>
 #include <crtfs/engine.h>
@@ -65,6 +66,15 @@ void crt_hub_reader_free(CrtHubReader *reader);
  * -EAGAIN when nothing is there yet.  `record` framing returns at most one
  * buffer (the rest of a partly read one comes next); `stream` packs. */
 gssize crt_hub_read(CrtHubReader *reader, char *dst, size_t size, CrtFraming framing);
+/* Zero-copy reading: describe in `iov` (at most max_iov pieces, `size`
+ * bytes, one buffer for `record` framing) what crt_hub_read would copy,
+ * without consuming it: the count of pieces (*bytes their total), 0 at end
+ * of file or -EAGAIN.  The pieces stay valid until crt_hub_consume(), which
+ * the caller must call (with the bytes it used) before peeking again. */
+int crt_hub_peek(CrtHubReader *reader, struct iovec *iov, int max_iov, size_t size,
+                 CrtFraming framing, size_t *bytes);
+void crt_hub_consume(CrtHubReader *reader, size_t bytes);
+
 /* Whether crt_hub_read would not return -EAGAIN. */
 gboolean crt_hub_readable(CrtHubReader *reader);
 guint64 crt_hub_reader_drops(CrtHubReader *reader);
