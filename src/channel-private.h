@@ -34,10 +34,13 @@ struct CrtChannel {
     char *error;            /* lock */
     CrtFraming framing;     /* lock */
 
-    GMutex input_lock;      /* guards input, payload */
+    GMutex input_lock;      /* guards input, payload and the in_* copies */
     GQueue input;           /* GBytes written to `input`, not sent yet */
     char *payload;
     size_t payload_len;
+    CrtRequestType in_type; /* copies of cfg for the `input` file */
+    guint in_count;
+    guint64 in_size;
 
     GMutex send_lock;       /* guards sessions (channel-send.c) */
     GList *sessions;

@@ -60,6 +60,8 @@ static int on_input(CrtEngine *e, void *buf, size_t *size, void *ctx, gpointer d
     return 0;
 }
 
+static void apply_live(CrtChannel *ch);
+
 static void hub_notify(CrtHub *hub, gpointer data)
 {
     CrtChannel *ch = data;
@@ -87,6 +89,7 @@ CrtChannel *crt_channel_new(const char *name, const CrtChannelPolicy *policy,
     ch->hub = crt_hub_new(hub_notify, ch);
     ch->retired = g_ptr_array_new();
     crt_channel_send_init(ch);
+    apply_live(ch);
     return ch;
 }
 
@@ -339,6 +342,9 @@ static void apply_live(CrtChannel *ch)
     g_free(ch->payload);
     ch->payload = g_strdup(ch->cfg.payload ? ch->cfg.payload : "");
     ch->payload_len = strlen(ch->payload);
+    ch->in_type = ch->cfg.type;
+    ch->in_count = MAX(ch->cfg.in_count, 1);
+    ch->in_size = ch->cfg.in_size;
     g_mutex_unlock(&ch->input_lock);
     crt_hub_set_overflow(ch->hub, ch->cfg.overflow);
     g_mutex_lock(&ch->lock);
@@ -471,16 +477,21 @@ CrtFraming crt_channel_framing(CrtChannel *ch)
 
 int crt_channel_input_write(CrtChannel *ch, const void *buf, size_t len, GError **error)
 {
-    guint cap = MAX(ch->cfg.in_count, 1);
+    CrtRequestType type;
+    guint64 in_size;
 
-    if (!crt_request_type_has_input(ch->cfg.type))
-        return failf(ch, error, EINVAL, "input: type %s sends no input",
-                     crt_request_type_to_string(ch->cfg.type));
-    if (len > ch->cfg.in_size)
-        return failf(ch, error, EMSGSIZE, "input: %zu bytes exceed in_size %" PRIu64, len,
-                     ch->cfg.in_size);
     g_mutex_lock(&ch->input_lock);
-    if (g_queue_get_length(&ch->input) >= cap) {
+    type = ch->in_type;
+    in_size = ch->in_size;
+    g_mutex_unlock(&ch->input_lock);
+    if (!crt_request_type_has_input(type))
+        return failf(ch, error, EINVAL, "input: type %s sends no input",
+                     crt_request_type_to_string(type));
+    if (len > in_size)
+        return failf(ch, error, EMSGSIZE, "input: %zu bytes exceed in_size %" PRIu64, len,
+                     in_size);
+    g_mutex_lock(&ch->input_lock);
+    if (g_queue_get_length(&ch->input) >= ch->in_count) {
         g_mutex_unlock(&ch->input_lock);
         return -EAGAIN;
     }
@@ -498,7 +509,7 @@ gboolean crt_channel_input_writable(CrtChannel *ch)
     gboolean ok;
 
     g_mutex_lock(&ch->input_lock);
-    ok = g_queue_get_length(&ch->input) < MAX(ch->cfg.in_count, 1);
+    ok = g_queue_get_length(&ch->input) < ch->in_count;
     g_mutex_unlock(&ch->input_lock);
     return ok;
 }

@@ -195,7 +195,8 @@ static gboolean take_buffers_unlocked(CrtEngine *e, Slot *s)
     if (e->in_pool && !s->in_buf) {
         s->in_buf = crt_bufpool_get(e->in_pool);
         if (!s->in_buf) {
-            crt_bufpool_put(e->out_pool, s->out_buf);
+            if (s->out_buf)
+                crt_bufpool_put(e->out_pool, s->out_buf);
             s->out_buf = NULL;
             return FALSE;
         }

@@ -2056,6 +2056,57 @@ static void test_input_ready(void)
     test_end(loop);
 }
 
+/* More requests than input buffers: the requests short of one wait for an
+ * input buffer to come back, and every write still goes out. */
+typedef struct {
+    gint written; /* atomic */
+    gint stopping;
+} Short;
+
+static int short_input(CrtEngine *e, void *buf, size_t *size, void *ctx, gpointer data)
+{
+    memset(buf, 'w', *size);
+    return 0;
+}
+
+static CrtDisposition short_output(CrtEngine *e, const CrtOutput *o, gpointer data)
+{
+    Short *sh = data;
+
+    CHECKF(o->status == 0 || (o->status == -ECANCELED && g_atomic_int_get(&sh->stopping)),
+           "status %d", o->status);
+    if (o->status == 0)
+        g_atomic_int_inc(&sh->written);
+    return CRT_DISPOSITION_ENGINE_CONTINUE;
+}
+
+static void test_input_pool_short(void)
+{
+    CrtLoop *loop = test_begin();
+    Short sh = {0};
+    CrtEngineConfig cfg;
+    CrtEngine *e;
+
+    crt_engine_config_init(&cfg);
+    cfg.loop = loop;
+    cfg.type = CRT_REQUEST_WRITE;
+    cfg.request_count = 8;
+    cfg.in_count = 2;
+    cfg.in_size = 32;
+    cfg.buffer_input = short_input;
+    cfg.buffer_output = short_output;
+    cfg.user_data = &sh;
+    e = engine_new_ok(&cfg);
+    engine_set_spec(e, "sim:");
+    g_assert_cmpint(crt_engine_start(e), ==, 0);
+    WAIT_INT(&sh.written, 1000);
+    g_atomic_int_set(&sh.stopping, 1);
+    crt_engine_stop_and_wait(e);
+    assert_drained(e);
+    crt_engine_free(e);
+    test_end(loop);
+}
+
 /* ---- /engine/real-targets ------------------------------------------------------------
  */
 
@@ -3029,6 +3080,7 @@ int main(int argc, char **argv)
     g_test_add_func("/engine/automatic-mode", test_automatic_mode);
     g_test_add_func("/engine/suspend-resume", test_suspend_resume);
     g_test_add_func("/engine/input-ready", test_input_ready);
+    g_test_add_func("/engine/input-pool-short", test_input_pool_short);
     g_test_add_func("/engine/real-targets/fifo", test_real_fifo);
     g_test_add_func("/engine/real-targets/unix", test_real_unix);
     g_test_add_func("/engine/real-targets/tcp", test_real_tcp);
