@@ -139,7 +139,7 @@ static int parse_header(const char *line, SendHeader *h, size_t default_size, GE
             continue;
         if (i == 0)
             r = crt_set_error(error, EINVAL,
-                              "send: unknown request type \"%s\" (read, write, ioctl or "
+                              "send: unknown request type \"%.64s\" (read, write, ioctl or "
                               "internal-ioctl)",
                               w);
         else if (g_str_has_prefix(w, "ioctl="))
@@ -152,7 +152,7 @@ static int parse_header(const char *line, SendHeader *h, size_t default_size, GE
             r = -1;
         if (r == -1)
             r = crt_set_error(error, EINVAL,
-                              "send: bad header word \"%s\" (expected ioctl=CODE, "
+                              "send: bad header word \"%.64s\" (expected ioctl=CODE, "
                               "timeout=MS or size=BYTES up to %zu)",
                               w, MAX_RESPONSE);
     }

@@ -158,6 +158,14 @@ static void add_stats(CrtEngineStats *sum, const CrtEngineStats *st)
     sum->sends += st->sends;
 }
 
+/* Hand the channel's target to the engine; automatic mode starts here. */
+static int attach_target(CrtChannel *ch, CrtTarget *t)
+{
+    if (ch->cfg.mode == CRT_MODE_AUTOMATIC)
+        crt_hub_begin_stream(ch->hub);
+    return crt_engine_io_target_set(ch->engine, crt_target_ref(t));
+}
+
 /* Build the engine from the configuration if it changed.  ctl_lock held,
  * the engine (if any) stopped. */
 static int ensure_engine(CrtChannel *ch, GError **error)
@@ -194,9 +202,7 @@ static int ensure_engine(CrtChannel *ch, GError **error)
     g_mutex_unlock(&ch->lock);
     crt_hub_set_overflow(ch->hub, ch->cfg.overflow);
     reap_retired(ch);
-    if (ch->target)
-        return crt_engine_io_target_set(e, crt_target_ref(ch->target));
-    return 0;
+    return ch->target ? attach_target(ch, ch->target) : 0;
 }
 
 static int ctl_start(CrtChannel *ch, GError **error)
@@ -210,6 +216,7 @@ static int ctl_start(CrtChannel *ch, GError **error)
     r = ensure_engine(ch, error);
     if (r < 0)
         return r;
+    crt_hub_begin_stream(ch->hub);
     r = crt_engine_start(ch->engine);
     if (r == -EALREADY)
         return 0; /* automatic mode started it on the rebuild */
@@ -236,6 +243,8 @@ static int ctl_dispatch(CrtChannel *ch, const char *cmd, GError **error)
     if (strcmp(cmd, "suspend") == 0 || strcmp(cmd, "resume") == 0) {
         if (!e)
             return failf(ch, error, ENOTCONN, "%s: no target has been set yet", cmd);
+        if (cmd[0] == 'r')
+            crt_hub_begin_stream(ch->hub);
         r = cmd[0] == 's' ? crt_engine_suspend(e) : crt_engine_resume(e);
         if (r < 0)
             return failf(ch, error, -r, "%s: %s", cmd,
@@ -292,7 +301,7 @@ static int install_target(CrtChannel *ch, CrtTarget *t, const char *text, GError
     g_mutex_unlock(&ch->lock);
     r = ensure_engine(ch, error);
     if (r == 0 && !ch->cfg_dirty && crt_engine_has_target(ch->engine) == FALSE)
-        r = crt_engine_io_target_set(ch->engine, crt_target_ref(t));
+        r = attach_target(ch, t);
     if (r < 0 && error && !*error)
         return failf(ch, error, -r, "target set, but streaming did not start: %s",
                      g_strerror(-r));

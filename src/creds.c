@@ -48,6 +48,26 @@ static void restore(const SavedCreds *saved)
     syscall(SYS_setgroups, (size_t)saved->ngroups, saved->groups);
 }
 
+/* An exec: command of a non-root writer runs as that writer, not as the
+ * daemon. */
+static int open_exec_as(const CrtTargetSpec *spec, const CrtCreds *c, CrtTarget **out,
+                        GError **error)
+{
+    CrtTargetSpec as = *spec;
+    GString *groups = g_string_new(NULL);
+    int r;
+
+    for (int i = 0; i < c->ngroups; i++)
+        g_string_append_printf(groups, "%s%u", i ? "," : "", (unsigned)c->groups[i]);
+    as.run_as = TRUE;
+    as.run_uid = c->uid;
+    as.run_gid = c->gid;
+    as.run_groups = groups->str;
+    r = crt_target_open(&as, NULL, out, error);
+    g_string_free(groups, TRUE);
+    return r;
+}
+
 int crt_creds_open_target(const CrtTargetSpec *spec, const CrtCreds *creds,
                           const CrtChannelPolicy *policy, CrtTarget **out, GError **error)
 {
@@ -64,7 +84,10 @@ int crt_creds_open_target(const CrtTargetSpec *spec, const CrtCreds *creds,
     if (r < 0)
         return crt_set_error(error, -r, "cannot take the writer's credentials: %s",
                              g_strerror(-r));
-    r = crt_target_open(spec, NULL, out, error);
+    if (spec->kind == CRT_TARGET_EXEC)
+        r = open_exec_as(spec, creds, out, error);
+    else
+        r = crt_target_open(spec, NULL, out, error);
     restore(&saved);
     return r;
 }

@@ -95,10 +95,10 @@ static void op_open(fuse_req_t req, fuse_ino_t ino, struct fuse_file_info *fi)
     }
     fi->fh = (uintptr_t)of;
     fi->direct_io = 1;
-    /* The stream files take lseek and ignore it: head(1) seeks back over
-     * what it read ahead and fails on ESPIPE for a regular file.  Reads
-     * never look at the offset there. */
-    fi->nonseekable = !(n->kind == N_DATA || n->kind == N_RECORDS);
+    /* Files one reads take lseek: head(1) seeks back over what it read
+     * ahead and fails on ESPIPE for a regular file.  The stream files
+     * ignore the offset; generated files are read at it. */
+    fi->nonseekable = n->kind == N_CTL || n->kind == N_INPUT || n->kind == N_SEND;
     fuse_reply_open(req, fi);
 }
 
@@ -458,9 +458,8 @@ void crt_fs_dir_flush(Dir *d)
     g_mutex_unlock(&d->wait_lock);
 }
 
-static void op_release(fuse_req_t req, fuse_ino_t ino, struct fuse_file_info *fi)
+void crt_fs_open_file_free(OpenFile *of)
 {
-    OpenFile *of = of_of(fi);
     Dir *d = of->dir;
 
     if (d) {
@@ -476,12 +475,21 @@ static void op_release(fuse_req_t req, fuse_ino_t ino, struct fuse_file_info *fi
         crt_hub_reader_free(of->reader);
         if (of->send)
             crt_send_close(of->send);
-        crt_fs_dir_unref(fs_of(req), d);
     }
     g_free(of->text);
     g_free(of->buf);
     g_mutex_clear(&of->read_lock);
     g_free(of);
+}
+
+static void op_release(fuse_req_t req, fuse_ino_t ino, struct fuse_file_info *fi)
+{
+    OpenFile *of = of_of(fi);
+    Dir *d = of->dir;
+
+    crt_fs_open_file_free(of);
+    if (d)
+        crt_fs_dir_unref(fs_of(req), d);
     fuse_reply_err(req, 0);
 }
 

@@ -102,5 +102,8 @@ void crt_fs_io_init_ops(struct fuse_lowlevel_ops *ops);
 void crt_fs_dir_wake(Dir *d);
 /* End every parked request of `d` (rmdir, unmount). */
 void crt_fs_dir_flush(Dir *d);
+/* Take an open file out of its directory and free it (release, and at the
+ * end for files the kernel never released). */
+void crt_fs_open_file_free(OpenFile *of);
 
 #endif

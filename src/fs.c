@@ -131,6 +131,9 @@ void crt_fs_dir_ref(CrtFs *fs, Dir *d)
 
 static void dir_free(Dir *d)
 {
+    /* Files still open only at the very end, after the session is gone. */
+    while (d->opens)
+        crt_fs_open_file_free(d->opens->data);
     crt_channel_free(d->ch);
     for (guint i = 0; i < d->files->len; i++)
         g_free(g_ptr_array_index(d->files, i));
@@ -161,7 +164,7 @@ void crt_fs_dir_unref(CrtFs *fs, Dir *d)
 void crt_fs_reply_error(fuse_req_t req, Dir *d, int err, GError *error)
 {
     if (error) {
-        g_debug("%s: %s", d ? d->name : "/", error->message);
+        g_message("%s: %s", d ? d->name : "/", error->message);
         g_error_free(error);
     }
     fuse_reply_err(req, err);
@@ -518,6 +521,18 @@ static void op_init(void *userdata, struct fuse_conn_info *conn)
 
 /* --- config file ---------------------------------------------------------- */
 
+/* The config file's booleans, as config/ reads them. */
+static gboolean is_true(const char *v)
+{
+    static const char *const yes[] = {"1", "true", "yes", "on"};
+
+    for (size_t i = 0; v && i < G_N_ELEMENTS(yes); i++) {
+        if (g_ascii_strcasecmp(g_strstrip((char *)v), yes[i]) == 0)
+            return TRUE;
+    }
+    return FALSE;
+}
+
 static int load_group(CrtFs *fs, GKeyFile *kf, const char *group, GError **error)
 {
     char **keys = g_key_file_get_keys(kf, group, NULL, NULL);
@@ -536,14 +551,15 @@ static int load_group(CrtFs *fs, GKeyFile *kf, const char *group, GError **error
     d = dir_new_unlocked(fs, group, geteuid(), getegid());
     g_mutex_unlock(&fs->lock);
     for (guint i = 0; r == 0 && keys && keys[i]; i++) {
-        char *v = g_key_file_get_value(kf, group, keys[i], NULL);
+        /* get_string undoes the file's escapes (\n, \r, \s in a payload). */
+        char *v = g_key_file_get_string(kf, group, keys[i], NULL);
 
         if (strcmp(keys[i], "target") == 0)
             target = g_strdup(v);
         else if (strcmp(keys[i], "autostart") == 0)
-            autostart = g_key_file_get_boolean(kf, group, keys[i], NULL);
+            autostart = is_true(v);
         else
-            r = crt_channel_config_set(d->ch, keys[i], v, error);
+            r = crt_channel_config_set(d->ch, keys[i], v ? v : "", error);
         g_free(v);
     }
     if (r == 0 && target)
@@ -557,15 +573,28 @@ static int load_group(CrtFs *fs, GKeyFile *kf, const char *group, GError **error
     return r;
 }
 
+/* Every group gets its directory even when an earlier one failed (a target
+ * that cannot be opened now keeps its directory and says why in `state`);
+ * the first error is returned. */
 int crt_fs_load_config(CrtFs *fs, GKeyFile *kf, GError **error)
 {
     char **groups = g_key_file_get_groups(kf, NULL);
-    int r = 0;
+    int first = 0;
 
-    for (guint i = 0; r == 0 && groups[i]; i++)
-        r = load_group(fs, kf, groups[i], error);
+    for (guint i = 0; groups[i]; i++) {
+        GError *err = NULL;
+        int r = load_group(fs, kf, groups[i], &err);
+
+        if (r < 0 && first == 0) {
+            first = r;
+            g_propagate_error(error, err);
+        } else if (r < 0) {
+            g_warning("config: %s", err->message);
+            g_error_free(err);
+        }
+    }
     g_strfreev(groups);
-    return r;
+    return first;
 }
 
 void crt_fs_shutdown(CrtFs *fs)

@@ -43,6 +43,7 @@ struct CrtHub {
     CrtHubReader *readers;
     guint nreaders;
     guint64 gen;       /* bumped at each end of stream */
+    gboolean streaming;/* between crt_hub_begin_stream and the end */
     gboolean closed;
     CrtOverflow overflow;
     CrtHubStats stats;
@@ -209,9 +210,17 @@ CrtDisposition crt_hub_push(CrtHub *hub, CrtEngine *engine, const CrtOutput *out
     return e->buffer ? CRT_DISPOSITION_CLIENT_CONTINUE : CRT_DISPOSITION_ENGINE_CONTINUE;
 }
 
+void crt_hub_begin_stream(CrtHub *hub)
+{
+    g_mutex_lock(&hub->lock);
+    hub->streaming = TRUE;
+    g_mutex_unlock(&hub->lock);
+}
+
 void crt_hub_end_stream(CrtHub *hub)
 {
     g_mutex_lock(&hub->lock);
+    hub->streaming = FALSE;
     hub->gen++;
     g_mutex_unlock(&hub->lock);
     notify(hub);
@@ -259,6 +268,11 @@ CrtHubReader *crt_hub_reader_new(CrtHub *hub, gboolean records)
         r->at = hub->head;
         for (Entry *e = hub->head; e; e = e->next)
             e->unclaimed = FALSE; /* its extra reference is this reader's */
+        /* What a finished stream left behind ends with end of file; with
+         * nothing kept, a reader of a stopped target waits for the next
+         * stream. */
+        if (r->at && !hub->streaming)
+            r->gen = hub->gen - 1;
     }
     r->next_reader = hub->readers;
     hub->readers = r;

@@ -51,6 +51,8 @@ void crt_hub_set_overflow(CrtHub *hub, CrtOverflow overflow);
  * completions are not entries.  Returns the disposition for the engine. */
 CrtDisposition crt_hub_push(CrtHub *hub, CrtEngine *engine, const CrtOutput *out);
 
+/* Streaming started (readers then get end of file at its end). */
+void crt_hub_begin_stream(CrtHub *hub);
 /* Streaming stopped: readers that have read everything get end of file. */
 void crt_hub_end_stream(CrtHub *hub);
 /* The target directory goes away: every read ends now. */

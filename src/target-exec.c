@@ -7,6 +7,8 @@
  */
 #include "config.h"
 
+#define SETPRIV_PATH "/usr/bin/setpriv"
+
 #include <errno.h>
 #include <fcntl.h>
 #include <signal.h>
@@ -79,9 +81,33 @@ static int make_pipes(int to_child[2], int from_child[2])
 
 /* posix_spawn rather than fork: no copy of a multi-threaded address space,
  * and exec failures come back as a return value. */
-static int spawn_shell(const char *command, int child_stdin, int child_stdout, pid_t *pid)
+/* The command line: /bin/sh -c COMMAND, through setpriv(1) when the
+ * command must run as another user (the non-root writer of the spec). */
+static char **command_argv(const CrtTargetSpec *spec)
 {
-    char *argv[] = {(char *)"sh", (char *)"-c", (char *)command, NULL};
+    GPtrArray *a = g_ptr_array_new_with_free_func(g_free);
+
+    if (spec->run_as) {
+        g_ptr_array_add(a, g_strdup(SETPRIV_PATH));
+        g_ptr_array_add(a, g_strdup_printf("--reuid=%u", (unsigned)spec->run_uid));
+        g_ptr_array_add(a, g_strdup_printf("--regid=%u", (unsigned)spec->run_gid));
+        if (spec->run_groups && *spec->run_groups)
+            g_ptr_array_add(a, g_strdup_printf("--groups=%s", spec->run_groups));
+        else
+            g_ptr_array_add(a, g_strdup("--clear-groups"));
+        g_ptr_array_add(a, g_strdup("--"));
+    }
+    g_ptr_array_add(a, g_strdup("/bin/sh"));
+    g_ptr_array_add(a, g_strdup("-c"));
+    g_ptr_array_add(a, g_strdup(spec->command));
+    g_ptr_array_add(a, NULL);
+    return (char **)g_ptr_array_free(a, FALSE);
+}
+
+static int spawn_shell(const CrtTargetSpec *spec, int child_stdin, int child_stdout,
+                       pid_t *pid)
+{
+    char **argv = command_argv(spec);
     posix_spawn_file_actions_t actions;
     posix_spawnattr_t attr;
     sigset_t none, all;
@@ -103,9 +129,10 @@ static int spawn_shell(const char *command, int child_stdin, int child_stdout, p
     posix_spawnattr_setsigdefault(&attr, &all);
     posix_spawnattr_setflags(&attr, POSIX_SPAWN_SETSID | POSIX_SPAWN_SETSIGMASK |
                                         POSIX_SPAWN_SETSIGDEF);
-    int err = posix_spawn(pid, "/bin/sh", &actions, &attr, argv, environ);
+    int err = posix_spawn(pid, argv[0], &actions, &attr, argv, environ);
     posix_spawnattr_destroy(&attr);
     posix_spawn_file_actions_destroy(&actions);
+    g_strfreev(argv);
     return -err;
 }
 
@@ -152,7 +179,7 @@ static int exec_open(CrtTarget *t, const CrtTargetSpec *spec, GError **error)
     if (r < 0)
         return crt_set_error(error, -r, "cannot create pipes for exec:%s: %s",
                              spec->command, g_strerror(-r));
-    r = spawn_shell(spec->command, to_child[0], from_child[1], &pid);
+    r = spawn_shell(spec, to_child[0], from_child[1], &pid);
     /* The child's ends are the child's now (or nobody's, on failure). */
     close(to_child[0]);
     close(from_child[1]);

@@ -668,6 +668,7 @@ int crt_target_spec_parse(const char *line, CrtTargetSpec *out, GError **error)
 
 void crt_target_spec_clear(CrtTargetSpec *spec)
 {
+    g_free(spec->run_groups);
     if (spec == NULL)
         return;
     g_free(spec->text);

@@ -74,6 +74,12 @@ typedef struct {
     char *host;    /* TCP */
     guint16 port;  /* TCP */
     char *command; /* EXEC */
+    /* EXEC: run the command as this user instead of the opener (set by the
+     * filesystem for a non-root writer; not part of the text of the spec). */
+    gboolean run_as;
+    uid_t run_uid;
+    gid_t run_gid;
+    char *run_groups; /* "g1,g2,..." supplementary groups; NULL for none */
 
     /* tty line settings (PATH kind; ignored for non-tty paths) */
     guint baud; /* 0 = leave as is */
