@@ -15,17 +15,22 @@ static CrtDisposition on_output(CrtEngine *e, const CrtOutput *out, gpointer dat
     CrtChannel *ch = data;
     CrtDisposition d = crt_hub_push(ch->hub, e, out);
 
-    /* A fatal completion stops the engine by itself: end the readers'
-     * stream and say why. */
-    if (out->status != 0 && out->status != -ECANCELED &&
-        crt_engine_get_state(e) != CRT_STATE_STREAMING) {
-        char *msg = g_strdup_printf("stream ended: %s",
-                                    out->status == -ENODATA ? "end of file"
-                                                            : g_strerror(-out->status));
-        crt_channel_set_error(ch, msg);
-        g_free(msg);
+    gboolean ended;
+    char *msg;
+
+    if (out->status == 0 || out->status == -ECANCELED)
+        return d;
+    /* Say what failed; a fatal completion also stopped the engine by
+     * itself: then the readers' stream ends. */
+    ended = crt_engine_get_state(e) != CRT_STATE_STREAMING;
+    msg = g_strdup_printf("%s: %s (seq %" G_GUINT64_FORMAT ")",
+                          ended ? "stream ended" : "request failed",
+                          out->status == -ENODATA ? "end of file" : g_strerror(-out->status),
+                          out->seq);
+    crt_channel_set_error(ch, msg);
+    g_free(msg);
+    if (ended)
         crt_hub_end_stream(ch->hub);
-    }
     return d;
 }
 
@@ -302,6 +307,10 @@ static int install_target(CrtChannel *ch, CrtTarget *t, const char *text, GError
     r = ensure_engine(ch, error);
     if (r == 0 && !ch->cfg_dirty && crt_engine_has_target(ch->engine) == FALSE)
         r = attach_target(ch, t);
+    if (r < 0 && !ch->engine) {
+        drop_target(ch); /* the configuration cannot run it: nothing changes */
+        return r;
+    }
     if (r < 0 && error && !*error)
         return failf(ch, error, -r, "target set, but streaming did not start: %s",
                      g_strerror(-r));

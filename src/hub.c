@@ -126,33 +126,78 @@ static void reader_advance_unlocked(CrtHubReader *r)
     e->refs--;
 }
 
-/* drop-oldest: the pool is empty, so the oldest entry goes, for every
- * reader still positioned on it (the readers that kept up hold nothing
- * older and lose nothing). */
-static void drop_oldest_unlocked(CrtHub *hub)
+/* Whether a reader is positioned on an entry older than `e`. */
+static gboolean reader_before(CrtHub *hub, CrtHubReader *r, Entry *e)
 {
-    Entry *e = hub->head;
-
-    if (!e || !e->buffer)
-        return;
-    /* A reader replying from the entry right now keeps it this time. */
-    for (CrtHubReader *r = hub->readers; r; r = r->next_reader) {
-        if (r->busy && r->at == e)
-            return;
+    for (Entry *x = hub->head; r->at && x && x != e; x = x->next) {
+        if (x == r->at)
+            return TRUE;
     }
+    return FALSE;
+}
+
+/* An entry a reader is replying from right now, or is halfway through,
+ * stays: a dropped entry is dropped whole. */
+static gboolean pinned(CrtHub *hub, Entry *e)
+{
     for (CrtHubReader *r = hub->readers; r; r = r->next_reader) {
+        if (r->at == e && (r->busy || r->offset > 0))
+            return TRUE;
+    }
+    return FALSE;
+}
+
+/* Take `e` out for everyone who still holds it, counting a drop for each.
+ * Lock held. */
+static void drop_entry_unlocked(CrtHub *hub, Entry *prev, Entry *e)
+{
+    for (CrtHubReader *r = hub->readers; r; r = r->next_reader) {
+        gboolean holds = r->at == e || reader_before(hub, r, e);
+
         if (r->at == e) {
-            reader_advance_unlocked(r);
+            r->at = e->next;
+            r->offset = 0;
+            r->header_len = 0;
+        }
+        if (holds) {
             r->drops++;
             hub->stats.dropped++;
         }
     }
-    if (e->unclaimed) {
-        e->unclaimed = FALSE;
-        e->refs--;
+    if (e->unclaimed)
         hub->stats.dropped++;
+    if (prev)
+        prev->next = e->next;
+    else
+        hub->head = e->next;
+    if (hub->tail == e)
+        hub->tail = prev;
+    hub->stats.queued--;
+    entry_free(e);
+}
+
+/* drop-oldest: the pool is empty, so the oldest entry that nobody is
+ * halfway through goes, for every reader that still holds it (the readers
+ * that kept up hold nothing older and lose nothing).  Entries without a
+ * buffer (error completions) go too, until a buffer is free.  Lock held. */
+static void drop_oldest_unlocked(CrtHub *hub)
+{
+    Entry *prev = NULL, *e = hub->head;
+
+    while (e) {
+        gboolean had_buffer;
+
+        if (pinned(hub, e)) {
+            prev = e;
+            e = e->next;
+            continue;
+        }
+        had_buffer = e->buffer != NULL;
+        drop_entry_unlocked(hub, prev, e);
+        if (had_buffer)
+            return;
+        e = prev ? prev->next : hub->head;
     }
-    trim_unlocked(hub);
 }
 
 static Entry *entry_for(CrtEngine *engine, const CrtOutput *out)

@@ -376,8 +376,10 @@ void crt_fd_submit(CrtTarget *t, CrtIo *io)
         crt_loop_pool_push(t->loop, &io->work);
         return;
     case CRT_REQUEST_READ:
+        /* A new stream tries again after EOF, and after a bind that found
+         * no buffer (the stream that waited for it was cancelled). */
         if (!d->rq_head)
-            d->stalled = FALSE; /* a new stream may try again after EOF */
+            d->stalled = d->bind_blocked = FALSE;
         rq_insert(d, io, NULL);
         break;
     case CRT_REQUEST_WRITE:

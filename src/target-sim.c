@@ -328,8 +328,9 @@ static void sim_submit(CrtTarget *t, CrtIo *io)
         return;
     switch (io->type) {
     case CRT_REQUEST_READ:
+        /* A new stream: report EOF again if due, and bind again. */
         if (!s->reads.head)
-            s->stalled = FALSE; /* a new stream: report EOF again if due */
+            s->stalled = s->bind_blocked = FALSE;
         io->tstate = CRT_IO_QUEUED;
         list_append(&s->reads, io, ON_READS);
         crt_loop_post(t->loop, &s->serve);

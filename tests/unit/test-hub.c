@@ -1,0 +1,1518 @@
+/* crtfs tests - the broadcast hub behind `data` and `records`: every reader
+ * gets every entry in order, entries wait for the first reader, the two
+ * overflow policies, record and stream framing, end of stream and close,
+ * error completions, readiness, and buffers going back to their engine.
+ *
+ * The hub is fed by a real engine streaming from the simulator's counter
+ * generator (`sim:counter`): each 64-byte buffer holds eight little-endian
+ * uint64 counters continuing 1, 2, 3 ... across buffers, so both the
+ * sequence numbers in `records` and the bytes in `data` show any gap.
+ *
+ * Each case runs in a child process with a time limit, so a stream that
+ * hangs or an assertion that fails costs that case alone.
+ */
+#include "config.h"
+
+#include <errno.h>
+#include <string.h>
+#include <time.h>
+
+#include <crtfs/crtfs.h>
+
+#include "hub.h"
+
+/* Bytes per output buffer: eight counters. */
+#define ENTRY_SIZE 64
+/* Upper bound for "eventually": generous, the machine is noisy. */
+#define EVENTUALLY_MS 10000
+/* A case that runs longer than this has hung. */
+#define CASE_TIMEOUT_S 120
+#define READ_SIZE 65536
+
+/* ---- the hub fed by a real engine ----------------------------------------- */
+
+typedef struct {
+    const char *spec; /* default sim:counter */
+    guint requests;   /* default 4 */
+    guint out_count;  /* default 8 */
+    CrtOverflow overflow;
+    /* out_size 0: every completion comes without a buffer. */
+    gboolean no_buffers;
+    /* Keep completions in `captured` instead of pushing them, so a test
+     * can push them itself one at a time. */
+    gboolean capture;
+} FixOpts;
+
+typedef struct {
+    CrtLoop *loop;
+    CrtHub *hub;
+    CrtEngine *engine;
+    gboolean capture;
+    gboolean no_buffers;
+    GMutex lock;     /* guards the fields below */
+    GCond cond;      /* broadcast at each notify */
+    guint notifies;  /* calls of the hub's notify callback */
+    GQueue captured; /* CrtOutput copies, capture mode */
+} Fix;
+
+static CrtDisposition on_output(CrtEngine *engine, const CrtOutput *out, gpointer data)
+{
+    Fix *f = data;
+    CrtOutput *copy;
+
+    if (!f->capture)
+        return crt_hub_push(f->hub, engine, out);
+    if (out->status == -ECANCELED)
+        return CRT_DISPOSITION_ENGINE_CONTINUE;
+    copy = g_new(CrtOutput, 1);
+    *copy = *out;
+    g_mutex_lock(&f->lock);
+    g_queue_push_tail(&f->captured, copy);
+    g_mutex_unlock(&f->lock);
+    return out->buffer ? CRT_DISPOSITION_CLIENT_CONTINUE
+                       : CRT_DISPOSITION_ENGINE_CONTINUE;
+}
+
+static void on_notify(CrtHub *hub, gpointer data)
+{
+    Fix *f = data;
+
+    g_mutex_lock(&f->lock);
+    f->notifies++;
+    g_cond_broadcast(&f->cond);
+    g_mutex_unlock(&f->lock);
+}
+
+static guint fix_notifies(Fix *f)
+{
+    guint n;
+
+    g_mutex_lock(&f->lock);
+    n = f->notifies;
+    g_mutex_unlock(&f->lock);
+    return n;
+}
+
+/* Wait up to 10 ms for a notify after the `seen`-th. */
+static void fix_wait_notify(Fix *f, guint seen)
+{
+    gint64 until = g_get_monotonic_time() + 10 * G_TIME_SPAN_MILLISECOND;
+
+    g_mutex_lock(&f->lock);
+    while (f->notifies == seen && g_cond_wait_until(&f->cond, &f->lock, until))
+        ;
+    g_mutex_unlock(&f->lock);
+}
+
+/* A private loop, a hub and an engine with the simulator set as its target;
+ * nothing streams until fix_start(). */
+static void fix_open(Fix *f, const FixOpts *o)
+{
+    CrtEngineConfig ec;
+    CrtTarget *target = NULL;
+    GError *error = NULL;
+
+    memset(f, 0, sizeof *f);
+    g_mutex_init(&f->lock);
+    g_cond_init(&f->cond);
+    g_queue_init(&f->captured);
+    f->capture = o->capture;
+    f->no_buffers = o->no_buffers;
+    f->loop = crt_loop_new();
+    f->hub = crt_hub_new(on_notify, f);
+    crt_hub_set_overflow(f->hub, o->overflow);
+    crt_engine_config_init(&ec);
+    ec.request_count = o->requests ? o->requests : 4;
+    ec.out_count = o->out_count ? o->out_count : 8;
+    ec.out_size = o->no_buffers ? 0 : ENTRY_SIZE;
+    ec.out_context_size = crt_hub_context_size();
+    ec.buffer_output = on_output;
+    ec.user_data = f;
+    ec.loop = f->loop;
+    g_assert_cmpint(crt_engine_new(&ec, &f->engine, &error), ==, 0);
+    g_assert_no_error(error);
+    g_assert_cmpint(
+        crt_target_open_spec(o->spec ? o->spec : "sim:counter", f->loop, &target, &error),
+        ==, 0);
+    g_assert_no_error(error);
+    g_assert_cmpint(crt_engine_io_target_set(f->engine, target), ==, 0);
+}
+
+/* Start streaming as the channel does: the hub first, then the engine. */
+static void fix_start(Fix *f)
+{
+    crt_hub_begin_stream(f->hub);
+    g_assert_cmpint(crt_engine_start(f->engine), ==, 0);
+}
+
+static CrtEngineStats engine_stats(Fix *f)
+{
+    CrtEngineStats st;
+
+    crt_engine_get_stats(f->engine, &st);
+    return st;
+}
+
+static CrtHubStats hub_stats(Fix *f)
+{
+    CrtHubStats st;
+
+    crt_hub_get_stats(f->hub, &st);
+    return st;
+}
+
+static void assert_pool_full(Fix *f)
+{
+    CrtEngineStats st = engine_stats(f);
+
+    if (f->no_buffers)
+        return;
+    g_assert_cmpuint(st.out_pool_size, >, 0);
+    g_assert_cmpuint(st.out_pool_free, ==, st.out_pool_size);
+}
+
+/* Stop the stream, give back what capture mode still holds, free the hub
+ * (its kept entries go back to the engine) and check that every buffer is
+ * home before the engine goes.  Readers must be freed already. */
+static void fix_close(Fix *f)
+{
+    CrtOutput *out;
+
+    crt_engine_stop_and_wait(f->engine);
+    while ((out = g_queue_pop_head(&f->captured))) {
+        if (out->buffer)
+            crt_engine_buffer_put(f->engine, out->buffer);
+        g_free(out);
+    }
+    crt_hub_free(f->hub);
+    assert_pool_full(f);
+    crt_engine_free(f->engine);
+    crt_loop_unref(f->loop);
+    g_cond_clear(&f->cond);
+    g_mutex_clear(&f->lock);
+}
+
+/* Poll `expr` every millisecond until it holds or EVENTUALLY_MS pass. */
+#define WAIT_FOR(expr)                                                                   \
+    do {                                                                                 \
+        gint64 wait_deadline_ = g_get_monotonic_time() + EVENTUALLY_MS * 1000;           \
+        while (!(expr) && g_get_monotonic_time() < wait_deadline_)                       \
+            g_usleep(1000);                                                              \
+        g_assert_true(expr);                                                             \
+    } while (0)
+
+/* The stream stands still: a request waits for a buffer and no completion
+ * arrives for 100 ms. */
+static void assert_paused(Fix *f)
+{
+    guint64 completed;
+
+    WAIT_FOR(engine_stats(f).slots_waiting > 0);
+    completed = engine_stats(f).completed;
+    g_usleep(100 * 1000);
+    g_assert_cmpuint(engine_stats(f).completed, ==, completed);
+    g_assert_cmpuint(engine_stats(f).slots_waiting, >, 0);
+    g_assert_cmpuint(engine_stats(f).out_pool_free, ==, 0);
+}
+
+/* ---- what readers see ------------------------------------------------------ */
+
+/* One record of `records`: the parsed header and a summary of the payload. */
+typedef struct {
+    guint64 seq;
+    gint64 sec, nsec;
+    char status[32];
+    size_t length;
+    guint64 first, last; /* first and last counter in the payload, if any */
+} Rec;
+
+/* Parses a `records` byte stream as it arrives, in any chunks.  Never
+ * asserts (it runs on reader threads): the first malformation goes to
+ * `error`. */
+typedef struct {
+    GByteArray *pending; /* bytes not parsed yet */
+    GArray *recs;        /* Rec */
+    char *error;
+} Records;
+
+static void records_init(Records *p)
+{
+    p->pending = g_byte_array_new();
+    p->recs = g_array_new(FALSE, TRUE, sizeof(Rec));
+    p->error = NULL;
+}
+
+static void records_clear(Records *p)
+{
+    g_byte_array_unref(p->pending);
+    g_array_unref(p->recs);
+    g_free(p->error);
+}
+
+static const Rec *rec_at(const Records *p, guint i)
+{
+    return &g_array_index(p->recs, Rec, i);
+}
+
+static guint64 records_last_seq(const Records *p)
+{
+    return p->recs->len ? rec_at(p, p->recs->len - 1)->seq : 0;
+}
+
+static gboolean parse_uint(const char *s, guint64 *out)
+{
+    return g_ascii_string_to_unsigned(s, 10, 0, G_MAXUINT64, out, NULL);
+}
+
+/* `SEQ SECONDS.NANOSECONDS STATUS LENGTH`, nothing more. */
+static gboolean parse_header(const char *line, Rec *rec)
+{
+    char **w = g_strsplit(line, " ", -1);
+    char **t = NULL;
+    guint64 v[4];
+    gboolean ok = g_strv_length(w) == 4;
+
+    if (ok) {
+        t = g_strsplit(w[1], ".", -1);
+        ok = g_strv_length(t) == 2 && strlen(t[1]) == 9 && parse_uint(w[0], &v[0]) &&
+             parse_uint(t[0], &v[1]) && parse_uint(t[1], &v[2]) &&
+             parse_uint(w[3], &v[3]) && strlen(w[2]) < sizeof rec->status &&
+             (strcmp(w[2], "ok") == 0 || (w[2][0] == 'E' && strlen(w[2]) > 1));
+        for (const char *c = w[2]; ok && *c; c++)
+            ok = g_ascii_isalnum(*c);
+    }
+    if (ok) {
+        rec->seq = v[0];
+        rec->sec = (gint64)v[1];
+        rec->nsec = (gint64)v[2];
+        strcpy(rec->status, w[2]);
+        rec->length = (size_t)v[3];
+    }
+    g_strfreev(t);
+    g_strfreev(w);
+    return ok;
+}
+
+static guint64 counter_at(const guint8 *p)
+{
+    guint64 le;
+
+    memcpy(&le, p, sizeof le);
+    return GUINT64_FROM_LE(le);
+}
+
+static void records_fail(Records *p, const char *what, const guint8 *at, size_t n)
+{
+    if (!p->error)
+        p->error = g_strdup_printf("%s after record %u: \"%.*s\"", what, p->recs->len,
+                                   (int)MIN(n, 80), (const char *)at);
+}
+
+/* Parse every complete record in `pending`; TRUE if one was. */
+static gboolean records_take_one(Records *p)
+{
+    const guint8 *nl = memchr(p->pending->data, '\n', p->pending->len);
+    size_t hlen;
+    char *line;
+    Rec rec = {0};
+    gboolean ok;
+
+    if (!nl) {
+        if (p->pending->len > 120)
+            records_fail(p, "header line too long", p->pending->data, p->pending->len);
+        return FALSE;
+    }
+    hlen = (size_t)(nl - p->pending->data);
+    line = g_strndup((const char *)p->pending->data, hlen);
+    ok = parse_header(line, &rec);
+    g_free(line);
+    if (!ok) {
+        records_fail(p, "malformed header", p->pending->data, hlen);
+        return FALSE;
+    }
+    if (p->pending->len < hlen + 1 + rec.length)
+        return FALSE;
+    if (rec.length >= 8) {
+        const guint8 *payload = nl + 1;
+
+        rec.first = counter_at(payload);
+        rec.last = counter_at(payload + rec.length - 8);
+        if (rec.length % 8 != 0 || rec.last - rec.first != rec.length / 8 - 1)
+            records_fail(p, "payload is not a run of counters", p->pending->data, hlen);
+    }
+    g_array_append_val(p->recs, rec);
+    g_byte_array_remove_range(p->pending, 0, (guint)(hlen + 1 + rec.length));
+    return TRUE;
+}
+
+/* Returns how many records the chunk completed. */
+static guint records_feed(Records *p, const char *buf, size_t n)
+{
+    guint done = 0;
+
+    g_byte_array_append(p->pending, (const guint8 *)buf, (guint)n);
+    while (!p->error && p->pending->len > 0 && records_take_one(p))
+        done++;
+    return done;
+}
+
+/* Everything parsed so far is whole records, their sequence numbers run
+ * from `first_seq` without a gap, the successful ones carry ENTRY_SIZE
+ * bytes whose counters continue from record to record, and the timestamps
+ * are the realtime clock.  NULL, or what is wrong (newly allocated). */
+static char *records_verify(const Records *p, guint64 first_seq)
+{
+    guint64 next_counter = 0;
+    gint64 now = (gint64)time(NULL);
+
+    if (p->error)
+        return g_strdup(p->error);
+    if (p->pending->len)
+        return g_strdup_printf("%u bytes of a partial record", p->pending->len);
+    for (guint i = 0; i < p->recs->len; i++) {
+        const Rec *r = rec_at(p, i);
+
+        if (r->seq != first_seq + i)
+            return g_strdup_printf("record %u has seq %" G_GUINT64_FORMAT
+                                   ", expected %" G_GUINT64_FORMAT,
+                                   i, r->seq, first_seq + i);
+        if (r->sec < now - 3600 || r->sec > now + 3600 || r->nsec >= 1000000000)
+            return g_strdup_printf("seq %" G_GUINT64_FORMAT " has time %" G_GINT64_FORMAT
+                                   ".%09" G_GINT64_FORMAT,
+                                   r->seq, r->sec, r->nsec);
+        if (strcmp(r->status, "ok") != 0)
+            continue;
+        if (r->length != ENTRY_SIZE)
+            return g_strdup_printf("seq %" G_GUINT64_FORMAT " has length %zu", r->seq,
+                                   r->length);
+        if (next_counter && r->first != next_counter)
+            return g_strdup_printf("seq %" G_GUINT64_FORMAT
+                                   " starts at counter %" G_GUINT64_FORMAT
+                                   ", expected %" G_GUINT64_FORMAT,
+                                   r->seq, r->first, next_counter);
+        next_counter = r->last + 1;
+    }
+    return NULL;
+}
+
+#define ASSERT_RECORDS(p, first_seq)                                                     \
+    do {                                                                                 \
+        char *records_problem_ = records_verify((p), (first_seq));                       \
+        g_assert_cmpstr(records_problem_, ==, NULL);                                     \
+    } while (0)
+
+/* Checks a `data` byte stream of counters 1, 2, 3 ... in any chunks. */
+typedef struct {
+    guint8 part[8];
+    size_t part_len;
+    guint64 next;
+    char *error;
+} Counters;
+
+static void counters_feed(Counters *c, const char *buf, size_t n)
+{
+    if (c->next == 0)
+        c->next = 1;
+    for (size_t i = 0; i < n && !c->error; i++) {
+        c->part[c->part_len++] = (guint8)buf[i];
+        if (c->part_len < 8)
+            continue;
+        if (counter_at(c->part) != c->next)
+            c->error = g_strdup_printf("counter %" G_GUINT64_FORMAT
+                                       " where %" G_GUINT64_FORMAT " was due",
+                                       counter_at(c->part), c->next);
+        c->next++;
+        c->part_len = 0;
+    }
+}
+
+/* Read with the hub's readiness as the only clue: retry on -EAGAIN after
+ * a notify (or 10 ms), up to `timeout_ms`.  -ETIMEDOUT when nothing came. */
+static gssize read_wait(Fix *f, CrtHubReader *r, char *buf, size_t size,
+                        CrtFraming framing, guint timeout_ms)
+{
+    gint64 deadline = g_get_monotonic_time() + (gint64)timeout_ms * 1000;
+
+    for (;;) {
+        guint seen = fix_notifies(f);
+        gssize n = crt_hub_read(r, buf, size, framing);
+
+        if (n != -EAGAIN)
+            return n;
+        if (g_get_monotonic_time() > deadline)
+            return -ETIMEDOUT;
+        fix_wait_notify(f, seen);
+    }
+}
+
+/* Read `records` until the record with seq `want` arrived; NULL or what
+ * went wrong (newly allocated).  Any thread. */
+static char *read_records_until(Fix *f, CrtHubReader *r, Records *p, guint64 want,
+                                CrtFraming framing)
+{
+    char *buf = g_malloc(READ_SIZE);
+    char *problem = NULL;
+
+    while (!problem && !p->error && records_last_seq(p) < want) {
+        gssize n = read_wait(f, r, buf, READ_SIZE, framing, EVENTUALLY_MS);
+
+        if (n > 0)
+            records_feed(p, buf, (size_t)n);
+        else
+            problem = g_strdup_printf("read returned %s after seq %" G_GUINT64_FORMAT,
+                                      n == 0 ? "end of file" : g_strerror((int)-n),
+                                      records_last_seq(p));
+    }
+    g_free(buf);
+    return problem;
+}
+
+#define READ_RECORDS_UNTIL(f, r, p, want, framing)                                       \
+    do {                                                                                 \
+        char *read_problem_ = read_records_until((f), (r), (p), (want), (framing));      \
+        g_assert_cmpstr(read_problem_, ==, NULL);                                        \
+    } while (0)
+
+/* Read everything there is now (the stream must be stopped); returns what
+ * the last read returned: -EAGAIN, or 0 for end of file. */
+static gssize drain_records(CrtHubReader *r, Records *p)
+{
+    char *buf = g_malloc(READ_SIZE);
+    gssize n;
+
+    while ((n = crt_hub_read(r, buf, READ_SIZE, CRT_FRAMING_STREAM)) > 0)
+        records_feed(p, buf, (size_t)n);
+    g_free(buf);
+    return n;
+}
+
+/* ---- one and many readers -------------------------------------------------- */
+
+/* One reader of `records` in record framing gets every entry, one per read,
+ * in order, with a well-formed header. */
+static void test_one_reader_records(void)
+{
+    Fix f;
+    Records p;
+    CrtHubReader *r;
+    char *buf = g_malloc(READ_SIZE);
+
+    fix_open(&f, &(FixOpts){0});
+    records_init(&p);
+    r = crt_hub_reader_new(f.hub, TRUE);
+    fix_start(&f);
+    while (records_last_seq(&p) < 3000 && !p.error) {
+        gssize n = read_wait(&f, r, buf, READ_SIZE, CRT_FRAMING_RECORD, EVENTUALLY_MS);
+
+        g_assert_cmpint(n, >, ENTRY_SIZE);
+        /* One read, one whole record. */
+        g_assert_cmpuint(records_feed(&p, buf, (size_t)n), ==, 1);
+        g_assert_cmpuint(p.pending->len, ==, 0);
+    }
+    ASSERT_RECORDS(&p, 1);
+    g_assert_cmpuint(rec_at(&p, 0)->first, ==, 1);
+    crt_engine_stop_and_wait(f.engine);
+    crt_hub_reader_free(r);
+    assert_pool_full(&f);
+    g_assert_cmpuint(hub_stats(&f).readers, ==, 0);
+    g_assert_cmpuint(hub_stats(&f).dropped, ==, 0);
+    records_clear(&p);
+    g_free(buf);
+    fix_close(&f);
+}
+
+/* One reader of `data` in stream framing gets the counters without a gap
+ * and without a header. */
+static void test_one_reader_data(void)
+{
+    Fix f;
+    Counters c = {0};
+    CrtHubReader *r;
+    char *buf = g_malloc(1000); /* not a multiple of 8 on purpose */
+
+    fix_open(&f, &(FixOpts){0});
+    r = crt_hub_reader_new(f.hub, FALSE);
+    fix_start(&f);
+    while (c.next < 20000 && !c.error) {
+        gssize n = read_wait(&f, r, buf, 1000, CRT_FRAMING_STREAM, EVENTUALLY_MS);
+
+        g_assert_cmpint(n, >, 0);
+        counters_feed(&c, buf, (size_t)n);
+    }
+    g_assert_cmpstr(c.error, ==, NULL);
+    crt_engine_stop_and_wait(f.engine);
+    g_assert_cmpuint(hub_stats(&f).delivered, >=, 20000 / 8 - 1);
+    crt_hub_reader_free(r);
+    g_free(buf);
+    fix_close(&f);
+}
+
+typedef struct {
+    Fix *f;
+    CrtHubReader *reader;
+    guint64 want;
+    Records recs;
+    char *problem;
+    GThread *thread;
+} ReaderJob;
+
+static gpointer reader_job_run(gpointer data)
+{
+    ReaderJob *j = data;
+
+    j->problem =
+        read_records_until(j->f, j->reader, &j->recs, j->want, CRT_FRAMING_STREAM);
+    return NULL;
+}
+
+/* `n` readers open before the stream starts, each on its own thread; every
+ * one gets the complete stream. */
+static void run_readers(guint n, guint64 want)
+{
+    Fix f;
+    ReaderJob *jobs = g_new0(ReaderJob, n);
+
+    fix_open(&f, &(FixOpts){0});
+    for (guint i = 0; i < n; i++) {
+        jobs[i].f = &f;
+        jobs[i].want = want;
+        jobs[i].reader = crt_hub_reader_new(f.hub, TRUE);
+        records_init(&jobs[i].recs);
+    }
+    g_assert_cmpuint(hub_stats(&f).readers, ==, n);
+    fix_start(&f);
+    for (guint i = 0; i < n; i++)
+        jobs[i].thread = g_thread_new("reader", reader_job_run, &jobs[i]);
+    for (guint i = 0; i < n; i++) {
+        g_thread_join(jobs[i].thread);
+        g_test_message("reader %u: %u records", i, jobs[i].recs.recs->len);
+        g_assert_cmpstr(jobs[i].problem, ==, NULL);
+        ASSERT_RECORDS(&jobs[i].recs, 1);
+        g_assert_cmpuint(records_last_seq(&jobs[i].recs), >=, want);
+    }
+    crt_engine_stop_and_wait(f.engine);
+    g_assert_cmpuint(hub_stats(&f).dropped, ==, 0);
+    for (guint i = 0; i < n; i++) {
+        crt_hub_reader_free(jobs[i].reader);
+        records_clear(&jobs[i].recs);
+    }
+    assert_pool_full(&f);
+    g_free(jobs);
+    fix_close(&f);
+}
+
+static void test_two_readers(void)
+{
+    run_readers(2, 3000);
+}
+
+static void test_ten_readers(void)
+{
+    run_readers(10, 1000);
+}
+
+/* A reader that opens while another reads starts with the next entry and
+ * then misses nothing. */
+static void test_late_reader(void)
+{
+    Fix f;
+    Records early;
+    CrtHubReader *r1;
+    ReaderJob late = {0};
+    guint64 first;
+
+    fix_open(&f, &(FixOpts){0});
+    records_init(&early);
+    records_init(&late.recs);
+    r1 = crt_hub_reader_new(f.hub, TRUE);
+    fix_start(&f);
+    READ_RECORDS_UNTIL(&f, r1, &early, 100, CRT_FRAMING_STREAM);
+    /* From now on both set the pace (block): the late one reads on a
+     * thread. */
+    late.f = &f;
+    late.reader = crt_hub_reader_new(f.hub, TRUE);
+    late.want = 1000;
+    late.thread = g_thread_new("late", reader_job_run, &late);
+    READ_RECORDS_UNTIL(&f, r1, &early, 1000, CRT_FRAMING_STREAM);
+    g_thread_join(late.thread);
+    g_assert_cmpstr(late.problem, ==, NULL);
+    crt_engine_stop_and_wait(f.engine);
+    drain_records(r1, &early);
+    drain_records(late.reader, &late.recs);
+    ASSERT_RECORDS(&early, 1);
+    g_assert_cmpuint(late.recs.recs->len, >, 0);
+    first = rec_at(&late.recs, 0)->seq;
+    g_assert_cmpuint(first, >, 100);
+    ASSERT_RECORDS(&late.recs, first);
+    /* Both end at the newest entry. */
+    g_assert_cmpuint(records_last_seq(&late.recs), ==, records_last_seq(&early));
+    g_assert_cmpuint(records_last_seq(&early), ==, hub_stats(&f).last_seq);
+    crt_hub_reader_free(r1);
+    crt_hub_reader_free(late.reader);
+    records_clear(&early);
+    records_clear(&late.recs);
+    fix_close(&f);
+}
+
+/* Entries completed while nobody reads are kept, up to the output pool (the
+ * stream then pauses), and the next reader to open gets them all, first to
+ * last, then the stream goes on. */
+static void test_kept_without_reader(void)
+{
+    Fix f;
+    Records p;
+    CrtHubReader *r;
+
+    fix_open(&f, &(FixOpts){.out_count = 8});
+    records_init(&p);
+    fix_start(&f);
+    assert_paused(&f);
+    g_assert_cmpuint(engine_stats(&f).completed, ==, 8);
+    g_assert_cmpuint(hub_stats(&f).queued, ==, 8);
+    g_assert_cmpuint(hub_stats(&f).readers, ==, 0);
+    r = crt_hub_reader_new(f.hub, TRUE);
+    READ_RECORDS_UNTIL(&f, r, &p, 500, CRT_FRAMING_RECORD);
+    ASSERT_RECORDS(&p, 1);
+    g_assert_cmpuint(rec_at(&p, 0)->first, ==, 1);
+    g_assert_cmpuint(hub_stats(&f).dropped, ==, 0);
+    crt_engine_stop_and_wait(f.engine);
+    crt_hub_reader_free(r);
+    records_clear(&p);
+    fix_close(&f);
+}
+
+/* ---- overflow -------------------------------------------------------------- */
+
+/* `block`: a reader that does not read pauses the stream once the pool is
+ * out; reading resumes it and nothing is lost. */
+static void test_overflow_block(void)
+{
+    Fix f;
+    Records p;
+    CrtHubReader *r;
+    guint64 completed;
+
+    fix_open(&f, &(FixOpts){.out_count = 8, .overflow = CRT_OVERFLOW_BLOCK});
+    records_init(&p);
+    r = crt_hub_reader_new(f.hub, TRUE);
+    fix_start(&f);
+    assert_paused(&f);
+    completed = engine_stats(&f).completed;
+    g_assert_cmpuint(completed, ==, 8);
+    g_assert_cmpuint(hub_stats(&f).queued, ==, 8);
+    READ_RECORDS_UNTIL(&f, r, &p, 2000, CRT_FRAMING_STREAM);
+    g_assert_cmpuint(engine_stats(&f).completed, >=, 2000);
+    /* Stop reading again: it pauses again. */
+    assert_paused(&f);
+    crt_engine_stop_and_wait(f.engine);
+    drain_records(r, &p);
+    ASSERT_RECORDS(&p, 1);
+    g_assert_cmpuint(records_last_seq(&p), ==, hub_stats(&f).last_seq);
+    g_assert_cmpuint(hub_stats(&f).dropped, ==, 0);
+    g_assert_cmpuint(crt_hub_reader_drops(r), ==, 0);
+    crt_hub_reader_free(r);
+    records_clear(&p);
+    fix_close(&f);
+}
+
+/* `block`: the stream paused for the reader, then stopped; the reader
+ * catches up while it is stopped (the buffers go home with no request at
+ * the target), and the next start streams again. */
+static void test_overflow_block_stop_read_start(void)
+{
+    Fix f;
+    Records p, p2;
+    CrtHubReader *r;
+    guint64 second;
+
+    fix_open(&f, &(FixOpts){.out_count = 8});
+    records_init(&p);
+    records_init(&p2);
+    r = crt_hub_reader_new(f.hub, TRUE);
+    fix_start(&f);
+    assert_paused(&f);
+    crt_engine_stop_and_wait(f.engine);
+    g_assert_cmpint(drain_records(r, &p), ==, -EAGAIN);
+    ASSERT_RECORDS(&p, 1);
+    g_assert_cmpuint(records_last_seq(&p), ==, 8);
+    assert_pool_full(&f);
+    fix_start(&f);
+    READ_RECORDS_UNTIL(&f, r, &p2, 108, CRT_FRAMING_STREAM);
+    crt_engine_stop_and_wait(f.engine);
+    drain_records(r, &p2);
+    second = rec_at(&p2, 0)->seq;
+    ASSERT_RECORDS(&p2, second);
+    g_assert_cmpuint(rec_at(&p2, 0)->first, ==, 8 * 8 + 1);
+    crt_hub_reader_free(r);
+    records_clear(&p);
+    records_clear(&p2);
+    fix_close(&f);
+}
+
+/* `block` with two readers: the slowest one sets the pace, and closing it
+ * lets the other go on. */
+static void test_overflow_block_slowest(void)
+{
+    Fix f;
+    Records fast;
+    CrtHubReader *rf, *rs;
+
+    fix_open(&f, &(FixOpts){.out_count = 8});
+    records_init(&fast);
+    rf = crt_hub_reader_new(f.hub, TRUE);
+    rs = crt_hub_reader_new(f.hub, TRUE);
+    fix_start(&f);
+    READ_RECORDS_UNTIL(&f, rf, &fast, 8, CRT_FRAMING_STREAM);
+    assert_paused(&f);
+    /* The fast reader has all there is; the slow one holds the pool. */
+    g_assert_cmpint(crt_hub_read(rf, (char[64]){0}, 64, CRT_FRAMING_STREAM), ==, -EAGAIN);
+    g_assert_cmpuint(engine_stats(&f).completed, ==, 8);
+    crt_hub_reader_free(rs);
+    READ_RECORDS_UNTIL(&f, rf, &fast, 1000, CRT_FRAMING_STREAM);
+    crt_engine_stop_and_wait(f.engine);
+    drain_records(rf, &fast);
+    ASSERT_RECORDS(&fast, 1);
+    crt_hub_reader_free(rf);
+    records_clear(&fast);
+    fix_close(&f);
+}
+
+/* Sequence numbers missing from a reader's records, up to the newest. */
+static guint64 records_missing(const Records *p, guint64 newest)
+{
+    return newest - p->recs->len;
+}
+
+/* Strictly increasing sequence numbers, whatever the gaps. */
+static void assert_increasing(const Records *p)
+{
+    g_assert_cmpstr(p->error, ==, NULL);
+    g_assert_cmpuint(p->pending->len, ==, 0);
+    for (guint i = 1; i < p->recs->len; i++)
+        g_assert_cmpuint(rec_at(p, i)->seq, >, rec_at(p, i - 1)->seq);
+}
+
+/* `drop-oldest`: a stalled reader and an active one.  The active reader
+ * loses nothing; the stalled one skips its oldest entries, and each skip is
+ * counted and shows as a gap in its records.  The stream never pauses. */
+static void test_overflow_drop_oldest(void)
+{
+    Fix f;
+    Records active, stalled;
+    CrtHubReader *ra, *rs;
+    guint64 newest;
+
+    /* Rate-limited, so the active reader keeps up on a slow machine: it
+     * would have to fall 32 entries (64 ms) behind to lose one. */
+    fix_open(&f, &(FixOpts){.spec = "sim:counter rate=500",
+                            .out_count = 32,
+                            .overflow = CRT_OVERFLOW_DROP_OLDEST});
+    records_init(&active);
+    records_init(&stalled);
+    ra = crt_hub_reader_new(f.hub, TRUE);
+    rs = crt_hub_reader_new(f.hub, TRUE);
+    fix_start(&f);
+    READ_RECORDS_UNTIL(&f, ra, &active, 300, CRT_FRAMING_STREAM);
+    g_assert_cmpuint(engine_stats(&f).slots_waiting, ==, 0);
+    crt_engine_stop_and_wait(f.engine);
+    drain_records(ra, &active);
+    drain_records(rs, &stalled);
+    newest = hub_stats(&f).last_seq;
+
+    ASSERT_RECORDS(&active, 1);
+    g_assert_cmpuint(records_last_seq(&active), ==, newest);
+    g_assert_cmpuint(crt_hub_reader_drops(ra), ==, 0);
+
+    assert_increasing(&stalled);
+    g_assert_cmpuint(stalled.recs->len, >, 0);
+    g_assert_cmpuint(stalled.recs->len, <=, 32);
+    g_assert_cmpuint(records_last_seq(&stalled), ==, newest);
+    g_assert_cmpuint(rec_at(&stalled, 0)->seq, >, 1);
+    g_assert_cmpuint(crt_hub_reader_drops(rs), >, 0);
+    g_assert_cmpuint(crt_hub_reader_drops(rs), ==, records_missing(&stalled, newest));
+    g_assert_cmpuint(hub_stats(&f).dropped, ==, crt_hub_reader_drops(rs));
+
+    crt_hub_reader_free(ra);
+    crt_hub_reader_free(rs);
+    records_clear(&active);
+    records_clear(&stalled);
+    fix_close(&f);
+}
+
+/* `drop-oldest` with nobody reading: the oldest kept entries go (counted
+ * in the hub's stats, no reader's), the stream goes on, and the next reader
+ * gets the newest ones. */
+static void test_overflow_drop_oldest_kept(void)
+{
+    Fix f;
+    Records p;
+    CrtHubReader *r;
+    guint64 newest, first;
+
+    fix_open(&f, &(FixOpts){.spec = "sim:counter rate=1000",
+                            .out_count = 16,
+                            .overflow = CRT_OVERFLOW_DROP_OLDEST});
+    records_init(&p);
+    fix_start(&f);
+    WAIT_FOR(engine_stats(&f).completed >= 100);
+    g_assert_cmpuint(engine_stats(&f).slots_waiting, ==, 0);
+    g_assert_cmpuint(hub_stats(&f).dropped, >, 0);
+    g_assert_cmpuint(hub_stats(&f).queued, <=, 16);
+    r = crt_hub_reader_new(f.hub, TRUE);
+    crt_engine_stop_and_wait(f.engine);
+    drain_records(r, &p);
+    newest = hub_stats(&f).last_seq;
+    g_assert_cmpuint(p.recs->len, >, 0);
+    first = rec_at(&p, 0)->seq;
+    g_assert_cmpuint(first, >, 1);
+    g_assert_cmpuint(records_last_seq(&p), ==, newest);
+    assert_increasing(&p);
+    /* Dropped while kept, or from under the reader before the stop. */
+    g_assert_cmpuint(hub_stats(&f).dropped, ==, records_missing(&p, newest));
+    crt_hub_reader_free(r);
+    records_clear(&p);
+    fix_close(&f);
+}
+
+/* `drop-oldest` when a failed completion (which carries no buffer) is the
+ * stalled reader's oldest entry: the policy must still make room, so the
+ * active reader goes on getting entries. */
+static void test_overflow_drop_oldest_error_entry(void)
+{
+    Fix f;
+    Records active, stalled;
+    CrtHubReader *ra, *rs;
+    char *problem;
+
+    fix_open(&f, &(FixOpts){.spec = "sim:counter rate=1000 fail=2 errno=EPROTO",
+                            .out_count = 16,
+                            .overflow = CRT_OVERFLOW_DROP_OLDEST});
+    records_init(&active);
+    records_init(&stalled);
+    ra = crt_hub_reader_new(f.hub, TRUE);
+    rs = crt_hub_reader_new(f.hub, TRUE);
+    fix_start(&f);
+    problem = read_records_until(&f, ra, &active, 200, CRT_FRAMING_STREAM);
+    if (problem)
+        g_test_message(
+            "engine: completed %" G_GUINT64_FORMAT " failed %" G_GUINT64_FORMAT
+            " slots_waiting %u out_pool_free %u; hub: queued %" G_GUINT64_FORMAT
+            " dropped %" G_GUINT64_FORMAT,
+            engine_stats(&f).completed, engine_stats(&f).failed,
+            engine_stats(&f).slots_waiting, engine_stats(&f).out_pool_free,
+            hub_stats(&f).queued, hub_stats(&f).dropped);
+    g_assert_cmpstr(problem, ==, NULL);
+    crt_engine_stop_and_wait(f.engine);
+    drain_records(ra, &active);
+    drain_records(rs, &stalled);
+    ASSERT_RECORDS(&active, 1);
+    assert_increasing(&stalled);
+    g_assert_cmpuint(crt_hub_reader_drops(rs), ==,
+                     records_missing(&stalled, hub_stats(&f).last_seq));
+    crt_hub_reader_free(ra);
+    crt_hub_reader_free(rs);
+    records_clear(&active);
+    records_clear(&stalled);
+    fix_close(&f);
+}
+
+/* `drop-oldest` when the stalled reader stopped in the middle of an entry:
+ * what it reads stays well-formed `records` (a header, then exactly LENGTH
+ * bytes), whatever it skips. */
+static void test_overflow_drop_oldest_partial_read(void)
+{
+    Fix f;
+    Records active, stalled;
+    CrtHubReader *ra, *rs;
+    char head[10];
+
+    fix_open(&f, &(FixOpts){.spec = "sim:counter rate=1000",
+                            .out_count = 16,
+                            .overflow = CRT_OVERFLOW_DROP_OLDEST});
+    records_init(&active);
+    records_init(&stalled);
+    ra = crt_hub_reader_new(f.hub, TRUE);
+    rs = crt_hub_reader_new(f.hub, TRUE);
+    fix_start(&f);
+    /* The stalled reader takes the first 10 bytes of the first header. */
+    g_assert_cmpint(
+        read_wait(&f, rs, head, sizeof head, CRT_FRAMING_RECORD, EVENTUALLY_MS), ==,
+        sizeof head);
+    records_feed(&stalled, head, sizeof head);
+    READ_RECORDS_UNTIL(&f, ra, &active, 200, CRT_FRAMING_STREAM);
+    crt_engine_stop_and_wait(f.engine);
+    drain_records(ra, &active);
+    drain_records(rs, &stalled);
+    ASSERT_RECORDS(&active, 1);
+    g_test_message("stalled reader: drops %" G_GUINT64_FORMAT, crt_hub_reader_drops(rs));
+    g_assert_cmpuint(crt_hub_reader_drops(rs), >, 0);
+    assert_increasing(&stalled);
+    g_assert_cmpuint(rec_at(&stalled, 0)->seq, ==, 1);
+    crt_hub_reader_free(ra);
+    crt_hub_reader_free(rs);
+    records_clear(&active);
+    records_clear(&stalled);
+    fix_close(&f);
+}
+
+/* ---- framing --------------------------------------------------------------- */
+
+/* Open a reader, start, and wait until the pool is all in the hub. */
+static CrtHubReader *paused_stream(Fix *f, gboolean records)
+{
+    CrtHubReader *r;
+
+    fix_open(f, &(FixOpts){.out_count = 8});
+    r = crt_hub_reader_new(f->hub, records);
+    fix_start(f);
+    assert_paused(f);
+    return r;
+}
+
+/* `record`: one read returns at most one buffer; the rest of a partly read
+ * buffer comes next, on its own. */
+static void test_framing_record(void)
+{
+    Fix f;
+    Counters c = {0};
+    CrtHubReader *r = paused_stream(&f, FALSE);
+    char buf[1000];
+
+    g_assert_cmpint(crt_hub_read(r, buf, sizeof buf, CRT_FRAMING_RECORD), ==, ENTRY_SIZE);
+    counters_feed(&c, buf, ENTRY_SIZE);
+    g_assert_cmpint(crt_hub_read(r, buf, 10, CRT_FRAMING_RECORD), ==, 10);
+    counters_feed(&c, buf, 10);
+    g_assert_cmpint(crt_hub_read(r, buf, sizeof buf, CRT_FRAMING_RECORD), ==,
+                    ENTRY_SIZE - 10);
+    counters_feed(&c, buf, ENTRY_SIZE - 10);
+    for (int i = 0; i < 20; i++) {
+        gssize n = read_wait(&f, r, buf, sizeof buf, CRT_FRAMING_RECORD, EVENTUALLY_MS);
+
+        g_assert_cmpint(n, ==, ENTRY_SIZE);
+        counters_feed(&c, buf, (size_t)n);
+    }
+    g_assert_cmpstr(c.error, ==, NULL);
+    g_assert_cmpuint(c.next, ==, 22 * 8 + 1);
+    crt_engine_stop_and_wait(f.engine);
+    crt_hub_reader_free(r);
+    fix_close(&f);
+}
+
+/* `stream`: a read packs as many whole or partial buffers as fit. */
+static void test_framing_stream(void)
+{
+    Fix f;
+    Counters c = {0};
+    CrtHubReader *r = paused_stream(&f, FALSE);
+    char buf[4096];
+    gssize n;
+
+    /* Half of one buffer, then the rest of it with two more and a half. */
+    g_assert_cmpint(crt_hub_read(r, buf, 32, CRT_FRAMING_STREAM), ==, 32);
+    counters_feed(&c, buf, 32);
+    g_assert_cmpint(crt_hub_read(r, buf, 32 + 2 * ENTRY_SIZE + 32, CRT_FRAMING_STREAM),
+                    ==, 32 + 2 * ENTRY_SIZE + 32);
+    counters_feed(&c, buf, 32 + 2 * ENTRY_SIZE + 32);
+    /* At least the four and a half buffers still queued. */
+    n = crt_hub_read(r, buf, sizeof buf, CRT_FRAMING_STREAM);
+    g_assert_cmpint(n, >=, 4 * ENTRY_SIZE + 32);
+    counters_feed(&c, buf, (size_t)n);
+    g_assert_cmpstr(c.error, ==, NULL);
+    crt_engine_stop_and_wait(f.engine);
+    crt_hub_reader_free(r);
+    fix_close(&f);
+}
+
+/* `records` in both framings: a header before each buffer; `record` framing
+ * returns one header and its buffer (a partly read header goes on next),
+ * `stream` framing packs whole records. */
+static void test_framing_records(void)
+{
+    Fix f;
+    Records p;
+    CrtHubReader *r = paused_stream(&f, TRUE);
+    char buf[4096];
+    gssize n;
+
+    records_init(&p);
+    g_assert_cmpint(crt_hub_read(r, buf, 5, CRT_FRAMING_RECORD), ==, 5);
+    g_assert_cmpuint(records_feed(&p, buf, 5), ==, 0);
+    n = crt_hub_read(r, buf, sizeof buf, CRT_FRAMING_RECORD);
+    g_assert_cmpuint(records_feed(&p, buf, (size_t)n), ==, 1);
+    g_assert_cmpuint(p.pending->len, ==, 0);
+    n = crt_hub_read(r, buf, sizeof buf, CRT_FRAMING_STREAM);
+    g_assert_cmpuint(records_feed(&p, buf, (size_t)n), >=, 7);
+    g_assert_cmpuint(p.pending->len, ==, 0);
+    ASSERT_RECORDS(&p, 1);
+    crt_engine_stop_and_wait(f.engine);
+    crt_hub_reader_free(r);
+    records_clear(&p);
+    fix_close(&f);
+}
+
+/* ---- end of stream, close, errors ----------------------------------------- */
+
+/* crt_hub_end_stream: a reader that has read everything gets end of file
+ * once, then -EAGAIN again; one with entries left gets them first; a new
+ * stream brings data again. */
+static void test_end_of_stream(void)
+{
+    Fix f;
+    Records p, p2, q;
+    CrtHubReader *r, *slow, *later;
+    char buf[256];
+    guint64 last, second;
+
+    /* Slow enough that the stop never finds the pool exhausted (see
+     * /hub/overflow/block-stop-read-start for that case). */
+    fix_open(&f, &(FixOpts){.spec = "sim:counter rate=2000", .out_count = 64});
+    records_init(&p);
+    records_init(&p2);
+    records_init(&q);
+    r = crt_hub_reader_new(f.hub, TRUE);
+    fix_start(&f);
+    READ_RECORDS_UNTIL(&f, r, &p, 50, CRT_FRAMING_STREAM);
+    crt_engine_stop_and_wait(f.engine);
+    g_assert_cmpint(drain_records(r, &p), ==, -EAGAIN);
+    slow = crt_hub_reader_new(f.hub, TRUE); /* opens after the last entry */
+    crt_hub_end_stream(f.hub);
+    g_assert_true(crt_hub_readable(r));
+    g_assert_cmpint(crt_hub_read(r, buf, sizeof buf, CRT_FRAMING_RECORD), ==, 0);
+    g_assert_false(crt_hub_readable(r));
+    g_assert_cmpint(crt_hub_read(r, buf, sizeof buf, CRT_FRAMING_RECORD), ==, -EAGAIN);
+    g_assert_cmpint(crt_hub_read(r, buf, sizeof buf, CRT_FRAMING_RECORD), ==, -EAGAIN);
+    g_assert_cmpint(crt_hub_read(slow, buf, sizeof buf, CRT_FRAMING_RECORD), ==, 0);
+    g_assert_cmpint(crt_hub_read(slow, buf, sizeof buf, CRT_FRAMING_RECORD), ==, -EAGAIN);
+    /* A reader opened after the stream ended waits for the next one. */
+    later = crt_hub_reader_new(f.hub, TRUE);
+    g_assert_false(crt_hub_readable(later));
+    g_assert_cmpint(crt_hub_read(later, buf, sizeof buf, CRT_FRAMING_RECORD), ==,
+                    -EAGAIN);
+    crt_hub_reader_free(later);
+
+    /* A second stream: its entries come, numbered on (the requests the stop
+     * cancelled took numbers too), the counters without a gap. */
+    ASSERT_RECORDS(&p, 1);
+    last = records_last_seq(&p);
+    fix_start(&f);
+    READ_RECORDS_UNTIL(&f, r, &p2, last + 50, CRT_FRAMING_STREAM);
+    crt_engine_stop_and_wait(f.engine);
+    drain_records(r, &p2);
+    g_assert_cmpuint(p2.recs->len, >, 0);
+    second = rec_at(&p2, 0)->seq;
+    g_assert_cmpuint(second, >, last);
+    ASSERT_RECORDS(&p2, second);
+    g_assert_cmpuint(rec_at(&p2, 0)->first, ==, rec_at(&p, p.recs->len - 1)->last + 1);
+    /* `slow` has not read the second stream: data first, then end of file. */
+    crt_hub_end_stream(f.hub);
+    g_assert_cmpint(drain_records(slow, &q), ==, 0);
+    ASSERT_RECORDS(&q, second);
+    g_assert_cmpuint(records_last_seq(&q), ==, records_last_seq(&p2));
+    g_assert_cmpint(crt_hub_read(slow, buf, sizeof buf, CRT_FRAMING_RECORD), ==, -EAGAIN);
+    g_assert_cmpint(crt_hub_read(r, buf, sizeof buf, CRT_FRAMING_RECORD), ==, 0);
+    g_assert_cmpint(crt_hub_read(r, buf, sizeof buf, CRT_FRAMING_RECORD), ==, -EAGAIN);
+    crt_hub_reader_free(r);
+    crt_hub_reader_free(slow);
+    records_clear(&p);
+    records_clear(&p2);
+    records_clear(&q);
+    fix_close(&f);
+}
+
+/* crt_hub_close: every read ends, for good, after what is queued; later
+ * completions are not entries (the stream runs on, reaching nobody). */
+static void test_close(void)
+{
+    Fix f;
+    Records p;
+    CrtHubReader *r, *idle;
+    char buf[256];
+    guint64 last_seq, completed;
+
+    fix_open(&f, &(FixOpts){.out_count = 8});
+    records_init(&p);
+    r = crt_hub_reader_new(f.hub, TRUE);
+    idle = crt_hub_reader_new(f.hub, FALSE);
+    fix_start(&f);
+    /* `idle` holds every entry: the stream pauses after the pool's worth. */
+    READ_RECORDS_UNTIL(&f, r, &p, 8, CRT_FRAMING_STREAM);
+    assert_paused(&f);
+    crt_hub_close(f.hub);
+    g_assert_cmpint(drain_records(r, &p), ==, 0);
+    ASSERT_RECORDS(&p, 1);
+    for (int i = 0; i < 3; i++) {
+        g_assert_true(crt_hub_readable(r));
+        g_assert_cmpint(crt_hub_read(r, buf, sizeof buf, CRT_FRAMING_RECORD), ==, 0);
+    }
+    /* The idle reader gets its queued data first, then end of file. */
+    g_assert_true(crt_hub_readable(idle));
+    g_assert_cmpint(crt_hub_read(idle, buf, sizeof buf, CRT_FRAMING_STREAM), >, 0);
+    while (crt_hub_read(idle, buf, sizeof buf, CRT_FRAMING_STREAM) > 0)
+        ;
+    g_assert_cmpint(crt_hub_read(idle, buf, sizeof buf, CRT_FRAMING_STREAM), ==, 0);
+    g_assert_true(crt_hub_readable(idle));
+
+    /* The buffers are home, the stream resumes and reaches nobody. */
+    last_seq = hub_stats(&f).last_seq;
+    completed = engine_stats(&f).completed;
+    WAIT_FOR(engine_stats(&f).completed >= completed + 100);
+    crt_engine_stop_and_wait(f.engine);
+    g_assert_cmpuint(hub_stats(&f).last_seq, ==, last_seq);
+    g_assert_cmpuint(hub_stats(&f).queued, ==, 0);
+    g_assert_cmpint(crt_hub_read(r, buf, sizeof buf, CRT_FRAMING_RECORD), ==, 0);
+    assert_pool_full(&f);
+    crt_hub_reader_free(r);
+    crt_hub_reader_free(idle);
+    records_clear(&p);
+    fix_close(&f);
+}
+
+/* An error completion is an entry: `records` shows it with the errno's
+ * name and length 0, `data` skips it and the bytes run on. */
+static void test_error_completions(void)
+{
+    Fix f;
+    Records p;
+    Counters c = {0};
+    CrtHubReader *rr, *rd;
+    char buf[4096];
+    guint errors = 0;
+
+    fix_open(&f, &(FixOpts){.spec = "sim:counter fail=3 errno=EPROTO", .out_count = 64});
+    records_init(&p);
+    rr = crt_hub_reader_new(f.hub, TRUE);
+    rd = crt_hub_reader_new(f.hub, FALSE);
+    fix_start(&f);
+    /* Each reader holds the other back by at most the pool (block). */
+    READ_RECORDS_UNTIL(&f, rr, &p, 50, CRT_FRAMING_RECORD);
+    while (c.next < 45 * 8) {
+        gssize n = read_wait(&f, rd, buf, sizeof buf, CRT_FRAMING_STREAM, EVENTUALLY_MS);
+
+        g_assert_cmpint(n, >, 0);
+        counters_feed(&c, buf, (size_t)n);
+    }
+    g_assert_cmpstr(c.error, ==, NULL);
+    READ_RECORDS_UNTIL(&f, rr, &p, 100, CRT_FRAMING_RECORD);
+    ASSERT_RECORDS(&p, 1);
+    for (guint i = 0; i < p.recs->len; i++) {
+        const Rec *rec = rec_at(&p, i);
+
+        if (strcmp(rec->status, "ok") != 0) {
+            g_assert_cmpstr(rec->status, ==, "EPROTO");
+            g_assert_cmpuint(rec->length, ==, 0);
+            errors++;
+        }
+    }
+    g_assert_cmpuint(errors, ==, 1);
+    g_assert_cmpuint(engine_stats(&f).failed, ==, 1);
+    crt_engine_stop_and_wait(f.engine);
+    crt_hub_reader_free(rr);
+    crt_hub_reader_free(rd);
+    records_clear(&p);
+    fix_close(&f);
+}
+
+/* Completions without a buffer (out_size 0) are entries the hub allocates
+ * and frees itself: a reader may free one the moment the push lets go of
+ * the lock, and the push must not look at it after that. */
+static void test_bufferless_entries(void)
+{
+    Fix f;
+    Records p;
+    CrtHubReader *r;
+
+    fix_open(&f, &(FixOpts){.no_buffers = TRUE, .requests = 1});
+    records_init(&p);
+    r = crt_hub_reader_new(f.hub, TRUE);
+    fix_start(&f);
+    READ_RECORDS_UNTIL(&f, r, &p, 200000, CRT_FRAMING_RECORD);
+    crt_engine_stop_and_wait(f.engine);
+    drain_records(r, &p);
+    g_assert_cmpstr(p.error, ==, NULL);
+    for (guint i = 0; i < p.recs->len; i++) {
+        g_assert_cmpuint(rec_at(&p, i)->seq, ==, i + 1);
+        g_assert_cmpstr(rec_at(&p, i)->status, ==, "ok");
+        g_assert_cmpuint(rec_at(&p, i)->length, ==, 0);
+    }
+    crt_hub_reader_free(r);
+    g_assert_cmpuint(hub_stats(&f).queued, ==, 0);
+    records_clear(&p);
+    fix_close(&f);
+}
+
+/* The end of a stream the target reported (sim limit: -ENODATA) is an entry
+ * too, named in `records`. */
+static void test_error_end_of_data(void)
+{
+    Fix f;
+    Records p;
+    CrtHubReader *r;
+
+    fix_open(&f, &(FixOpts){.spec = "sim:counter limit=20", .requests = 1});
+    records_init(&p);
+    r = crt_hub_reader_new(f.hub, TRUE);
+    fix_start(&f);
+    READ_RECORDS_UNTIL(&f, r, &p, 21, CRT_FRAMING_STREAM);
+    ASSERT_RECORDS(&p, 1);
+    g_assert_cmpstr(rec_at(&p, 20)->status, ==, "ENODATA");
+    g_assert_cmpuint(rec_at(&p, 20)->length, ==, 0);
+    crt_engine_stop_and_wait(f.engine);
+    crt_hub_reader_free(r);
+    records_clear(&p);
+    fix_close(&f);
+}
+
+/* ---- readiness, notify, buffers -------------------------------------------- */
+
+static CrtOutput *take_captured(Fix *f, gboolean with_buffer)
+{
+    CrtOutput *found = NULL;
+
+    g_mutex_lock(&f->lock);
+    for (GList *l = f->captured.head; l && !found; l = l->next) {
+        CrtOutput *o = l->data;
+
+        if ((o->buffer != NULL) == with_buffer) {
+            found = o;
+            g_queue_delete_link(&f->captured, l);
+        }
+    }
+    g_mutex_unlock(&f->lock);
+    g_assert_nonnull(found);
+    return found;
+}
+
+static guint captured_count(Fix *f)
+{
+    guint n;
+
+    g_mutex_lock(&f->lock);
+    n = f->captured.length;
+    g_mutex_unlock(&f->lock);
+    return n;
+}
+
+static void push_captured(Fix *f, CrtOutput *out)
+{
+    CrtDisposition d = crt_hub_push(f->hub, f->engine, out);
+
+    g_assert_cmpint(d, ==,
+                    out->buffer ? CRT_DISPOSITION_CLIENT_CONTINUE
+                                : CRT_DISPOSITION_ENGINE_CONTINUE);
+    g_free(out);
+}
+
+/* ASSERT_READY's `result` for "some bytes". */
+#define SOME_BYTES 1
+
+#define ASSERT_READY(r, ready, result)                                                   \
+    do {                                                                                 \
+        char ready_buf_[256];                                                            \
+        g_assert_cmpint(crt_hub_readable(r), ==, (ready));                               \
+        if ((result) == SOME_BYTES)                                                      \
+            g_assert_cmpint(                                                             \
+                crt_hub_read((r), ready_buf_, sizeof ready_buf_, CRT_FRAMING_RECORD), >, \
+                0);                                                                      \
+        else                                                                             \
+            g_assert_cmpint(                                                             \
+                crt_hub_read((r), ready_buf_, sizeof ready_buf_, CRT_FRAMING_RECORD),    \
+                ==, (result));                                                           \
+    } while (0)
+
+/* crt_hub_readable says TRUE exactly when crt_hub_read would not answer
+ * -EAGAIN, in every state; the notify callback fires for each change.  The
+ * entries are pushed by hand, from a capturing engine. */
+static void test_readable(void)
+{
+    Fix f;
+    CrtHubReader *rd, *rr;
+    CrtOutput *ok1, *ok2, *err;
+    guint seen;
+
+    fix_open(&f, &(FixOpts){.spec = "sim:counter fail=1 errno=EPROTO",
+                            .requests = 1,
+                            .out_count = 4,
+                            .capture = TRUE});
+    fix_start(&f);
+    WAIT_FOR(captured_count(&f) == 5);
+    crt_engine_stop_and_wait(f.engine);
+    err = take_captured(&f, FALSE);
+    ok1 = take_captured(&f, TRUE);
+    ok2 = take_captured(&f, TRUE);
+    g_assert_cmpint(err->status, ==, -EPROTO);
+
+    rd = crt_hub_reader_new(f.hub, FALSE);
+    rr = crt_hub_reader_new(f.hub, TRUE);
+    ASSERT_READY(rd, FALSE, -EAGAIN);
+    ASSERT_READY(rr, FALSE, -EAGAIN);
+
+    /* An error entry: records show it, data has nothing to read. */
+    seen = fix_notifies(&f);
+    push_captured(&f, err);
+    g_assert_cmpuint(fix_notifies(&f), >, seen);
+    ASSERT_READY(rd, FALSE, -EAGAIN);
+    ASSERT_READY(rr, TRUE, SOME_BYTES);
+    ASSERT_READY(rr, FALSE, -EAGAIN);
+
+    seen = fix_notifies(&f);
+    push_captured(&f, ok1);
+    g_assert_cmpuint(fix_notifies(&f), >, seen);
+    ASSERT_READY(rd, TRUE, SOME_BYTES);
+    ASSERT_READY(rd, FALSE, -EAGAIN);
+    ASSERT_READY(rr, TRUE, SOME_BYTES);
+    ASSERT_READY(rr, FALSE, -EAGAIN);
+
+    seen = fix_notifies(&f);
+    crt_hub_end_stream(f.hub);
+    g_assert_cmpuint(fix_notifies(&f), >, seen);
+    ASSERT_READY(rd, TRUE, 0);
+    ASSERT_READY(rd, FALSE, -EAGAIN);
+    ASSERT_READY(rr, TRUE, 0);
+    ASSERT_READY(rr, FALSE, -EAGAIN);
+
+    push_captured(&f, ok2);
+    ASSERT_READY(rd, TRUE, SOME_BYTES);
+    ASSERT_READY(rd, FALSE, -EAGAIN);
+
+    seen = fix_notifies(&f);
+    crt_hub_close(f.hub);
+    g_assert_cmpuint(fix_notifies(&f), >, seen);
+    ASSERT_READY(rd, TRUE, 0);
+    ASSERT_READY(rd, TRUE, 0);
+    /* rr still has ok2 to read, then end of file for good. */
+    ASSERT_READY(rr, TRUE, SOME_BYTES);
+    ASSERT_READY(rr, TRUE, 0);
+    ASSERT_READY(rr, TRUE, 0);
+    crt_hub_reader_free(rd);
+    crt_hub_reader_free(rr);
+    fix_close(&f);
+}
+
+/* Buffers go home when the last reader that needs them closes, whether it
+ * read nothing, part of an entry or everything; kept entries go home when
+ * the hub is freed. */
+static void test_buffers_return(void)
+{
+    Fix f;
+    CrtHubReader *none, *part, *all;
+    char buf[4096];
+
+    fix_open(&f, &(FixOpts){.out_count = 8});
+    none = crt_hub_reader_new(f.hub, FALSE);
+    part = crt_hub_reader_new(f.hub, TRUE);
+    all = crt_hub_reader_new(f.hub, FALSE);
+    fix_start(&f);
+    assert_paused(&f);
+    g_assert_cmpint(crt_hub_read(part, buf, 7, CRT_FRAMING_RECORD), ==, 7);
+    g_assert_cmpint(crt_hub_read(all, buf, sizeof buf, CRT_FRAMING_STREAM), ==,
+                    8 * ENTRY_SIZE);
+    crt_engine_stop_and_wait(f.engine);
+    g_assert_cmpuint(engine_stats(&f).out_pool_free, ==, 0);
+    crt_hub_reader_free(none);
+    g_assert_cmpuint(engine_stats(&f).out_pool_free, ==, 0);
+    crt_hub_reader_free(part);
+    assert_pool_full(&f);
+    g_assert_cmpuint(hub_stats(&f).queued, ==, 0);
+    crt_hub_reader_free(all);
+    g_assert_cmpuint(hub_stats(&f).readers, ==, 0);
+    fix_close(&f);
+}
+
+/* Entries nobody read are kept until the hub goes, then go home. */
+static void test_buffers_return_kept(void)
+{
+    Fix f;
+
+    fix_open(&f, &(FixOpts){.out_count = 8});
+    fix_start(&f);
+    assert_paused(&f);
+    crt_engine_stop_and_wait(f.engine);
+    g_assert_cmpuint(hub_stats(&f).queued, ==, 8);
+    g_assert_cmpuint(engine_stats(&f).out_pool_free, ==, 0);
+    fix_close(&f); /* frees the hub, then checks the pool */
+}
+
+/* crt_hub_release_engine: the entries of an engine about to be freed go
+ * back to it, also from under a reader, which then has nothing to read. */
+static void test_release_engine(void)
+{
+    Fix f;
+    CrtHubReader *r;
+    char buf[256];
+
+    fix_open(&f, &(FixOpts){.out_count = 8});
+    fix_start(&f);
+    assert_paused(&f);
+    crt_engine_stop_and_wait(f.engine);
+    r = crt_hub_reader_new(f.hub, TRUE);
+    g_assert_cmpint(crt_hub_read(r, buf, 9, CRT_FRAMING_RECORD), ==, 9);
+    crt_hub_release_engine(f.hub, f.engine);
+    assert_pool_full(&f);
+    g_assert_cmpuint(hub_stats(&f).queued, ==, 0);
+    g_assert_false(crt_hub_readable(r));
+    g_assert_cmpint(crt_hub_read(r, buf, sizeof buf, CRT_FRAMING_RECORD), ==, -EAGAIN);
+    crt_hub_reader_free(r);
+    fix_close(&f);
+}
+
+/* ---- main ------------------------------------------------------------------ */
+
+typedef struct {
+    const char *path;
+    void (*fn)(void);
+} Case;
+
+static const Case cases[] = {
+    {"/hub/one-reader/records", test_one_reader_records},
+    {"/hub/one-reader/data", test_one_reader_data},
+    {"/hub/readers/two", test_two_readers},
+    {"/hub/readers/ten", test_ten_readers},
+    {"/hub/readers/late", test_late_reader},
+    {"/hub/kept-without-reader", test_kept_without_reader},
+    {"/hub/overflow/block", test_overflow_block},
+    {"/hub/overflow/block-slowest", test_overflow_block_slowest},
+    {"/hub/overflow/block-stop-read-start", test_overflow_block_stop_read_start},
+    {"/hub/overflow/drop-oldest", test_overflow_drop_oldest},
+    {"/hub/overflow/drop-oldest-kept", test_overflow_drop_oldest_kept},
+    {"/hub/overflow/drop-oldest-error-entry", test_overflow_drop_oldest_error_entry},
+    {"/hub/overflow/drop-oldest-partial-read", test_overflow_drop_oldest_partial_read},
+    {"/hub/framing/record", test_framing_record},
+    {"/hub/framing/stream", test_framing_stream},
+    {"/hub/framing/records", test_framing_records},
+    {"/hub/end-of-stream", test_end_of_stream},
+    {"/hub/close", test_close},
+    {"/hub/errors/completion", test_error_completions},
+    {"/hub/errors/end-of-data", test_error_end_of_data},
+    {"/hub/errors/bufferless-entries", test_bufferless_entries},
+    {"/hub/readable", test_readable},
+    {"/hub/buffers-return/readers", test_buffers_return},
+    {"/hub/buffers-return/kept", test_buffers_return_kept},
+    {"/hub/release-engine", test_release_engine},
+};
+
+/* Runs the case in a child process (the same program, re-executed by
+ * g_test_trap_subprocess): a failure, a sanitizer report or a hang fails
+ * this case and the next ones still run. */
+static void run_case(gconstpointer data)
+{
+    const Case *c = data;
+
+    if (g_test_subprocess()) {
+        c->fn();
+        return;
+    }
+    g_test_trap_subprocess(NULL, CASE_TIMEOUT_S * G_USEC_PER_SEC,
+                           G_TEST_SUBPROCESS_INHERIT_STDERR);
+    g_test_trap_assert_passed();
+}
+
+int main(int argc, char **argv)
+{
+    g_test_init(&argc, &argv, NULL);
+    /* The parent records a failed child and goes on to the next case. */
+    if (!g_test_subprocess())
+        g_test_set_nonfatal_assertions();
+    for (size_t i = 0; i < G_N_ELEMENTS(cases); i++)
+        g_test_add_data_func(cases[i].path, &cases[i], run_case);
+    return g_test_run();
+}
