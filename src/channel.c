@@ -394,6 +394,9 @@ int crt_channel_config_set(CrtChannel *ch, const char *key, const char *value,
         if (!crt_config_key_is_live(key))
             ch->cfg_dirty = TRUE;
         apply_live(ch);
+        /* Requests waiting for input may send the new payload now. */
+        if (ch->engine && strcmp(key, "payload") == 0)
+            crt_engine_input_ready(ch->engine);
     }
     crt_config_clear(&next);
     g_mutex_unlock(&ch->ctl_lock);

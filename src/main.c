@@ -4,6 +4,7 @@
 
 #include <errno.h>
 #include <fcntl.h>
+#include <limits.h>
 #include <poll.h>
 #include <signal.h>
 #include <stddef.h>
@@ -57,6 +58,18 @@ static void usage(const char *prog)
     fuse_lowlevel_help();
 }
 
+/* A group names a directory at the mount root. */
+static gboolean valid_name(const char *name, GError **error)
+{
+    if (*name && strcmp(name, ".") != 0 && strcmp(name, "..") != 0 && !strchr(name, '/') &&
+        strlen(name) <= NAME_MAX && strcmp(name, "version") != 0)
+        return TRUE;
+    g_set_error(error, G_KEY_FILE_ERROR, G_KEY_FILE_ERROR_GROUP_NOT_FOUND,
+                "[%s]: not a valid target name (a directory name other than version)",
+                name);
+    return FALSE;
+}
+
 /* Check the whole config file before forking: a typo must fail the mount,
  * not be found later in syslog.  Targets are opened after the fork. */
 static GKeyFile *load_config(const char *path, GError **error)
@@ -74,7 +87,8 @@ static GKeyFile *load_config(const char *path, GError **error)
         CrtConfig cfg;
 
         crt_config_init(&cfg);
-        ok = crt_config_load_group(&cfg, kf, groups[i], &target, &autostart, error) == 0;
+        ok = valid_name(groups[i], error) &&
+             crt_config_load_group(&cfg, kf, groups[i], &target, &autostart, error) == 0;
         if (ok && target && *target) {
             CrtTargetSpec spec;
 

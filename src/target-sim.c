@@ -216,20 +216,23 @@ static gboolean serve_one_read(Sim *s)
     return TRUE;
 }
 
+/* Complete decided requests and serve reads, in the order they came: a
+ * failure decided at submission completes before reads submitted after it. */
 static void serve(Sim *s)
 {
     int budget = SERVE_BUDGET;
     CrtIo *io;
 
-    while (budget > 0 && (io = s->done.head)) {
-        list_remove(&s->done, io);
-        crt_io_complete(io, io->status, io->bytes_in, io->bytes_out);
+    while (budget > 0) {
+        if ((io = s->done.head)) {
+            list_remove(&s->done, io);
+            crt_io_complete(io, io->status, io->bytes_in, io->bytes_out);
+        } else if (!s->reads.head || s->t->closed || !serve_one_read(s)) {
+            return;
+        }
         budget--;
     }
-    while (budget > 0 && s->reads.head && !s->t->closed && serve_one_read(s))
-        budget--;
-    if (budget == 0)
-        crt_loop_post(s->t->loop, &s->serve);
+    crt_loop_post(s->t->loop, &s->serve);
 }
 
 static void serve_task(CrtTask *task)

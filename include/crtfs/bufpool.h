@@ -5,8 +5,8 @@
  * data; the context and the owning pool are found from that pointer.
  *
  * In look-aside mode the pool grows on demand: a get on an empty pool
- * allocates an extra buffer, and an extra buffer is freed when it is put
- * back.  The `count` preallocated buffers are never freed before the pool.
+ * allocates an extra buffer (up to CRT_BUFPOOL_LOOKASIDE_LIMIT in all), and
+ * an extra buffer is freed when it is put back.  The `count` preallocated buffers are never freed before the pool.
  *
  * Memory kind CRT_MEMORY_LOCKED keeps every buffer resident with mlock(2);
  * creation fails with a clear error when RLIMIT_MEMLOCK refuses.
@@ -48,6 +48,9 @@ typedef struct {
 #define CRT_BUFPOOL_MAX_SIZE ((size_t)1 << 30)
 #define CRT_BUFPOOL_MAX_COUNT 65536u
 #define CRT_BUFPOOL_MAX_TOTAL ((size_t)4 << 30)
+/* A look-aside pool holds at most this many buffers in all (preallocated
+ * and extra): 8 times its count, and at least 64. */
+#define CRT_BUFPOOL_LOOKASIDE_LIMIT(count) MAX(8u * (count), 64u)
 
 /* Create a pool.  `count` may be 0 only in look-aside mode.  `size` may be 0
  * (then buffers carry only a context).  On error returns NULL and sets

@@ -10,7 +10,7 @@ import time
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 import crtfs_test as ct
 
-N = 2000
+N = 1000
 
 
 def main(tap):
@@ -21,8 +21,8 @@ def main(tap):
         for k, v in (("out_size", "32"), ("out_count", "64"), ("framing", "stream"),
                      ("overflow", "drop-oldest")):
             tap.is_(ct.write(d + "/config/" + k, v), 0, "%s %s" % (k, v))
-        tap.is_(ct.write(d + "/target", "sim:records rate=2000 limit=%d" % N), 0,
-                "sim:records rate=2000 limit=%d (one 32-byte record a buffer)" % N)
+        tap.is_(ct.write(d + "/target", "sim:records rate=500 limit=%d" % N), 0,
+                "sim:records rate=500 limit=%d (one 32-byte record a buffer)" % N)
         stalled = os.open(d + "/records", os.O_RDONLY)
         active = os.open(d + "/records", os.O_RDONLY)
         ct.wait_until(lambda: ct.stats(d)["readers"] == 2)

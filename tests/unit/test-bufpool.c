@@ -610,6 +610,32 @@ static void test_stress_lookaside(void)
     run_stress(4, TRUE, 16, 8);
 }
 
+/* Look-aside grows only so far: a consumer that keeps everything meets an
+ * empty pool at CRT_BUFPOOL_LOOKASIDE_LIMIT buffers. */
+static void test_lookaside_limit(void)
+{
+    CrtBufPool *pool = crt_bufpool_new(4, 16, 0, TRUE, CRT_MEMORY_NORMAL, NULL, NULL);
+    guint limit = CRT_BUFPOOL_LOOKASIDE_LIMIT(4);
+    void **held = g_new0(void *, limit + 1);
+    CrtBufPoolStats st;
+    guint n = 0;
+
+    g_assert_cmpuint(limit, ==, 64);
+    while (n <= limit && (held[n] = crt_bufpool_get(pool)))
+        n++;
+    g_assert_cmpuint(n, ==, limit);
+    crt_bufpool_get_stats(pool, &st);
+    g_assert_cmpuint(st.extra, ==, limit - 4);
+    g_assert_cmpuint(st.empty_gets, ==, 1);
+    while (n > 0)
+        crt_bufpool_put(pool, held[--n]);
+    crt_bufpool_get_stats(pool, &st);
+    g_assert_cmpuint(st.extra, ==, 0);
+    g_assert_cmpuint(st.free, ==, 4);
+    g_free(held);
+    crt_bufpool_free(pool);
+}
+
 int main(int argc, char **argv)
 {
     g_test_init(&argc, &argv, NULL);
@@ -620,6 +646,7 @@ int main(int argc, char **argv)
     g_test_add_func("/bufpool/context", test_context);
     g_test_add_func("/bufpool/alignment", test_alignment);
     g_test_add_func("/bufpool/size-zero", test_size_zero);
+    g_test_add_func("/bufpool/lookaside-limit", test_lookaside_limit);
     g_test_add_func("/bufpool/lookaside", test_lookaside);
     g_test_add_func("/bufpool/lookaside-count-zero", test_lookaside_count_zero);
     g_test_add_func("/bufpool/free-with-buffers-out", test_free_with_buffers_out);
