@@ -146,7 +146,7 @@ static void reap_retired(CrtChannel *ch)
         CrtEngineStats st;
 
         crt_engine_get_stats(e, &st);
-        if (st.out_pool_free == st.out_pool_size) {
+        if (st.out_pool_used == 0) {
             g_ptr_array_remove_index_fast(ch->retired, i);
             crt_engine_free(e);
         }

@@ -781,8 +781,12 @@ void crt_engine_get_stats(CrtEngine *e, CrtEngineStats *st)
     }
     st->last_seq = e->next_seq;
     if (e->out_pool) {
-        st->out_pool_free = crt_bufpool_free_count(e->out_pool);
+        CrtBufPoolStats ps;
+
+        crt_bufpool_get_stats(e->out_pool, &ps);
+        st->out_pool_free = ps.free;
         st->out_pool_size = e->cfg.out_count;
+        st->out_pool_used = ps.in_use;
     }
     if (e->in_pool) {
         st->in_pool_free = crt_bufpool_free_count(e->in_pool);
