@@ -222,7 +222,9 @@ crt_wait_daemon() {
 }
 
 # The daemon's stderr must be free of these.
-CRT_BAD_LOG='CRITICAL|WARNING|ERROR|runtime error|AddressSanitizer|LeakSanitizer|Sanitizer|==[0-9]+=='
+# (glibc's own aborts too: LIBC_FATAL_STDERR_ sends them to the log.)
+CRT_BAD_LOG='CRITICAL|WARNING|ERROR|runtime error|AddressSanitizer|LeakSanitizer|Sanitizer|==[0-9]+==|double free|corrupted|invalid pointer|stack smashing'
+export LIBC_FATAL_STDERR_=1
 
 crt_check_log() {
     local f bad=0
