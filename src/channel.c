@@ -317,6 +317,15 @@ static int install_target(CrtChannel *ch, CrtTarget *t, const char *text, GError
     return r;
 }
 
+/* Whether the configuration can make an engine: checked before a target is
+ * replaced, so a failing write leaves the old one in place.  ctl_lock held. */
+static int check_config(CrtChannel *ch, GError **error)
+{
+    CrtEngineConfig ec;
+
+    return ch->cfg_dirty ? crt_config_to_engine(&ch->cfg, &ec, error) : 0;
+}
+
 int crt_channel_set_target(CrtChannel *ch, const char *line, const CrtCreds *creds,
                            GError **error)
 {
@@ -333,6 +342,9 @@ int crt_channel_set_target(CrtChannel *ch, const char *line, const CrtCreds *cre
         drop_target(ch);
         r = 0;
     } else if ((r = crt_target_spec_parse(text, &spec, &err)) < 0) {
+        r = fail(ch, error, -r, err);
+    } else if ((r = check_config(ch, &err)) < 0) {
+        crt_target_spec_clear(&spec);
         r = fail(ch, error, -r, err);
     } else {
         r = crt_creds_open_target(&spec, creds, &ch->policy, &t, &err);

@@ -199,19 +199,22 @@ static void read_stream(fuse_req_t req, OpenFile *of, size_t size, int flags)
     } else if (flags & O_NONBLOCK) {
         fuse_reply_err(req, EAGAIN);
     } else {
+        /* The interrupt function goes first: an interrupt that came before
+         * the request is parked is seen by fuse_req_interrupted below, one
+         * that comes after finds it parked.  Once parked, the request may be
+         * answered (and freed) by another thread at any moment. */
+        fuse_req_interrupt_func(req, read_interrupted, of);
         g_mutex_lock(&of->dir->wait_lock);
-        if (of->read_req) {
+        if (of->read_req || fuse_req_interrupted(req)) {
+            int err = of->read_req ? EBUSY : EINTR; /* one parked read per open file */
+
             g_mutex_unlock(&of->dir->wait_lock);
-            fuse_reply_err(req, EBUSY); /* one parked read per open file */
+            fuse_reply_err(req, err);
             return;
         }
         of->read_req = req;
         of->read_size = size;
-        g_mutex_unlock(&of->dir->wait_lock);
-        /* Registered unlocked: an already interrupted request calls back at
-         * once.  Then look again, for data that came while parking. */
-        fuse_req_interrupt_func(req, read_interrupted, of);
-        g_mutex_lock(&of->dir->wait_lock);
+        /* Data may have come while we were not looking. */
         try_parked_read(of);
         g_mutex_unlock(&of->dir->wait_lock);
     }
@@ -227,7 +230,9 @@ static void op_read(fuse_req_t req, fuse_ino_t ino, size_t size, off_t off,
         read_stream(req, of, size, fi->flags);
         return;
     }
-    /* A generated file: a snapshot taken at offset 0, read as a whole. */
+    /* A generated file: a snapshot taken at offset 0, read as a whole.
+     * read_lock: release waits until the reply has left. */
+    g_mutex_lock(&of->read_lock);
     if (off == 0 || !of->text) {
         g_free(of->text);
         of->text = generate(fs_of(req), of->node, of->dir);
@@ -236,6 +241,7 @@ static void op_read(fuse_req_t req, fuse_ino_t ino, size_t size, off_t off,
     start = MIN((size_t)MAX(off, 0), of->text_len);
     fuse_reply_buf(req, of->text ? of->text + start : NULL,
                    MIN(size, of->text_len - start));
+    g_mutex_unlock(&of->read_lock);
 }
 
 /* --- writes ------------------------------------------------------------ */
@@ -321,12 +327,17 @@ static void write_input(fuse_req_t req, OpenFile *of, const char *buf, size_t si
     } else if (flags & O_NONBLOCK) {
         fuse_reply_err(req, EAGAIN);
     } else {
+        fuse_req_interrupt_func(req, write_interrupted, of); /* first: see reads */
         g_mutex_lock(&of->dir->wait_lock);
+        if (of->write_req || fuse_req_interrupted(req)) {
+            int err = of->write_req ? EBUSY : EINTR;
+
+            g_mutex_unlock(&of->dir->wait_lock);
+            fuse_reply_err(req, err);
+            return;
+        }
         of->write_req = req;
         of->write_data = g_bytes_new(buf, size);
-        g_mutex_unlock(&of->dir->wait_lock);
-        fuse_req_interrupt_func(req, write_interrupted, of);
-        g_mutex_lock(&of->dir->wait_lock);
         try_parked_write(of);
         g_mutex_unlock(&of->dir->wait_lock);
     }

@@ -44,6 +44,7 @@ struct CrtHub {
     guint nreaders;
     guint64 gen;       /* bumped at each end of stream */
     gboolean streaming;/* between crt_hub_begin_stream and the end */
+    guint bufferless;  /* entries without a buffer, held now */
     gboolean closed;
     CrtOverflow overflow;
     CrtHubStats stats;
@@ -66,6 +67,11 @@ CrtHub *crt_hub_new(CrtHubNotify notify, gpointer data)
     return hub;
 }
 
+/* Completions without a buffer (write streams, errors) hold no pool buffer
+ * and so never pause the stream: beyond this many, the oldest go (counted
+ * as drops), or a write stream nobody watches would grow without bound. */
+#define MAX_BUFFERLESS 4096
+
 static void entry_free(Entry *e)
 {
     if (e->buffer)
@@ -84,6 +90,7 @@ static void trim_unlocked(CrtHub *hub)
         if (!hub->head)
             hub->tail = NULL;
         hub->stats.queued--;
+        hub->bufferless -= e->buffer == NULL;
         entry_free(e);
     }
 }
@@ -173,7 +180,21 @@ static void drop_entry_unlocked(CrtHub *hub, Entry *prev, Entry *e)
     if (hub->tail == e)
         hub->tail = prev;
     hub->stats.queued--;
+    hub->bufferless -= e->buffer == NULL;
     entry_free(e);
+}
+
+/* Drop the oldest bufferless entry that nobody is halfway through. */
+static void drop_bufferless_unlocked(CrtHub *hub)
+{
+    Entry *prev = NULL;
+
+    for (Entry *e = hub->head; e; prev = e, e = e->next) {
+        if (!e->buffer && !pinned(hub, e)) {
+            drop_entry_unlocked(hub, prev, e);
+            return;
+        }
+    }
 }
 
 /* drop-oldest: the pool is empty, so the oldest entry that nobody is
@@ -216,12 +237,14 @@ static Entry *entry_for(CrtEngine *engine, const CrtOutput *out)
 
 CrtDisposition crt_hub_push(CrtHub *hub, CrtEngine *engine, const CrtOutput *out)
 {
+    gboolean has_buffer;
     Entry *e;
     CrtEngineStats st;
 
     if (out->status == -ECANCELED)
         return CRT_DISPOSITION_ENGINE_CONTINUE;
     e = entry_for(engine, out);
+    has_buffer = e->buffer != NULL;
     g_mutex_lock(&hub->lock);
     if (hub->closed) {
         g_mutex_unlock(&hub->lock);
@@ -244,6 +267,8 @@ CrtDisposition crt_hub_push(CrtHub *hub, CrtEngine *engine, const CrtOutput *out
     hub->tail = e;
     hub->stats.queued++;
     hub->stats.last_seq = e->seq;
+    if (!has_buffer && ++hub->bufferless > MAX_BUFFERLESS)
+        drop_bufferless_unlocked(hub);
     if (hub->overflow == CRT_OVERFLOW_DROP_OLDEST && e->buffer) {
         crt_engine_get_stats(engine, &st);
         if (st.out_pool_free == 0)
@@ -251,8 +276,9 @@ CrtDisposition crt_hub_push(CrtHub *hub, CrtEngine *engine, const CrtOutput *out
     }
     g_mutex_unlock(&hub->lock);
     notify(hub);
-    /* The hub owns the buffer now; a bufferless entry is the hub's too. */
-    return e->buffer ? CRT_DISPOSITION_CLIENT_CONTINUE : CRT_DISPOSITION_ENGINE_CONTINUE;
+    /* The hub owns the buffer now (a reader may even have freed the entry
+     * already); a bufferless entry is the hub's too. */
+    return has_buffer ? CRT_DISPOSITION_CLIENT_CONTINUE : CRT_DISPOSITION_ENGINE_CONTINUE;
 }
 
 void crt_hub_begin_stream(CrtHub *hub)

@@ -5,6 +5,7 @@ partial buffers as fit.  Same on records, with headers."""
 import os
 import sys
 
+sys.dont_write_bytecode = True  # keep the source tree clean
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 import crtfs_test as ct
 

@@ -31,7 +31,7 @@ import time
 T = float(os.environ.get("T", "10"))
 BAD_LOG = re.compile(
     r"CRITICAL|WARNING|ERROR|runtime error|AddressSanitizer|LeakSanitizer|Sanitizer|==[0-9]+=="
-    r"|double free|corrupted|invalid pointer|stack smashing")
+    r"|double free|corrupted|invalid pointer|stack smashing|Assertion .* failed")
 # glibc's own aborts go to the daemon's stderr (the log), not the tty.
 os.environ["LIBC_FATAL_STDERR_"] = "1"
 

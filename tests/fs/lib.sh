@@ -2,22 +2,31 @@
 #
 # Source it first thing:  . "$(dirname "$0")/lib.sh"
 #
-#   crt_mount [crtfs options...]   mount a private crtfs on $MNT (foreground
-#                                  daemon in the background, stderr kept)
+#   crt_mount [crtfs options...]   mount a private crtfs on a fresh $MNT (the
+#                                  daemon runs with -f in the background,
+#                                  $CRT_PID, stderr in $CRT_ERR); may be
+#                                  called again after the daemon ended
 #   crt_stop_daemon                SIGTERM, wait <= 10 s; $CRT_EXIT = exit code
+#                                  ("hang" when it had to be killed)
+#   crt_wait_daemon SECONDS        wait for it to exit by itself (unmount)
+#   crt_is_mounted [DIR], crt_log_clean, crt_drain DIR
 #   t CMD...                       run a client under `timeout ${T:-10}`
-#   ok DESC CMD...                 pass when CMD succeeds
-#   nok DESC CMD...                pass when CMD fails
-#   is GOT WANT DESC, isnt GOT UNWANTED DESC, like GOT ERE DESC
-#   pass DESC, fail DESC, diag MSG, done_testing
+#   wr FILE TEXT                   echo TEXT > FILE; $? is echo's, $WERR its message
+#   state_word DIR, state_field DIR KEY, stat_of DIR KEY, wait_for SECONDS CMD...
+#   ok DESC CMD..., nok DESC CMD..., is GOT WANT DESC, isnt GOT UNWANTED DESC,
+#   like GOT ERE DESC, pass DESC, fail DESC, diag MSG, done_testing
+#   $CRT_TMP (private temporary directory), $CRT_EMPTY (a config file
+#   with no targets: crt_mount -o config="$CRT_EMPTY")
 #
-# At exit the daemon is stopped, the mount lazily unmounted, the temporary
-# directory removed, and the test fails if the daemon's stderr shows a
-# GLib critical/warning/error, a sanitizer report or a valgrind error.
+# At exit clients and the daemon are stopped, mounts lazily unmounted, the
+# temporary directory removed, and the test fails if a daemon's stderr shows
+# a GLib critical/warning/error, a sanitizer report, a valgrind error or a
+# glibc abort; then the plan is printed.  A script that does not reach
+# done_testing fails.
 #
 # Environment: CRTFS (the daemon; default: the build tree's crtfs), T (client
 # timeout, seconds, default 10), CRTFS_VALGRIND=1 (run the daemon under
-# valgrind).
+# valgrind), CRT_KEEP_LOG=1 (print the daemon's stderr as diagnostics).
 
 set -u
 
@@ -223,7 +232,7 @@ crt_wait_daemon() {
 
 # The daemon's stderr must be free of these.
 # (glibc's own aborts too: LIBC_FATAL_STDERR_ sends them to the log.)
-CRT_BAD_LOG='CRITICAL|WARNING|ERROR|runtime error|AddressSanitizer|LeakSanitizer|Sanitizer|==[0-9]+==|double free|corrupted|invalid pointer|stack smashing'
+CRT_BAD_LOG='CRITICAL|WARNING|ERROR|runtime error|AddressSanitizer|LeakSanitizer|Sanitizer|==[0-9]+==|double free|corrupted|invalid pointer|stack smashing|Assertion .* failed'
 export LIBC_FATAL_STDERR_=1
 
 crt_check_log() {

@@ -435,6 +435,34 @@ static void test_target_set_with_bad_config(void)
     chan_close(&c);
 }
 
+/* The same with a target set already (and an engine built for it): a
+ * failed write leaves that target in place. */
+static void test_target_replace_with_bad_config(void)
+{
+    Chan c;
+    GError *error = NULL;
+    char *text;
+    int r;
+
+    chan_open(&c);
+    target_ok(&c, "sim:counter");
+    config_ok(&c, "type", "ioctl");
+    r = crt_channel_set_target(c.ch, "sim:zero", NULL, &error);
+    text = crt_channel_target_text(c.ch);
+    g_test_message("set_target: %d (%s), target now \"%s\"", r,
+                   error ? error->message : "no error", text);
+    if (r < 0) {
+        g_assert_nonnull(error);
+        g_assert_cmpstr(text, ==, "sim:counter\n");
+    } else {
+        g_assert_no_error(error);
+        g_assert_cmpstr(text, ==, "sim:zero\n");
+    }
+    g_clear_error(&error);
+    g_free(text);
+    chan_close(&c);
+}
+
 /* ---- config ---------------------------------------------------------------- */
 
 /* A bad value: EINVAL, the value stays, the error line names the key. */
@@ -697,6 +725,27 @@ static void test_fatal_completion(void)
     ctl_ok(&c, "start");
     ctl_ok(&c, "stop-wait");
     crt_hub_reader_free(r);
+    chan_close(&c);
+}
+
+/* A write stream with nobody reading `records`: its completions carry no
+ * buffer, and the ones kept for a future reader must stay bounded (the
+ * output pool bounds a read stream's) instead of growing with every write. */
+static void test_write_stream_kept_bounded(void)
+{
+    Chan c;
+
+    chan_open(&c);
+    config_ok(&c, "type", "write");
+    config_ok(&c, "payload", "tick");
+    target_ok(&c, "sim:echo");
+    ctl_ok(&c, "start");
+    WAIT_FOR(stat_of(&c, "completed") >= 1000);
+    g_usleep(300 * 1000);
+    g_test_message("completed %" G_GUINT64_FORMAT ", kept %" G_GUINT64_FORMAT,
+                   stat_of(&c, "completed"), stat_of(&c, "buffers_queued"));
+    g_assert_cmpuint(stat_of(&c, "buffers_queued"), <=, 65536);
+    ctl_ok(&c, "stop-wait");
     chan_close(&c);
 }
 
@@ -1023,6 +1072,7 @@ static const Case cases[] = {
     {"/channel/ctl/unknown-command", test_ctl_unknown_command},
     {"/channel/target/set-and-clear", test_target_set_and_clear},
     {"/channel/target/bad-config", test_target_set_with_bad_config},
+    {"/channel/target/bad-config-replacing", test_target_replace_with_bad_config},
     {"/channel/config/bad-value", test_config_bad_value},
     {"/channel/config/while-streaming", test_config_while_streaming},
     {"/channel/config/rebuild", test_config_rebuild},
@@ -1031,6 +1081,7 @@ static const Case cases[] = {
     {"/channel/stream/stop-ends-readers", test_stop_ends_readers},
     {"/channel/stream/error-reported", test_error_completion_reported},
     {"/channel/stream/fatal-error", test_fatal_completion},
+    {"/channel/stream/write-kept-bounded", test_write_stream_kept_bounded},
     {"/channel/send/transaction", test_send_transaction},
     {"/channel/send/order", test_send_order},
     {"/channel/send/timeout", test_send_timeout},
