@@ -94,6 +94,7 @@ static void op_open(fuse_req_t req, fuse_ino_t ino, struct fuse_file_info *fi)
         g_mutex_unlock(&of->dir->wait_lock);
     }
     fi->fh = (uintptr_t)of;
+    g_atomic_int_inc(&fs->open_files);
     fi->direct_io = 1;
     /* Files one reads take lseek: head(1) seeks back over what it read
      * ahead and fails on ESPIPE for a regular file.  The stream files
@@ -501,6 +502,7 @@ static void op_release(fuse_req_t req, fuse_ino_t ino, struct fuse_file_info *fi
     crt_fs_open_file_free(of);
     if (d)
         crt_fs_dir_unref(fs_of(req), d);
+    g_atomic_int_add(&fs_of(req)->open_files, -1);
     fuse_reply_err(req, 0);
 }
 

@@ -86,6 +86,7 @@ struct CrtFs {
     CrtFsOptions opts;
     struct fuse_session *se;
     gboolean shutting_down;
+    gint open_files;        /* atomic: files the kernel has open */
     struct timespec mount_time;
 };
 

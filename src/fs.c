@@ -75,6 +75,11 @@ CrtFs *crt_fs_new(const CrtFsOptions *opts)
     return fs;
 }
 
+guint crt_fs_open_files(CrtFs *fs)
+{
+    return (guint)g_atomic_int_get(&fs->open_files);
+}
+
 void crt_fs_set_session(CrtFs *fs, struct fuse_session *se)
 {
     fs->se = se;

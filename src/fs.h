@@ -26,6 +26,9 @@ int crt_fs_load_config(CrtFs *fs, GKeyFile *kf, GError **error);
 /* Stop every target (stop-and-wait) and answer every parked request:
  * readers see end of file.  Before the session is destroyed. */
 void crt_fs_shutdown(CrtFs *fs);
+/* Files the kernel still has open (after shutdown their reads end at once,
+ * so clients close them soon). */
+guint crt_fs_open_files(CrtFs *fs);
 void crt_fs_free(CrtFs *fs);
 
 #endif

@@ -6,6 +6,7 @@
 #include <fcntl.h>
 #include <limits.h>
 #include <poll.h>
+#include <pthread.h>
 #include <signal.h>
 #include <stddef.h>
 #include <stdio.h>
@@ -75,10 +76,16 @@ static gboolean valid_name(const char *name, GError **error)
 static GKeyFile *load_config(const char *path, GError **error)
 {
     GKeyFile *kf = g_key_file_new();
-    gboolean ok = path ? g_key_file_load_from_file(kf, path, G_KEY_FILE_NONE, error)
-                       : g_key_file_load_from_data(kf, embedded_config, (gsize)-1,
-                                                   G_KEY_FILE_NONE, error);
-    char **groups = ok ? g_key_file_get_groups(kf, NULL) : NULL;
+    char *text = NULL;
+    gsize len = 0;
+    /* Read as data, so that /dev/null (no targets) works too. */
+    gboolean ok = path ? g_file_get_contents(path, &text, &len, error) : TRUE;
+    char **groups;
+
+    ok = ok && g_key_file_load_from_data(kf, path ? text : embedded_config,
+                                         path ? len : (gsize)-1, G_KEY_FILE_NONE, error);
+    g_free(text);
+    groups = ok ? g_key_file_get_groups(kf, NULL) : NULL;
 
     for (guint i = 0; ok && groups[i]; i++) {
         char **keys = g_key_file_get_keys(kf, groups[i], NULL, NULL);
@@ -112,7 +119,10 @@ static GKeyFile *load_config(const char *path, GError **error)
 
 typedef struct {
     struct fuse_session *se;
-    int exit_fd;
+    int exit_fd;       /* readable once the daemon should stop */
+    gint exiting;      /* atomic: the request threads should return */
+    gint running;      /* atomic: request threads not returned yet */
+    pthread_t tids[WORKERS]; /* each set by its thread; 0 until then */
 } Loop;
 
 static void request_exit(Loop *l)
@@ -123,34 +133,57 @@ static void request_exit(Loop *l)
         ;
 }
 
-/* One of the request threads: libfuse 3.14's own loops do not wake up for
- * fuse_session_exit, so we poll the device and an exit eventfd ourselves. */
+typedef struct {
+    Loop *loop;
+    int index;
+} Worker;
+
+/* One of the request threads.  Each blocks in read(2) on the device, so the
+ * kernel wakes one thread per request (polling the one descriptor from
+ * every thread woke them all for each).  libfuse 3.14's own loops do not
+ * return for fuse_session_exit; these return on SIGUSR1 (EINTR) once
+ * `exiting` is set, or when the mount goes away (ENODEV). */
 static gpointer worker(gpointer data)
 {
-    Loop *l = data;
+    Worker *w = data;
+    Loop *l = w->loop;
     struct fuse_buf buf = {0};
-    struct pollfd pfd[2] = {{fuse_session_fd(l->se), POLLIN, 0}, {l->exit_fd, POLLIN, 0}};
 
-    for (;;) {
-        int r;
+    l->tids[w->index] = pthread_self();
+    while (!g_atomic_int_get(&l->exiting)) {
+        int r = fuse_session_receive_buf(l->se, &buf);
 
-        if (poll(pfd, 2, -1) < 0 && errno != EINTR)
-            break;
-        if (pfd[1].revents)
-            break;
-        if (!(pfd[0].revents & (POLLIN | POLLERR | POLLHUP)))
+        if (r == -EINTR || r == -EAGAIN)
             continue;
-        r = fuse_session_receive_buf(l->se, &buf);
-        if (r == -EAGAIN || r == -EINTR)
-            continue;
-        if (r <= 0) { /* -ENODEV: unmounted */
+        if (r <= 0) { /* unmounted */
             request_exit(l);
             break;
         }
         fuse_session_process_buf(l->se, &buf);
     }
     free(buf.mem);
+    g_atomic_int_dec_and_test(&l->running);
     return NULL;
+}
+
+static void wake_handler(int sig)
+{
+    /* Only here to interrupt a blocked read (no SA_RESTART). */
+}
+
+/* Make every request thread return: interrupt its read until it has. */
+static void stop_workers(Loop *l, GThread **threads, gboolean *started)
+{
+    g_atomic_int_set(&l->exiting, 1);
+    while (g_atomic_int_get(&l->running) > 0) {
+        for (int i = 0; i < WORKERS; i++) {
+            if (started[i] && l->tids[i])
+                pthread_kill(l->tids[i], SIGUSR1);
+        }
+        g_usleep(10 * 1000);
+    }
+    for (int i = 0; i < WORKERS; i++)
+        g_thread_join(threads[i]);
 }
 
 static void syslog_handler(const gchar *domain, GLogLevelFlags level, const gchar *msg,
@@ -177,21 +210,32 @@ static void wait_for_exit(Loop *l, int sfd)
 
 static int serve(struct fuse_session *se, CrtFs *fs, int sfd)
 {
-    Loop l = {.se = se, .exit_fd = eventfd(0, EFD_CLOEXEC)};
+    /* `running` counts the threads from before they start, so stopping
+     * cannot miss one that has not reached its loop yet. */
+    Loop l = {.se = se, .exit_fd = eventfd(0, EFD_CLOEXEC), .running = WORKERS};
     GThread *threads[WORKERS];
-    int fl = fcntl(fuse_session_fd(se), F_GETFL);
+    Worker workers[WORKERS];
+    gboolean started[WORKERS];
+    struct sigaction sa = {.sa_handler = wake_handler};
 
-    fcntl(fuse_session_fd(se), F_SETFL, fl | O_NONBLOCK);
-    for (int i = 0; i < WORKERS; i++)
-        threads[i] = g_thread_new("crtfs-fuse", worker, &l);
+    sigaction(SIGUSR1, &sa, NULL);
+    for (int i = 0; i < WORKERS; i++) {
+        workers[i] = (Worker){&l, i};
+        started[i] = TRUE;
+        threads[i] = g_thread_new("crtfs-fuse", worker, &workers[i]);
+    }
     wait_for_exit(&l, sfd);
     g_message("stopping every target");
     /* Targets stop and parked readers get end of file while the request
      * threads still answer (their release and flush). */
     crt_fs_shutdown(fs);
-    request_exit(&l);
-    for (int i = 0; i < WORKERS; i++)
-        g_thread_join(threads[i]);
+    /* Their reads now end at once: serve the clients until they have
+     * closed their files (a reader between two reads would otherwise meet
+     * an aborted connection), for two seconds at most. */
+    for (int i = 0; i < 200 && crt_fs_open_files(fs) > 0 && !g_atomic_int_get(&l.exiting);
+         i++)
+        g_usleep(10 * 1000);
+    stop_workers(&l, threads, started);
     close(l.exit_fd);
     return 0;
 }
