@@ -81,14 +81,14 @@ int main(int argc, char **argv)
         {"size", 's', 0, G_OPTION_ARG_INT64, &size, "output buffer size (default 4096)",
          "BYTES"},
         {"count", 'c', 0, G_OPTION_ARG_INT64, &count, "output buffers (default 16)", "N"},
-        {"requests", 'r', 0, G_OPTION_ARG_INT64, &requests, "requests in flight (default 4)",
-         "N"},
+        {"requests", 'r', 0, G_OPTION_ARG_INT64, &requests,
+         "requests in flight (default 4)", "N"},
         {"seconds", 't', 0, G_OPTION_ARG_DOUBLE, &seconds, "longest window (default 2)",
          "S"},
         {"bytes", 'b', 0, G_OPTION_ARG_INT64, &max_bytes,
          "end the window after this many bytes (default 0: no limit)", "N"},
-        {"warmup", 'w', 0, G_OPTION_ARG_DOUBLE, &warmup, "before the window (default 0.1)",
-         "S"},
+        {"warmup", 'w', 0, G_OPTION_ARG_DOUBLE, &warmup,
+         "before the window (default 0.1)", "S"},
         {NULL}};
     GOptionContext *octx = g_option_context_new("TARGET-SPEC");
     GError *error = NULL;
@@ -104,7 +104,8 @@ int main(int argc, char **argv)
                                        "engine (bench/fs's engine baseline).");
     g_option_context_add_main_entries(octx, entries, NULL);
     if (!g_option_context_parse(octx, &argc, &argv, &error) || argc != 2) {
-        fprintf(stderr, "fs-engine: %s\n", error ? error->message : "one TARGET-SPEC needed");
+        fprintf(stderr, "fs-engine: %s\n",
+                error ? error->message : "one TARGET-SPEC needed");
         return 2;
     }
     g_option_context_free(octx);

@@ -358,8 +358,8 @@ void *crt_bufpool_get(CrtBufPool *pool)
     }
     /* Look-aside grows on demand, but not without bound: a consumer that
      * keeps every buffer must meet an empty pool some time. */
-    if (!pool->lookaside ||
-        pool->stats.count + pool->stats.extra >= CRT_BUFPOOL_LOOKASIDE_LIMIT(pool->stats.count)) {
+    if (!pool->lookaside || pool->stats.count + pool->stats.extra >=
+                                CRT_BUFPOOL_LOOKASIDE_LIMIT(pool->stats.count)) {
         pool->stats.empty_gets++;
         g_mutex_unlock(&pool->lock);
         return NULL;

@@ -23,26 +23,26 @@ struct CrtChannel {
      * error and framing for readers of state and stats. */
     GMutex ctl_lock;
     GMutex lock;
-    CrtConfig cfg;          /* ctl_lock */
-    gboolean cfg_dirty;     /* ctl_lock: the engine does not match cfg */
-    gboolean shut;          /* ctl_lock */
-    CrtEngine *engine;      /* written under both locks */
-    GPtrArray *retired;     /* ctl_lock: engines whose buffers are still out */
-    CrtEngineStats base;    /* ctl_lock: counters of retired engines */
-    CrtTarget *target;      /* the channel's own reference; both locks */
-    char *target_text;      /* lock */
-    char *error;            /* lock */
-    CrtFraming framing;     /* lock */
+    CrtConfig cfg;       /* ctl_lock */
+    gboolean cfg_dirty;  /* ctl_lock: the engine does not match cfg */
+    gboolean shut;       /* ctl_lock */
+    CrtEngine *engine;   /* written under both locks */
+    GPtrArray *retired;  /* ctl_lock: engines whose buffers are still out */
+    CrtEngineStats base; /* ctl_lock: counters of retired engines */
+    CrtTarget *target;   /* the channel's own reference; both locks */
+    char *target_text;   /* lock */
+    char *error;         /* lock */
+    CrtFraming framing;  /* lock */
 
-    GMutex input_lock;      /* guards input, payload and the in_* copies */
-    GQueue input;           /* GBytes written to `input`, not sent yet */
+    GMutex input_lock; /* guards input, payload and the in_* copies */
+    GQueue input;      /* GBytes written to `input`, not sent yet */
     char *payload;
     size_t payload_len;
     CrtRequestType in_type; /* copies of cfg for the `input` file */
     guint in_count;
     guint64 in_size;
 
-    GMutex send_lock;       /* guards sessions (channel-send.c) */
+    GMutex send_lock; /* guards sessions (channel-send.c) */
     GList *sessions;
 };
 
@@ -52,6 +52,7 @@ void crt_channel_send_shutdown(CrtChannel *ch);
 
 /* creds.c: open a target as `creds` (NULL: as the daemon). */
 int crt_creds_open_target(const CrtTargetSpec *spec, const CrtCreds *creds,
-                          const CrtChannelPolicy *policy, CrtTarget **out, GError **error);
+                          const CrtChannelPolicy *policy, CrtTarget **out,
+                          GError **error);
 
 #endif

@@ -75,8 +75,8 @@ static gboolean session_unref_unlocked(CrtSendSession *s)
     return TRUE;
 }
 
-static void format_reply(SendItem *it, const void *out, size_t out_read, size_t in_written,
-                         int status)
+static void format_reply(SendItem *it, const void *out, size_t out_read,
+                         size_t in_written, int status)
 {
     gboolean data = crt_request_type_has_output(it->type) && status == 0;
     size_t n = crt_request_type_has_output(it->type) ? out_read : in_written;
@@ -123,7 +123,8 @@ static int parse_code(const char *s, guint64 *out)
                : -1;
 }
 
-static int parse_header(const char *line, SendHeader *h, size_t default_size, GError **error)
+static int parse_header(const char *line, SendHeader *h, size_t default_size,
+                        GError **error)
 {
     char **words = g_strsplit_set(line, " \t", -1);
     int r = 0;
@@ -138,16 +139,21 @@ static int parse_header(const char *line, SendHeader *h, size_t default_size, GE
         if (i == 0 && crt_request_type_from_string(w, &h->type) == 0)
             continue;
         if (i == 0)
-            r = crt_set_error(error, EINVAL,
-                              "send: unknown request type \"%.64s\" (read, write, ioctl or "
-                              "internal-ioctl)",
-                              w);
+            r = crt_set_error(
+                error, EINVAL,
+                "send: unknown request type \"%.64s\" (read, write, ioctl or "
+                "internal-ioctl)",
+                w);
         else if (g_str_has_prefix(w, "ioctl="))
             r = parse_code(w + 6, &h->ioctl);
         else if (g_str_has_prefix(w, "timeout="))
-            r = g_ascii_string_to_unsigned(w + 8, 10, 0, G_MAXUINT32, &h->timeout, NULL) ? 0 : -1;
+            r = g_ascii_string_to_unsigned(w + 8, 10, 0, G_MAXUINT32, &h->timeout, NULL)
+                    ? 0
+                    : -1;
         else if (g_str_has_prefix(w, "size="))
-            r = g_ascii_string_to_unsigned(w + 5, 10, 0, MAX_RESPONSE, &h->size, NULL) ? 0 : -1;
+            r = g_ascii_string_to_unsigned(w + 5, 10, 0, MAX_RESPONSE, &h->size, NULL)
+                    ? 0
+                    : -1;
         else
             r = -1;
         if (r == -1)
@@ -212,8 +218,8 @@ static int submit(CrtSendSession *s, const SendHeader *h, const char *payload, s
     g_mutex_unlock(&ch->send_lock);
     if (r == 0)
         r = crt_engine_send_ex(it->engine, payload, len, it->resp, it->resp_len, h->type,
-                               (guint32)h->ioctl, (guint)h->timeout, CRT_COMPLETION_DEFAULT,
-                               on_send_done, it, &it->id);
+                               (guint32)h->ioctl, (guint)h->timeout,
+                               CRT_COMPLETION_DEFAULT, on_send_done, it, &it->id);
     if (r < 0) {
         g_mutex_lock(&ch->send_lock);
         g_queue_remove(&s->items, it);

@@ -23,10 +23,9 @@ static CrtDisposition on_output(CrtEngine *e, const CrtOutput *out, gpointer dat
     /* Say what failed; a fatal completion also stopped the engine by
      * itself: then the readers' stream ends. */
     ended = crt_engine_get_state(e) != CRT_STATE_STREAMING;
-    msg = g_strdup_printf("%s: %s (seq %" G_GUINT64_FORMAT ")",
-                          ended ? "stream ended" : "request failed",
-                          out->status == -ENODATA ? "end of file" : g_strerror(-out->status),
-                          out->seq);
+    msg = g_strdup_printf(
+        "%s: %s (seq %" G_GUINT64_FORMAT ")", ended ? "stream ended" : "request failed",
+        out->status == -ENODATA ? "end of file" : g_strerror(-out->status), out->seq);
     crt_channel_set_error(ch, msg);
     g_free(msg);
     if (ended)
@@ -215,7 +214,8 @@ static int ctl_start(CrtChannel *ch, GError **error)
     int r;
 
     if (!ch->target)
-        return failf(ch, error, ENOTCONN, "start: no target is set (write one to `target`)");
+        return failf(ch, error, ENOTCONN,
+                     "start: no target is set (write one to `target`)");
     if (ch->engine && crt_engine_get_state(ch->engine) == CRT_STATE_STREAMING)
         return failf(ch, error, EALREADY, "start: already streaming");
     r = ensure_engine(ch, error);
@@ -253,9 +253,9 @@ static int ctl_dispatch(CrtChannel *ch, const char *cmd, GError **error)
         r = cmd[0] == 's' ? crt_engine_suspend(e) : crt_engine_resume(e);
         if (r < 0)
             return failf(ch, error, -r, "%s: %s", cmd,
-                         r == -EALREADY ? (cmd[0] == 's' ? "already suspended"
-                                                          : "not suspended")
-                                        : g_strerror(-r));
+                         r == -EALREADY
+                             ? (cmd[0] == 's' ? "already suspended" : "not suspended")
+                             : g_strerror(-r));
         if (cmd[0] == 's' && ch->cfg.purge_on_suspend)
             crt_hub_end_stream(ch->hub);
         return 0;
@@ -397,8 +397,8 @@ int crt_channel_config_set(CrtChannel *ch, const char *key, const char *value,
         r = fail(ch, error, -r, err);
     } else if (!crt_config_key_is_live(key) && ch->engine &&
                crt_engine_get_state(ch->engine) != CRT_STATE_STOPPED) {
-        r = failf(ch, error, EBUSY, "%s cannot change while the target streams (stop it first)",
-                  key);
+        r = failf(ch, error, EBUSY,
+                  "%s cannot change while the target streams (stop it first)", key);
     } else {
         crt_config_clear(&ch->cfg);
         ch->cfg = next;
@@ -442,12 +442,10 @@ char *crt_channel_state_text(CrtChannel *ch)
     char *s;
 
     g_mutex_lock(&ch->lock);
-    s = g_strdup_printf("%s\ntarget: %s\nmode: %s\ntype: %s\nerror: %s\n",
-                        crt_engine_state_to_string(st),
-                        ch->target_text ? ch->target_text : "none",
-                        crt_mode_to_string(ch->cfg.mode),
-                        crt_request_type_to_string(ch->cfg.type),
-                        ch->error ? ch->error : "none");
+    s = g_strdup_printf(
+        "%s\ntarget: %s\nmode: %s\ntype: %s\nerror: %s\n", crt_engine_state_to_string(st),
+        ch->target_text ? ch->target_text : "none", crt_mode_to_string(ch->cfg.mode),
+        crt_request_type_to_string(ch->cfg.type), ch->error ? ch->error : "none");
     g_mutex_unlock(&ch->lock);
     return s;
 }

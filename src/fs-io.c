@@ -86,7 +86,8 @@ static void op_open(fuse_req_t req, fuse_ino_t ino, struct fuse_file_info *fi)
     if (of->dir) {
         crt_fs_dir_ref(fs, of->dir);
         if (n->kind == N_DATA || n->kind == N_RECORDS)
-            of->reader = crt_hub_reader_new(crt_channel_hub(of->dir->ch), n->kind == N_RECORDS);
+            of->reader =
+                crt_hub_reader_new(crt_channel_hub(of->dir->ch), n->kind == N_RECORDS);
         else if (n->kind == N_SEND)
             of->send = crt_send_open(of->dir->ch);
         g_mutex_lock(&of->dir->wait_lock);
@@ -119,8 +120,9 @@ static gboolean reply_copy(fuse_req_t req, OpenFile *of, size_t size)
         of->buf = g_malloc(size);
         of->buf_size = size;
     }
-    n = of->reader ? crt_hub_read(of->reader, of->buf, size, crt_channel_framing(of->dir->ch))
-                   : crt_send_read(of->send, of->buf, size);
+    n = of->reader
+            ? crt_hub_read(of->reader, of->buf, size, crt_channel_framing(of->dir->ch))
+            : crt_send_read(of->send, of->buf, size);
     if (n == -EAGAIN)
         return FALSE;
     fuse_reply_buf(req, of->buf, n > 0 ? (size_t)n : 0);
@@ -388,7 +390,8 @@ static unsigned revents_of(OpenFile *of)
     case N_RECORDS:
         return crt_hub_readable(of->reader) ? POLLIN | POLLRDNORM : 0;
     case N_SEND:
-        return POLLOUT | POLLWRNORM | (crt_send_readable(of->send) ? POLLIN | POLLRDNORM : 0);
+        return POLLOUT | POLLWRNORM |
+               (crt_send_readable(of->send) ? POLLIN | POLLRDNORM : 0);
     case N_INPUT:
         return crt_channel_input_writable(of->dir->ch) ? POLLOUT | POLLWRNORM : 0;
     default:

@@ -24,7 +24,7 @@ typedef enum {
     N_INPUT,
     N_SEND,
     N_STATS,
-    N_CONFIG,     /* one config/KEY file */
+    N_CONFIG, /* one config/KEY file */
 } NodeKind;
 
 typedef struct Dir Dir;
@@ -34,13 +34,13 @@ typedef struct OpenFile OpenFile;
 struct Node {
     fuse_ino_t ino;
     NodeKind kind;
-    const char *name;  /* static: a file name or a config key */
-    Dir *dir;          /* NULL for the root and version */
-    mode_t mode;       /* fs lock: S_IFxxx | permissions, kept across chmod */
-    uid_t uid;         /* fs lock */
-    gid_t gid;         /* fs lock */
-    guint64 nlookup;   /* fs lock: the kernel's references */
-    gboolean removed;  /* fs lock: its directory is gone */
+    const char *name; /* static: a file name or a config key */
+    Dir *dir;         /* NULL for the root and version */
+    mode_t mode;      /* fs lock: S_IFxxx | permissions, kept across chmod */
+    uid_t uid;        /* fs lock */
+    gid_t gid;        /* fs lock */
+    guint64 nlookup;  /* fs lock: the kernel's references */
+    gboolean removed; /* fs lock: its directory is gone */
     struct timespec ctime;
 };
 
@@ -49,44 +49,44 @@ struct Node {
 struct Dir {
     char *name;
     CrtChannel *ch;
-    Node *node;        /* the directory */
-    GPtrArray *files;  /* Node * of its files, config/ and config/KEY */
-    guint refs;        /* the tree, every node, every open file */
+    Node *node;       /* the directory */
+    GPtrArray *files; /* Node * of its files, config/ and config/KEY */
+    guint refs;       /* the tree, every node, every open file */
     gboolean removed;
     GMutex wait_lock;
-    GList *opens;      /* OpenFile that may wait (wait_lock) */
+    GList *opens; /* OpenFile that may wait (wait_lock) */
 };
 
 struct OpenFile {
     Node *node;
     Dir *dir;
     gboolean nonblock;
-    GList link;             /* in dir->opens */
-    char *text;             /* snapshot of a generated file */
+    GList link; /* in dir->opens */
+    char *text; /* snapshot of a generated file */
     size_t text_len;
-    CrtHubReader *reader;   /* data, records */
-    CrtSendSession *send;   /* send */
-    GMutex read_lock;       /* guards buf: taken inside wait_lock, never around it */
-    char *buf;              /* reused for stream reads: no allocation per read */
+    CrtHubReader *reader; /* data, records */
+    CrtSendSession *send; /* send */
+    GMutex read_lock;     /* guards buf: taken inside wait_lock, never around it */
+    char *buf;            /* reused for stream reads: no allocation per read */
     size_t buf_size;
     /* wait_lock: */
-    fuse_req_t read_req;    /* a parked read */
+    fuse_req_t read_req; /* a parked read */
     size_t read_size;
-    fuse_req_t write_req;   /* a parked input write */
+    fuse_req_t write_req; /* a parked input write */
     GBytes *write_data;
     struct fuse_pollhandle *ph;
 };
 
 struct CrtFs {
-    GMutex lock;            /* the tree */
-    GHashTable *nodes;      /* fuse_ino_t -> Node */
-    GHashTable *dirs;       /* name -> Dir */
+    GMutex lock;       /* the tree */
+    GHashTable *nodes; /* fuse_ino_t -> Node */
+    GHashTable *dirs;  /* name -> Dir */
     fuse_ino_t next_ino;
     Node *root, *version;
     CrtFsOptions opts;
     struct fuse_session *se;
     gboolean shutting_down;
-    gint open_files;        /* atomic: files the kernel has open */
+    gint open_files; /* atomic: files the kernel has open */
     struct timespec mount_time;
 };
 

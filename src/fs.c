@@ -25,10 +25,10 @@ static const struct {
     NodeKind kind;
     mode_t mode;
 } dir_files[] = {
-    {"ctl", N_CTL, S_IFREG | 0200},     {"state", N_STATE, S_IFREG | 0444},
-    {"target", N_TARGET, S_IFREG | 0644}, {"data", N_DATA, S_IFREG | 0444},
-    {"records", N_RECORDS, S_IFREG | 0444}, {"input", N_INPUT, S_IFREG | 0200},
-    {"send", N_SEND, S_IFREG | 0600},   {"stats", N_STATS, S_IFREG | 0444},
+    {"ctl", N_CTL, S_IFREG | 0200},           {"state", N_STATE, S_IFREG | 0444},
+    {"target", N_TARGET, S_IFREG | 0644},     {"data", N_DATA, S_IFREG | 0444},
+    {"records", N_RECORDS, S_IFREG | 0444},   {"input", N_INPUT, S_IFREG | 0200},
+    {"send", N_SEND, S_IFREG | 0600},         {"stats", N_STATS, S_IFREG | 0444},
     {"config", N_CONFIG_DIR, S_IFDIR | 0755},
 };
 
@@ -70,8 +70,8 @@ CrtFs *crt_fs_new(const CrtFsOptions *opts)
     fs->next_ino = FUSE_ROOT_ID;
     clock_gettime(CLOCK_REALTIME, &fs->mount_time);
     fs->root = node_new(fs, N_ROOT, "", NULL, S_IFDIR | 0755, geteuid(), getegid());
-    fs->version = node_new(fs, N_VERSION, "version", NULL, S_IFREG | 0444, geteuid(),
-                           getegid());
+    fs->version =
+        node_new(fs, N_VERSION, "version", NULL, S_IFREG | 0444, geteuid(), getegid());
     return fs;
 }
 
@@ -306,8 +306,9 @@ static int setattr_unlocked(fuse_req_t req, Node *n, struct stat *attr, int to_s
     gboolean owner = ctx->uid == 0 || ctx->uid == n->uid;
 
     if (n->kind == N_ROOT || n->kind == N_VERSION)
-        return (to_set & (FUSE_SET_ATTR_MODE | FUSE_SET_ATTR_UID | FUSE_SET_ATTR_GID)) ? EPERM
-                                                                                       : 0;
+        return (to_set & (FUSE_SET_ATTR_MODE | FUSE_SET_ATTR_UID | FUSE_SET_ATTR_GID))
+                   ? EPERM
+                   : 0;
     if ((to_set & FUSE_SET_ATTR_MODE) && !owner)
         return EPERM;
     if ((to_set & (FUSE_SET_ATTR_UID | FUSE_SET_ATTR_GID)) && ctx->uid != 0)

@@ -11,8 +11,8 @@ struct fuse_lowlevel_ops;
 typedef struct CrtFs CrtFs;
 
 typedef struct {
-    gboolean allow_exec;     /* exec: targets from non-root writers */
-    guint max_targets;       /* mkdir refuses more (ENOSPC) */
+    gboolean allow_exec; /* exec: targets from non-root writers */
+    guint max_targets;   /* mkdir refuses more (ENOSPC) */
 } CrtFsOptions;
 
 CrtFs *crt_fs_new(const CrtFsOptions *opts);

@@ -15,26 +15,26 @@ typedef struct Entry Entry;
 struct Entry {
     Entry *next;
     CrtEngine *engine;
-    void *buffer;      /* NULL for a bufferless completion */
+    void *buffer; /* NULL for a bufferless completion */
     size_t length;
     int status;
     guint64 seq;
     gint64 time_ns;
-    guint refs;        /* readers that still need it, +1 while unclaimed */
-    gboolean unclaimed;/* arrived with no reader: kept for the next one */
+    guint refs;         /* readers that still need it, +1 while unclaimed */
+    gboolean unclaimed; /* arrived with no reader: kept for the next one */
 };
 
 struct CrtHubReader {
     CrtHub *hub;
     CrtHubReader *next_reader;
-    Entry *at;         /* next entry to read, NULL when caught up */
-    size_t offset;     /* bytes of `at` already read (header included) */
-    guint64 gen;       /* end-of-stream generation seen */
+    Entry *at;     /* next entry to read, NULL when caught up */
+    size_t offset; /* bytes of `at` already read (header included) */
+    guint64 gen;   /* end-of-stream generation seen */
     gboolean records;
     guint64 drops;
-    char header[96];   /* records: the current entry's header line */
+    char header[96]; /* records: the current entry's header line */
     size_t header_len;
-    gboolean busy;     /* between crt_hub_peek and crt_hub_consume */
+    gboolean busy; /* between crt_hub_peek and crt_hub_consume */
 };
 
 struct CrtHub {
@@ -42,9 +42,9 @@ struct CrtHub {
     Entry *head, *tail;
     CrtHubReader *readers;
     guint nreaders;
-    guint64 gen;       /* bumped at each end of stream */
-    gboolean streaming;/* between crt_hub_begin_stream and the end */
-    guint bufferless;  /* entries without a buffer, held now */
+    guint64 gen;        /* bumped at each end of stream */
+    gboolean streaming; /* between crt_hub_begin_stream and the end */
+    guint bufferless;   /* entries without a buffer, held now */
     gboolean closed;
     CrtOverflow overflow;
     CrtHubStats stats;

@@ -38,7 +38,10 @@ typedef struct {
     unsigned max_targets;
 } Options;
 
-#define OPT(t, p) {t, offsetof(Options, p), 1}
+#define OPT(t, p)                                                                        \
+    {                                                                                    \
+        t, offsetof(Options, p), 1                                                       \
+    }
 static const struct fuse_opt option_table[] = {
     OPT("config=%s", config),
     OPT("allow_exec", allow_exec),
@@ -62,8 +65,8 @@ static void usage(const char *prog)
 /* A group names a directory at the mount root. */
 static gboolean valid_name(const char *name, GError **error)
 {
-    if (*name && strcmp(name, ".") != 0 && strcmp(name, "..") != 0 && !strchr(name, '/') &&
-        strlen(name) <= NAME_MAX && strcmp(name, "version") != 0)
+    if (*name && strcmp(name, ".") != 0 && strcmp(name, "..") != 0 &&
+        !strchr(name, '/') && strlen(name) <= NAME_MAX && strcmp(name, "version") != 0)
         return TRUE;
     g_set_error(error, G_KEY_FILE_ERROR, G_KEY_FILE_ERROR_GROUP_NOT_FOUND,
                 "[%s]: not a valid target name (a directory name other than version)",
@@ -119,9 +122,9 @@ static GKeyFile *load_config(const char *path, GError **error)
 
 typedef struct {
     struct fuse_session *se;
-    int exit_fd;       /* readable once the daemon should stop */
-    gint exiting;      /* atomic: the request threads should return */
-    gint running;      /* atomic: request threads not returned yet */
+    int exit_fd;             /* readable once the daemon should stop */
+    gint exiting;            /* atomic: the request threads should return */
+    gint running;            /* atomic: request threads not returned yet */
     pthread_t tids[WORKERS]; /* each set by its thread; 0 until then */
 } Loop;
 
@@ -259,7 +262,8 @@ static int run(struct fuse_args *args, struct fuse_cmdline_opts *cl, GKeyFile *k
 {
     CrtFsOptions fo = {.allow_exec = o->allow_exec, .max_targets = o->max_targets};
     CrtFs *fs = crt_fs_new(&fo);
-    struct fuse_session *se = fuse_session_new(args, crt_fs_ops(), sizeof(struct fuse_lowlevel_ops), fs);
+    struct fuse_session *se =
+        fuse_session_new(args, crt_fs_ops(), sizeof(struct fuse_lowlevel_ops), fs);
     GError *error = NULL;
     int sfd, ret = 1;
 

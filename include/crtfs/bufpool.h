@@ -6,7 +6,8 @@
  *
  * In look-aside mode the pool grows on demand: a get on an empty pool
  * allocates an extra buffer (up to CRT_BUFPOOL_LOOKASIDE_LIMIT in all), and
- * an extra buffer is freed when it is put back.  The `count` preallocated buffers are never freed before the pool.
+ * an extra buffer is freed when it is put back.  The `count` preallocated buffers are
+ * never freed before the pool.
  *
  * Memory kind CRT_MEMORY_LOCKED keeps every buffer resident with mlock(2);
  * creation fails with a clear error when RLIMIT_MEMLOCK refuses.

@@ -54,7 +54,7 @@ typedef struct {
     CrtCompletion completion;
     gboolean purge_on_suspend;
     CrtOverflow overflow;
-    char *payload;     /* owned; NULL or "" = none */
+    char *payload; /* owned; NULL or "" = none */
     CrtFraming framing;
 } CrtConfig;
 

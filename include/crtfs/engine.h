@@ -225,7 +225,7 @@ typedef struct {
     int last_error; /* last error status of any completion, 0 if none */
     guint out_pool_free;
     guint out_pool_size;
-    guint out_pool_used;       /* output buffers handed out (look-aside extras too) */
+    guint out_pool_used; /* output buffers handed out (look-aside extras too) */
     guint in_pool_free;
     guint in_pool_size;
 } CrtEngineStats;
