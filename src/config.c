@@ -10,6 +10,8 @@
 
 #include <crtfs/config.h>
 
+#include "target-private.h"
+
 #include <errno.h>
 #include <stdarg.h>
 #include <stddef.h>
@@ -60,23 +62,6 @@ static const char *const framing_names[] = {
 
 /* ---- messages ---------------------------------------------------------- */
 
-static int config_error(GError **error, int err, const char *fmt, ...)
-    G_GNUC_PRINTF(3, 4);
-
-static int config_error(GError **error, int err, const char *fmt, ...)
-{
-    if (error != NULL) {
-        va_list ap;
-
-        va_start(ap, fmt);
-        char *msg = g_strdup_vprintf(fmt, ap);
-        va_end(ap);
-        g_set_error_literal(error, G_IO_ERROR, g_io_error_from_errno(err), msg);
-        g_free(msg);
-    }
-    return -err;
-}
-
 /* The value as a message quotes it: escaped, and cut short when long. */
 static char *quote(const char *value)
 {
@@ -95,7 +80,7 @@ static int reject(const char *key, const char *value, GError **error, const char
 {
     char *quoted = quote(value);
 
-    config_error(error, EINVAL, "%s: %s is not %s", key, quoted, what);
+    crt_set_error(error, EINVAL, "%s: %s is not %s", key, quoted, what);
     g_free(quoted);
     return -EINVAL;
 }
@@ -326,7 +311,7 @@ static int parse_payload(const ConfigKey *key, CrtConfig *cfg, const char *value
     size_t len = strlen(value);
 
     if (len > CONFIG_MAX_PAYLOAD)
-        return config_error(error, EINVAL,
+        return crt_set_error(error, EINVAL,
                             "%s: a value of %zu bytes is not at most %u bytes", key->name,
                             len, CONFIG_MAX_PAYLOAD);
     g_free(cfg->payload);
@@ -491,7 +476,7 @@ int crt_config_set(CrtConfig *cfg, const char *key, const char *value, GError **
 
     k = find_key(key);
     if (k == NULL)
-        return config_error(error, ENOENT, "unknown key \"%s\"", key);
+        return crt_set_error(error, ENOENT, "unknown key \"%s\"", key);
     trimmed = trim_value(k->name, value, k->raw, error);
     if (trimmed == NULL)
         return -EINVAL;
@@ -533,14 +518,14 @@ static int explain_pool(const char *prefix, guint count, guint64 size, gboolean 
                         const char *engine_msg, GError **error)
 {
     if (size > CRT_BUFPOOL_MAX_SIZE)
-        return config_error(error, EINVAL, "%s_size: must be 0..%zu", prefix,
+        return crt_set_error(error, EINVAL, "%s_size: must be 0..%zu", prefix,
                             CRT_BUFPOOL_MAX_SIZE);
     if (count > CRT_BUFPOOL_MAX_COUNT)
-        return config_error(error, EINVAL, "%s_count: must be 0..%u", prefix,
+        return crt_set_error(error, EINVAL, "%s_count: must be 0..%u", prefix,
                             CRT_BUFPOOL_MAX_COUNT);
     if (count == 0 && !lookaside)
-        return config_error(error, EINVAL, "%s_count: 0 needs lookaside=1", prefix);
-    return config_error(error, EINVAL, "%s_count, %s_size: %s", prefix, prefix,
+        return crt_set_error(error, EINVAL, "%s_count: 0 needs lookaside=1", prefix);
+    return crt_set_error(error, EINVAL, "%s_count, %s_size: %s", prefix, prefix,
                         engine_msg);
 }
 
@@ -551,34 +536,34 @@ static int explain_invalid(const CrtConfig *cfg, const char *engine_msg, GError 
     gboolean has_in = crt_request_type_has_input(cfg->type);
 
     if (cfg->requests == 0 || cfg->requests > CONFIG_MAX_REQUESTS)
-        return config_error(error, EINVAL, "requests: must be 1..%u",
+        return crt_set_error(error, EINVAL, "requests: must be 1..%u",
                             CONFIG_MAX_REQUESTS);
     if (cfg->type <= CRT_REQUEST_INVALID || cfg->type > CRT_REQUEST_WRITE)
-        return config_error(error, EINVAL,
+        return crt_set_error(error, EINVAL,
                             "type: must be read, write, ioctl or internal-ioctl");
     if (cfg->type == CRT_REQUEST_IOCTL && cfg->ioctl == 0)
-        return config_error(error, EINVAL,
+        return crt_set_error(error, EINVAL,
                             "ioctl: type ioctl needs a non-zero ioctl code");
     if (cfg->mode <= CRT_MODE_INVALID || cfg->mode >= CRT_MODE_MAXIMUM)
-        return config_error(error, EINVAL, "mode: must be automatic or manual");
+        return crt_set_error(error, EINVAL, "mode: must be automatic or manual");
     if ((guint)cfg->completion >= CRT_COMPLETION_MAXIMUM)
-        return config_error(error, EINVAL, "completion: must be default or passive");
+        return crt_set_error(error, EINVAL, "completion: must be default or passive");
     if ((guint)cfg->in_memory > CRT_MEMORY_LOCKED)
-        return config_error(error, EINVAL, "in_memory: must be normal or locked");
+        return crt_set_error(error, EINVAL, "in_memory: must be normal or locked");
     if ((guint)cfg->out_memory > CRT_MEMORY_LOCKED)
-        return config_error(error, EINVAL, "out_memory: must be normal or locked");
+        return crt_set_error(error, EINVAL, "out_memory: must be normal or locked");
     if (has_out && cfg->out_size > 0 &&
         crt_bufpool_check(cfg->out_count, (size_t)cfg->out_size, 0, cfg->lookaside,
                           NULL) < 0)
         return explain_pool("out", cfg->out_count, cfg->out_size, cfg->lookaside,
                             engine_msg, error);
     if (has_in && cfg->in_size > 0 && cfg->in_count == 0)
-        return config_error(error, EINVAL, "in_count: 0 leaves type %s no input buffer",
+        return crt_set_error(error, EINVAL, "in_count: 0 leaves type %s no input buffer",
                             crt_request_type_to_string(cfg->type));
     if (has_in && cfg->in_size > 0 &&
         crt_bufpool_check(cfg->in_count, (size_t)cfg->in_size, 0, FALSE, NULL) < 0)
         return explain_pool("in", cfg->in_count, cfg->in_size, FALSE, engine_msg, error);
-    return config_error(error, EINVAL, "configuration: %s", engine_msg);
+    return crt_set_error(error, EINVAL, "configuration: %s", engine_msg);
 }
 
 int crt_config_to_engine(const CrtConfig *cfg, CrtEngineConfig *out, GError **error)
@@ -592,7 +577,7 @@ int crt_config_to_engine(const CrtConfig *cfg, CrtEngineConfig *out, GError **er
     /* Sizes above the pool maximum are refused anyway; this keeps a huge
      * guint64 from wrapping into a small size_t on 32-bit hosts. */
     if (cfg->out_size > CRT_BUFPOOL_MAX_SIZE || cfg->in_size > CRT_BUFPOOL_MAX_SIZE)
-        return config_error(error, EINVAL, "%s: must be 0..%zu",
+        return crt_set_error(error, EINVAL, "%s: must be 0..%zu",
                             cfg->out_size > CRT_BUFPOOL_MAX_SIZE ? "out_size" : "in_size",
                             CRT_BUFPOOL_MAX_SIZE);
     crt_engine_config_init(&ec);
@@ -660,26 +645,26 @@ int crt_config_load_group(CrtConfig *cfg, GKeyFile *kf, const char *group,
     *autostart = FALSE;
     keys = g_key_file_get_keys(kf, group, NULL, NULL);
     if (keys == NULL)
-        return config_error(error, ENOENT, "%s: no such group", group);
+        return crt_set_error(error, ENOENT, "%s: no such group", group);
     for (size_t i = 0; r == 0 && keys[i]; i++) {
         const char *key = keys[i];
         char *value;
 
         if (strcmp(key, "target") != 0 && strcmp(key, "autostart") != 0 &&
             !crt_config_has_key(key)) {
-            r = config_error(error, EINVAL, "%s: unknown key \"%s\"", group, key);
+            r = crt_set_error(error, EINVAL, "%s: unknown key \"%s\"", group, key);
             break;
         }
         /* get_string undoes the file's escapes, so a payload can hold \n. */
         value = g_key_file_get_string(kf, group, key, &local);
         if (value == NULL) {
-            r = config_error(error, EINVAL, "%s: %s: %s", group, key, local->message);
+            r = crt_set_error(error, EINVAL, "%s: %s: %s", group, key, local->message);
             g_clear_error(&local);
             break;
         }
         r = load_key(cfg, key, value, target_spec, autostart, &local);
         if (r < 0) {
-            r = config_error(error, -r, "%s: %s", group, local ? local->message : key);
+            r = crt_set_error(error, -r, "%s: %s", group, local ? local->message : key);
             g_clear_error(&local);
         }
         g_free(value);
