@@ -478,7 +478,7 @@ char *crt_channel_stats_text(CrtChannel *ch)
     KV("out_pool_free", st.out_pool_free);
     KV("out_pool_size", st.out_pool_size);
     KV("readers", hs.readers);
-    KV("last_seq", st.last_seq);
+    KV("last_seq", hs.last_seq); /* the numbers `records` shows */
     KV("slots_waiting", st.slots_waiting);
     KV("sends", st.sends);
     if (tc.has_icount) {

@@ -45,6 +45,7 @@ struct CrtHub {
     guint64 gen;        /* bumped at each end of stream */
     gboolean streaming; /* between crt_hub_begin_stream and the end */
     guint bufferless;   /* entries without a buffer, held now */
+    guint64 next_seq;   /* the last entry's number */
     gboolean closed;
     CrtOverflow overflow;
     CrtHubStats stats;
@@ -252,6 +253,11 @@ CrtDisposition crt_hub_push(CrtHub *hub, CrtEngine *engine, const CrtOutput *out
             g_free(e);
         return CRT_DISPOSITION_ENGINE_CONTINUE;
     }
+    /* The hub numbers its own entries: cancelled completions (which are
+     * not entries) leave no gaps, and a rebuilt engine, which counts from 1
+     * again, does not restart the stream's numbers.  A gap in `records` is
+     * then always a drop. */
+    e->seq = ++hub->next_seq;
     e->refs = hub->nreaders;
     e->unclaimed = hub->nreaders == 0;
     if (e->unclaimed)

@@ -34,7 +34,7 @@ typedef struct {
     guint64 queued;    /* entries held now */
     guint64 delivered; /* entries fully read, summed over readers */
     guint64 dropped;   /* entries dropped for a reader (drop-oldest) */
-    guint64 last_seq;  /* newest entry's sequence number */
+    guint64 last_seq;  /* newest entry's number (the hub numbers entries 1, 2, 3 ...) */
 } CrtHubStats;
 
 /* The client context size an engine feeding this hub must give its output
