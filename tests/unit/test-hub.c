@@ -20,6 +20,7 @@
 #include <crtfs/crtfs.h>
 
 #include "hub.h"
+#include "testutil.h"
 
 /* Bytes per output buffer: eight counters. */
 #define ENTRY_SIZE 64
@@ -1632,12 +1633,7 @@ static void test_release_engine(void)
 
 /* ---- main ------------------------------------------------------------------ */
 
-typedef struct {
-    const char *path;
-    void (*fn)(void);
-} Case;
-
-static const Case cases[] = {
+static const TuCase cases[] = {
     {"/hub/one-reader/records", test_one_reader_records},
     {"/hub/one-reader/data", test_one_reader_data},
     {"/hub/readers/two", test_two_readers},
@@ -1669,29 +1665,7 @@ static const Case cases[] = {
     {"/hub/release-engine", test_release_engine},
 };
 
-/* Runs the case in a child process (the same program, re-executed by
- * g_test_trap_subprocess): a failure, a sanitizer report or a hang fails
- * this case and the next ones still run. */
-static void run_case(gconstpointer data)
-{
-    const Case *c = data;
-
-    if (g_test_subprocess()) {
-        c->fn();
-        return;
-    }
-    g_test_trap_subprocess(NULL, CASE_TIMEOUT_S * G_USEC_PER_SEC,
-                           G_TEST_SUBPROCESS_INHERIT_STDERR);
-    g_test_trap_assert_passed();
-}
-
 int main(int argc, char **argv)
 {
-    g_test_init(&argc, &argv, NULL);
-    /* The parent records a failed child and goes on to the next case. */
-    if (!g_test_subprocess())
-        g_test_set_nonfatal_assertions();
-    for (size_t i = 0; i < G_N_ELEMENTS(cases); i++)
-        g_test_add_data_func(cases[i].path, &cases[i], run_case);
-    return g_test_run();
+    return tu_run_isolated(&argc, &argv, cases, G_N_ELEMENTS(cases), CASE_TIMEOUT_S);
 }

@@ -261,3 +261,31 @@ gboolean tu_wait_until(gboolean (*cond)(gpointer data), gpointer data, guint tim
         g_usleep(1000);
     }
 }
+
+static guint isolated_timeout_s;
+
+static void run_isolated_case(gconstpointer data)
+{
+    const TuCase *c = data;
+
+    if (g_test_subprocess()) {
+        c->fn();
+        return;
+    }
+    g_test_trap_subprocess(NULL, (guint64)isolated_timeout_s * G_USEC_PER_SEC,
+                           G_TEST_SUBPROCESS_INHERIT_STDERR);
+    g_test_trap_assert_passed();
+}
+
+int tu_run_isolated(int *argc, char ***argv, const TuCase *cases, size_t n,
+                    guint timeout_s)
+{
+    g_test_init(argc, argv, NULL);
+    isolated_timeout_s = timeout_s;
+    /* The parent records a failed child and goes on to the next case. */
+    if (!g_test_subprocess())
+        g_test_set_nonfatal_assertions();
+    for (size_t i = 0; i < n; i++)
+        g_test_add_data_func(cases[i].path, &cases[i], run_isolated_case);
+    return g_test_run();
+}

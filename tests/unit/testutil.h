@@ -43,6 +43,17 @@ int tu_openpty(int *master, char **slave_path);
  * `timeout_ms` have passed (then FALSE). */
 gboolean tu_wait_until(gboolean (*cond)(gpointer data), gpointer data, guint timeout_ms);
 
+/* A test case run in a child process of its own (the same program,
+ * re-executed by g_test_trap_subprocess): a failed assertion, a sanitizer
+ * report or a hang fails that case only and the next ones still run. */
+typedef struct {
+    const char *path;
+    void (*fn)(void);
+} TuCase;
+
+int tu_run_isolated(int *argc, char ***argv, const TuCase *cases, size_t n,
+                    guint timeout_s);
+
 G_END_DECLS
 
 #endif
