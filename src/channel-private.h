@@ -48,7 +48,6 @@ struct CrtChannel {
 
 /* channel-send.c */
 void crt_channel_send_init(CrtChannel *ch);
-void crt_channel_send_shutdown(CrtChannel *ch);
 
 /* creds.c: open a target as `creds` (NULL: as the daemon). */
 int crt_creds_open_target(const CrtTargetSpec *spec, const CrtCreds *creds,

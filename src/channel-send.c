@@ -32,18 +32,11 @@ struct CrtSendSession {
     CrtChannel *ch;
     GQueue items; /* send_lock: SendItem in submission order */
     guint refs;   /* send_lock: the open file + requests not completed */
-    gboolean closed;
 };
 
 void crt_channel_send_init(CrtChannel *ch)
 {
     g_mutex_init(&ch->send_lock);
-}
-
-void crt_channel_send_shutdown(CrtChannel *ch)
-{
-    /* Clearing the target drained every request; readers see their
-     * completions (-ECANCELED) and then end of file. */
 }
 
 CrtSendSession *crt_send_open(CrtChannel *ch)
@@ -312,7 +305,6 @@ void crt_send_close(CrtSendSession *s)
         }
         l = next;
     }
-    s->closed = TRUE;
     session_unref_unlocked(s);
     g_mutex_unlock(&ch->send_lock);
 }

@@ -551,7 +551,6 @@ void crt_channel_shutdown(CrtChannel *ch)
     if (!ch->shut) {
         ch->shut = TRUE;
         drop_target(ch);
-        crt_channel_send_shutdown(ch);
         crt_hub_close(ch->hub);
     }
     g_mutex_unlock(&ch->ctl_lock);

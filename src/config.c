@@ -312,8 +312,8 @@ static int parse_payload(const ConfigKey *key, CrtConfig *cfg, const char *value
 
     if (len > CONFIG_MAX_PAYLOAD)
         return crt_set_error(error, EINVAL,
-                            "%s: a value of %zu bytes is not at most %u bytes", key->name,
-                            len, CONFIG_MAX_PAYLOAD);
+                             "%s: a value of %zu bytes is not at most %u bytes",
+                             key->name, len, CONFIG_MAX_PAYLOAD);
     g_free(cfg->payload);
     cfg->payload = len > 0 ? g_strdup(value) : NULL;
     return 0;
@@ -519,14 +519,14 @@ static int explain_pool(const char *prefix, guint count, guint64 size, gboolean 
 {
     if (size > CRT_BUFPOOL_MAX_SIZE)
         return crt_set_error(error, EINVAL, "%s_size: must be 0..%zu", prefix,
-                            CRT_BUFPOOL_MAX_SIZE);
+                             CRT_BUFPOOL_MAX_SIZE);
     if (count > CRT_BUFPOOL_MAX_COUNT)
         return crt_set_error(error, EINVAL, "%s_count: must be 0..%u", prefix,
-                            CRT_BUFPOOL_MAX_COUNT);
+                             CRT_BUFPOOL_MAX_COUNT);
     if (count == 0 && !lookaside)
         return crt_set_error(error, EINVAL, "%s_count: 0 needs lookaside=1", prefix);
     return crt_set_error(error, EINVAL, "%s_count, %s_size: %s", prefix, prefix,
-                        engine_msg);
+                         engine_msg);
 }
 
 /* Says in the config file's words why the engine refused `cfg`. */
@@ -537,13 +537,13 @@ static int explain_invalid(const CrtConfig *cfg, const char *engine_msg, GError 
 
     if (cfg->requests == 0 || cfg->requests > CONFIG_MAX_REQUESTS)
         return crt_set_error(error, EINVAL, "requests: must be 1..%u",
-                            CONFIG_MAX_REQUESTS);
+                             CONFIG_MAX_REQUESTS);
     if (cfg->type <= CRT_REQUEST_INVALID || cfg->type > CRT_REQUEST_WRITE)
         return crt_set_error(error, EINVAL,
-                            "type: must be read, write, ioctl or internal-ioctl");
+                             "type: must be read, write, ioctl or internal-ioctl");
     if (cfg->type == CRT_REQUEST_IOCTL && cfg->ioctl == 0)
         return crt_set_error(error, EINVAL,
-                            "ioctl: type ioctl needs a non-zero ioctl code");
+                             "ioctl: type ioctl needs a non-zero ioctl code");
     if (cfg->mode <= CRT_MODE_INVALID || cfg->mode >= CRT_MODE_MAXIMUM)
         return crt_set_error(error, EINVAL, "mode: must be automatic or manual");
     if ((guint)cfg->completion >= CRT_COMPLETION_MAXIMUM)
@@ -559,7 +559,7 @@ static int explain_invalid(const CrtConfig *cfg, const char *engine_msg, GError 
                             engine_msg, error);
     if (has_in && cfg->in_size > 0 && cfg->in_count == 0)
         return crt_set_error(error, EINVAL, "in_count: 0 leaves type %s no input buffer",
-                            crt_request_type_to_string(cfg->type));
+                             crt_request_type_to_string(cfg->type));
     if (has_in && cfg->in_size > 0 &&
         crt_bufpool_check(cfg->in_count, (size_t)cfg->in_size, 0, FALSE, NULL) < 0)
         return explain_pool("in", cfg->in_count, cfg->in_size, FALSE, engine_msg, error);
@@ -578,8 +578,9 @@ int crt_config_to_engine(const CrtConfig *cfg, CrtEngineConfig *out, GError **er
      * guint64 from wrapping into a small size_t on 32-bit hosts. */
     if (cfg->out_size > CRT_BUFPOOL_MAX_SIZE || cfg->in_size > CRT_BUFPOOL_MAX_SIZE)
         return crt_set_error(error, EINVAL, "%s: must be 0..%zu",
-                            cfg->out_size > CRT_BUFPOOL_MAX_SIZE ? "out_size" : "in_size",
-                            CRT_BUFPOOL_MAX_SIZE);
+                             cfg->out_size > CRT_BUFPOOL_MAX_SIZE ? "out_size"
+                                                                  : "in_size",
+                             CRT_BUFPOOL_MAX_SIZE);
     crt_engine_config_init(&ec);
     ec.request_count = cfg->requests;
     ec.type = cfg->type;

@@ -26,8 +26,6 @@ struct Slot {
     CrtTask submit;   /* carries the request to the loop */
     Slot *next;       /* wait list or completion queue; engine lock */
     CrtOutput result; /* written at completion, read by the deliverer */
-    gboolean fatal;
-    guint64 completions; /* engine lock; per-slot count for tests */
 };
 
 typedef struct Send Send;

@@ -423,8 +423,6 @@ static void slot_io_done(CrtIo *io)
     e->at_target--;
     crt_engine_wake_unlocked(e); /* stop-and-wait from a passive callback */
     s->state = SLOT_COMPLETED;
-    s->completions++;
-    s->fatal = io->fatal;
     s->result = (CrtOutput){
         .status = io->status,
         .seq = ++e->next_seq,

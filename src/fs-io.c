@@ -158,7 +158,7 @@ static gboolean stream_read(fuse_req_t req, OpenFile *of, size_t size)
 }
 
 /* Cheap check before a parked read is tried (the notify comes per buffer). */
-static gboolean crt_hub_readable_or_send(OpenFile *of)
+static gboolean has_news(OpenFile *of)
 {
     return of->reader ? crt_hub_readable(of->reader) : crt_send_readable(of->send);
 }
@@ -168,7 +168,7 @@ static void try_parked_read(OpenFile *of)
 {
     fuse_req_t req = of->read_req;
 
-    if (!req || !crt_hub_readable_or_send(of))
+    if (!req || !has_news(of))
         return;
     g_mutex_lock(&of->read_lock);
     if (stream_read(req, of, of->read_size))

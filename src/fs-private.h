@@ -60,7 +60,6 @@ struct Dir {
 struct OpenFile {
     Node *node;
     Dir *dir;
-    gboolean nonblock;
     GList link; /* in dir->opens */
     char *text; /* snapshot of a generated file */
     size_t text_len;
@@ -84,10 +83,8 @@ struct CrtFs {
     fuse_ino_t next_ino;
     Node *root, *version;
     CrtFsOptions opts;
-    struct fuse_session *se;
     gboolean shutting_down;
     gint open_files; /* atomic: files the kernel has open */
-    struct timespec mount_time;
 };
 
 /* fs.c */

@@ -68,7 +68,6 @@ CrtFs *crt_fs_new(const CrtFsOptions *opts)
     fs->nodes = g_hash_table_new(g_int64_hash, g_int64_equal);
     fs->dirs = g_hash_table_new(g_str_hash, g_str_equal);
     fs->next_ino = FUSE_ROOT_ID;
-    clock_gettime(CLOCK_REALTIME, &fs->mount_time);
     fs->root = node_new(fs, N_ROOT, "", NULL, S_IFDIR | 0755, geteuid(), getegid());
     fs->version =
         node_new(fs, N_VERSION, "version", NULL, S_IFREG | 0444, geteuid(), getegid());
@@ -78,11 +77,6 @@ CrtFs *crt_fs_new(const CrtFsOptions *opts)
 guint crt_fs_open_files(CrtFs *fs)
 {
     return (guint)g_atomic_int_get(&fs->open_files);
-}
-
-void crt_fs_set_session(CrtFs *fs, struct fuse_session *se)
-{
-    fs->se = se;
 }
 
 Node *crt_fs_node(CrtFs *fs, fuse_ino_t ino)

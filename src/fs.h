@@ -1,11 +1,10 @@
 /* crtfs - the FUSE filesystem (low-level API): one directory per target.
- * main.c creates it, hands it the session and runs the request loop. */
+ * main.c creates it and runs the request loop. */
 #ifndef CRTFS_FS_H
 #define CRTFS_FS_H
 
 #include <glib.h>
 
-struct fuse_session;
 struct fuse_lowlevel_ops;
 
 typedef struct CrtFs CrtFs;
@@ -17,7 +16,6 @@ typedef struct {
 
 CrtFs *crt_fs_new(const CrtFsOptions *opts);
 const struct fuse_lowlevel_ops *crt_fs_ops(void);
-void crt_fs_set_session(CrtFs *fs, struct fuse_session *se);
 
 /* Create the targets of a config file (GKeyFile, one group per target).
  * 0, or -errno with `error` naming the group and key. */

@@ -28,47 +28,18 @@
 
 typedef struct {
     CrtChannel *ch;
-    GMutex lock;
-    GCond cond;
-    guint notifies; /* lock */
+    TuCounter notified;
 } Chan;
 
 static void on_notify(CrtChannel *ch, gpointer data)
 {
-    Chan *c = data;
-
-    g_mutex_lock(&c->lock);
-    c->notifies++;
-    g_cond_broadcast(&c->cond);
-    g_mutex_unlock(&c->lock);
-}
-
-static guint chan_notifies(Chan *c)
-{
-    guint n;
-
-    g_mutex_lock(&c->lock);
-    n = c->notifies;
-    g_mutex_unlock(&c->lock);
-    return n;
-}
-
-/* Wait up to 10 ms for a notify after the `seen`-th. */
-static void chan_wait_notify(Chan *c, guint seen)
-{
-    gint64 until = g_get_monotonic_time() + 10 * G_TIME_SPAN_MILLISECOND;
-
-    g_mutex_lock(&c->lock);
-    while (c->notifies == seen && g_cond_wait_until(&c->cond, &c->lock, until))
-        ;
-    g_mutex_unlock(&c->lock);
+    tu_counter_bump(&((Chan *)data)->notified);
 }
 
 static void chan_open(Chan *c)
 {
     memset(c, 0, sizeof *c);
-    g_mutex_init(&c->lock);
-    g_cond_init(&c->cond);
+    tu_counter_init(&c->notified);
     c->ch = crt_channel_new("test", NULL, on_notify, c);
     g_assert_cmpstr(crt_channel_name(c->ch), ==, "test");
 }
@@ -76,8 +47,7 @@ static void chan_open(Chan *c)
 static void chan_close(Chan *c)
 {
     crt_channel_free(c->ch);
-    g_cond_clear(&c->cond);
-    g_mutex_clear(&c->lock);
+    tu_counter_clear(&c->notified);
 }
 
 /* Poll `expr` every millisecond until it holds or EVENTUALLY_MS pass. */
@@ -230,7 +200,7 @@ static GArray *read_records(Chan *c, CrtHubReader *r, guint want)
     gint64 deadline = g_get_monotonic_time() + EVENTUALLY_MS * 1000;
 
     while (recs->len < want) {
-        guint seen = chan_notifies(c);
+        guint seen = tu_counter_get(&c->notified);
         gssize n = crt_hub_read(r, buf, 65536, crt_channel_framing(c->ch));
         const guint8 *nl;
 
@@ -238,7 +208,7 @@ static GArray *read_records(Chan *c, CrtHubReader *r, guint want)
             break;
         if (n == -EAGAIN) {
             g_assert_cmpint(g_get_monotonic_time(), <, deadline);
-            chan_wait_notify(c, seen);
+            tu_counter_wait(&c->notified, seen, 10);
             continue;
         }
         g_assert_cmpint(n, >, 0);
@@ -636,7 +606,7 @@ static void test_stats_keys(void)
     g_assert_cmpuint(stat_of(&c, "out_pool_free") + stat_of(&c, "buffers_queued"), ==,
                      16);
     g_assert_cmpuint(stat_of(&c, "last_seq"), >=, stat_of(&c, "completed"));
-    g_assert_cmpuint(chan_notifies(&c), >, 0);
+    g_assert_cmpuint(tu_counter_get(&c.notified), >, 0);
     crt_hub_reader_free(r);
     g_assert_cmpuint(stat_of(&c, "readers"), ==, 0);
     g_assert_cmpuint(stat_of(&c, "out_pool_free"), ==, 16);
@@ -767,7 +737,7 @@ static GBytes *send_reply(Chan *c, CrtSendSession *s)
     gint64 deadline = g_get_monotonic_time() + EVENTUALLY_MS * 1000;
 
     for (;;) {
-        guint seen = chan_notifies(c);
+        guint seen = tu_counter_get(&c->notified);
         gssize n = crt_send_read(s, buf, sizeof buf);
 
         if (n != -EAGAIN) {
@@ -776,7 +746,7 @@ static GBytes *send_reply(Chan *c, CrtSendSession *s)
         }
         g_assert_false(crt_send_readable(s));
         g_assert_cmpint(g_get_monotonic_time(), <, deadline);
-        chan_wait_notify(c, seen);
+        tu_counter_wait(&c->notified, seen, 10);
     }
 }
 
@@ -1003,11 +973,11 @@ static void test_input(void)
     g_assert_cmpint(crt_channel_input_write(c.ch, "third", 5, &error), ==, -EAGAIN);
     g_clear_error(&error);
 
-    seen = chan_notifies(&c);
+    seen = tu_counter_get(&c.notified);
     ctl_ok(&c, "start");
     WAIT_FOR(crt_channel_input_writable(c.ch));
     WAIT_FOR(stat_of(&c, "bytes_written") == 11);
-    g_assert_cmpuint(chan_notifies(&c), >, seen);
+    g_assert_cmpuint(tu_counter_get(&c.notified), >, seen);
     g_assert_cmpint(crt_channel_input_write(c.ch, "third", 5, &error), ==, 0);
     g_assert_no_error(error);
     WAIT_FOR(stat_of(&c, "bytes_written") == 16);

@@ -50,10 +50,9 @@ typedef struct {
     CrtEngine *engine;
     gboolean capture;
     gboolean no_buffers;
-    GMutex lock;     /* guards the fields below */
-    GCond cond;      /* broadcast at each notify */
-    guint notifies;  /* calls of the hub's notify callback */
-    GQueue captured; /* CrtOutput copies, capture mode */
+    GMutex lock;        /* guards the fields below */
+    TuCounter notified; /* calls of the hub's notify callback */
+    GQueue captured;    /* CrtOutput copies, capture mode */
 } Fix;
 
 static CrtDisposition on_output(CrtEngine *engine, const CrtOutput *out, gpointer data)
@@ -76,33 +75,7 @@ static CrtDisposition on_output(CrtEngine *engine, const CrtOutput *out, gpointe
 
 static void on_notify(CrtHub *hub, gpointer data)
 {
-    Fix *f = data;
-
-    g_mutex_lock(&f->lock);
-    f->notifies++;
-    g_cond_broadcast(&f->cond);
-    g_mutex_unlock(&f->lock);
-}
-
-static guint fix_notifies(Fix *f)
-{
-    guint n;
-
-    g_mutex_lock(&f->lock);
-    n = f->notifies;
-    g_mutex_unlock(&f->lock);
-    return n;
-}
-
-/* Wait up to 10 ms for a notify after the `seen`-th. */
-static void fix_wait_notify(Fix *f, guint seen)
-{
-    gint64 until = g_get_monotonic_time() + 10 * G_TIME_SPAN_MILLISECOND;
-
-    g_mutex_lock(&f->lock);
-    while (f->notifies == seen && g_cond_wait_until(&f->cond, &f->lock, until))
-        ;
-    g_mutex_unlock(&f->lock);
+    tu_counter_bump(&((Fix *)data)->notified);
 }
 
 /* A private loop, a hub and an engine with the simulator set as its target;
@@ -115,7 +88,7 @@ static void fix_open(Fix *f, const FixOpts *o)
 
     memset(f, 0, sizeof *f);
     g_mutex_init(&f->lock);
-    g_cond_init(&f->cond);
+    tu_counter_init(&f->notified);
     g_queue_init(&f->captured);
     f->capture = o->capture;
     f->no_buffers = o->no_buffers;
@@ -189,7 +162,7 @@ static void fix_close(Fix *f)
     assert_pool_full(f);
     crt_engine_free(f->engine);
     crt_loop_unref(f->loop);
-    g_cond_clear(&f->cond);
+    tu_counter_clear(&f->notified);
     g_mutex_clear(&f->lock);
 }
 
@@ -435,14 +408,14 @@ static gssize read_wait(Fix *f, CrtHubReader *r, char *buf, size_t size,
     gint64 deadline = g_get_monotonic_time() + (gint64)timeout_ms * 1000;
 
     for (;;) {
-        guint seen = fix_notifies(f);
+        guint seen = tu_counter_get(&f->notified);
         gssize n = crt_hub_read(r, buf, size, framing);
 
         if (n != -EAGAIN)
             return n;
         if (g_get_monotonic_time() > deadline)
             return -ETIMEDOUT;
-        fix_wait_notify(f, seen);
+        tu_counter_wait(&f->notified, seen, 10);
     }
 }
 
@@ -1523,24 +1496,24 @@ static void test_readable(void)
     ASSERT_READY(rr, FALSE, -EAGAIN);
 
     /* An error entry: records show it, data has nothing to read. */
-    seen = fix_notifies(&f);
+    seen = tu_counter_get(&f.notified);
     push_captured(&f, err);
-    g_assert_cmpuint(fix_notifies(&f), >, seen);
+    g_assert_cmpuint(tu_counter_get(&f.notified), >, seen);
     ASSERT_READY(rd, FALSE, -EAGAIN);
     ASSERT_READY(rr, TRUE, SOME_BYTES);
     ASSERT_READY(rr, FALSE, -EAGAIN);
 
-    seen = fix_notifies(&f);
+    seen = tu_counter_get(&f.notified);
     push_captured(&f, ok1);
-    g_assert_cmpuint(fix_notifies(&f), >, seen);
+    g_assert_cmpuint(tu_counter_get(&f.notified), >, seen);
     ASSERT_READY(rd, TRUE, SOME_BYTES);
     ASSERT_READY(rd, FALSE, -EAGAIN);
     ASSERT_READY(rr, TRUE, SOME_BYTES);
     ASSERT_READY(rr, FALSE, -EAGAIN);
 
-    seen = fix_notifies(&f);
+    seen = tu_counter_get(&f.notified);
     crt_hub_end_stream(f.hub);
-    g_assert_cmpuint(fix_notifies(&f), >, seen);
+    g_assert_cmpuint(tu_counter_get(&f.notified), >, seen);
     ASSERT_READY(rd, TRUE, 0);
     ASSERT_READY(rd, FALSE, -EAGAIN);
     ASSERT_READY(rr, TRUE, 0);
@@ -1550,9 +1523,9 @@ static void test_readable(void)
     ASSERT_READY(rd, TRUE, SOME_BYTES);
     ASSERT_READY(rd, FALSE, -EAGAIN);
 
-    seen = fix_notifies(&f);
+    seen = tu_counter_get(&f.notified);
     crt_hub_close(f.hub);
-    g_assert_cmpuint(fix_notifies(&f), >, seen);
+    g_assert_cmpuint(tu_counter_get(&f.notified), >, seen);
     ASSERT_READY(rd, TRUE, 0);
     ASSERT_READY(rd, TRUE, 0);
     /* rr still has ok2 to read, then end of file for good. */

@@ -289,3 +289,44 @@ int tu_run_isolated(int *argc, char ***argv, const TuCase *cases, size_t n,
         g_test_add_data_func(cases[i].path, &cases[i], run_isolated_case);
     return g_test_run();
 }
+
+void tu_counter_init(TuCounter *c)
+{
+    g_mutex_init(&c->lock);
+    g_cond_init(&c->cond);
+    c->n = 0;
+}
+
+void tu_counter_clear(TuCounter *c)
+{
+    g_cond_clear(&c->cond);
+    g_mutex_clear(&c->lock);
+}
+
+void tu_counter_bump(TuCounter *c)
+{
+    g_mutex_lock(&c->lock);
+    c->n++;
+    g_cond_broadcast(&c->cond);
+    g_mutex_unlock(&c->lock);
+}
+
+guint tu_counter_get(TuCounter *c)
+{
+    guint n;
+
+    g_mutex_lock(&c->lock);
+    n = c->n;
+    g_mutex_unlock(&c->lock);
+    return n;
+}
+
+void tu_counter_wait(TuCounter *c, guint seen, guint ms)
+{
+    gint64 until = g_get_monotonic_time() + (gint64)ms * G_TIME_SPAN_MILLISECOND;
+
+    g_mutex_lock(&c->lock);
+    while (c->n == seen && g_cond_wait_until(&c->cond, &c->lock, until))
+        ;
+    g_mutex_unlock(&c->lock);
+}

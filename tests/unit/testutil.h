@@ -43,6 +43,20 @@ int tu_openpty(int *master, char **slave_path);
  * `timeout_ms` have passed (then FALSE). */
 gboolean tu_wait_until(gboolean (*cond)(gpointer data), gpointer data, guint timeout_ms);
 
+/* A counter other threads bump and a test waits on (callback counts). */
+typedef struct {
+    GMutex lock;
+    GCond cond;
+    guint n; /* lock */
+} TuCounter;
+
+void tu_counter_init(TuCounter *c);
+void tu_counter_clear(TuCounter *c);
+void tu_counter_bump(TuCounter *c);
+guint tu_counter_get(TuCounter *c);
+/* Wait up to `ms` for the count to move past `seen`. */
+void tu_counter_wait(TuCounter *c, guint seen, guint ms);
+
 /* A test case run in a child process of its own (the same program,
  * re-executed by g_test_trap_subprocess): a failed assertion, a sanitizer
  * report or a hang fails that case only and the next ones still run. */
