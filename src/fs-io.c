@@ -82,6 +82,7 @@ static void op_open(fuse_req_t req, fuse_ino_t ino, struct fuse_file_info *fi)
     of->node = n;
     of->dir = n->dir;
     of->link.data = of;
+    of->refs = 1;
     g_mutex_init(&of->read_lock);
     if (of->dir) {
         crt_fs_dir_ref(fs, of->dir);
@@ -103,6 +104,8 @@ static void op_open(fuse_req_t req, fuse_ino_t ino, struct fuse_file_info *fi)
     fi->nonseekable = n->kind == N_CTL || n->kind == N_INPUT || n->kind == N_SEND;
     fuse_reply_open(req, fi);
 }
+
+static void open_file_unref(OpenFile *of);
 
 /* --- reads ------------------------------------------------------------- */
 
@@ -229,8 +232,12 @@ static void op_read(fuse_req_t req, fuse_ino_t ino, size_t size, off_t off,
     OpenFile *of = of_of(fi);
     size_t start;
 
+    /* The kernel may release the file as soon as our reply is in, before
+     * this thread is done with it: the read holds a reference. */
+    g_atomic_int_inc(&of->refs);
     if (of->reader || of->send) {
         read_stream(req, of, size, fi->flags);
+        open_file_unref(of);
         return;
     }
     /* A generated file: a snapshot taken at offset 0, read as a whole.
@@ -245,6 +252,7 @@ static void op_read(fuse_req_t req, fuse_ino_t ino, size_t size, off_t off,
     fuse_reply_buf(req, of->text ? of->text + start : NULL,
                    MIN(size, of->text_len - start));
     g_mutex_unlock(&of->read_lock);
+    open_file_unref(of);
 }
 
 /* --- writes ------------------------------------------------------------ */
@@ -473,6 +481,19 @@ void crt_fs_dir_flush(Dir *d)
     g_mutex_unlock(&d->wait_lock);
 }
 
+static void open_file_unref(OpenFile *of)
+{
+    if (!g_atomic_int_dec_and_test(&of->refs))
+        return;
+    crt_hub_reader_free(of->reader);
+    if (of->send)
+        crt_send_close(of->send);
+    g_free(of->text);
+    g_free(of->buf);
+    g_mutex_clear(&of->read_lock);
+    g_free(of);
+}
+
 void crt_fs_open_file_free(OpenFile *of)
 {
     Dir *d = of->dir;
@@ -482,19 +503,10 @@ void crt_fs_open_file_free(OpenFile *of)
         d->opens = g_list_remove_link(d->opens, &of->link);
         if (of->ph)
             fuse_pollhandle_destroy(of->ph);
+        of->ph = NULL;
         g_mutex_unlock(&d->wait_lock);
-        /* A read answered a moment ago may still be consuming what it
-         * sent: the kernel releases the file as soon as the reply is in. */
-        g_mutex_lock(&of->read_lock);
-        g_mutex_unlock(&of->read_lock);
-        crt_hub_reader_free(of->reader);
-        if (of->send)
-            crt_send_close(of->send);
     }
-    g_free(of->text);
-    g_free(of->buf);
-    g_mutex_clear(&of->read_lock);
-    g_free(of);
+    open_file_unref(of);
 }
 
 static void op_release(fuse_req_t req, fuse_ino_t ino, struct fuse_file_info *fi)

@@ -65,6 +65,7 @@ struct OpenFile {
     size_t text_len;
     CrtHubReader *reader; /* data, records */
     CrtSendSession *send; /* send */
+    gint refs;            /* atomic: the open, plus each read under way */
     GMutex read_lock;     /* guards buf: taken inside wait_lock, never around it */
     char *buf;            /* reused for stream reads: no allocation per read */
     size_t buf_size;
