@@ -41,6 +41,10 @@ static int on_input(CrtEngine *e, void *buf, size_t *size, void *ctx, gpointer d
     GBytes *b;
     gboolean notify = FALSE;
 
+    /* Under `block`, a write stream waits for its slowest reader of
+     * `records` or `data` as a read stream does (hub_room re-arms it). */
+    if (!crt_hub_input_gate(ch->hub))
+        return -EAGAIN;
     g_mutex_lock(&ch->input_lock);
     b = g_queue_pop_head(&ch->input);
     notify = b != NULL;
@@ -74,6 +78,16 @@ static void hub_notify(CrtHub *hub, gpointer data)
         ch->notify(ch, ch->notify_data);
 }
 
+static void hub_room(CrtHub *hub, gpointer data)
+{
+    CrtChannel *ch = data;
+
+    g_mutex_lock(&ch->lock);
+    if (ch->engine)
+        crt_engine_input_ready(ch->engine);
+    g_mutex_unlock(&ch->lock);
+}
+
 CrtChannel *crt_channel_new(const char *name, const CrtChannelPolicy *policy,
                             CrtChannelNotify notify, gpointer data)
 {
@@ -91,6 +105,7 @@ CrtChannel *crt_channel_new(const char *name, const CrtChannelPolicy *policy,
     ch->notify = notify;
     ch->notify_data = data;
     ch->hub = crt_hub_new(hub_notify, ch);
+    crt_hub_set_room_notify(ch->hub, hub_room, ch);
     ch->retired = g_ptr_array_new();
     crt_channel_send_init(ch);
     apply_live(ch);
@@ -204,7 +219,7 @@ static int ensure_engine(CrtChannel *ch, GError **error)
     ch->engine = e;
     ch->cfg_dirty = FALSE;
     g_mutex_unlock(&ch->lock);
-    crt_hub_set_overflow(ch->hub, ch->cfg.overflow);
+    crt_hub_set_policy(ch->hub, ch->cfg.overflow, ch->cfg.out_count);
     reap_retired(ch);
     return ch->target ? attach_target(ch, ch->target) : 0;
 }
@@ -376,7 +391,7 @@ static void apply_live(CrtChannel *ch)
     ch->in_count = MAX(ch->cfg.in_count, 1);
     ch->in_size = ch->cfg.in_size;
     g_mutex_unlock(&ch->input_lock);
-    crt_hub_set_overflow(ch->hub, ch->cfg.overflow);
+    crt_hub_set_policy(ch->hub, ch->cfg.overflow, ch->cfg.out_count);
     g_mutex_lock(&ch->lock);
     ch->framing = ch->cfg.framing;
     g_mutex_unlock(&ch->lock);

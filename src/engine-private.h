@@ -58,6 +58,7 @@ struct CrtEngine {
     CrtTask stop_task;
     CrtTask kick_task;     /* tells the target a buffer came back */
     CrtTask input_task;    /* re-arms slots waiting for input */
+    gint input_ready_count; /* crt_engine_input_ready calls, atomic */
     gboolean lazy_output;  /* read slots bind their output buffer at the
                             * target, right before the read (constant) */
     gboolean bind_blocked; /* a bind found the output pool empty */

@@ -282,9 +282,17 @@ static gboolean slot_prepare_unlocked(CrtEngine *e, Slot *s)
 static void slot_launch(CrtEngine *e, Slot *s)
 {
     size_t in_len;
+    gint ready = g_atomic_int_get(&e->input_ready_count);
 
-    if (!fill_input(e, s, &in_len)) {
+    while (!fill_input(e, s, &in_len)) {
         g_mutex_lock(&e->lock);
+        /* Input that became ready since we asked would find no waiter to
+         * kick: ask again instead of waiting. */
+        if (g_atomic_int_get(&e->input_ready_count) != ready) {
+            ready = g_atomic_int_get(&e->input_ready_count);
+            g_mutex_unlock(&e->lock);
+            continue;
+        }
         e->at_target--;
         wait_append_unlocked(e, s);
         crt_engine_wake_unlocked(e);
@@ -708,6 +716,7 @@ static void input_task(CrtTask *task)
  * inside a caller that holds its own locks (the filesystem's input file). */
 void crt_engine_input_ready(CrtEngine *e)
 {
+    g_atomic_int_inc(&e->input_ready_count);
     crt_loop_post(e->loop, &e->input_task);
 }
 

@@ -45,12 +45,19 @@ struct CrtHub {
     guint64 gen;        /* bumped at each end of stream */
     gboolean streaming; /* between crt_hub_begin_stream and the end */
     guint bufferless;   /* entries without a buffer, held now */
+    guint bufferless_cap; /* crt_hub_set_policy */
+    /* Lock-free, because the input callback can run under the hub lock (a
+     * buffer put back re-arms a request at once): */
+    gint input_full; /* input_full_unlocked() as of the last unlock */
+    gint input_held; /* crt_hub_input_gate said no: call `room` */
     guint64 next_seq;   /* the last entry's number */
     gboolean closed;
     CrtOverflow overflow;
     CrtHubStats stats;
     CrtHubNotify notify;
     gpointer notify_data;
+    CrtHubNotify room;
+    gpointer room_data;
 };
 
 size_t crt_hub_context_size(void)
@@ -65,13 +72,15 @@ CrtHub *crt_hub_new(CrtHubNotify notify, gpointer data)
     g_mutex_init(&hub->lock);
     hub->notify = notify;
     hub->notify_data = data;
+    hub->bufferless_cap = CRT_HUB_MAX_BUFFERLESS;
     return hub;
 }
 
-/* Completions without a buffer (write streams, errors) hold no pool buffer
- * and so never pause the stream: beyond this many, the oldest go (counted
- * as drops), or a write stream nobody watches would grow without bound. */
-#define MAX_BUFFERLESS 4096
+void crt_hub_set_room_notify(CrtHub *hub, CrtHubNotify room, gpointer data)
+{
+    hub->room = room;
+    hub->room_data = data;
+}
 
 static void entry_free(Entry *e)
 {
@@ -102,6 +111,29 @@ static void notify(CrtHub *hub)
         hub->notify(hub, hub->notify_data);
 }
 
+/* Whether a producer of bufferless completions must wait: under `block`,
+ * while readers hold `bufferless_cap` of them unread.  Lock held. */
+static gboolean input_full_unlocked(CrtHub *hub)
+{
+    return hub->overflow == CRT_OVERFLOW_BLOCK && hub->nreaders > 0 &&
+           hub->bufferless >= hub->bufferless_cap;
+}
+
+/* Publish whether producers must wait, unlock, and tell a producer that
+ * crt_hub_input_gate turned away that it may go on.  The gate publishes
+ * input_held before it looks at input_full again, and this publishes
+ * input_full before it looks at input_held: one of the two sees the other. */
+static void unlock_and_room(CrtHub *hub)
+{
+    gboolean full = input_full_unlocked(hub);
+
+    g_atomic_int_set(&hub->input_full, full);
+    g_mutex_unlock(&hub->lock);
+    if (!full && g_atomic_int_compare_and_exchange(&hub->input_held, TRUE, FALSE) &&
+        hub->room)
+        hub->room(hub, hub->room_data);
+}
+
 void crt_hub_free(CrtHub *hub)
 {
     if (!hub)
@@ -116,11 +148,20 @@ void crt_hub_free(CrtHub *hub)
     g_free(hub);
 }
 
-void crt_hub_set_overflow(CrtHub *hub, CrtOverflow overflow)
+void crt_hub_set_policy(CrtHub *hub, CrtOverflow overflow, guint bufferless_cap)
 {
     g_mutex_lock(&hub->lock);
     hub->overflow = overflow;
-    g_mutex_unlock(&hub->lock);
+    hub->bufferless_cap = CLAMP(bufferless_cap, 1, CRT_HUB_MAX_BUFFERLESS);
+    unlock_and_room(hub);
+}
+
+gboolean crt_hub_input_gate(CrtHub *hub)
+{
+    if (!g_atomic_int_get(&hub->input_full))
+        return TRUE;
+    g_atomic_int_set(&hub->input_held, TRUE);
+    return !g_atomic_int_get(&hub->input_full);
 }
 
 /* The reader moves past `at`, which it releases. */
@@ -273,14 +314,20 @@ CrtDisposition crt_hub_push(CrtHub *hub, CrtEngine *engine, const CrtOutput *out
     hub->tail = e;
     hub->stats.queued++;
     hub->stats.last_seq = e->seq;
-    if (!has_buffer && ++hub->bufferless > MAX_BUFFERLESS)
+    /* Beyond the cap, the oldest bufferless entries go (counted) when
+     * nobody reads or under drop-oldest; under `block` with readers the
+     * producer waits at crt_hub_input_gate instead, and only completions
+     * nothing can hold back (errors of a read stream) meet the hard cap. */
+    if (!has_buffer && (++hub->bufferless > CRT_HUB_MAX_BUFFERLESS ||
+                        (hub->bufferless > hub->bufferless_cap &&
+                         (hub->nreaders == 0 || hub->overflow == CRT_OVERFLOW_DROP_OLDEST))))
         drop_bufferless_unlocked(hub);
     if (hub->overflow == CRT_OVERFLOW_DROP_OLDEST && e->buffer) {
         crt_engine_get_stats(engine, &st);
         if (st.out_pool_free == 0)
             drop_oldest_unlocked(hub);
     }
-    g_mutex_unlock(&hub->lock);
+    unlock_and_room(hub);
     notify(hub);
     /* The hub owns the buffer now (a reader may even have freed the entry
      * already); a bufferless entry is the hub's too. */
@@ -328,7 +375,7 @@ void crt_hub_release_engine(CrtHub *hub, CrtEngine *engine)
         }
     }
     trim_unlocked(hub);
-    g_mutex_unlock(&hub->lock);
+    unlock_and_room(hub);
 }
 
 CrtHubReader *crt_hub_reader_new(CrtHub *hub, gboolean records)
@@ -355,7 +402,7 @@ CrtHubReader *crt_hub_reader_new(CrtHub *hub, gboolean records)
     hub->readers = r;
     hub->nreaders++;
     hub->stats.readers = hub->nreaders;
-    g_mutex_unlock(&hub->lock);
+    unlock_and_room(hub);
     return r;
 }
 
@@ -376,7 +423,7 @@ void crt_hub_reader_free(CrtHubReader *r)
     while (r->at)
         reader_advance_unlocked(r);
     trim_unlocked(hub);
-    g_mutex_unlock(&hub->lock);
+    unlock_and_room(hub);
     g_free(r);
 }
 
@@ -498,11 +545,11 @@ int crt_hub_peek(CrtHubReader *r, struct iovec *iov, int max_iov, size_t size,
     if (done == 0) {
         gboolean eof = at_eof_unlocked(r);
 
-        g_mutex_unlock(&hub->lock);
+        unlock_and_room(hub);
         return eof ? 0 : -EAGAIN;
     }
     r->busy = TRUE;
-    g_mutex_unlock(&hub->lock);
+    unlock_and_room(hub);
     return niov;
 }
 
@@ -512,7 +559,7 @@ void crt_hub_consume(CrtHubReader *r, size_t bytes)
     consume_unlocked(r, bytes);
     r->busy = FALSE;
     trim_unlocked(r->hub);
-    g_mutex_unlock(&r->hub->lock);
+    unlock_and_room(r->hub);
 }
 
 gssize crt_hub_read(CrtHubReader *r, char *dst, size_t size, CrtFraming framing)
@@ -533,10 +580,10 @@ gssize crt_hub_read(CrtHubReader *r, char *dst, size_t size, CrtFraming framing)
     }
     trim_unlocked(hub);
     if (done == 0 && at_eof_unlocked(r)) {
-        g_mutex_unlock(&hub->lock);
+        unlock_and_room(hub);
         return 0;
     }
-    g_mutex_unlock(&hub->lock);
+    unlock_and_room(hub);
     return done > 0 ? (gssize)done : -EAGAIN;
 }
 
@@ -549,7 +596,7 @@ gboolean crt_hub_readable(CrtHubReader *r)
     skip_invisible_unlocked(r);
     trim_unlocked(hub);
     ready = r->at != NULL || r->gen != hub->gen || hub->closed;
-    g_mutex_unlock(&hub->lock);
+    unlock_and_room(hub);
     return ready;
 }
 

@@ -45,7 +45,23 @@ CrtHub *crt_hub_new(CrtHubNotify notify, gpointer data);
 /* Release every entry (buffers back to their engines) and free. */
 void crt_hub_free(CrtHub *hub);
 
-void crt_hub_set_overflow(CrtHub *hub, CrtOverflow overflow);
+/* The most entries without a buffer (write-stream completions, errors) the
+ * hub ever holds; beyond it the oldest go, counted as drops. */
+#define CRT_HUB_MAX_BUFFERLESS 4096
+
+/* The overflow policy, and how many bufferless entries the hub holds before
+ * it acts (1 to CRT_HUB_MAX_BUFFERLESS; the channel uses out_count): with
+ * nobody reading, or under drop-oldest, the oldest of them go (counted);
+ * under `block` with readers, crt_hub_input_gate turns the producer away
+ * until the slowest reader has caught up. */
+void crt_hub_set_policy(CrtHub *hub, CrtOverflow overflow, guint bufferless_cap);
+
+/* For producers of bufferless completions (the input callback of a write
+ * stream): FALSE while the stream must pause (`block`, readers hold the cap
+ * unread).  The hub then calls `room` (without its lock, from the thread of
+ * the reader that made room) once the producer may go on. */
+gboolean crt_hub_input_gate(CrtHub *hub);
+void crt_hub_set_room_notify(CrtHub *hub, CrtHubNotify room, gpointer data);
 
 /* The buffer-output callback's work: take one completion.  -ECANCELED
  * completions are not entries.  Returns the disposition for the engine. */

@@ -3,7 +3,9 @@
 stream into a FIFO (the test reads the other end) and into sim:echo (read
 back with a send `read`); `payload` feeds the stream when nothing was
 written; an internal-ioctl stream turns inputs into responses on `data`;
-input errors (EMSGSIZE, EINVAL for a read stream, EAGAIN when full)."""
+input errors (EMSGSIZE, EINVAL for a read stream, EAGAIN when full); a
+payload-fed write stream under overflow=block paced by a slow `records`
+reader (no gap), and not paused when nobody reads."""
 import errno
 import os
 import sys
@@ -29,6 +31,15 @@ def main(tap):
         tap.is_(ct.write(d + "/target", fifo), 0, "target: a FIFO")
         tap.is_(ct.write(d + "/ctl", "start"), 0, "start")
         rfd = os.open(d + "/records", os.O_RDONLY)
+        # overflow=block: the write stream waits for this reader, so it
+        # reads while the inputs go in
+        recs = []
+
+        def read_100():
+            while len(recs) < 100:
+                recs.extend(ct.parse_records(ct.read_fd(rfd, 1 << 16)))
+
+        reader = ct.in_thread(read_100)
         msgs = [b"message %03d\n" % i for i in range(100)]
         for i, msg in enumerate(msgs):
             r = ct.write(d + "/input", msg, os.O_WRONLY)
@@ -45,13 +56,12 @@ def main(tap):
             except BlockingIOError:
                 time.sleep(0.01)
         tap.is_(got, b"".join(msgs), "the FIFO's reader got every input buffer, in order")
-        recs = []
-        while len(recs) < 100:
-            recs += ct.parse_records(ct.read_fd(rfd, 1 << 16))
-        tap.ok(all(r[2] == "ok" and r[3] == b"" for r in recs),
+        reader.join(ct.T)
+        tap.ok(len(recs) == 100 and all(r[2] == "ok" and r[3] == b"" for r in recs),
                "records: each write completion is `ok` with no data bytes",
                recs[:2])
         tap.ok(ct.stats(d)["bytes_written"] == len(got), "stats bytes_written")
+        os.close(rfd)  # an idle open reader would pause the stream below
 
         # payload: sent when nothing was written to input.  Set while the
         # stream waits for input (live key): the waiting requests use it.
@@ -80,7 +90,6 @@ def main(tap):
                ticks[:40])
         tap.is_(ct.write(d + "/config/payload", ""), 0, "payload cleared")
         tap.is_(ct.write(d + "/ctl", "stop-wait"), 0, "stop-wait")
-        os.close(rfd)
         os.close(peer)
 
         # over in_size
@@ -131,6 +140,34 @@ def main(tap):
             out += ct.read_fd(dfd, 4096)
         tap.is_(out, b"Q1?Q2?Q3?", "internal-ioctl stream: the responses come out of data")
         os.close(dfd)
+
+        # a payload-fed write stream under overflow=block waits for its
+        # slowest `records` reader: a slow reader loses no completion
+        d4 = m.mkdir("paced")
+        for k, v in (("type", "write"), ("payload", "p"), ("out_size", "0")):
+            tap.is_(ct.write(d4 + "/config/" + k, v), 0, "%s %s" % (k, v))
+        tap.is_(ct.write(d4 + "/target", "sim:zero"), 0, "sim:zero")
+        rfd = os.open(d4 + "/records", os.O_RDONLY)
+        tap.is_(ct.write(d4 + "/ctl", "start"), 0, "start")
+        recs = []
+        while len(recs) < 300:
+            recs += ct.parse_records(ct.read_fd(rfd, 200))
+            if len(recs) % 50 < 3:
+                time.sleep(0.05)
+        tap.is_(ct.write(d4 + "/ctl", "stop-wait"), 0, "stop-wait")
+        recs += ct.parse_records(ct.read_all_fd(rfd))
+        os.close(rfd)
+        seqs = [r[0] for r in recs]
+        tap.is_(seqs, list(range(1, len(seqs) + 1)),
+                "a slow records reader of a write stream sees every completion (%d, no gap)"
+                % len(seqs))
+        tap.is_(ct.stats(d4)["buffers_dropped"], 0, "buffers_dropped 0")
+        # with nobody reading, the stream does not pause for good
+        tap.is_(ct.write(d4 + "/ctl", "start"), 0, "start with no reader")
+        before = ct.stats(d4)["completed"]
+        tap.ok(ct.wait_until(lambda: ct.stats(d4)["completed"] > before + 1000),
+               "with no reader, the write stream goes on")
+        tap.is_(ct.write(d4 + "/ctl", "stop-wait"), 0, "stop-wait")
         tap.is_(m.stop(), 0, "daemon exits 0 on SIGTERM")
 
 

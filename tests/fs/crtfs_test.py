@@ -175,17 +175,8 @@ class Mount:
                    "--errors-for-leak-kinds=definite"] + cmd
             limit = 30
         self.err = open(self.err_path, "wb")
-        env = dict(os.environ)
-        if "ASAN_OPTIONS" not in env:
-            # ASan checks writev's buffers after the call: by then a release
-            # on another thread may have freed a reply the kernel already
-            # copied (a false positive); see lib.sh.
-            supp = os.path.join(self.tmp, "asan.supp")
-            with open(supp, "w") as f:
-                f.write("interceptor_via_lib:libfuse3.so\n")
-            env["ASAN_OPTIONS"] = "suppressions=" + supp
         self.proc = subprocess.Popen(cmd, stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL,
-                                     stderr=self.err, env=env)
+                                     stderr=self.err)
         deadline = time.monotonic() + limit
         while not self.mounted():
             if self.proc.poll() is not None or time.monotonic() > deadline:

@@ -142,16 +142,6 @@ wait_for() {
     return 0
 }
 
-# ASan checks writev's buffers after the call returns; by then the kernel
-# may have finished the request, the client closed the file and another
-# daemon thread freed the reply (a release).  That report is a false
-# positive, so interceptor reports from inside libfuse are suppressed
-# (unless ASAN_OPTIONS is set already).
-if [ -z "${ASAN_OPTIONS:-}" ]; then
-    printf 'interceptor_via_lib:libfuse3.so\n' >"$CRT_TMP/asan.supp"
-    export ASAN_OPTIONS="suppressions=$CRT_TMP/asan.supp"
-fi
-
 _crt_is_mounted() {
     # The mount table has the path with octal escapes; ours has none.
     awk -v m="$1" '$5 == m { f = 1 } END { exit !f }' /proc/self/mountinfo

@@ -39,6 +39,10 @@ typedef struct {
     CrtOverflow overflow;
     /* out_size 0: every completion comes without a buffer. */
     gboolean no_buffers;
+    /* A write stream (out_size 0) whose input callback asks
+     * crt_hub_input_gate, as the channel's does; bufferless_cap as given. */
+    gboolean write_stream;
+    guint bufferless_cap;
     /* Keep completions in `captured` instead of pushing them, so a test
      * can push them itself one at a time. */
     gboolean capture;
@@ -78,6 +82,22 @@ static void on_notify(CrtHub *hub, gpointer data)
     tu_counter_bump(&((Fix *)data)->notified);
 }
 
+static int on_input(CrtEngine *engine, void *buf, size_t *size, void *ctx, gpointer data)
+{
+    Fix *f = data;
+
+    if (!crt_hub_input_gate(f->hub))
+        return -EAGAIN;
+    *size = MIN(*size, 8);
+    memset(buf, 'w', *size);
+    return 0;
+}
+
+static void on_room(CrtHub *hub, gpointer data)
+{
+    crt_engine_input_ready(((Fix *)data)->engine);
+}
+
 /* A private loop, a hub and an engine with the simulator set as its target;
  * nothing streams until fix_start(). */
 static void fix_open(Fix *f, const FixOpts *o)
@@ -91,14 +111,22 @@ static void fix_open(Fix *f, const FixOpts *o)
     tu_counter_init(&f->notified);
     g_queue_init(&f->captured);
     f->capture = o->capture;
-    f->no_buffers = o->no_buffers;
     f->loop = crt_loop_new();
+    f->no_buffers = o->no_buffers || o->write_stream;
     f->hub = crt_hub_new(on_notify, f);
-    crt_hub_set_overflow(f->hub, o->overflow);
+    crt_hub_set_policy(f->hub, o->overflow,
+                       o->bufferless_cap ? o->bufferless_cap : CRT_HUB_MAX_BUFFERLESS);
+    crt_hub_set_room_notify(f->hub, on_room, f);
     crt_engine_config_init(&ec);
     ec.request_count = o->requests ? o->requests : 4;
     ec.out_count = o->out_count ? o->out_count : 8;
-    ec.out_size = o->no_buffers ? 0 : ENTRY_SIZE;
+    ec.out_size = f->no_buffers ? 0 : ENTRY_SIZE;
+    if (o->write_stream) {
+        ec.type = CRT_REQUEST_WRITE;
+        ec.in_count = 8;
+        ec.in_size = 8;
+        ec.buffer_input = on_input;
+    }
     ec.out_context_size = crt_hub_context_size();
     ec.buffer_output = on_output;
     ec.user_data = f;
@@ -1389,6 +1417,89 @@ static void test_bufferless_kept_bounded(void)
     fix_close(&f);
 }
 
+/* Under `block`, a write stream (bufferless completions) waits for its
+ * slowest reader as a read stream does: a reader that reads slowly loses
+ * nothing, and the hub never holds much more than the cap. */
+static void test_bufferless_block_paces(void)
+{
+    const guint cap = 16, requests = 4;
+    Fix f;
+    Records p;
+    CrtHubReader *r;
+    guint64 most_queued = 0;
+
+    fix_open(&f, &(FixOpts){.write_stream = TRUE, .requests = requests,
+                            .bufferless_cap = cap, .spec = "sim:zero"});
+    records_init(&p);
+    r = crt_hub_reader_new(f.hub, TRUE);
+    fix_start(&f);
+    /* Slow: one record at a time with pauses, while the target could
+     * complete millions a second. */
+    gint64 deadline = g_get_monotonic_time() + EVENTUALLY_MS * 1000;
+
+    while (p.recs->len < 300 && g_get_monotonic_time() < deadline) {
+        char buf[256];
+        gssize n = crt_hub_read(r, buf, sizeof buf, CRT_FRAMING_RECORD);
+
+        most_queued = MAX(most_queued, hub_stats(&f).queued);
+        if (n > 0)
+            records_feed(&p, buf, (size_t)n);
+        g_usleep(n > 0 && p.recs->len % 50 == 0 ? 20000 : 200);
+    }
+    g_assert_cmpuint(p.recs->len, >=, 300);
+    crt_engine_stop_and_wait(f.engine);
+    drain_records(r, &p);
+    g_assert_cmpstr(p.error, ==, NULL);
+    g_test_message("records %u, most queued %" G_GUINT64_FORMAT, p.recs->len, most_queued);
+    g_assert_cmpuint(crt_hub_reader_drops(r), ==, 0);
+    g_assert_cmpuint(hub_stats(&f).dropped, ==, 0);
+    for (guint i = 0; i < p.recs->len; i++)
+        g_assert_cmpuint(rec_at(&p, i)->seq, ==, i + 1);
+    g_assert_cmpuint(most_queued, <=, cap + requests);
+    crt_hub_reader_free(r);
+    records_clear(&p);
+    fix_close(&f);
+}
+
+/* With nobody reading, a write stream under `block` does not pause (nobody
+ * would ever let it go on): the newest `cap` completions are kept for the
+ * next reader, the older ones are counted as drops. */
+static void test_bufferless_no_reader_flows(void)
+{
+    const guint cap = 16;
+    Fix f;
+
+    fix_open(&f, &(FixOpts){.write_stream = TRUE, .bufferless_cap = cap,
+                            .spec = "sim:zero"});
+    fix_start(&f);
+    WAIT_FOR(engine_stats(&f).completed >= 1000);
+    g_assert_cmpuint(hub_stats(&f).queued, <=, cap);
+    g_assert_cmpuint(hub_stats(&f).dropped, >=, 1000 - cap);
+    fix_close(&f);
+}
+
+/* A reader that goes away lets a paused write stream go on. */
+static void test_bufferless_reader_leaves(void)
+{
+    const guint cap = 8;
+    Fix f;
+    CrtHubReader *r;
+    guint64 before;
+
+    fix_open(&f, &(FixOpts){.write_stream = TRUE, .bufferless_cap = cap,
+                            .spec = "sim:zero"});
+    r = crt_hub_reader_new(f.hub, FALSE);
+    fix_start(&f);
+    WAIT_FOR(hub_stats(&f).queued >= cap);
+    g_usleep(100 * 1000);
+    before = engine_stats(&f).completed;
+    g_usleep(100 * 1000);
+    g_assert_cmpuint(engine_stats(&f).completed, ==, before); /* paused */
+    crt_hub_reader_free(r);
+    WAIT_FOR(engine_stats(&f).completed >= before + 1000);
+    fix_close(&f);
+}
+
 /* The end of a stream the target reported (sim limit: -ENODATA) is an entry
  * too, named in `records`. */
 static void test_error_end_of_data(void)
@@ -1632,6 +1743,9 @@ static const TuCase cases[] = {
     {"/hub/errors/end-of-data", test_error_end_of_data},
     {"/hub/errors/bufferless-entries", test_bufferless_entries},
     {"/hub/errors/bufferless-kept-bounded", test_bufferless_kept_bounded},
+    {"/hub/overflow/bufferless-block-paces", test_bufferless_block_paces},
+    {"/hub/overflow/bufferless-no-reader-flows", test_bufferless_no_reader_flows},
+    {"/hub/overflow/bufferless-reader-leaves", test_bufferless_reader_leaves},
     {"/hub/readable", test_readable},
     {"/hub/buffers-return/readers", test_buffers_return},
     {"/hub/buffers-return/kept", test_buffers_return_kept},
