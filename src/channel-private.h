@@ -30,6 +30,7 @@ struct CrtChannel {
     GPtrArray *retired;  /* ctl_lock: engines whose buffers are still out */
     CrtEngineStats base; /* ctl_lock: counters of retired engines */
     CrtTarget *target;   /* the channel's own reference; both locks */
+    gboolean target_waits; /* its spec has `wait`; `lock` */
     char *target_text;   /* lock */
     char *error;         /* lock */
     CrtFraming framing;  /* lock */

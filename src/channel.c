@@ -15,17 +15,25 @@ static CrtDisposition on_output(CrtEngine *e, const CrtOutput *out, gpointer dat
     CrtChannel *ch = data;
     CrtDisposition d = crt_hub_push(ch->hub, e, out);
 
-    gboolean ended;
+    gboolean ended, waits;
     char *msg;
 
-    if (out->status == 0 || out->status == -ECANCELED)
+    /* -EISCONN: a `wait` target came back (`presence:` in state says so). */
+    if (out->status == 0 || out->status == -ECANCELED || out->status == -EISCONN)
         return d;
     /* Say what failed; a fatal completion also stopped the engine by
-     * itself: then the readers' stream ends. */
+     * itself: then the readers' stream ends.  A `wait` target's failures
+     * are its losses. */
     ended = crt_engine_get_state(e) != CRT_STATE_STREAMING;
-    msg = g_strdup_printf(
-        "%s: %s (seq %" G_GUINT64_FORMAT ")", ended ? "stream ended" : "request failed",
-        out->status == -ENODATA ? "end of file" : g_strerror(-out->status), out->seq);
+    g_mutex_lock(&ch->lock);
+    waits = ch->target_waits;
+    g_mutex_unlock(&ch->lock);
+    msg = g_strdup_printf("%s: %s (seq %" G_GUINT64_FORMAT ")",
+                          ended   ? "stream ended"
+                          : waits ? "target lost"
+                                  : "request failed",
+                          out->status == -ENODATA ? "end of file" : g_strerror(-out->status),
+                          out->seq);
     crt_channel_set_error(ch, msg);
     g_free(msg);
     if (ended)
@@ -305,6 +313,7 @@ static void drop_target(CrtChannel *ch)
     if (ch->target)
         crt_target_unref(ch->target);
     ch->target = NULL;
+    ch->target_waits = FALSE;
     g_free(ch->target_text);
     ch->target_text = NULL;
     g_mutex_unlock(&ch->lock);
@@ -362,9 +371,16 @@ int crt_channel_set_target(CrtChannel *ch, const char *line, const CrtCreds *cre
         crt_target_spec_clear(&spec);
         r = fail(ch, error, -r, err);
     } else {
+        gboolean waits = spec.wait;
+
         r = crt_creds_open_target(&spec, creds, &ch->policy, &t, &err);
         crt_target_spec_clear(&spec);
         r = r < 0 ? fail(ch, error, -r, err) : install_target(ch, t, text, error);
+        if (r == 0) {
+            g_mutex_lock(&ch->lock);
+            ch->target_waits = waits;
+            g_mutex_unlock(&ch->lock);
+        }
     }
     g_mutex_unlock(&ch->ctl_lock);
     g_free(text);
@@ -454,14 +470,20 @@ CrtEngineState crt_channel_state(CrtChannel *ch)
 char *crt_channel_state_text(CrtChannel *ch)
 {
     CrtEngineState st = crt_channel_state(ch);
-    char *s;
+    char *s, *presence = NULL;
 
     g_mutex_lock(&ch->lock);
+    /* `wait` targets say whether they are there, since when, and why not. */
+    if (ch->target)
+        crt_target_presence(ch->target, &presence);
     s = g_strdup_printf(
-        "%s\ntarget: %s\nmode: %s\ntype: %s\nerror: %s\n", crt_engine_state_to_string(st),
-        ch->target_text ? ch->target_text : "none", crt_mode_to_string(ch->cfg.mode),
-        crt_request_type_to_string(ch->cfg.type), ch->error ? ch->error : "none");
+        "%s\ntarget: %s\npresence: %s\nmode: %s\ntype: %s\nerror: %s\n",
+        crt_engine_state_to_string(st), ch->target_text ? ch->target_text : "none",
+        presence ? presence : (ch->target ? "present" : "none"),
+        crt_mode_to_string(ch->cfg.mode), crt_request_type_to_string(ch->cfg.type),
+        ch->error ? ch->error : "none");
     g_mutex_unlock(&ch->lock);
+    g_free(presence);
     return s;
 }
 

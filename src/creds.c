@@ -11,6 +11,7 @@
 #include "config.h"
 
 #include <errno.h>
+#include <string.h>
 #include <sys/fsuid.h>
 #include <sys/syscall.h>
 #include <unistd.h>
@@ -68,12 +69,56 @@ static int open_exec_as(const CrtTargetSpec *spec, const CrtCreds *c, CrtTarget 
     return r;
 }
 
+/* A `wait` target opens again and again, on pool threads: each time as the
+ * writer, with a copy of its credentials the target keeps. */
+typedef struct {
+    uid_t uid;
+    gid_t gid;
+    int ngroups;
+    gid_t groups[];
+} KeptCreds;
+
+static int open_as_kept(const CrtTargetSpec *spec, CrtLoop *loop, CrtTarget **out,
+                        GError **error, gpointer data)
+{
+    const KeptCreds *k = data;
+    CrtCreds c = {k->uid, k->gid, k->groups, k->ngroups};
+    SavedCreds saved;
+    int r;
+
+    if (k->uid == geteuid())
+        return crt_target_open(spec, loop, out, error);
+    r = become(&c, &saved);
+    if (r < 0)
+        return crt_set_error(error, -r, "cannot take the writer's credentials: %s",
+                             g_strerror(-r));
+    r = crt_target_open(spec, loop, out, error);
+    restore(&saved);
+    return r;
+}
+
+static int open_waiting(const CrtTargetSpec *spec, const CrtCreds *creds, CrtTarget **out,
+                        GError **error)
+{
+    int n = creds ? MIN(creds->ngroups, MAX_GROUPS) : 0;
+    KeptCreds *k = g_malloc0(sizeof *k + (size_t)n * sizeof(gid_t));
+
+    k->uid = creds ? creds->uid : geteuid();
+    k->gid = creds ? creds->gid : getegid();
+    k->ngroups = n;
+    if (n)
+        memcpy(k->groups, creds->groups, (size_t)n * sizeof(gid_t));
+    return crt_target_open_full(spec, NULL, open_as_kept, k, g_free, out, error);
+}
+
 int crt_creds_open_target(const CrtTargetSpec *spec, const CrtCreds *creds,
                           const CrtChannelPolicy *policy, CrtTarget **out, GError **error)
 {
     SavedCreds saved;
     int r;
 
+    if (spec->wait)
+        return open_waiting(spec, creds, out, error);
     if (!creds || creds->uid == geteuid())
         return crt_target_open(spec, NULL, out, error);
     if (spec->kind == CRT_TARGET_EXEC && !policy->allow_exec_for_users)

@@ -56,6 +56,13 @@ struct CrtIo {
     CrtTimer timer;  /* the kind's own timer (sim delays) */
     CrtTask work;    /* blocking work on the pool */
     CrtTask back;    /* return from the pool to the loop */
+
+    /* The `wait` wrapper's bookkeeping (target-wait.c), kept apart from the
+     * inner target's. */
+    CrtTarget *wait_target; /* the wrapper this request was submitted to */
+    CrtIoDoneFn wait_done;  /* the submitter's done while at the inner target */
+    CrtIo *wnext;           /* the wrapper's queues */
+    gboolean wheld;         /* on the wrapper's held queue */
 };
 
 /* Fill status/bytes and call io->done.  Loop thread. */
@@ -127,6 +134,11 @@ speed_t crt_baud_constant(guint baud);
 
 /* Set a descriptor O_NONBLOCK and FD_CLOEXEC; 0 or -errno. */
 int crt_fd_set_nonblock(int fd);
+
+/* A target of `ops` with state `impl`, for kinds that are not opened by
+ * ops->open (the `wait` wrapper).  target.c. */
+CrtTarget *crt_target_new_impl(const CrtTargetSpec *spec, CrtLoop *loop,
+                               const CrtTargetOps *ops, gpointer impl);
 
 /* Engine-facing calls (loop thread): submit, cancel, close. */
 void crt_target_submit(CrtTarget *t, CrtIo *io);

@@ -25,6 +25,7 @@ enum {
     F_STOP_BITS,
     F_FLOW,
     F_SHARED,
+    F_WAIT,
     F_RATE,
     F_SIZE,
     F_DELAY,
@@ -149,6 +150,13 @@ static int opt_shared(SpecParser *p, const char *key, const char *value,
     return claim(p, F_SHARED, 1, token, error);
 }
 
+static int opt_wait(SpecParser *p, const char *key, const char *value, const char *token,
+                    GError **error)
+{
+    p->spec->wait = TRUE;
+    return claim(p, F_WAIT, 1, token, error);
+}
+
 /* cs5 .. cs8, as stty spells them. */
 static int opt_cs(SpecParser *p, const char *key, const char *value, const char *token,
                   GError **error)
@@ -265,6 +273,11 @@ static const SpecOption path_options[] = {
     {"xonxoff", FALSE, opt_flow_flag},
     {"flow", TRUE, opt_flow},
     {"shared", FALSE, opt_shared},
+    {"wait", FALSE, opt_wait},
+};
+
+static const SpecOption socket_options[] = {
+    {"wait", FALSE, opt_wait},
 };
 
 /* ---- simulator options ---- */
@@ -449,6 +462,10 @@ static const SpecOption *options_for(CrtTargetKind kind, size_t *n)
         *n = G_N_ELEMENTS(sim_options);
         return sim_options;
     }
+    if (kind == CRT_TARGET_UNIX || kind == CRT_TARGET_TCP) {
+        *n = G_N_ELEMENTS(socket_options);
+        return socket_options;
+    }
     *n = 0;
     return NULL;
 }
@@ -461,6 +478,11 @@ static int unknown_option(CrtTargetKind kind, const char *key, const char *token
     size_t n;
     const SpecOption *table = options_for(CRT_TARGET_PATH, &n);
 
+    if (kind != CRT_TARGET_PATH && strcmp(key, "wait") == 0)
+        return crt_set_error(error, EINVAL,
+                             "option \"%s\" applies to path and socket targets, not to a "
+                             "%s target",
+                             token, crt_target_kind_to_string(kind));
     if (kind != CRT_TARGET_PATH && find_option(table, n, key))
         return crt_set_error(error, EINVAL,
                              "option \"%s\" applies to path targets, not to a %s target",
@@ -472,7 +494,7 @@ static int unknown_option(CrtTargetKind kind, const char *key, const char *token
                              token, crt_target_kind_to_string(kind));
     if (kind == CRT_TARGET_UNIX || kind == CRT_TARGET_TCP)
         return crt_set_error(error, EINVAL,
-                             "unknown option \"%s\": %s targets take no options", token,
+                             "unknown option \"%s\": %s targets take only \"wait\"", token,
                              crt_target_kind_to_string(kind));
     return crt_set_error(error, EINVAL, "unknown option \"%s\" for a %s target", token,
                          crt_target_kind_to_string(kind));
@@ -666,11 +688,21 @@ int crt_target_spec_parse(const char *line, CrtTargetSpec *out, GError **error)
     return r;
 }
 
+void crt_target_spec_copy(CrtTargetSpec *dst, const CrtTargetSpec *src)
+{
+    *dst = *src;
+    dst->text = g_strdup(src->text);
+    dst->path = g_strdup(src->path);
+    dst->host = g_strdup(src->host);
+    dst->command = g_strdup(src->command);
+    dst->run_groups = g_strdup(src->run_groups);
+}
+
 void crt_target_spec_clear(CrtTargetSpec *spec)
 {
-    g_free(spec->run_groups);
     if (spec == NULL)
         return;
+    g_free(spec->run_groups);
     g_free(spec->text);
     g_free(spec->path);
     g_free(spec->host);

@@ -127,15 +127,13 @@ static void target_free(CrtTarget *t)
 
 /* A kind's open cleans up after itself when it fails: the target is then
  * freed here without close or destroy. */
-int crt_target_open(const CrtTargetSpec *spec, CrtLoop *loop, CrtTarget **out,
-                    GError **error)
+CrtTarget *crt_target_new_impl(const CrtTargetSpec *spec, CrtLoop *loop,
+                               const CrtTargetOps *ops, gpointer impl)
 {
-    g_return_val_if_fail(spec != NULL && out != NULL, -EINVAL);
-    const CrtTargetOps *ops = ops_for_kind(spec->kind);
-    g_return_val_if_fail(ops != NULL, -EINVAL);
-
     CrtTarget *t = g_new0(CrtTarget, 1);
+
     t->ops = ops;
+    t->impl = impl;
     t->ref = 1;
     t->loop = loop ? crt_loop_ref(loop) : crt_loop_default();
     t->kind = spec->kind;
@@ -143,6 +141,20 @@ int crt_target_open(const CrtTargetSpec *spec, CrtLoop *loop, CrtTarget **out,
     t->read_fd = t->write_fd = -1;
     g_mutex_init(&t->lock);
     g_cond_init(&t->cond);
+    return t;
+}
+
+int crt_target_open(const CrtTargetSpec *spec, CrtLoop *loop, CrtTarget **out,
+                    GError **error)
+{
+    g_return_val_if_fail(spec != NULL && out != NULL, -EINVAL);
+    const CrtTargetOps *ops = ops_for_kind(spec->kind);
+    g_return_val_if_fail(ops != NULL, -EINVAL);
+
+    if (spec->wait)
+        return crt_target_open_full(spec, loop, NULL, NULL, NULL, out, error);
+
+    CrtTarget *t = crt_target_new_impl(spec, loop, ops, NULL);
 
     *out = NULL;
     int r = ops->open(t, spec, error);

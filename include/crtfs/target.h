@@ -92,6 +92,10 @@ typedef struct {
     gboolean flow_set;
     gboolean shared; /* do not lock the tty against other programs */
 
+    /* PATH, UNIX, TCP: wait for the target when it is absent, and again
+     * whenever it is lost (see crt_target_open_full). */
+    gboolean wait;
+
     /* simulator */
     CrtSimGen sim_gen;
     guint sim_rate;      /* records per second, 0 = as fast as requested */
@@ -110,6 +114,8 @@ typedef struct {
  * and must be released with crt_target_spec_clear() after success. */
 int crt_target_spec_parse(const char *line, CrtTargetSpec *out, GError **error);
 void crt_target_spec_clear(CrtTargetSpec *spec);
+/* A deep copy, to be cleared as well. */
+void crt_target_spec_copy(CrtTargetSpec *dst, const CrtTargetSpec *src);
 
 typedef struct CrtTarget CrtTarget;
 
@@ -134,6 +140,38 @@ int crt_target_open(const CrtTargetSpec *spec, CrtLoop *loop, CrtTarget **out,
 /* Parse and open in one call. */
 int crt_target_open_spec(const char *line, CrtLoop *loop, CrtTarget **out,
                          GError **error);
+
+/* How crt_target_open_full opens: crt_target_open() by default; the daemon
+ * passes one that takes the credentials of the spec's writer.  Called on
+ * the caller's thread for the first attempt, then on pool threads. */
+typedef int (*CrtTargetOpenFn)(const CrtTargetSpec *spec, CrtLoop *loop, CrtTarget **out,
+                               GError **error, gpointer data);
+
+/* crt_target_open() through `open_fn` (NULL: the default), which for a spec
+ * without `wait` is all it does.  With `wait` (paths and sockets), the
+ * target returned is there for good: when what it names is absent, or is
+ * lost later (end of file, an error, a hang-up, a removed path), requests
+ * wait for it, crt watches for it (inotify on a path's directory, and
+ * retries with backoff from 0.1 to 5 s) and goes on when it is back.  A
+ * loss completes the read that met it with the cause (-ENODATA for end of
+ * file), or the first waiting read with -ENOENT for a removed path; the
+ * return completes the first waiting read with -EISCONN; these carry no
+ * data.  Writes cut by a loss are sent again after the return.  A regular
+ * file is never lost: its end of file ends the stream.  Only refusals that
+ * are not absence (EACCES, EPERM, EBUSY, EINVAL ...) fail the open.
+ * `destroy(data)` runs when the target no longer needs `data` (also on
+ * failure). */
+int crt_target_open_full(const CrtTargetSpec *spec, CrtLoop *loop, CrtTargetOpenFn open_fn,
+                         gpointer data, GDestroyNotify destroy, CrtTarget **out,
+                         GError **error);
+
+typedef enum { CRT_PRESENCE_PRESENT = 0, CRT_PRESENCE_WAITING } CrtPresence;
+
+/* Whether a `wait` target is there now (others always are).  *reason, when
+ * asked for and the target waits or has waited, says since when and why,
+ * and how often it was lost and came back (g_free); NULL otherwise.  Any
+ * thread. */
+CrtPresence crt_target_presence(CrtTarget *target, char **reason);
 
 CrtTarget *crt_target_ref(CrtTarget *target);
 /* Any thread but the loop thread may drop the last reference; it closes the

@@ -154,6 +154,11 @@ static const GoodSpec good_specs[] = {
     {"/dev/ttyS0 baud=50 cs8 databits=8",
      {PATH("/dev/ttyS0"), .baud = 50, .data_bits = 8}},
     {"/run/fifo", {PATH("/run/fifo")}},
+    {"/dev/ttyACM0 raw wait wait", {PATH("/dev/ttyACM0"), .raw = TRUE, .wait = TRUE}},
+    {"unix:/run/app.sock wait", {.kind = CRT_TARGET_UNIX, .path = (char *)"/run/app.sock",
+                                 .wait = TRUE}},
+    {"tcp:[::1]:7 wait", {.kind = CRT_TARGET_TCP, .host = (char *)"::1", .port = 7,
+                          .wait = TRUE}},
     {"unix:/run/app.sock",
      {.kind = CRT_TARGET_UNIX,
       .path = (char *)"/run/app.sock",
@@ -208,6 +213,7 @@ static void assert_spec_equal(const CrtTargetSpec *got, const CrtTargetSpec *wan
     g_assert_cmpint(got->flow, ==, want->flow);
     g_assert_cmpint(got->flow_set, ==, want->flow_set);
     g_assert_cmpint(got->shared, ==, want->shared);
+    g_assert_cmpint(got->wait, ==, want->wait);
     g_assert_cmpint(got->sim_gen, ==, want->sim_gen);
     g_assert_cmpuint(got->sim_rate, ==, want->sim_rate);
     g_assert_cmpuint(got->sim_size, ==, want->sim_size);
@@ -277,6 +283,9 @@ static const struct {
     {"/dev/x 8X1", "8X1"},
     {"/dev/x 8N3", "8N3"},
     {"/dev/x raw=1", "takes no value"},
+    {"/dev/x wait=yes", "takes no value"},
+    {"sim: wait", "path and socket targets"},
+    {"tcp:h:1 foo", "take only \"wait\""},
     {"/dev/x unknownopt", "unknown option \"unknownopt\" for a path target"},
     {"/dev/x rate=5", "sim targets"},
     {"sim:bogus", "bogus"},
