@@ -72,6 +72,26 @@ chmod 0644 "$D/data"
 is "$(t cat "$D/data")" mine "data has the user's file"
 ok "root can open the root-only file" t sh -c "echo '$CRT_TMP/secret' > '$D/target'"
 
+# `wait` targets reopen as the writer too, also long after the write
+err=$(as_user bash -c "echo '$CRT_TMP/secret wait' > '$D/target'" 2>&1)
+is $? 1 "wait does not turn EACCES into waiting"
+like "$err" 'Permission denied' "EACCES"
+ok "the user sets an absent path with wait" \
+    as_user sh -c "echo '$CRT_TMP/later wait' > '$D/target'"
+ok "root starts it" t sh -c "echo start > '$D/ctl'"
+like "$(state_field "$D" presence)" '^absent' "absent"
+printf 'root only\n' >"$CRT_TMP/later.tmp"
+chmod 0600 "$CRT_TMP/later.tmp"
+mv "$CRT_TMP/later.tmp" "$CRT_TMP/later"
+sleep 0.5
+like "$(state_field "$D" presence)" '^absent.*Permission denied' \
+    "a root-only file appearing later is not opened for the user"
+chown "$U" "$CRT_TMP/later"
+touch "$CRT_TMP/later" # IN_ATTRIB came with chown; this is belt and braces
+ok "once the user may read it, it is opened" \
+    wait_for 10 sh -c "sed -n 's/^presence: //p' '$D/state' | grep -q ^present"
+ok "stop" t sh -c "echo stop-wait > '$D/ctl'"
+
 # exec: refused to users without -o allow_exec
 err=$(as_user bash -c "echo 'exec:id -u' > '$D/target'" 2>&1)
 is $? 1 "exec: is refused to the user"
