@@ -195,6 +195,31 @@ static int attach_target(CrtChannel *ch, CrtTarget *t)
 
 /* Build the engine from the configuration if it changed.  ctl_lock held,
  * the engine (if any) stopped. */
+/* The most buffer memory a configuration can take: both pools, a
+ * look-aside pool at its largest (bufpool.h). */
+static guint64 pool_bytes(const CrtEngineConfig *ec)
+{
+    guint64 out = ec->lookaside_output ? MAX(8 * (guint64)ec->out_count, 64) : ec->out_count;
+    guint64 in = crt_request_type_has_input(ec->type) ? ec->in_count : 0;
+
+    return out * ec->out_size + in * ec->in_size;
+}
+
+/* The configuration as an engine's, within the mount's memory limit. */
+static int config_to_engine(CrtChannel *ch, CrtEngineConfig *ec, GError **error)
+{
+    int r = crt_config_to_engine(&ch->cfg, ec, error);
+    guint64 need;
+
+    if (r < 0 || !ch->policy.max_memory || (need = pool_bytes(ec)) <= ch->policy.max_memory)
+        return r;
+    return crt_set_error(error, ENOMEM,
+                         "the buffers need %" G_GUINT64_FORMAT " bytes, more than the "
+                         "%" G_GUINT64_FORMAT " a target may have (mount option "
+                         "max_target_memory); lower out_count, out_size, in_count or in_size",
+                         need, ch->policy.max_memory);
+}
+
 static int ensure_engine(CrtChannel *ch, GError **error)
 {
     CrtEngineConfig ec;
@@ -204,7 +229,7 @@ static int ensure_engine(CrtChannel *ch, GError **error)
 
     if (!ch->cfg_dirty && ch->engine)
         return 0;
-    r = crt_config_to_engine(&ch->cfg, &ec, &err);
+    r = config_to_engine(ch, &ec, &err);
     if (r == 0) {
         ec.buffer_output = on_output;
         ec.buffer_input = on_input;
@@ -347,7 +372,7 @@ static int check_config(CrtChannel *ch, GError **error)
 {
     CrtEngineConfig ec;
 
-    return ch->cfg_dirty ? crt_config_to_engine(&ch->cfg, &ec, error) : 0;
+    return ch->cfg_dirty ? config_to_engine(ch, &ec, error) : 0;
 }
 
 int crt_channel_set_target(CrtChannel *ch, const char *line, const CrtCreds *creds,

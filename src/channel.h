@@ -36,6 +36,7 @@ typedef struct {
 
 typedef struct {
     gboolean allow_exec_for_users; /* exec: specs from non-root writers */
+    guint64 max_memory; /* bytes of buffers a target may have; 0: no limit */
 } CrtChannelPolicy;
 
 CrtChannel *crt_channel_new(const char *name, const CrtChannelPolicy *policy,

@@ -97,7 +97,8 @@ static void channel_notify(CrtChannel *ch, gpointer data)
 /* fs lock held. */
 static Dir *dir_new_unlocked(CrtFs *fs, const char *name, uid_t uid, gid_t gid)
 {
-    CrtChannelPolicy policy = {.allow_exec_for_users = fs->opts.allow_exec};
+    CrtChannelPolicy policy = {.allow_exec_for_users = fs->opts.allow_exec,
+                               .max_memory = fs->opts.max_target_memory};
     Dir *d = g_new0(Dir, 1);
     Node *config = NULL;
 

@@ -12,6 +12,7 @@ typedef struct CrtFs CrtFs;
 typedef struct {
     gboolean allow_exec; /* exec: targets from non-root writers */
     guint max_targets;   /* mkdir refuses more (ENOSPC) */
+    guint64 max_target_memory; /* buffer bytes per target (ENOMEM at start) */
 } CrtFsOptions;
 
 CrtFs *crt_fs_new(const CrtFsOptions *opts);

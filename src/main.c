@@ -36,6 +36,7 @@ typedef struct {
     char *config;
     int allow_exec;
     unsigned max_targets;
+    unsigned max_target_memory; /* MiB */
 } Options;
 
 #define OPT(t, p)                                                                        \
@@ -46,6 +47,7 @@ static const struct fuse_opt option_table[] = {
     OPT("config=%s", config),
     OPT("allow_exec", allow_exec),
     OPT("max_targets=%u", max_targets),
+    OPT("max_target_memory=%u", max_target_memory),
     FUSE_OPT_END,
 };
 
@@ -56,7 +58,9 @@ static void usage(const char *prog)
            "    -o config=FILE         targets to create at mount (GKeyFile; default: a\n"
            "                           `demo` target on the simulator)\n"
            "    -o allow_exec          let non-root writers set exec: targets\n"
-           "    -o max_targets=N       most target directories (default 1024)\n\n",
+           "    -o max_targets=N       most target directories (default 1024)\n"
+           "    -o max_target_memory=MIB  most buffer memory per target, in MiB\n"
+           "                           (default 1024; 0 = no limit but the pools')\n\n",
            prog);
     fuse_cmdline_help();
     fuse_lowlevel_help();
@@ -260,7 +264,9 @@ static int signals_fd(void)
 static int run(struct fuse_args *args, struct fuse_cmdline_opts *cl, GKeyFile *kf,
                const Options *o)
 {
-    CrtFsOptions fo = {.allow_exec = o->allow_exec, .max_targets = o->max_targets};
+    CrtFsOptions fo = {.allow_exec = o->allow_exec,
+                       .max_targets = o->max_targets,
+                       .max_target_memory = (guint64)o->max_target_memory << 20};
     CrtFs *fs = crt_fs_new(&fo);
     struct fuse_session *se =
         fuse_session_new(args, crt_fs_ops(), sizeof(struct fuse_lowlevel_ops), fs);
@@ -297,7 +303,7 @@ int main(int argc, char **argv)
 {
     struct fuse_args args = FUSE_ARGS_INIT(argc, argv);
     struct fuse_cmdline_opts cl = {0};
-    Options o = {0};
+    Options o = {.max_target_memory = 1024};
     GError *error = NULL;
     GKeyFile *kf = NULL;
     int ret = 1;

@@ -157,4 +157,28 @@ wr "$D/ctl" stop-wait
 
 ok "daemon stops" crt_stop_daemon
 is "$CRT_EXIT" 0 "daemon exits 0"
+
+# max_target_memory (MiB): both pools (a look-aside pool at its largest),
+# checked when the engine is built (start, or setting a target)
+crt_mount -o config="$CRT_EMPTY" -o max_target_memory=64 || exit 1
+D=$MNT/m
+C=$D/config
+mkdir "$D"
+wr "$D/target" "sim:zero"
+wr "$C/out_size" 8388608
+wr "$C/out_count" 9
+wr "$D/ctl" start
+is $? 1 "9 x 8 MiB is over max_target_memory=64: start fails"
+like "$WERR" "Cannot allocate memory" "ENOMEM"
+like "$(state_field "$D" error)" "max_target_memory" "error: names the mount option"
+is "$(state_word "$D")" stopped "still stopped"
+wr "$C/out_count" 8
+wr "$D/ctl" start
+is $? 0 "8 x 8 MiB = 64 MiB: starts"
+wr "$D/ctl" stop-wait
+wr "$C/lookaside" 1
+wr "$D/ctl" start
+is $? 1 "lookaside=1 counts the pool at its largest (64 buffers): fails"
+ok "daemon stops" crt_stop_daemon
+is "$CRT_EXIT" 0 "daemon exits 0"
 done_testing
