@@ -31,6 +31,11 @@ struct CrtChannel {
     CrtEngineStats base; /* ctl_lock: counters of retired engines */
     CrtTarget *target;   /* the channel's own reference; both locks */
     gboolean target_waits; /* its spec has `wait`; `lock` */
+    gboolean target_dead;  /* a fatal completion ended its stream; `lock` */
+    /* Who set the target (groups owned), to open it again at `start`;
+     * ctl_lock.  has_creds FALSE: the daemon itself. */
+    CrtCreds creds;
+    gboolean has_creds;
     char *target_text;   /* lock */
     char *error;         /* lock */
     CrtFraming framing;  /* lock */

@@ -27,6 +27,8 @@ static CrtDisposition on_output(CrtEngine *e, const CrtOutput *out, gpointer dat
     ended = crt_engine_get_state(e) != CRT_STATE_STREAMING;
     g_mutex_lock(&ch->lock);
     waits = ch->target_waits;
+    if (ended)
+        ch->target_dead = TRUE; /* `start` opens it again */
     g_mutex_unlock(&ch->lock);
     msg = g_strdup_printf("%s: %s (seq %" G_GUINT64_FORMAT ")",
                           ended   ? "stream ended"
@@ -257,8 +259,11 @@ static int ensure_engine(CrtChannel *ch, GError **error)
     return ch->target ? attach_target(ch, ch->target) : 0;
 }
 
+static int reopen_target(CrtChannel *ch, GError **error);
+
 static int ctl_start(CrtChannel *ch, GError **error)
 {
+    gboolean dead;
     int r;
 
     if (!ch->target)
@@ -266,6 +271,17 @@ static int ctl_start(CrtChannel *ch, GError **error)
                      "start: no target is set (write one to `target`)");
     if (ch->engine && crt_engine_get_state(ch->engine) == CRT_STATE_STREAMING)
         return failf(ch, error, EALREADY, "start: already streaming");
+    /* A target whose stream ended by itself (end of file, a dead device, a
+     * closed connection, an exited command), or whose path now names
+     * another file, is opened again: `start` means "stream again". */
+    g_mutex_lock(&ch->lock);
+    dead = ch->target_dead;
+    g_mutex_unlock(&ch->lock);
+    if (dead || crt_target_is_stale(ch->target)) {
+        r = reopen_target(ch, error);
+        if (r < 0)
+            return r;
+    }
     r = ensure_engine(ch, error);
     if (r < 0)
         return r;
@@ -329,26 +345,31 @@ int crt_channel_ctl(CrtChannel *ch, const char *line, GError **error)
     return r;
 }
 
-static void drop_target(CrtChannel *ch)
+/* Release the target; readers get end of file unless the stream ended
+ * already (a dead target opened again at `start`). */
+static void drop_target(CrtChannel *ch, gboolean end_stream)
 {
     if (ch->engine)
         crt_engine_io_target_clear(ch->engine);
-    crt_hub_end_stream(ch->hub);
+    if (end_stream)
+        crt_hub_end_stream(ch->hub);
     g_mutex_lock(&ch->lock);
     if (ch->target)
         crt_target_unref(ch->target);
     ch->target = NULL;
     ch->target_waits = FALSE;
+    ch->target_dead = FALSE;
     g_free(ch->target_text);
     ch->target_text = NULL;
     g_mutex_unlock(&ch->lock);
 }
 
-static int install_target(CrtChannel *ch, CrtTarget *t, const char *text, GError **error)
+static int install_target(CrtChannel *ch, CrtTarget *t, const char *text,
+                          gboolean end_stream, GError **error)
 {
     int r;
 
-    drop_target(ch);
+    drop_target(ch, end_stream);
     g_mutex_lock(&ch->lock);
     ch->target = t;
     ch->target_text = g_strdup(text);
@@ -357,7 +378,7 @@ static int install_target(CrtChannel *ch, CrtTarget *t, const char *text, GError
     if (r == 0 && !ch->cfg_dirty && crt_engine_has_target(ch->engine) == FALSE)
         r = attach_target(ch, t);
     if (r < 0 && !ch->engine) {
-        drop_target(ch); /* the configuration cannot run it: nothing changes */
+        drop_target(ch, TRUE); /* the configuration cannot run it: nothing changes */
         return r;
     }
     if (r < 0 && error && !*error)
@@ -375,37 +396,82 @@ static int check_config(CrtChannel *ch, GError **error)
     return ch->cfg_dirty ? config_to_engine(ch, &ec, error) : 0;
 }
 
+static void keep_creds(CrtChannel *ch, const CrtCreds *creds)
+{
+    gid_t *old = (gid_t *)ch->creds.groups;
+
+    ch->has_creds = creds != NULL;
+    if (creds) {
+        ch->creds = *creds;
+        ch->creds.groups = g_memdup2(creds->groups, (gsize)MAX(creds->ngroups, 0) *
+                                                        sizeof(gid_t));
+    } else {
+        memset(&ch->creds, 0, sizeof ch->creds);
+    }
+    g_free(old);
+}
+
+/* Parse, open as `creds` and make it the target; ctl_lock held. */
+static int open_and_install(CrtChannel *ch, const char *text, const CrtCreds *creds,
+                            gboolean end_stream, GError **error)
+{
+    CrtTargetSpec spec;
+    CrtTarget *t = NULL;
+    GError *err = NULL;
+    gboolean waits;
+    int r;
+
+    if ((r = crt_target_spec_parse(text, &spec, &err)) < 0)
+        return fail(ch, error, -r, err);
+    if ((r = check_config(ch, &err)) < 0) {
+        crt_target_spec_clear(&spec);
+        return fail(ch, error, -r, err);
+    }
+    waits = spec.wait;
+    r = crt_creds_open_target(&spec, creds, &ch->policy, &t, &err);
+    crt_target_spec_clear(&spec);
+    r = r < 0 ? fail(ch, error, -r, err) : install_target(ch, t, text, end_stream, error);
+    if (r == 0) {
+        g_mutex_lock(&ch->lock);
+        ch->target_waits = waits;
+        g_mutex_unlock(&ch->lock);
+        keep_creds(ch, creds);
+    }
+    return r;
+}
+
+/* `start` after the stream ended by itself: the same spec, the same
+ * writer.  ctl_lock held. */
+static int reopen_target(CrtChannel *ch, GError **error)
+{
+    char *text = g_strdup(ch->target_text);
+    CrtCreds creds = ch->creds;
+    int r;
+
+    /* keep_creds frees the groups this copy points at only after copying */
+    creds.groups = g_memdup2(ch->creds.groups,
+                             (gsize)MAX(ch->creds.ngroups, 0) * sizeof(gid_t));
+    r = open_and_install(ch, text, ch->has_creds ? &creds : NULL, FALSE, error);
+    g_free((gid_t *)creds.groups);
+    g_free(text);
+    return r;
+}
+
 int crt_channel_set_target(CrtChannel *ch, const char *line, const CrtCreds *creds,
                            GError **error)
 {
     char *text = g_strstrip(g_strdup(line));
-    CrtTargetSpec spec;
-    CrtTarget *t = NULL;
-    GError *err = NULL;
     int r;
 
     g_mutex_lock(&ch->ctl_lock);
     if (ch->shut) {
         r = failf(ch, error, ENODEV, "the target is being removed");
     } else if (text[0] == '\0') {
-        drop_target(ch);
+        drop_target(ch, TRUE);
+        keep_creds(ch, NULL);
         r = 0;
-    } else if ((r = crt_target_spec_parse(text, &spec, &err)) < 0) {
-        r = fail(ch, error, -r, err);
-    } else if ((r = check_config(ch, &err)) < 0) {
-        crt_target_spec_clear(&spec);
-        r = fail(ch, error, -r, err);
     } else {
-        gboolean waits = spec.wait;
-
-        r = crt_creds_open_target(&spec, creds, &ch->policy, &t, &err);
-        crt_target_spec_clear(&spec);
-        r = r < 0 ? fail(ch, error, -r, err) : install_target(ch, t, text, error);
-        if (r == 0) {
-            g_mutex_lock(&ch->lock);
-            ch->target_waits = waits;
-            g_mutex_unlock(&ch->lock);
-        }
+        r = open_and_install(ch, text, creds, TRUE, error);
     }
     g_mutex_unlock(&ch->ctl_lock);
     g_free(text);
@@ -612,7 +678,7 @@ void crt_channel_shutdown(CrtChannel *ch)
     g_mutex_lock(&ch->ctl_lock);
     if (!ch->shut) {
         ch->shut = TRUE;
-        drop_target(ch);
+        drop_target(ch, TRUE);
         crt_hub_close(ch->hub);
     }
     g_mutex_unlock(&ch->ctl_lock);
@@ -637,6 +703,7 @@ void crt_channel_free(CrtChannel *ch)
     g_free(ch->payload);
     g_free(ch->error);
     g_free(ch->name);
+    g_free((gid_t *)ch->creds.groups);
     g_mutex_clear(&ch->ctl_lock);
     g_mutex_clear(&ch->lock);
     g_mutex_clear(&ch->input_lock);

@@ -29,6 +29,7 @@
 
 typedef struct {
     int fd;
+    char *path; /* as opened, for path_stale */
     gboolean is_tty;
     gboolean flocked;       /* flock(LOCK_EX) taken: release on destroy */
     gboolean exclusive;     /* TIOCEXCL set: clear on destroy */
@@ -324,6 +325,7 @@ static void path_state_free(PathState *ps)
     if (ps->flocked)
         flock(ps->fd, LOCK_UN);
     close(ps->fd);
+    g_free(ps->path);
     g_free(ps);
 }
 
@@ -347,6 +349,7 @@ static int path_open(CrtTarget *t, const CrtTargetSpec *spec, GError **error)
     int r = 0;
 
     ps->fd = fd;
+    ps->path = g_strdup(spec->path);
     ps->is_tty = isatty(fd);
     if (ps->is_tty && !spec->shared)
         r = tty_lock(ps, spec->path, error);
@@ -388,6 +391,18 @@ static void path_counters(CrtTarget *t, CrtTargetCounters *c)
     c->breaks = (guint)ic.brk;
 }
 
+/* The path names another file now (replaced or removed). */
+static gboolean path_stale(CrtTarget *t)
+{
+    PathState *ps = t->impl;
+    struct stat now, open_st;
+
+    if (ps == NULL || fstat(ps->fd, &open_st) < 0)
+        return FALSE;
+    return stat(ps->path, &now) < 0 || now.st_dev != open_st.st_dev ||
+           now.st_ino != open_st.st_ino;
+}
+
 const CrtTargetOps crt_target_path_ops = {
     .name = "path",
     .open = path_open,
@@ -397,4 +412,5 @@ const CrtTargetOps crt_target_path_ops = {
     .kick = crt_fd_kick,
     .destroy = path_destroy,
     .counters = path_counters,
+    .stale = path_stale,
 };

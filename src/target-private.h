@@ -90,6 +90,9 @@ typedef struct {
     void (*kick)(CrtTarget *t);
     /* Kind-specific counters (tty icount); may be NULL.  Any thread. */
     void (*counters)(CrtTarget *t, CrtTargetCounters *c);
+    /* Whether what the spec names is no longer what is open (a path
+     * replaced or removed); may be NULL (never).  Any thread. */
+    gboolean (*stale)(CrtTarget *t);
 } CrtTargetOps;
 
 struct CrtTarget {

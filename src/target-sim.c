@@ -21,11 +21,15 @@
  * bursting out the records it "missed". */
 #define RATE_RESYNC_US G_USEC_PER_SEC
 
-/* Which list a CrtIo is on (CrtIo.flags). */
+/* Which list a CrtIo is on (CrtIo.flags, low bits). */
 enum {
     ON_READS = 1, /* waiting for data */
     ON_TIMER = 2, /* an ioctl or transaction waiting for its delay */
     ON_DONE = 3,  /* decided, completes from the serve task */
+    ON_MASK = 3,
+    /* A read chosen to fail (fail=): it fails, with io->status, when its
+     * turn comes, after the reads submitted before it, as a device would. */
+    DOOMED = 4,
 };
 
 typedef struct {
@@ -67,7 +71,7 @@ static void list_append(IoList *l, CrtIo *io, guint which)
     else
         l->head = io;
     l->tail = io;
-    io->flags = which;
+    io->flags = (io->flags & DOOMED) | which;
 }
 
 static void list_remove(IoList *l, CrtIo *io)
@@ -81,12 +85,12 @@ static void list_remove(IoList *l, CrtIo *io)
     else
         l->tail = io->prev;
     io->next = io->prev = NULL;
-    io->flags = 0;
+    io->flags &= DOOMED;
 }
 
 static IoList *list_of(Sim *s, CrtIo *io)
 {
-    switch (io->flags) {
+    switch (io->flags & ON_MASK) {
     case ON_READS:
         return &s->reads;
     case ON_TIMER:
@@ -195,6 +199,13 @@ static gboolean serve_one_read(Sim *s)
 
     if (s->stalled || s->bind_blocked)
         return FALSE;
+    if (io->flags & DOOMED) {
+        list_remove(&s->reads, io);
+        if (io->fatal)
+            s->stalled = TRUE;
+        crt_io_complete(io, io->status, 0, 0);
+        return TRUE;
+    }
     if (s->limit && s->reads_served >= s->limit) {
         s->stalled = TRUE;
         list_remove(&s->reads, io);
@@ -311,6 +322,11 @@ static gboolean inject_failure(Sim *s, CrtIo *io)
     if (s->requests > s->fail_after && !s->fail_fatal)
         return FALSE;
     io->fatal = s->fail_fatal;
+    if (io->type == CRT_REQUEST_READ) {
+        io->status = -s->fail_errno;
+        io->flags |= DOOMED; /* queued below like any read */
+        return FALSE;
+    }
     if (s->fail_fatal)
         s->stalled = TRUE;
     finish_later(s, io, -s->fail_errno, 0, 0);
@@ -322,6 +338,7 @@ static void sim_submit(CrtTarget *t, CrtIo *io)
     Sim *s = t->impl;
 
     io->fatal = FALSE;
+    io->flags = 0;
     if (t->closed) {
         io->fatal = TRUE;
         finish_later(s, io, -ESHUTDOWN, 0, 0);
@@ -371,7 +388,7 @@ static gboolean sim_cancel(CrtTarget *t, CrtIo *io, int status)
 
     if (io->tstate != CRT_IO_QUEUED || !l)
         return FALSE;
-    if (io->flags == ON_TIMER)
+    if ((io->flags & ON_MASK) == ON_TIMER)
         crt_loop_timer_stop(t->loop, &io->timer);
     list_remove(l, io);
     crt_io_complete(io, status, 0, 0);

@@ -257,6 +257,12 @@ int crt_target_fd(CrtTarget *target)
     return target->read_fd;
 }
 
+gboolean crt_target_is_stale(CrtTarget *target)
+{
+    g_return_val_if_fail(target != NULL, FALSE);
+    return target->ops->stale != NULL && target->ops->stale(target);
+}
+
 void crt_target_get_counters(CrtTarget *target, CrtTargetCounters *counters)
 {
     g_return_if_fail(target != NULL && counters != NULL);

@@ -173,6 +173,10 @@ typedef enum { CRT_PRESENCE_PRESENT = 0, CRT_PRESENCE_WAITING } CrtPresence;
  * thread. */
 CrtPresence crt_target_presence(CrtTarget *target, char **reason);
 
+/* Whether the target's spec names something else now than what is open: a
+ * path that was removed or replaced by another file.  Any thread. */
+gboolean crt_target_is_stale(CrtTarget *target);
+
 CrtTarget *crt_target_ref(CrtTarget *target);
 /* Any thread but the loop thread may drop the last reference; it closes the
  * target (waiting for blocking work still using its descriptors). */
