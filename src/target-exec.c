@@ -221,6 +221,27 @@ static void exec_destroy(CrtTarget *t)
     t->impl = NULL;
 }
 
+/* Whether the command still runs, or how it ended (it stays a zombie until
+ * the target is released, so its pid, and group, stay ours: waitid with
+ * WNOWAIT only looks). */
+static char *exec_presence(CrtTarget *t)
+{
+    ExecState *es = t->impl;
+    siginfo_t info;
+
+    memset(&info, 0, sizeof info);
+    if (es == NULL ||
+        waitid(P_PID, (id_t)es->pid, &info, WEXITED | WNOHANG | WNOWAIT) < 0 ||
+        info.si_pid != es->pid)
+        return g_strdup_printf("running (pid %d)", (int)es->pid);
+    if (info.si_code == CLD_EXITED)
+        return g_strdup_printf("exited with status %d (pid %d)", info.si_status,
+                               (int)es->pid);
+    return g_strdup_printf("killed by signal %d (SIG%s) (pid %d)", info.si_status,
+                           sigabbrev_np(info.si_status) ? sigabbrev_np(info.si_status) : "?",
+                           (int)es->pid);
+}
+
 const CrtTargetOps crt_target_exec_ops = {
     .name = "exec",
     .open = exec_open,
@@ -229,4 +250,5 @@ const CrtTargetOps crt_target_exec_ops = {
     .close = crt_fd_close,
     .kick = crt_fd_kick,
     .destroy = exec_destroy,
+    .presence = exec_presence,
 };

@@ -93,6 +93,8 @@ typedef struct {
     /* Whether what the spec names is no longer what is open (a path
      * replaced or removed); may be NULL (never).  Any thread. */
     gboolean (*stale)(CrtTarget *t);
+    /* What to say in `presence:` (g_free); may be NULL.  Any thread. */
+    char *(*presence)(CrtTarget *t);
 } CrtTargetOps;
 
 struct CrtTarget {

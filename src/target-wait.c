@@ -636,8 +636,11 @@ CrtPresence crt_target_presence(CrtTarget *t, char **reason)
     g_return_val_if_fail(t != NULL, CRT_PRESENCE_PRESENT);
     if (reason)
         *reason = NULL;
-    if (t->ops != &wait_ops)
+    if (t->ops != &wait_ops) {
+        if (reason && t->ops->presence)
+            *reason = t->ops->presence(t);
         return CRT_PRESENCE_PRESENT;
+    }
     w = t->impl;
     g_mutex_lock(&w->lock);
     p = w->inner ? CRT_PRESENCE_PRESENT : CRT_PRESENCE_WAITING;

@@ -169,8 +169,8 @@ typedef enum { CRT_PRESENCE_PRESENT = 0, CRT_PRESENCE_WAITING } CrtPresence;
 
 /* Whether a `wait` target is there now (others always are).  *reason, when
  * asked for and the target waits or has waited, says since when and why,
- * and how often it was lost and came back (g_free); NULL otherwise.  Any
- * thread. */
+ * and how often it was lost and came back; for an exec: target, whether the
+ * command runs or how it ended (g_free); NULL otherwise.  Any thread. */
 CrtPresence crt_target_presence(CrtTarget *target, char **reason);
 
 /* Whether the target's spec names something else now than what is open: a
