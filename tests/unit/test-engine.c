@@ -2121,6 +2121,10 @@ typedef struct {
     gint ended;           /* atomic: -ENODATA seen */
     gint stopping;        /* atomic */
     gint errors;          /* atomic */
+    /* A `wait` target: losses and returns are expected, noted here as
+     * errno names (lock). */
+    gboolean markers;
+    GString *marks;
 } Collector;
 
 static CrtDisposition collect_output(CrtEngine *e, const CrtOutput *o, gpointer user_data)
@@ -2132,6 +2136,14 @@ static CrtDisposition collect_output(CrtEngine *e, const CrtOutput *o, gpointer 
     CHECKF(o->seq == c->last_seq + 1,
            "seq %" G_GUINT64_FORMAT " after %" G_GUINT64_FORMAT, o->seq, c->last_seq);
     c->last_seq = o->seq;
+    if (c->markers && o->status != 0 && o->status != -ECANCELED) {
+        CHECKF(o->length == 0, "a marker with %zu bytes", o->length);
+        g_mutex_lock(&c->lock);
+        g_string_append_printf(c->marks, "%s%s", c->marks->len ? " " : "",
+                               strerrorname_np(-o->status));
+        g_mutex_unlock(&c->lock);
+        return CRT_DISPOSITION_ENGINE_CONTINUE;
+    }
     if (o->status == 0) {
         CHECKF(!g_atomic_int_get(&c->ended), "data after the end of the stream");
         CHECK(o->length > 0);
@@ -2169,6 +2181,8 @@ static CrtEngine *collector_start(Collector *c, CrtLoop *loop, const char *spec,
     c->expect_zero = expect_zero;
     g_mutex_init(&c->lock);
     c->data = g_byte_array_new();
+    c->marks = g_string_new(NULL);
+    c->markers = strstr(spec, " wait") != NULL;
     crt_engine_config_init(&cfg);
     cfg.loop = loop;
     cfg.type = CRT_REQUEST_READ;
@@ -2190,7 +2204,34 @@ static void collector_finish(CrtEngine *e, Collector *c)
     assert_drained(e);
     crt_engine_free(e);
     g_byte_array_unref(c->data);
+    g_string_free(c->marks, TRUE);
     g_mutex_clear(&c->lock);
+}
+
+typedef struct {
+    Collector *c;
+    const char *want;
+} CollectorMarks;
+
+static gboolean collector_marks_are(gpointer data)
+{
+    CollectorMarks *m = data;
+    gboolean same;
+
+    g_mutex_lock(&m->c->lock);
+    same = strcmp(m->c->marks->str, m->want) == 0;
+    g_mutex_unlock(&m->c->lock);
+    return same;
+}
+
+static void collector_expect_marks(Collector *c, const char *want)
+{
+    CollectorMarks m = {c, want};
+
+    tu_wait_until(collector_marks_are, &m, EVENTUALLY_MS);
+    g_mutex_lock(&c->lock);
+    g_assert_cmpstr(c->marks->str, ==, want);
+    g_mutex_unlock(&c->lock);
 }
 
 typedef struct {
@@ -2297,6 +2338,44 @@ static void test_real_fifo(void)
     collector_finish(e, &c);
     g_free(data);
     tu_rmrf(dir);
+    g_free(path);
+    g_free(dir);
+    test_end(loop);
+}
+
+/* `wait`: a FIFO absent at the start, then created, written, removed and
+ * created again: every byte arrives in order, and each arrival (EISCONN)
+ * and removal (ENOENT) is a marker between them. */
+static void test_real_fifo_wait(void)
+{
+    CrtLoop *loop = test_begin();
+    char *dir = tu_tmpdir();
+    char *path = g_build_filename(dir, "fifo", NULL);
+    char *spec = g_strconcat(path, " wait", NULL);
+    gsize len = 128 * 1024;
+    guint8 *data = pattern_new(len, 3);
+    FifoWriter w = {path, data, len / 2};
+    Collector c;
+    CrtEngine *e = collector_start(&c, loop, spec, 4096, FALSE);
+
+    g_assert_true(c.markers);
+    for (int round = 0; round < 2; round++) {
+        GThread *writer;
+
+        g_assert_cmpint(mkfifo(path, 0600), ==, 0);
+        writer = g_thread_new("fifo-writer", fifo_writer, &w); /* opens once crtfs has */
+        g_thread_join(writer);
+        collector_expect(&c, data, round == 0 ? len / 2 : len);
+        g_assert_cmpint(unlink(path), ==, 0);
+        collector_expect_marks(&c, round == 0 ? "EISCONN ENOENT"
+                                              : "EISCONN ENOENT EISCONN ENOENT");
+        w.data = data + len / 2;
+        w.len = len - len / 2;
+    }
+    collector_finish(e, &c);
+    g_free(data);
+    tu_rmrf(dir);
+    g_free(spec);
     g_free(path);
     g_free(dir);
     test_end(loop);
@@ -3082,6 +3161,7 @@ int main(int argc, char **argv)
     g_test_add_func("/engine/input-ready", test_input_ready);
     g_test_add_func("/engine/input-pool-short", test_input_pool_short);
     g_test_add_func("/engine/real-targets/fifo", test_real_fifo);
+    g_test_add_func("/engine/real-targets/fifo-wait", test_real_fifo_wait);
     g_test_add_func("/engine/real-targets/unix", test_real_unix);
     g_test_add_func("/engine/real-targets/tcp", test_real_tcp);
     g_test_add_func("/engine/real-targets/pty", test_real_pty);
