@@ -131,9 +131,14 @@ def pty_rounds(tap, m):
     tap.ok(ct.wait_until(lambda: payload(reader.records()) == want),
            "every byte written on the masters arrives in order")
     st = statuses(reader.records())
-    tap.ok(len(st) == 6, "three losses, three returns", st)
-    tap.ok(all(s in ("EIO", "ENODATA") for s in st[0::2]) and st[1::2] == ["EISCONN"] * 3,
-           "losses say EIO (or ENODATA), returns EISCONN", st)
+    # Between the hang-up and the new link, crtfs may open the old path once
+    # more (a dead pty, or a reused pts number) and lose it again (ENOENT
+    # when the link goes): extra pairs, never a broken alternation.
+    pairs = list(zip(st[0::2], st[1::2]))
+    tap.ok(len(st) % 2 == 0 and len(pairs) >= 3 and
+           all(a in ("EIO", "ENODATA", "ENOENT") and b == "EISCONN" for a, b in pairs),
+           "markers alternate: a loss (EIO, ENODATA or ENOENT), then EISCONN; "
+           "at least three of each", st)
     tap.is_(ct.write(d + "/ctl", "stop-wait"), 0, "stop-wait")
     tap.ok(reader.finish(), "reader ends")
     tap.is_(ct.write(d + "/target", ""), 0, "target cleared")
@@ -163,12 +168,18 @@ def socket_server(tap, m):
         os.unlink(path)
     tap.ok(ct.wait_until(lambda: payload(reader.records()) == want),
            "every byte of six connections to three servers arrives in order")
+    tap.ok(ct.wait_until(lambda: ct.state(d)[1].get("presence", "").startswith("absent")),
+           "presence: absent after the last server")
     st = statuses(reader.records())
     tap.is_(st[:1], ["EISCONN"], "the first connection is a return (absent at start)")
-    tap.ok(ct.wait_until(lambda: statuses(reader.records()).count("ENODATA") == 6),
-           "each closed connection is an ENODATA marker", statuses(reader.records()))
-    tap.is_(statuses(reader.records()).count("EISCONN"), 6, "each connection an EISCONN")
-    tap.like(ct.state(d)[1].get("presence"), r"^absent", "presence: absent after the last")
+    # A reconnect can land in a closing server's backlog (the kernel accepts
+    # it), and then end at once: at most one such extra per server.
+    pairs = list(zip(st[0::2], st[1::2]))
+    tap.ok(len(st) % 2 == 0 and all(a == "EISCONN" and b in ("ENODATA", "ECONNRESET")
+                                    for a, b in pairs),
+           "markers alternate: EISCONN at each connection, ENODATA/ECONNRESET at its end", st)
+    tap.ok(6 <= len(pairs) <= 9, "six connections (plus at most one per server from the "
+           "backlog): %d" % len(pairs), st)
     tap.is_(ct.write(d + "/ctl", "stop-wait"), 0, "stop-wait")
     tap.ok(reader.finish(), "reader ends")
 
