@@ -55,6 +55,15 @@ struct CrtChannel {
 /* channel-send.c */
 void crt_channel_send_init(CrtChannel *ch);
 
+/* The longest `error:` line, in bytes, before "..." */
+#define CRT_ERROR_MAX 512
+
+/* `msg` as one readable line: control characters and bytes that are not
+ * UTF-8 escaped (\n, \t, \xNN), cut after CRT_ERROR_MAX bytes with "...".
+ * Anyone can write anything to the control files, and the reasons quote
+ * it. */
+char *crt_channel_readable(const char *msg);
+
 /* creds.c: open a target as `creds` (NULL: as the daemon). */
 int crt_creds_open_target(const CrtTargetSpec *spec, const CrtCreds *creds,
                           const CrtChannelPolicy *policy, CrtTarget **out,

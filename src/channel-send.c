@@ -234,7 +234,10 @@ int crt_send_write(CrtSendSession *s, const char *buf, size_t len, GError **erro
     int r;
 
     g_strstrip(header);
-    if (strcmp(header, "cancel") == 0 && (!nl || nl + 1 == buf + len)) {
+    if (memchr(buf, '\0', hlen)) {
+        /* g_strndup stopped there: what follows would go unchecked. */
+        r = crt_set_error(error, EINVAL, "send: the header line contains a NUL byte");
+    } else if (strcmp(header, "cancel") == 0 && (!nl || nl + 1 == buf + len)) {
         cancel_pending(s);
         r = 0;
     } else {
@@ -242,8 +245,13 @@ int crt_send_write(CrtSendSession *s, const char *buf, size_t len, GError **erro
         if (r == 0)
             r = submit(s, &h, nl ? nl + 1 : buf + len, nl ? len - hlen - 1 : 0, error);
     }
-    if (r < 0 && error && *error)
-        crt_channel_set_error(s->ch, (*error)->message);
+    if (r < 0 && error && *error) {
+        char *line = crt_channel_readable((*error)->message);
+
+        crt_channel_set_error(s->ch, line);
+        g_free((*error)->message);
+        (*error)->message = line;
+    }
     g_free(header);
     return r;
 }

@@ -127,18 +127,54 @@ const char *crt_channel_name(CrtChannel *ch)
     return ch->name;
 }
 
+char *crt_channel_readable(const char *msg)
+{
+    GString *s = g_string_new(NULL);
+    const char *p = msg, *end = msg + strlen(msg);
+
+    while (p < end && s->len < CRT_ERROR_MAX) {
+        gunichar c = g_utf8_get_char_validated(p, end - p);
+
+        if (c == (gunichar)-1 || c == (gunichar)-2) {
+            g_string_append_printf(s, "\\x%02x", (guchar)*p++); /* not UTF-8 */
+            continue;
+        }
+        if (c == '\n')
+            g_string_append(s, "\\n");
+        else if (c == '\t')
+            g_string_append(s, "\\t");
+        else if (c < 0x20 || c == 0x7f || (c >= 0x80 && c < 0xa0))
+            g_string_append_printf(s, "\\x%02x", (guint)c);
+        else
+            g_string_append_len(s, p, g_utf8_next_char(p) - p);
+        p = g_utf8_next_char(p);
+    }
+    if (p < end)
+        g_string_append(s, "...");
+    return g_string_free(s, FALSE);
+}
+
 void crt_channel_set_error(CrtChannel *ch, const char *message)
 {
+    char *line = crt_channel_readable(message);
+
     g_mutex_lock(&ch->lock);
     g_free(ch->error);
-    ch->error = g_strdup(message);
+    ch->error = line;
     g_mutex_unlock(&ch->lock);
 }
 
-/* Fail with `err`: the reason goes to `state` and to the caller. */
+/* Fail with `err`: the reason goes to `state` and to the caller (both as
+ * one readable line). */
 static int fail(CrtChannel *ch, GError **error, int err, GError *cause)
 {
     crt_channel_set_error(ch, cause ? cause->message : g_strerror(err));
+    if (cause) {
+        char *line = crt_channel_readable(cause->message);
+
+        g_free(cause->message);
+        cause->message = line;
+    }
     if (cause)
         g_propagate_error(error, cause);
     else
@@ -558,6 +594,16 @@ CrtEngineState crt_channel_state(CrtChannel *ch)
     return st;
 }
 
+gboolean crt_channel_present(CrtChannel *ch)
+{
+    gboolean present;
+
+    g_mutex_lock(&ch->lock);
+    present = ch->target && crt_target_presence(ch->target, NULL) == CRT_PRESENCE_PRESENT;
+    g_mutex_unlock(&ch->lock);
+    return present;
+}
+
 char *crt_channel_state_text(CrtChannel *ch)
 {
     CrtEngineState st = crt_channel_state(ch);
@@ -578,12 +624,12 @@ char *crt_channel_state_text(CrtChannel *ch)
     return s;
 }
 
-char *crt_channel_stats_text(CrtChannel *ch)
+guint crt_channel_stats(CrtChannel *ch, CrtStat *out)
 {
     CrtEngineStats st = {0};
     CrtHubStats hs;
     CrtTargetCounters tc = {0};
-    GString *s = g_string_new(NULL);
+    guint n = 0;
 
     g_mutex_lock(&ch->lock);
     if (ch->engine)
@@ -593,29 +639,42 @@ char *crt_channel_stats_text(CrtChannel *ch)
         crt_target_get_counters(ch->target, &tc);
     g_mutex_unlock(&ch->lock);
     crt_hub_get_stats(ch->hub, &hs);
-#define KV(k, v) g_string_append_printf(s, "%s %" G_GUINT64_FORMAT "\n", k, (guint64)(v))
-    KV("requests_in_flight", st.requests_in_flight);
-    KV("completed", st.completed);
-    KV("failed", st.failed);
-    KV("cancelled", st.cancelled);
-    KV("bytes_read", st.bytes_read);
-    KV("bytes_written", st.bytes_written);
-    KV("buffers_queued", hs.queued);
-    KV("buffers_delivered", hs.delivered);
-    KV("buffers_dropped", hs.dropped);
-    KV("out_pool_free", st.out_pool_free);
-    KV("out_pool_size", st.out_pool_size);
-    KV("readers", hs.readers);
-    KV("last_seq", hs.last_seq); /* the numbers `records` shows */
-    KV("slots_waiting", st.slots_waiting);
-    KV("sends", st.sends);
+#define STAT(k, v, c, h) out[n++] = (CrtStat){k, (guint64)(v), c, h}
+    STAT("requests_in_flight", st.requests_in_flight, FALSE, "Requests at the target now.");
+    STAT("completed", st.completed, TRUE, "Streaming requests completed.");
+    STAT("failed", st.failed, TRUE, "Completions with an error status.");
+    STAT("cancelled", st.cancelled, TRUE, "Requests cancelled.");
+    STAT("bytes_read", st.bytes_read, TRUE, "Bytes read from the target.");
+    STAT("bytes_written", st.bytes_written, TRUE, "Bytes written to the target.");
+    STAT("buffers_queued", hs.queued, FALSE, "Buffers held for readers now.");
+    STAT("buffers_delivered", hs.delivered, TRUE, "Buffers read, summed over readers.");
+    STAT("buffers_dropped", hs.dropped, TRUE, "Buffers dropped for a reader.");
+    STAT("out_pool_free", st.out_pool_free, FALSE, "Free output buffers.");
+    STAT("out_pool_size", st.out_pool_size, FALSE, "Output buffers in the pool.");
+    STAT("readers", hs.readers, FALSE, "Open readers of data and records.");
+    /* the numbers `records` shows */
+    STAT("last_seq", hs.last_seq, FALSE, "Sequence number of the newest buffer.");
+    STAT("slots_waiting", st.slots_waiting, FALSE, "Requests waiting for a buffer.");
+    STAT("sends", st.sends, TRUE, "Single requests sent.");
     if (tc.has_icount) {
-        KV("tty_overruns", tc.overruns);
-        KV("tty_framing", tc.framing);
-        KV("tty_parity", tc.parity);
-        KV("tty_breaks", tc.breaks);
+        STAT("tty_overruns", tc.overruns, TRUE, "UART and buffer overruns.");
+        STAT("tty_framing", tc.framing, TRUE, "UART framing errors.");
+        STAT("tty_parity", tc.parity, TRUE, "UART parity errors.");
+        STAT("tty_breaks", tc.breaks, TRUE, "Breaks received.");
     }
-#undef KV
+#undef STAT
+    g_assert(n <= CRT_STATS_MAX);
+    return n;
+}
+
+char *crt_channel_stats_text(CrtChannel *ch)
+{
+    CrtStat st[CRT_STATS_MAX];
+    guint n = crt_channel_stats(ch, st);
+    GString *s = g_string_new(NULL);
+
+    for (guint i = 0; i < n; i++)
+        g_string_append_printf(s, "%s %" G_GUINT64_FORMAT "\n", st[i].name, st[i].value);
     return g_string_free(s, FALSE);
 }
 

@@ -70,8 +70,22 @@ char *crt_channel_config_get(CrtChannel *ch, const char *key);
 void crt_channel_set_error(CrtChannel *ch, const char *message);
 
 char *crt_channel_state_text(CrtChannel *ch);
+
+/* One figure of `stats`. */
+typedef struct {
+    const char *name; /* as `stats` names it */
+    guint64 value;
+    gboolean counter; /* only grows (a Prometheus counter), else a gauge */
+    const char *help; /* one sentence */
+} CrtStat;
+#define CRT_STATS_MAX 24
+
+/* The figures of `stats`, in its order, into out[CRT_STATS_MAX]; how many. */
+guint crt_channel_stats(CrtChannel *ch, CrtStat *out);
 char *crt_channel_stats_text(CrtChannel *ch);
 CrtEngineState crt_channel_state(CrtChannel *ch);
+/* A target is set and there (a `wait` target may be absent). */
+gboolean crt_channel_present(CrtChannel *ch);
 
 CrtHub *crt_channel_hub(CrtChannel *ch);
 CrtFraming crt_channel_framing(CrtChannel *ch);

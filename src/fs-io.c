@@ -15,6 +15,7 @@
 #include <string.h>
 
 #include "fs-private.h"
+#include "metrics.h"
 
 /* Control writes are one command each; longer ones are mistakes. */
 #define MAX_CONTROL_WRITE (64 * 1024)
@@ -39,12 +40,37 @@ static gboolean kind_writable(NodeKind k)
     return k == N_CTL || k == N_TARGET || k == N_INPUT || k == N_SEND || k == N_CONFIG;
 }
 
+static gint dir_name_cmp(gconstpointer a, gconstpointer b)
+{
+    return strcmp((*(Dir *const *)a)->name, (*(Dir *const *)b)->name);
+}
+
+/* `metrics`: the targets in name order. */
+static char *metrics_text(CrtFs *fs)
+{
+    GPtrArray *dirs = crt_fs_dirs_ref(fs);
+    CrtChannel **chs = g_new0(CrtChannel *, MAX(dirs->len, 1));
+    char *text;
+
+    g_ptr_array_sort(dirs, dir_name_cmp);
+    for (guint i = 0; i < dirs->len; i++)
+        chs[i] = ((Dir *)g_ptr_array_index(dirs, i))->ch;
+    text = crt_metrics_text(chs, dirs->len);
+    for (guint i = 0; i < dirs->len; i++)
+        crt_fs_dir_unref(fs, g_ptr_array_index(dirs, i));
+    g_ptr_array_free(dirs, TRUE);
+    g_free(chs);
+    return text;
+}
+
 /* A generated file's content now. */
 static char *generate(CrtFs *fs, Node *n, Dir *d)
 {
     switch (n->kind) {
     case N_VERSION:
         return g_strdup(PACKAGE_STRING "\n");
+    case N_METRICS:
+        return metrics_text(fs);
     case N_STATE:
         return crt_channel_state_text(d->ch);
     case N_STATS:

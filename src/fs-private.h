@@ -14,6 +14,7 @@
 typedef enum {
     N_ROOT = 0,
     N_VERSION,
+    N_METRICS,
     N_DIR,        /* a target directory */
     N_CONFIG_DIR, /* its config/ */
     N_CTL,
@@ -82,7 +83,7 @@ struct CrtFs {
     GHashTable *nodes; /* fuse_ino_t -> Node */
     GHashTable *dirs;  /* name -> Dir */
     fuse_ino_t next_ino;
-    Node *root, *version;
+    Node *root, *version, *metrics;
     CrtFsOptions opts;
     gboolean shutting_down;
     gint open_files; /* atomic: files the kernel has open */
@@ -91,6 +92,8 @@ struct CrtFs {
 /* fs.c */
 Node *crt_fs_node(CrtFs *fs, fuse_ino_t ino); /* NULL if unknown */
 void crt_fs_dir_ref(CrtFs *fs, Dir *d);
+/* Every target directory now, each with a reference (crt_fs_dir_unref). */
+GPtrArray *crt_fs_dirs_ref(CrtFs *fs);
 void crt_fs_dir_unref(CrtFs *fs, Dir *d);
 /* Reply an errno with a reason in the channel's state (and the log). */
 void crt_fs_reply_error(fuse_req_t req, Dir *d, int err, GError *error);

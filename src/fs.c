@@ -71,6 +71,8 @@ CrtFs *crt_fs_new(const CrtFsOptions *opts)
     fs->root = node_new(fs, N_ROOT, "", NULL, S_IFDIR | 0755, geteuid(), getegid());
     fs->version =
         node_new(fs, N_VERSION, "version", NULL, S_IFREG | 0444, geteuid(), getegid());
+    fs->metrics =
+        node_new(fs, N_METRICS, "metrics", NULL, S_IFREG | 0444, geteuid(), getegid());
     return fs;
 }
 
@@ -122,6 +124,22 @@ static Dir *dir_new_unlocked(CrtFs *fs, const char *name, uid_t uid, gid_t gid)
     return d;
 }
 
+GPtrArray *crt_fs_dirs_ref(CrtFs *fs)
+{
+    GPtrArray *dirs = g_ptr_array_new();
+    GHashTableIter it;
+    gpointer v;
+
+    g_mutex_lock(&fs->lock);
+    g_hash_table_iter_init(&it, fs->dirs);
+    while (g_hash_table_iter_next(&it, NULL, &v)) {
+        ((Dir *)v)->refs++;
+        g_ptr_array_add(dirs, v);
+    }
+    g_mutex_unlock(&fs->lock);
+    return dirs;
+}
+
 void crt_fs_dir_ref(CrtFs *fs, Dir *d)
 {
     g_mutex_lock(&fs->lock);
@@ -164,7 +182,7 @@ void crt_fs_dir_unref(CrtFs *fs, Dir *d)
 void crt_fs_reply_error(fuse_req_t req, Dir *d, int err, GError *error)
 {
     if (error) {
-        g_message("%s: %s", d ? d->name : "/", error->message);
+        g_debug("%s: %s", d ? d->name : "/", error->message);
         g_error_free(error);
     }
     fuse_reply_err(req, err);
@@ -192,6 +210,8 @@ static Node *child_unlocked(CrtFs *fs, Node *parent, const char *name)
     if (parent->kind == N_ROOT) {
         if (strcmp(name, "version") == 0)
             return fs->version;
+        if (strcmp(name, "metrics") == 0)
+            return fs->metrics;
         d = g_hash_table_lookup(fs->dirs, name);
         return d ? d->node : NULL;
     }
@@ -300,7 +320,7 @@ static int setattr_unlocked(fuse_req_t req, Node *n, struct stat *attr, int to_s
     const struct fuse_ctx *ctx = fuse_req_ctx(req);
     gboolean owner = ctx->uid == 0 || ctx->uid == n->uid;
 
-    if (n->kind == N_ROOT || n->kind == N_VERSION)
+    if (n->kind == N_ROOT || n->kind == N_VERSION || n->kind == N_METRICS)
         return (to_set & (FUSE_SET_ATTR_MODE | FUSE_SET_ATTR_UID | FUSE_SET_ATTR_GID))
                    ? EPERM
                    : 0;
@@ -371,6 +391,7 @@ static void listing_unlocked(fuse_req_t req, CrtFs *fs, Node *dir, Listing *buf)
         gpointer v;
 
         add_entry(req, buf, "version", fs->version, ++i);
+        add_entry(req, buf, "metrics", fs->metrics, ++i);
         g_hash_table_iter_init(&it, fs->dirs);
         while (g_hash_table_iter_next(&it, NULL, &v))
             add_entry(req, buf, ((Dir *)v)->name, ((Dir *)v)->node, ++i);
@@ -426,7 +447,7 @@ static int check_name(const char *name)
         return EINVAL;
     if (strlen(name) > NAME_MAX)
         return ENAMETOOLONG;
-    if (strcmp(name, "version") == 0)
+    if (strcmp(name, "version") == 0 || strcmp(name, "metrics") == 0)
         return EEXIST;
     return 0;
 }
@@ -637,6 +658,7 @@ void crt_fs_free(CrtFs *fs)
     g_hash_table_destroy(fs->dirs);
     g_free(fs->root);
     g_free(fs->version);
+    g_free(fs->metrics);
     g_hash_table_destroy(fs->nodes);
     g_mutex_clear(&fs->lock);
     g_free(fs);

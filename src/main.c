@@ -70,10 +70,12 @@ static void usage(const char *prog)
 static gboolean valid_name(const char *name, GError **error)
 {
     if (*name && strcmp(name, ".") != 0 && strcmp(name, "..") != 0 &&
-        !strchr(name, '/') && strlen(name) <= NAME_MAX && strcmp(name, "version") != 0)
+        !strchr(name, '/') && strlen(name) <= NAME_MAX && strcmp(name, "version") != 0 &&
+        strcmp(name, "metrics") != 0)
         return TRUE;
     g_set_error(error, G_KEY_FILE_ERROR, G_KEY_FILE_ERROR_GROUP_NOT_FOUND,
-                "[%s]: not a valid target name (a directory name other than version)",
+                "[%s]: not a valid target name (a directory name other than version and "
+                "metrics)",
                 name);
     return FALSE;
 }

@@ -1,0 +1,14 @@
+/* crtfs - the mount root's `metrics` file: every target's `stats` figures,
+ * its state and presence in the Prometheus text exposition format (0.0.4),
+ * so the node_exporter textfile collector or a scraper can read it as is.
+ * No FUSE here. */
+#ifndef CRTFS_METRICS_H
+#define CRTFS_METRICS_H
+
+#include "channel.h"
+
+/* The text for these channels (their names are the `target` labels).
+ * Newly allocated. */
+char *crt_metrics_text(CrtChannel *const *channels, guint n);
+
+#endif
