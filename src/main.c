@@ -131,7 +131,7 @@ typedef struct {
     int exit_fd;             /* readable once the daemon should stop */
     gint exiting;            /* atomic: the request threads should return */
     gint running;            /* atomic: request threads not returned yet */
-    pthread_t tids[WORKERS]; /* each set by its thread; 0 until then */
+    pthread_t tids[WORKERS]; /* atomic: each set by its thread; 0 until then */
 } Loop;
 
 static void request_exit(Loop *l)
@@ -158,7 +158,7 @@ static gpointer worker(gpointer data)
     Loop *l = w->loop;
     struct fuse_buf buf = {0};
 
-    l->tids[w->index] = pthread_self();
+    __atomic_store_n(&l->tids[w->index], pthread_self(), __ATOMIC_RELEASE);
     while (!g_atomic_int_get(&l->exiting)) {
         int r = fuse_session_receive_buf(l->se, &buf);
 
@@ -186,8 +186,10 @@ static void stop_workers(Loop *l, GThread **threads, gboolean *started)
     g_atomic_int_set(&l->exiting, 1);
     while (g_atomic_int_get(&l->running) > 0) {
         for (int i = 0; i < WORKERS; i++) {
-            if (started[i] && l->tids[i])
-                pthread_kill(l->tids[i], SIGUSR1);
+            pthread_t tid = __atomic_load_n(&l->tids[i], __ATOMIC_ACQUIRE);
+
+            if (started[i] && tid)
+                pthread_kill(tid, SIGUSR1);
         }
         g_usleep(10 * 1000);
     }
