@@ -156,7 +156,7 @@ static int parse_header(const char *line, SendHeader *h, size_t default_size,
                               w, MAX_RESPONSE);
     }
     g_strfreev(words);
-    if (r == 0 && words && h->type == CRT_REQUEST_INVALID)
+    if (r == 0 && h->type == CRT_REQUEST_INVALID)
         r = crt_set_error(error, EINVAL, "send: the header names no request type");
     return r;
 }

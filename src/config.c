@@ -656,11 +656,14 @@ int crt_config_load_group(CrtConfig *cfg, GKeyFile *kf, const char *group,
             r = crt_set_error(error, EINVAL, "%s: unknown key \"%s\"", group, key);
             break;
         }
-        /* get_string undoes the file's escapes, so a payload can hold \n. */
+        /* get_string undoes the file's escapes, so a payload can hold \n.
+         * For a bad escape (`\l`) it returns a value and an error both:
+         * the error decides. */
         value = g_key_file_get_string(kf, group, key, &local);
-        if (value == NULL) {
+        if (local != NULL) {
             r = crt_set_error(error, EINVAL, "%s: %s: %s", group, key, local->message);
             g_clear_error(&local);
+            g_free(value);
             break;
         }
         r = load_key(cfg, key, value, target_spec, autostart, &local);

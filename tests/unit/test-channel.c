@@ -331,6 +331,20 @@ static void test_ctl_unknown_command(void)
     ctl_fails(&c, "", EINVAL);
     ctl_fails(&c, "start now", EINVAL);
     ASSERT_STATE(&c, "streaming");
+    /* What the writer wrote is quoted as one readable line (found by
+     * fuzz/fuzz-ctl.c): a newline cannot forge lines of `state`. */
+    ctl_fails(&c, "x\nstopped\ntarget: none\x1b[2J\xff", EINVAL);
+    ASSERT_ERROR_LINE(&c, "x\\nstopped\\ntarget: none\\x1b[2J\\xff");
+    {
+        char *state = crt_channel_state_text(c.ch);
+        guint lines = 0;
+
+        for (const char *p = state; *p; p++)
+            lines += *p == '\n';
+        g_assert_cmpuint(lines, ==, 6);
+        g_free(state);
+    }
+    ASSERT_STATE(&c, "streaming");
     ctl_ok(&c, "stop-wait");
     chan_close(&c);
 }

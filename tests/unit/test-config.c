@@ -768,6 +768,44 @@ static void test_load_group_bad(void)
     }
 }
 
+/* GKeyFile hands back a value and an error both for a bad escape (`\l`):
+ * the value is refused, with the error as the message and nothing leaked
+ * (found by fuzz/fuzz-config-file). */
+static void test_load_group_bad_escape(void)
+{
+    static const struct {
+        const char *text;
+        const char *prefix;
+    } cases[] = {
+        {"[t]\ntarget=sim:\\lsim:\n", "t: target: "},
+        {"[t]\npayload=a\\lb\n", "t: payload: "},
+        {"[t]\npayload=ab\\\n", "t: payload: "},
+        /* A value the key's parser refuses too: one message, not two. */
+        {"[t]\nrequests=1\\l\n", "t: requests: "},
+        {"[t]\nautostart=maybe\\x\n", "t: autostart: "},
+    };
+
+    for (size_t i = 0; i < G_N_ELEMENTS(cases); i++) {
+        GKeyFile *kf = key_file(cases[i].text);
+        CrtConfig cfg;
+        GError *error = NULL;
+        char *spec = NULL;
+        gboolean autostart = FALSE;
+
+        note("file", cases[i].text);
+        crt_config_init(&cfg);
+        g_assert_cmpint(crt_config_load_group(&cfg, kf, "t", &spec, &autostart, &error),
+                        ==, -EINVAL);
+        g_assert_error(error, G_IO_ERROR, G_IO_ERROR_INVALID_ARGUMENT);
+        g_assert_true(g_str_has_prefix(error->message, cases[i].prefix));
+        g_assert_null(spec);
+        g_assert_null(cfg.payload);
+        g_clear_error(&error);
+        crt_config_clear(&cfg);
+        g_key_file_unref(kf);
+    }
+}
+
 int main(int argc, char **argv)
 {
     g_test_init(&argc, &argv, NULL);
@@ -788,6 +826,7 @@ int main(int argc, char **argv)
     g_test_add_func("/config/load-group", test_load_group);
     g_test_add_func("/config/load-group-autostart", test_load_group_autostart);
     g_test_add_func("/config/load-group-bad", test_load_group_bad);
+    g_test_add_func("/config/load-group-bad-escape", test_load_group_bad_escape);
 
     return g_test_run();
 }
