@@ -13,6 +13,8 @@
 #include "target-private.h"
 
 #include <errno.h>
+#include <grp.h>
+#include <pwd.h>
 #include <stdarg.h>
 #include <stddef.h>
 #include <string.h>
@@ -608,9 +610,70 @@ int crt_config_to_engine(const CrtConfig *cfg, CrtEngineConfig *out, GError **er
 /* ---- the config file --------------------------------------------------- */
 
 /* One key of a target group; `target` and `autostart` are the caller's. */
+int crt_config_parse_owner(const char *value, uid_t *out, GError **error)
+{
+    char buf[4096];
+    struct passwd pw, *found = NULL;
+    guint64 n;
+
+    if (g_ascii_string_to_unsigned(value, 10, 0, G_MAXUINT32 - 1, &n, NULL)) {
+        *out = (uid_t)n;
+        return 0;
+    }
+    if (value[0] && getpwnam_r(value, &pw, buf, sizeof buf, &found) == 0 && found) {
+        *out = found->pw_uid;
+        return 0;
+    }
+    return crt_set_error(error, EINVAL, "owner: no user \"%s\" (a user name or a uid)",
+                         value);
+}
+
+int crt_config_parse_group(const char *value, gid_t *out, GError **error)
+{
+    char buf[16384];
+    struct group gr, *found = NULL;
+    guint64 n;
+
+    if (g_ascii_string_to_unsigned(value, 10, 0, G_MAXUINT32 - 1, &n, NULL)) {
+        *out = (gid_t)n;
+        return 0;
+    }
+    if (value[0] && getgrnam_r(value, &gr, buf, sizeof buf, &found) == 0 && found) {
+        *out = found->gr_gid;
+        return 0;
+    }
+    return crt_set_error(error, EINVAL, "group: no group \"%s\" (a group name or a gid)",
+                         value);
+}
+
+int crt_config_parse_mode(const char *value, guint *out, GError **error)
+{
+    guint64 n;
+
+    if (value[0] && g_ascii_string_to_unsigned(value, 8, 0, 0777, &n, NULL)) {
+        *out = (guint)n;
+        return 0;
+    }
+    return crt_set_error(error, EINVAL,
+                         "mode: \"%s\" is not an octal mode from 0 to 0777 (as 0640)", value);
+}
+
 static int load_key(CrtConfig *cfg, const char *key, const char *value,
                     char **target_spec, gboolean *autostart, GError **error)
 {
+    if (strcmp(key, "owner") == 0 || strcmp(key, "group") == 0 || strcmp(key, "mode") == 0) {
+        char *word = trim_value(key, value, FALSE, error);
+        uid_t uid;
+        gid_t gid;
+        guint mode;
+        int r = word == NULL                 ? -EINVAL
+                : strcmp(key, "owner") == 0 ? crt_config_parse_owner(word, &uid, error)
+                : strcmp(key, "group") == 0 ? crt_config_parse_group(word, &gid, error)
+                                             : crt_config_parse_mode(word, &mode, error);
+
+        g_free(word);
+        return r;
+    }
     if (strcmp(key, "target") == 0) {
         char *spec = trim_value(key, value, FALSE, error);
 
@@ -652,7 +715,8 @@ int crt_config_load_group(CrtConfig *cfg, GKeyFile *kf, const char *group,
         char *value;
 
         if (strcmp(key, "target") != 0 && strcmp(key, "autostart") != 0 &&
-            !crt_config_has_key(key)) {
+            strcmp(key, "owner") != 0 && strcmp(key, "group") != 0 &&
+            strcmp(key, "mode") != 0 && !crt_config_has_key(key)) {
             r = crt_set_error(error, EINVAL, "%s: unknown key \"%s\"", group, key);
             break;
         }

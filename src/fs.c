@@ -555,11 +555,37 @@ static gboolean is_true(const char *v)
     return FALSE;
 }
 
+/* The files' owner, group and the mode of `data` and `records`, as the
+ * group's owner, group and mode keys say (the udev way: who may read a
+ * stream is set where the target is declared). */
+static int file_access(GKeyFile *kf, const char *group, uid_t *uid, gid_t *gid, guint *mode,
+                       GError **error)
+{
+    static const char *const keys[] = {"owner", "group", "mode"};
+    int r = 0;
+
+    for (size_t i = 0; r == 0 && i < G_N_ELEMENTS(keys); i++) {
+        char *v = g_key_file_get_string(kf, group, keys[i], NULL);
+
+        if (v) {
+            g_strstrip(v);
+            r = i == 0   ? crt_config_parse_owner(v, uid, error)
+                : i == 1 ? crt_config_parse_group(v, gid, error)
+                         : crt_config_parse_mode(v, mode, error);
+        }
+        g_free(v);
+    }
+    return r;
+}
+
 static int load_group(CrtFs *fs, GKeyFile *kf, const char *group, GError **error)
 {
     char **keys = g_key_file_get_keys(kf, group, NULL, NULL);
     char *target = NULL;
     gboolean autostart = FALSE;
+    uid_t uid = geteuid();
+    gid_t gid = getegid();
+    guint mode = 0444;
     Dir *d;
     int r = check_name(group) ? -EINVAL : 0;
 
@@ -569,8 +595,15 @@ static int load_group(CrtFs *fs, GKeyFile *kf, const char *group, GError **error
         g_strfreev(keys);
         return r;
     }
+    r = file_access(kf, group, &uid, &gid, &mode, error);
     g_mutex_lock(&fs->lock);
-    d = dir_new_unlocked(fs, group, geteuid(), getegid());
+    d = dir_new_unlocked(fs, group, uid, gid);
+    for (guint i = 0; i < d->files->len; i++) {
+        Node *n = g_ptr_array_index(d->files, i);
+
+        if (n->kind == N_DATA || n->kind == N_RECORDS)
+            n->mode = S_IFREG | (mode & 0444); /* only reading means anything there */
+    }
     g_mutex_unlock(&fs->lock);
     for (guint i = 0; r == 0 && keys && keys[i]; i++) {
         /* get_string undoes the file's escapes (\n, \r, \s in a payload). */
@@ -580,7 +613,8 @@ static int load_group(CrtFs *fs, GKeyFile *kf, const char *group, GError **error
             target = g_strdup(v);
         else if (strcmp(keys[i], "autostart") == 0)
             autostart = is_true(v);
-        else
+        else if (strcmp(keys[i], "owner") != 0 && strcmp(keys[i], "group") != 0 &&
+                 strcmp(keys[i], "mode") != 0)
             r = crt_channel_config_set(d->ch, keys[i], v ? v : "", error);
         g_free(v);
     }

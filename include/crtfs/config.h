@@ -87,8 +87,16 @@ char *crt_config_get(const CrtConfig *cfg, const char *key);
  * loop are left for the caller.  0 or -EINVAL with `error`. */
 int crt_config_to_engine(const CrtConfig *cfg, CrtEngineConfig *out, GError **error);
 
-/* One target group of a GKeyFile: every key above plus `target` and
- * `autostart`.  Applies keys to `cfg` in file order; *target_spec (newly
+/* The configuration file's keys for a target directory's files: `owner` (a
+ * user name or uid), `group` (a group name or gid) and `mode` (octal, at
+ * most 0777).  0, or -EINVAL with `error` saying why. */
+int crt_config_parse_owner(const char *value, uid_t *out, GError **error);
+int crt_config_parse_group(const char *value, gid_t *out, GError **error);
+int crt_config_parse_mode(const char *value, guint *out, GError **error);
+
+/* One target group of a GKeyFile: every key above plus `target`,
+ * `autostart`, `owner`, `group` and `mode` (checked here, applied by the
+ * filesystem).  Applies keys to `cfg` in file order; *target_spec (newly
  * allocated or NULL) and *autostart receive those keys.  Unknown keys and bad
  * values fail with -EINVAL and `error` naming group and key; `cfg` may be
  * partly updated then (the caller discards it). */

@@ -109,4 +109,26 @@ ok "start" t sh -c "echo start > '$D/ctl'"
 is "$(t cat "$D/data")" "$UID_U" "the command ran as the writer ($UID_U)"
 ok "daemon stops" crt_stop_daemon
 is "$CRT_EXIT" 0 "daemon exits 0"
+
+# owner, group and mode keys of the configuration file: a group may read a
+# stream, nobody else, and nobody in the group may control it
+G=crtfs-test-g
+getent group "$G" >/dev/null || groupadd "$G" || fail "groupadd $G"
+GID_G=$(getent group "$G" | cut -d: -f3)
+as_member() { t setpriv --reuid="$U" --regid="$U" --groups="$GID_G" "$@"; }
+printf '[grp]\ntarget=sim:records rate=50\nautostart=true\ngroup=%s\nmode=0640\n' "$G" \
+    >"$CRT_TMP/grp.conf"
+crt_mount -o config="$CRT_TMP/grp.conf" -o allow_other,default_permissions || exit 1
+D=$MNT/grp
+is "$(stat -c '%G %a' "$D/data")" "$G 440" "data: group $G, mode 0440 (the read bits of 0640)"
+is "$(stat -c '%G %a' "$D/ctl")" "$G 200" "ctl: group $G, still 0200"
+ok "a member of $G reads data" as_member sh -c "head -c 11 '$D/data' >/dev/null"
+nok "a member cannot write ctl" as_member sh -c "echo stop > '$D/ctl'" 2>/dev/null
+nok "a user outside $G cannot read data" as_user sh -c "head -c 11 '$D/data' >/dev/null" 2>/dev/null
+ok "daemon stops" crt_stop_daemon
+is "$CRT_EXIT" 0 "daemon exits 0"
+printf '[bad]\ngroup=crtfs-no-such-group\n' >"$CRT_TMP/bad.conf"
+err=$(t "$CRTFS" -f -o config="$CRT_TMP/bad.conf" "$CRT_TMP" 2>&1)
+is $? 1 "an unknown group fails the mount"
+like "$err" 'no group "crtfs-no-such-group"' "and says why"
 done_testing

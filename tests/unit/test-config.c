@@ -806,6 +806,51 @@ static void test_load_group_bad_escape(void)
     }
 }
 
+/* owner, group and mode: names or numbers, octal modes; checked by
+ * crt_config_load_group too. */
+static void test_file_access_keys(void)
+{
+    GError *error = NULL;
+    uid_t uid = 99;
+    gid_t gid = 99;
+    guint mode = 1;
+    const char *bad_modes[] = {"", "0999", "-1", "1000", "0x1ff", "rw-r--r--"};
+
+    g_assert_cmpint(crt_config_parse_owner("root", &uid, NULL), ==, 0);
+    g_assert_cmpuint(uid, ==, 0);
+    g_assert_cmpint(crt_config_parse_owner("1234", &uid, NULL), ==, 0);
+    g_assert_cmpuint(uid, ==, 1234);
+    g_assert_cmpint(crt_config_parse_owner("crtfs-no-such-user", &uid, &error), ==, -EINVAL);
+    g_assert_nonnull(strstr(error->message, "crtfs-no-such-user"));
+    g_clear_error(&error);
+    g_assert_cmpint(crt_config_parse_group("root", &gid, NULL), ==, 0);
+    g_assert_cmpuint(gid, ==, 0);
+    g_assert_cmpint(crt_config_parse_group("crtfs-no-such-group", &gid, NULL), ==, -EINVAL);
+    g_assert_cmpint(crt_config_parse_mode("0640", &mode, NULL), ==, 0);
+    g_assert_cmpuint(mode, ==, 0640);
+    g_assert_cmpint(crt_config_parse_mode("444", &mode, NULL), ==, 0);
+    g_assert_cmpuint(mode, ==, 0444);
+    for (size_t i = 0; i < G_N_ELEMENTS(bad_modes); i++)
+        g_assert_cmpint(crt_config_parse_mode(bad_modes[i], &mode, NULL), ==, -EINVAL);
+
+    GKeyFile *kf = g_key_file_new();
+    CrtConfig cfg;
+    char *spec = NULL;
+    gboolean autostart;
+
+    g_assert_true(g_key_file_load_from_data(
+        kf, "[ok]\nowner=root\ngroup=0\nmode=0640\n[bad]\nmode=0778\n", -1, 0, NULL));
+    crt_config_init(&cfg);
+    g_assert_cmpint(crt_config_load_group(&cfg, kf, "ok", &spec, &autostart, NULL), ==, 0);
+    g_assert_cmpint(crt_config_load_group(&cfg, kf, "bad", &spec, &autostart, &error), ==,
+                    -EINVAL);
+    g_assert_nonnull(strstr(error->message, "mode"));
+    g_clear_error(&error);
+    g_free(spec);
+    crt_config_clear(&cfg);
+    g_key_file_free(kf);
+}
+
 int main(int argc, char **argv)
 {
     g_test_init(&argc, &argv, NULL);
@@ -827,6 +872,7 @@ int main(int argc, char **argv)
     g_test_add_func("/config/load-group-autostart", test_load_group_autostart);
     g_test_add_func("/config/load-group-bad", test_load_group_bad);
     g_test_add_func("/config/load-group-bad-escape", test_load_group_bad_escape);
+    g_test_add_func("/config/file-access-keys", test_file_access_keys);
 
     return g_test_run();
 }
