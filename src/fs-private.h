@@ -56,6 +56,11 @@ struct Dir {
     gboolean removed;
     GMutex wait_lock;
     GList *opens; /* OpenFile that may wait (wait_lock) */
+    /* Made from a configuration file group (reload compares, removes):
+     * the group's keys as written, and whether its autostart started it.
+     * Only the thread that loads configurations touches these. */
+    char *group_text;
+    gboolean config_started;
 };
 
 struct OpenFile {

@@ -157,6 +157,7 @@ static void dir_free(Dir *d)
         g_free(g_ptr_array_index(d->files, i));
     g_ptr_array_free(d->files, TRUE);
     g_mutex_clear(&d->wait_lock);
+    g_free(d->group_text);
     g_free(d->name);
     g_free(d);
 }
@@ -578,11 +579,79 @@ static int file_access(GKeyFile *kf, const char *group, uid_t *uid, gid_t *gid, 
     return r;
 }
 
-static int load_group(CrtFs *fs, GKeyFile *kf, const char *group, GError **error)
+/* A group's keys as written, to tell whether a reload changes it. */
+static char *group_text(GKeyFile *kf, const char *group)
+{
+    char **keys = g_key_file_get_keys(kf, group, NULL, NULL);
+    GString *s = g_string_new(NULL);
+
+    for (guint i = 0; keys && keys[i]; i++) {
+        char *v = g_key_file_get_value(kf, group, keys[i], NULL);
+
+        g_string_append_printf(s, "%s=%s\n", keys[i], v ? v : "");
+        g_free(v);
+    }
+    g_strfreev(keys);
+    return g_string_free(s, FALSE);
+}
+
+/* Owner, group and mode on a directory's nodes (fs lock held). */
+static void set_access_unlocked(Dir *d, uid_t uid, gid_t gid, guint mode)
+{
+    d->node->uid = uid;
+    d->node->gid = gid;
+    for (guint i = 0; i < d->files->len; i++) {
+        Node *n = g_ptr_array_index(d->files, i);
+
+        n->uid = uid;
+        n->gid = gid;
+        if (n->kind == N_DATA || n->kind == N_RECORDS)
+            n->mode = S_IFREG | (mode & 0444); /* only reading means anything there */
+    }
+}
+
+static gboolean is_access_key(const char *key)
+{
+    return strcmp(key, "owner") == 0 || strcmp(key, "group") == 0 || strcmp(key, "mode") == 0;
+}
+
+/* A group's keys, target and autostart applied to `d`, which is stopped or
+ * may stream on (then keys that cannot change live fail).  Returns 0 or the
+ * first error. */
+static int apply_group(Dir *d, GKeyFile *kf, const char *group, gboolean set_target,
+                       GError **error)
 {
     char **keys = g_key_file_get_keys(kf, group, NULL, NULL);
     char *target = NULL;
     gboolean autostart = FALSE;
+    int r = 0;
+
+    for (guint i = 0; r == 0 && keys && keys[i]; i++) {
+        /* get_string undoes the file's escapes (\n, \r, \s in a payload). */
+        char *v = g_key_file_get_string(kf, group, keys[i], NULL);
+
+        if (strcmp(keys[i], "target") == 0)
+            target = g_strdup(v);
+        else if (strcmp(keys[i], "autostart") == 0)
+            autostart = is_true(v);
+        else if (!is_access_key(keys[i]))
+            r = crt_channel_config_set(d->ch, keys[i], v ? v : "", error);
+        g_free(v);
+    }
+    if (r == 0 && set_target)
+        r = crt_channel_set_target(d->ch, target ? target : "", NULL, error);
+    d->config_started = FALSE;
+    if (r == 0 && autostart && crt_channel_state(d->ch) != CRT_STATE_STREAMING) {
+        r = crt_channel_ctl(d->ch, "start", error);
+        d->config_started = r == 0;
+    }
+    g_free(target);
+    g_strfreev(keys);
+    return r;
+}
+
+static int load_group(CrtFs *fs, GKeyFile *kf, const char *group, GError **error)
+{
     uid_t uid = geteuid();
     gid_t gid = getegid();
     guint mode = 0444;
@@ -592,41 +661,33 @@ static int load_group(CrtFs *fs, GKeyFile *kf, const char *group, GError **error
     if (r < 0) {
         g_set_error(error, G_IO_ERROR, G_IO_ERROR_INVALID_ARGUMENT,
                     "[%s]: not a valid target name", group);
-        g_strfreev(keys);
         return r;
     }
     r = file_access(kf, group, &uid, &gid, &mode, error);
     g_mutex_lock(&fs->lock);
     d = dir_new_unlocked(fs, group, uid, gid);
-    for (guint i = 0; i < d->files->len; i++) {
-        Node *n = g_ptr_array_index(d->files, i);
-
-        if (n->kind == N_DATA || n->kind == N_RECORDS)
-            n->mode = S_IFREG | (mode & 0444); /* only reading means anything there */
-    }
+    set_access_unlocked(d, uid, gid, mode);
+    d->group_text = group_text(kf, group);
     g_mutex_unlock(&fs->lock);
-    for (guint i = 0; r == 0 && keys && keys[i]; i++) {
-        /* get_string undoes the file's escapes (\n, \r, \s in a payload). */
-        char *v = g_key_file_get_string(kf, group, keys[i], NULL);
-
-        if (strcmp(keys[i], "target") == 0)
-            target = g_strdup(v);
-        else if (strcmp(keys[i], "autostart") == 0)
-            autostart = is_true(v);
-        else if (strcmp(keys[i], "owner") != 0 && strcmp(keys[i], "group") != 0 &&
-                 strcmp(keys[i], "mode") != 0)
-            r = crt_channel_config_set(d->ch, keys[i], v ? v : "", error);
-        g_free(v);
-    }
-    if (r == 0 && target)
-        r = crt_channel_set_target(d->ch, target, NULL, error);
-    if (r == 0 && autostart && crt_channel_state(d->ch) != CRT_STATE_STREAMING)
-        r = crt_channel_ctl(d->ch, "start", error);
+    if (r == 0)
+        r = apply_group(d, kf, group, g_key_file_has_key(kf, group, "target", NULL), error);
     if (r < 0 && error && *error)
         g_prefix_error(error, "[%s]: ", group);
-    g_free(target);
-    g_strfreev(keys);
     return r;
+}
+
+/* The first error is the caller's, the others are logged. */
+static void keep_first(int r, GError *err, int *first, GError **error)
+{
+    if (r >= 0)
+        return;
+    if (*first == 0) {
+        *first = r;
+        g_propagate_error(error, err);
+    } else {
+        g_warning("config: %s", err->message);
+        g_error_free(err);
+    }
 }
 
 /* Every group gets its directory even when an earlier one failed (a target
@@ -641,13 +702,96 @@ int crt_fs_load_config(CrtFs *fs, GKeyFile *kf, GError **error)
         GError *err = NULL;
         int r = load_group(fs, kf, groups[i], &err);
 
-        if (r < 0 && first == 0) {
-            first = r;
-            g_propagate_error(error, err);
-        } else if (r < 0) {
-            g_warning("config: %s", err->message);
-            g_error_free(err);
+        keep_first(r, err, &first, error);
+    }
+    g_strfreev(groups);
+    return first;
+}
+
+/* A group that changed, applied to its directory. */
+static int reload_group(CrtFs *fs, Dir *d, GKeyFile *kf, const char *group, GError **error)
+{
+    char *old_target = crt_channel_target_text(d->ch);
+    char *new_target = g_key_file_get_string(kf, group, "target", NULL);
+    gboolean restart = d->config_started && crt_channel_state(d->ch) == CRT_STATE_STREAMING;
+    uid_t uid = geteuid();
+    gid_t gid = getegid();
+    guint mode = 0444;
+    int r;
+
+    /* The target is set again only when its spec changed: an unchanged one
+     * keeps its descriptors, tty settings and connection. */
+    g_strstrip(old_target);
+    if (new_target)
+        g_strstrip(new_target);
+    r = file_access(kf, group, &uid, &gid, &mode, error);
+    if (r == 0) {
+        g_mutex_lock(&fs->lock);
+        set_access_unlocked(d, uid, gid, mode);
+        g_mutex_unlock(&fs->lock);
+        if (restart)
+            r = crt_channel_ctl(d->ch, "stop-wait", error);
+    }
+    if (r == 0)
+        r = apply_group(d, kf, group, g_strcmp0(old_target, new_target ? new_target : "") != 0,
+                        error);
+    if (r < 0 && error && *error)
+        g_prefix_error(error, "[%s]: ", group);
+    g_free(old_target);
+    g_free(new_target);
+    return r;
+}
+
+int crt_fs_reload_config(CrtFs *fs, GKeyFile *kf, GError **error)
+{
+    char **groups = g_key_file_get_groups(kf, NULL);
+    GList *gone = NULL;
+    GHashTableIter it;
+    gpointer v;
+    int first = 0;
+
+    g_mutex_lock(&fs->lock);
+    g_hash_table_iter_init(&it, fs->dirs);
+    while (g_hash_table_iter_next(&it, NULL, &v)) {
+        Dir *d = v;
+
+        if (d->group_text && !g_key_file_has_group(kf, d->name)) {
+            d->refs++;
+            gone = g_list_prepend(gone, d);
         }
+    }
+    g_mutex_unlock(&fs->lock);
+    for (GList *l = gone; l; l = l->next) {
+        g_message("config: [%s] is gone: removing %s", ((Dir *)l->data)->name,
+                  ((Dir *)l->data)->name);
+        dir_remove(fs, l->data);
+        crt_fs_dir_unref(fs, l->data);
+    }
+    g_list_free(gone);
+    for (guint i = 0; groups[i]; i++) {
+        GError *err = NULL;
+        char *text = group_text(kf, groups[i]);
+        Dir *d;
+        int r = 0;
+
+        g_mutex_lock(&fs->lock);
+        d = g_hash_table_lookup(fs->dirs, groups[i]);
+        if (d)
+            d->refs++;
+        g_mutex_unlock(&fs->lock);
+        if (!d) {
+            g_message("config: [%s] is new", groups[i]);
+            r = load_group(fs, kf, groups[i], &err);
+        } else if (g_strcmp0(d->group_text, text) != 0) {
+            g_message("config: [%s] changed", groups[i]);
+            r = reload_group(fs, d, kf, groups[i], &err);
+            g_free(d->group_text);
+            d->group_text = g_strdup(text);
+        }
+        if (d)
+            crt_fs_dir_unref(fs, d);
+        keep_first(r, err, &first, error);
+        g_free(text);
     }
     g_strfreev(groups);
     return first;

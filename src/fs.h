@@ -22,6 +22,15 @@ const struct fuse_lowlevel_ops *crt_fs_ops(void);
  * 0, or -errno with `error` naming the group and key. */
 int crt_fs_load_config(CrtFs *fs, GKeyFile *kf, GError **error);
 
+/* SIGHUP: apply a configuration file again, by target name.  Groups that
+ * are new become directories; directories that came from a group that is
+ * gone are removed; a changed group is applied to its directory (stopped
+ * first and started again when its autostart started it; otherwise keys
+ * that cannot change while it streams wait, and are reported).  Directories
+ * made with mkdir and unchanged groups are not touched.  Returns 0 or the
+ * first error (the others are logged). */
+int crt_fs_reload_config(CrtFs *fs, GKeyFile *kf, GError **error);
+
 /* Stop every target (stop-and-wait) and answer every parked request:
  * readers see end of file.  Before the session is destroyed. */
 void crt_fs_shutdown(CrtFs *fs);

@@ -210,16 +210,53 @@ static void syslog_handler(const gchar *domain, GLogLevelFlags level, const gcha
     syslog(prio, "%s", msg);
 }
 
-/* Wait for SIGTERM, SIGINT, SIGHUP or the end of the session. */
-static void wait_for_exit(Loop *l, int sfd)
+/* SIGHUP: read the configuration file again and apply what changed.  A
+ * file that does not check out changes nothing. */
+static void reload(CrtFs *fs, const char *config)
+{
+    GError *error = NULL;
+    GKeyFile *kf;
+
+    if (!config) {
+        g_message("SIGHUP: no configuration file to read again (mounted without -o config=)");
+        return;
+    }
+    kf = load_config(config, &error);
+    if (!kf) {
+        g_message("SIGHUP: %s: %s; nothing changed", config, error->message);
+        g_error_free(error);
+        return;
+    }
+    g_message("SIGHUP: applying %s", config);
+    if (crt_fs_reload_config(fs, kf, &error) < 0) {
+        g_warning("config: %s", error->message);
+        g_clear_error(&error);
+    }
+    g_key_file_unref(kf);
+}
+
+/* Wait for SIGTERM, SIGINT or the end of the session; SIGHUP reloads. */
+static void wait_for_exit(Loop *l, int sfd, CrtFs *fs, const char *config)
 {
     struct pollfd pfd[2] = {{sfd, POLLIN, 0}, {l->exit_fd, POLLIN, 0}};
 
-    while (poll(pfd, 2, -1) < 0 && errno == EINTR)
-        ;
+    for (;;) {
+        struct signalfd_siginfo si;
+
+        if (poll(pfd, 2, -1) < 0) {
+            if (errno == EINTR)
+                continue;
+            return;
+        }
+        if (pfd[1].revents || !(pfd[0].revents & POLLIN))
+            return;
+        if (read(sfd, &si, sizeof si) != sizeof si || si.ssi_signo != SIGHUP)
+            return;
+        reload(fs, config);
+    }
 }
 
-static int serve(struct fuse_session *se, CrtFs *fs, int sfd)
+static int serve(struct fuse_session *se, CrtFs *fs, int sfd, const char *config)
 {
     /* `running` counts the threads from before they start, so stopping
      * cannot miss one that has not reached its loop yet. */
@@ -235,7 +272,7 @@ static int serve(struct fuse_session *se, CrtFs *fs, int sfd)
         started[i] = TRUE;
         threads[i] = g_thread_new("crtfs-fuse", worker, &workers[i]);
     }
-    wait_for_exit(&l, sfd);
+    wait_for_exit(&l, sfd, fs, config);
     g_message("stopping every target");
     /* Targets stop and parked readers get end of file while the request
      * threads still answer (their release and flush). */
@@ -293,7 +330,7 @@ static int run(struct fuse_args *args, struct fuse_cmdline_opts *cl, GKeyFile *k
         g_warning("config: %s", error->message);
         g_clear_error(&error);
     }
-    ret = serve(se, fs, sfd);
+    ret = serve(se, fs, sfd, o->config);
     close(sfd);
     fuse_session_unmount(se);
 out_session:
@@ -315,6 +352,14 @@ int main(int argc, char **argv)
     if (fuse_opt_parse(&args, &o, option_table, NULL) != 0 ||
         fuse_parse_cmdline(&args, &cl) != 0)
         return 2;
+    /* SIGHUP reads it again, after the daemon has changed directory. */
+    if (o.config && !g_path_is_absolute(o.config)) {
+        char *abs = g_canonicalize_filename(o.config, NULL);
+
+        free(o.config);
+        o.config = strdup(abs);
+        g_free(abs);
+    }
     if (cl.show_help) {
         usage(argv[0]);
         ret = 0;
