@@ -658,10 +658,18 @@ int crt_config_parse_mode(const char *value, guint *out, GError **error)
                          "mode: \"%s\" is not an octal mode from 0 to 0777 (as 0640)", value);
 }
 
+gboolean crt_config_is_file_mode(const char *value)
+{
+    while (g_ascii_isspace(*value))
+        value++;
+    return g_ascii_isdigit(*value);
+}
+
 static int load_key(CrtConfig *cfg, const char *key, const char *value,
                     char **target_spec, gboolean *autostart, GError **error)
 {
-    if (strcmp(key, "owner") == 0 || strcmp(key, "group") == 0 || strcmp(key, "mode") == 0) {
+    if (strcmp(key, "owner") == 0 || strcmp(key, "group") == 0 ||
+        (strcmp(key, "mode") == 0 && crt_config_is_file_mode(value))) {
         char *word = trim_value(key, value, FALSE, error);
         uid_t uid;
         gid_t gid;
@@ -716,7 +724,7 @@ int crt_config_load_group(CrtConfig *cfg, GKeyFile *kf, const char *group,
 
         if (strcmp(key, "target") != 0 && strcmp(key, "autostart") != 0 &&
             strcmp(key, "owner") != 0 && strcmp(key, "group") != 0 &&
-            strcmp(key, "mode") != 0 && !crt_config_has_key(key)) {
+            !crt_config_has_key(key)) {
             r = crt_set_error(error, EINVAL, "%s: unknown key \"%s\"", group, key);
             break;
         }

@@ -568,6 +568,8 @@ static int file_access(GKeyFile *kf, const char *group, uid_t *uid, gid_t *gid, 
     for (size_t i = 0; r == 0 && i < G_N_ELEMENTS(keys); i++) {
         char *v = g_key_file_get_string(kf, group, keys[i], NULL);
 
+        if (v && i == 2 && !crt_config_is_file_mode(v))
+            g_clear_pointer(&v, g_free); /* the engine's mode */
         if (v) {
             g_strstrip(v);
             r = i == 0   ? crt_config_parse_owner(v, uid, error)
@@ -610,9 +612,10 @@ static void set_access_unlocked(Dir *d, uid_t uid, gid_t gid, guint mode)
     }
 }
 
-static gboolean is_access_key(const char *key)
+static gboolean is_access_key(const char *key, const char *value)
 {
-    return strcmp(key, "owner") == 0 || strcmp(key, "group") == 0 || strcmp(key, "mode") == 0;
+    return strcmp(key, "owner") == 0 || strcmp(key, "group") == 0 ||
+           (strcmp(key, "mode") == 0 && value && crt_config_is_file_mode(value));
 }
 
 /* A group's keys, target and autostart applied to `d`, which is stopped or
@@ -634,7 +637,7 @@ static int apply_group(Dir *d, GKeyFile *kf, const char *group, gboolean set_tar
             target = g_strdup(v);
         else if (strcmp(keys[i], "autostart") == 0)
             autostart = is_true(v);
-        else if (!is_access_key(keys[i]))
+        else if (!is_access_key(keys[i], v))
             r = crt_channel_config_set(d->ch, keys[i], v ? v : "", error);
         g_free(v);
     }

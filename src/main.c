@@ -37,6 +37,8 @@ typedef struct {
     int allow_exec;
     unsigned max_targets;
     unsigned max_target_memory; /* MiB */
+    char *nonopt[3];            /* words that are not options, in order */
+    int nnonopt;
 } Options;
 
 #define OPT(t, p)                                                                        \
@@ -51,9 +53,46 @@ static const struct fuse_opt option_table[] = {
     FUSE_OPT_END,
 };
 
+/* Keep the words that are not options for ourselves: mount(8) and
+ * mount.fuse3 run `crtfs CONFIG MOUNTPOINT -o OPTIONS` (the source of an
+ * fstab line is the configuration file). */
+static int keep_nonopt(void *data, const char *arg, int key, struct fuse_args *outargs)
+{
+    Options *o = data;
+
+    if (key != FUSE_OPT_KEY_NONOPT)
+        return 1;
+    if (o->nnonopt < (int)G_N_ELEMENTS(o->nonopt))
+        o->nonopt[o->nnonopt] = strdup(arg);
+    o->nnonopt++;
+    return 0;
+}
+
+/* CONFIG MOUNTPOINT, or MOUNTPOINT alone: the mount point goes back to
+ * libfuse's command line.  FALSE (with a message) for anything else. */
+static gboolean take_nonopts(Options *o, struct fuse_args *args, const char *prog)
+{
+    if (o->nnonopt > 2) {
+        fprintf(stderr, "%s: too many arguments (usage: %s [CONFIG] MOUNTPOINT [options])\n",
+                prog, prog);
+        return FALSE;
+    }
+    if (o->nnonopt == 2) {
+        if (o->config) {
+            fprintf(stderr, "%s: the configuration file is given twice (%s and -o config=%s)\n",
+                    prog, o->nonopt[0], o->config);
+            return FALSE;
+        }
+        o->config = strdup(o->nonopt[0]);
+    }
+    if (o->nnonopt >= 1)
+        fuse_opt_add_arg(args, o->nonopt[o->nnonopt - 1]);
+    return TRUE;
+}
+
 static void usage(const char *prog)
 {
-    printf("usage: %s [options] MOUNTPOINT\n\n"
+    printf("usage: %s [options] [CONFIG] MOUNTPOINT\n\n"
            "crtfs options:\n"
            "    -o config=FILE         targets to create at mount (GKeyFile; default: a\n"
            "                           `demo` target on the simulator)\n"
@@ -349,8 +388,8 @@ int main(int argc, char **argv)
     GKeyFile *kf = NULL;
     int ret = 1;
 
-    if (fuse_opt_parse(&args, &o, option_table, NULL) != 0 ||
-        fuse_parse_cmdline(&args, &cl) != 0)
+    if (fuse_opt_parse(&args, &o, option_table, keep_nonopt) != 0 ||
+        !take_nonopts(&o, &args, argv[0]) || fuse_parse_cmdline(&args, &cl) != 0)
         return 2;
     /* SIGHUP reads it again, after the daemon has changed directory. */
     if (o.config && !g_path_is_absolute(o.config)) {
@@ -381,6 +420,8 @@ int main(int argc, char **argv)
     }
     free(cl.mountpoint);
     free(o.config);
+    for (int i = 0; i < MIN(o.nnonopt, (int)G_N_ELEMENTS(o.nonopt)); i++)
+        free(o.nonopt[i]);
     fuse_opt_free_args(&args);
     return ret;
 }

@@ -93,6 +93,9 @@ int crt_config_to_engine(const CrtConfig *cfg, CrtEngineConfig *out, GError **er
 int crt_config_parse_owner(const char *value, uid_t *out, GError **error);
 int crt_config_parse_group(const char *value, gid_t *out, GError **error);
 int crt_config_parse_mode(const char *value, guint *out, GError **error);
+/* `mode` is two keys in a file: a number (0640) is the files' mode, a word
+ * (automatic, manual) the engine's mode. */
+gboolean crt_config_is_file_mode(const char *value);
 
 /* One target group of a GKeyFile: every key above plus `target`,
  * `autostart`, `owner`, `group` and `mode` (checked here, applied by the

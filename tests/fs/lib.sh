@@ -50,6 +50,8 @@ CRT_TMP=$(mktemp -d /tmp/crtfs-test.XXXXXX)
 CRT_EMPTY=$CRT_TMP/empty.conf
 : >"$CRT_EMPTY"
 MNT=
+# Commands the cleanup runs after unmounting (a scenario's own undo).
+CRT_AT_EXIT=()
 CRT_PID=
 CRT_EXIT=
 CRT_ERR=
@@ -257,6 +259,9 @@ _crt_cleanup() {
     fi
     for m in "${_crt_mounts[@]}"; do
         crt_is_mounted "$m" && fusermount3 -u -z "$m" 2>/dev/null
+    done
+    for m in "${CRT_AT_EXIT[@]}"; do
+        eval "$m"
     done
     if ! crt_check_log; then
         fail "daemon stderr has no warnings, criticals or sanitizer reports"

@@ -839,9 +839,15 @@ static void test_file_access_keys(void)
     gboolean autostart;
 
     g_assert_true(g_key_file_load_from_data(
-        kf, "[ok]\nowner=root\ngroup=0\nmode=0640\n[bad]\nmode=0778\n", -1, 0, NULL));
+        kf, "[ok]\nowner=root\ngroup=0\nmode=0640\n[bad]\nmode=0778\n[eng]\nmode=manual\n",
+        -1, 0, NULL));
     crt_config_init(&cfg);
     g_assert_cmpint(crt_config_load_group(&cfg, kf, "ok", &spec, &autostart, NULL), ==, 0);
+    /* a word is the engine's mode, a number the files' */
+    g_assert_true(crt_config_is_file_mode(" 0640"));
+    g_assert_false(crt_config_is_file_mode("manual"));
+    g_assert_cmpint(crt_config_load_group(&cfg, kf, "eng", &spec, &autostart, NULL), ==, 0);
+    g_assert_cmpint(cfg.mode, ==, CRT_MODE_MANUAL);
     g_assert_cmpint(crt_config_load_group(&cfg, kf, "bad", &spec, &autostart, &error), ==,
                     -EINVAL);
     g_assert_nonnull(strstr(error->message, "mode"));
