@@ -14,6 +14,8 @@
 #include <string.h>
 #include <sys/eventfd.h>
 #include <sys/signalfd.h>
+#include <sys/socket.h>
+#include <sys/un.h>
 #include <syslog.h>
 #include <unistd.h>
 
@@ -249,6 +251,29 @@ static void syslog_handler(const gchar *domain, GLogLevelFlags level, const gcha
     syslog(prio, "%s", msg);
 }
 
+/* Tell systemd (Type=notify) how the daemon is doing: the sd_notify(3)
+ * protocol, one datagram to $NOTIFY_SOCKET, without libsystemd. */
+static void notify_systemd(const char *state)
+{
+    const char *path = getenv("NOTIFY_SOCKET");
+    struct sockaddr_un sa = {.sun_family = AF_UNIX};
+    size_t len = path ? strlen(path) : 0;
+    int fd;
+
+    if (len == 0 || len >= sizeof sa.sun_path || (path[0] != '/' && path[0] != '@'))
+        return;
+    memcpy(sa.sun_path, path, len);
+    if (sa.sun_path[0] == '@')
+        sa.sun_path[0] = '\0'; /* abstract namespace */
+    fd = socket(AF_UNIX, SOCK_DGRAM | SOCK_CLOEXEC, 0);
+    if (fd < 0)
+        return;
+    if (sendto(fd, state, strlen(state), MSG_NOSIGNAL, (struct sockaddr *)&sa,
+               (socklen_t)(offsetof(struct sockaddr_un, sun_path) + len)) < 0)
+        g_debug("sd_notify: %s", g_strerror(errno));
+    close(fd);
+}
+
 /* SIGHUP: read the configuration file again and apply what changed.  A
  * file that does not check out changes nothing. */
 static void reload(CrtFs *fs, const char *config)
@@ -267,10 +292,12 @@ static void reload(CrtFs *fs, const char *config)
         return;
     }
     g_message("SIGHUP: applying %s", config);
+    notify_systemd("RELOADING=1");
     if (crt_fs_reload_config(fs, kf, &error) < 0) {
         g_warning("config: %s", error->message);
         g_clear_error(&error);
     }
+    notify_systemd("READY=1");
     g_key_file_unref(kf);
 }
 
@@ -312,6 +339,7 @@ static int serve(struct fuse_session *se, CrtFs *fs, int sfd, const char *config
         threads[i] = g_thread_new("crtfs-fuse", worker, &workers[i]);
     }
     wait_for_exit(&l, sfd, fs, config);
+    notify_systemd("STOPPING=1");
     g_message("stopping every target");
     /* Targets stop and parked readers get end of file while the request
      * threads still answer (their release and flush). */
@@ -369,6 +397,7 @@ static int run(struct fuse_args *args, struct fuse_cmdline_opts *cl, GKeyFile *k
         g_warning("config: %s", error->message);
         g_clear_error(&error);
     }
+    notify_systemd("READY=1");
     ret = serve(se, fs, sfd, o->config);
     close(sfd);
     fuse_session_unmount(se);
@@ -388,18 +417,21 @@ int main(int argc, char **argv)
     GKeyFile *kf = NULL;
     int ret = 1;
 
-    if (fuse_opt_parse(&args, &o, option_table, keep_nonopt) != 0 ||
-        !take_nonopts(&o, &args, argv[0]) || fuse_parse_cmdline(&args, &cl) != 0)
-        return 2;
+    gboolean args_ok = fuse_opt_parse(&args, &o, option_table, keep_nonopt) == 0 &&
+                       take_nonopts(&o, &args, argv[0]) &&
+                       fuse_parse_cmdline(&args, &cl) == 0;
+
     /* SIGHUP reads it again, after the daemon has changed directory. */
-    if (o.config && !g_path_is_absolute(o.config)) {
+    if (args_ok && o.config && !g_path_is_absolute(o.config)) {
         char *abs = g_canonicalize_filename(o.config, NULL);
 
         free(o.config);
         o.config = strdup(abs);
         g_free(abs);
     }
-    if (cl.show_help) {
+    if (!args_ok) {
+        ret = 2;
+    } else if (cl.show_help) {
         usage(argv[0]);
         ret = 0;
     } else if (cl.show_version) {
