@@ -61,6 +61,7 @@ struct Dir {
      * Only the thread that loads configurations touches these. */
     char *group_text;
     gboolean config_started;
+    gboolean sleep_suspended; /* suspended for a system sleep (logind thread) */
 };
 
 struct OpenFile {

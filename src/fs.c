@@ -800,6 +800,43 @@ int crt_fs_reload_config(CrtFs *fs, GKeyFile *kf, GError **error)
     return first;
 }
 
+void crt_fs_sleep_before(gpointer data)
+{
+    CrtFs *fs = data;
+    GPtrArray *dirs = crt_fs_dirs_ref(fs);
+
+    for (guint i = 0; i < dirs->len; i++) {
+        Dir *d = g_ptr_array_index(dirs, i);
+        char *purge = crt_channel_config_get(d->ch, "purge_on_suspend");
+
+        if (purge && purge[0] == '1' && crt_channel_state(d->ch) == CRT_STATE_STREAMING) {
+            d->sleep_suspended = crt_channel_ctl(d->ch, "suspend", NULL) == 0;
+            g_message("%s: suspended for the system sleep", d->name);
+        }
+        g_free(purge);
+        crt_fs_dir_unref(fs, d);
+    }
+    g_ptr_array_free(dirs, TRUE);
+}
+
+void crt_fs_sleep_after(gpointer data)
+{
+    CrtFs *fs = data;
+    GPtrArray *dirs = crt_fs_dirs_ref(fs);
+
+    for (guint i = 0; i < dirs->len; i++) {
+        Dir *d = g_ptr_array_index(dirs, i);
+
+        if (d->sleep_suspended) {
+            d->sleep_suspended = FALSE;
+            if (crt_channel_ctl(d->ch, "resume", NULL) == 0)
+                g_message("%s: resumed after the system sleep", d->name);
+        }
+        crt_fs_dir_unref(fs, d);
+    }
+    g_ptr_array_free(dirs, TRUE);
+}
+
 void crt_fs_shutdown(CrtFs *fs)
 {
     GList *dirs;

@@ -31,6 +31,11 @@ int crt_fs_load_config(CrtFs *fs, GKeyFile *kf, GError **error);
  * first error (the others are logged). */
 int crt_fs_reload_config(CrtFs *fs, GKeyFile *kf, GError **error);
 
+/* The system goes to sleep: every streaming target with purge_on_suspend=1
+ * is suspended (stopped and drained); after the resume they are resumed. */
+void crt_fs_sleep_before(gpointer fs);
+void crt_fs_sleep_after(gpointer fs);
+
 /* Stop every target (stop-and-wait) and answer every parked request:
  * readers see end of file.  Before the session is destroyed. */
 void crt_fs_shutdown(CrtFs *fs);

@@ -25,6 +25,7 @@
 #include <crtfs/target.h>
 
 #include "fs.h"
+#include "logind.h"
 
 #define WORKERS 8
 
@@ -322,7 +323,8 @@ static void wait_for_exit(Loop *l, int sfd, CrtFs *fs, const char *config)
     }
 }
 
-static int serve(struct fuse_session *se, CrtFs *fs, int sfd, const char *config)
+static int serve(struct fuse_session *se, CrtFs *fs, int sfd, const char *config,
+                 CrtSleepWatch *sleep_watch)
 {
     /* `running` counts the threads from before they start, so stopping
      * cannot miss one that has not reached its loop yet. */
@@ -340,6 +342,7 @@ static int serve(struct fuse_session *se, CrtFs *fs, int sfd, const char *config
     }
     wait_for_exit(&l, sfd, fs, config);
     notify_systemd("STOPPING=1");
+    crt_sleep_watch_free(sleep_watch); /* no suspend or resume from now on */
     g_message("stopping every target");
     /* Targets stop and parked readers get end of file while the request
      * threads still answer (their release and flush). */
@@ -376,6 +379,7 @@ static int run(struct fuse_args *args, struct fuse_cmdline_opts *cl, GKeyFile *k
                        .max_targets = o->max_targets,
                        .max_target_memory = (guint64)o->max_target_memory << 20};
     CrtFs *fs = crt_fs_new(&fo);
+    CrtSleepWatch *sleep_watch;
     struct fuse_session *se =
         fuse_session_new(args, crt_fs_ops(), sizeof(struct fuse_lowlevel_ops), fs);
     GError *error = NULL;
@@ -397,8 +401,9 @@ static int run(struct fuse_args *args, struct fuse_cmdline_opts *cl, GKeyFile *k
         g_warning("config: %s", error->message);
         g_clear_error(&error);
     }
+    sleep_watch = crt_sleep_watch_new(crt_fs_sleep_before, crt_fs_sleep_after, fs);
     notify_systemd("READY=1");
-    ret = serve(se, fs, sfd, o->config);
+    ret = serve(se, fs, sfd, o->config, sleep_watch);
     close(sfd);
     fuse_session_unmount(se);
 out_session:
