@@ -36,6 +36,9 @@ struct CrtChannel {
      * ctl_lock.  has_creds FALSE: the daemon itself. */
     CrtCreds creds;
     gboolean has_creds;
+    /* Error lines logged in the current window, and those held back. */
+    gint64 log_window; /* `lock` */
+    guint log_count, log_held;
     char *target_text;   /* lock */
     char *error;         /* lock */
     CrtFraming framing;  /* lock */
@@ -54,6 +57,12 @@ struct CrtChannel {
 
 /* channel-send.c */
 void crt_channel_send_init(CrtChannel *ch);
+
+/* The log domain of a target's events: one line per state change and per
+ * error, errors at most CRT_LOG_BURST per CRT_LOG_WINDOW_US. */
+#define CRT_TARGET_LOG_DOMAIN "crtfs-target"
+#define CRT_LOG_BURST 5
+#define CRT_LOG_WINDOW_US (10 * G_USEC_PER_SEC)
 
 /* The longest `error:` line, in bytes, before "..." */
 #define CRT_ERROR_MAX 512

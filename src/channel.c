@@ -3,12 +3,54 @@
 #include "config.h"
 
 #include <errno.h>
+#include <stdarg.h>
 #include <inttypes.h>
 #include <string.h>
 
 #include <crtfs/target.h>
 
 #include "channel-private.h"
+
+/* A target event in the log (syslog when daemonized): a state change at
+ * notice priority, an error at warning priority; errors beyond
+ * CRT_LOG_BURST in a window are held back and counted in the next line. */
+static void log_event(CrtChannel *ch, gboolean error, const char *fmt, ...)
+    G_GNUC_PRINTF(3, 4);
+
+static void log_event(CrtChannel *ch, gboolean error, const char *fmt, ...)
+{
+    gint64 now = g_get_monotonic_time();
+    guint held = 0;
+    gboolean say = TRUE;
+    va_list ap;
+    char *msg, *line;
+
+    if (error) {
+        g_mutex_lock(&ch->lock);
+        if (now - ch->log_window >= CRT_LOG_WINDOW_US) {
+            held = ch->log_held;
+            ch->log_held = ch->log_count = 0;
+            ch->log_window = now;
+        }
+        say = ch->log_count++ < CRT_LOG_BURST;
+        ch->log_held += !say;
+        g_mutex_unlock(&ch->lock);
+    }
+    if (held)
+        g_log(CRT_TARGET_LOG_DOMAIN, G_LOG_LEVEL_WARNING,
+              "%s: %u more errors in the last %d s were not logged", ch->name, held,
+              (int)(CRT_LOG_WINDOW_US / G_USEC_PER_SEC));
+    if (!say)
+        return;
+    va_start(ap, fmt);
+    msg = g_strdup_vprintf(fmt, ap);
+    va_end(ap);
+    line = crt_channel_readable(msg);
+    g_log(CRT_TARGET_LOG_DOMAIN, error ? G_LOG_LEVEL_WARNING : G_LOG_LEVEL_MESSAGE, "%s: %s",
+          ch->name, line);
+    g_free(line);
+    g_free(msg);
+}
 
 static CrtDisposition on_output(CrtEngine *e, const CrtOutput *out, gpointer data)
 {
@@ -19,6 +61,8 @@ static CrtDisposition on_output(CrtEngine *e, const CrtOutput *out, gpointer dat
     char *msg;
 
     /* -EISCONN: a `wait` target came back (`presence:` in state says so). */
+    if (out->status == -EISCONN)
+        log_event(ch, FALSE, "target back");
     if (out->status == 0 || out->status == -ECANCELED || out->status == -EISCONN)
         return d;
     /* Say what failed; a fatal completion also stopped the engine by
@@ -37,6 +81,7 @@ static CrtDisposition on_output(CrtEngine *e, const CrtOutput *out, gpointer dat
                           out->status == -ENODATA ? "end of file" : g_strerror(-out->status),
                           out->seq);
     crt_channel_set_error(ch, msg);
+    log_event(ch, TRUE, "%s", msg);
     g_free(msg);
     if (ended)
         crt_hub_end_stream(ch->hub);
@@ -377,6 +422,8 @@ int crt_channel_ctl(CrtChannel *ch, const char *line, GError **error)
     else
         r = ctl_dispatch(ch, cmd, error);
     g_mutex_unlock(&ch->ctl_lock);
+    if (r == 0)
+        log_event(ch, FALSE, "%s", crt_engine_state_to_string(crt_channel_state(ch)));
     g_free(cmd);
     return r;
 }
@@ -510,6 +557,8 @@ int crt_channel_set_target(CrtChannel *ch, const char *line, const CrtCreds *cre
         r = open_and_install(ch, text, creds, TRUE, error);
     }
     g_mutex_unlock(&ch->ctl_lock);
+    if (r == 0)
+        log_event(ch, FALSE, "target %s", text[0] ? text : "cleared");
     g_free(text);
     return r;
 }

@@ -17,6 +17,7 @@
 #include <crtfs/crtfs.h>
 
 #include "channel.h"
+#include "channel-private.h"
 #include "testutil.h"
 
 /* Upper bound for "eventually": generous, the machine is noisy. */
@@ -1046,6 +1047,61 @@ static void test_shutdown(void)
 
 /* ---- main ------------------------------------------------------------------ */
 
+/* The target log domain: lines as the daemon's log would get them. */
+typedef struct {
+    GMutex lock;
+    GPtrArray *lines; /* "W text" or "M text" */
+} Logged;
+
+static void capture_log(const char *domain, GLogLevelFlags level, const char *msg,
+                        gpointer data)
+{
+    Logged *l = data;
+
+    g_mutex_lock(&l->lock);
+    g_ptr_array_add(l->lines,
+                    g_strdup_printf("%c %s", level & G_LOG_LEVEL_WARNING ? 'W' : 'M', msg));
+    g_mutex_unlock(&l->lock);
+}
+
+static guint logged_matching(Logged *l, const char *prefix)
+{
+    guint n = 0;
+
+    g_mutex_lock(&l->lock);
+    for (guint i = 0; i < l->lines->len; i++)
+        n += g_str_has_prefix(g_ptr_array_index(l->lines, i), prefix);
+    g_mutex_unlock(&l->lock);
+    return n;
+}
+
+/* One line per state change (notice) and per error (warning); twelve
+ * errors in a row: five are logged, the rest held back. */
+static void test_log_events(void)
+{
+    Logged l = {.lines = g_ptr_array_new_with_free_func(g_free)};
+    Chan c;
+    guint id;
+
+    g_mutex_init(&l.lock);
+    id = g_log_set_handler(CRT_TARGET_LOG_DOMAIN, G_LOG_LEVEL_MASK, capture_log, &l);
+    chan_open(&c);
+    target_ok(&c, "sim:records fail=1 errno=EIO fatal");
+    g_assert_cmpuint(logged_matching(&l, "M test: target sim:records fail=1"), ==, 1);
+    for (int i = 0; i < 12; i++) {
+        ctl_ok(&c, "start"); /* opens the dead target again: fails at once */
+        WAIT_FOR(state_is(&c, "stopped"));
+        WAIT_FOR(logged_matching(&l, "W ") >= (guint)MIN(i + 1, 5));
+    }
+    g_usleep(100 * 1000); /* a sixth line would be there by now */
+    g_assert_cmpuint(logged_matching(&l, "W test: stream ended: Input/output error"), ==, 5);
+    g_assert_cmpuint(logged_matching(&l, "M test: streaming"), >=, 1);
+    chan_close(&c);
+    g_log_remove_handler(CRT_TARGET_LOG_DOMAIN, id);
+    g_ptr_array_unref(l.lines);
+    g_mutex_clear(&l.lock);
+}
+
 static const TuCase cases[] = {
     {"/channel/ctl/start-without-target", test_ctl_start_without_target},
     {"/channel/ctl/lifecycle", test_ctl_lifecycle},
@@ -1071,6 +1127,7 @@ static const TuCase cases[] = {
     {"/channel/send/close-pending", test_send_close_pending},
     {"/channel/input", test_input},
     {"/channel/shutdown", test_shutdown},
+    {"/channel/log/events-and-burst", test_log_events},
 };
 
 int main(int argc, char **argv)

@@ -277,10 +277,19 @@ static void run_isolated_case(gconstpointer data)
     g_test_trap_assert_passed();
 }
 
+static const char *const fatal_warning_domains[] = {"crtfs", "GLib", "GLib-GIO",
+                                                     "GLib-GObject"};
+
 int tu_run_isolated(int *argc, char ***argv, const TuCase *cases, size_t n,
                     guint timeout_s)
 {
     g_test_init(argc, argv, NULL);
+    /* A target's errors are logged as warnings of the crtfs-target domain,
+     * and the tests provoke them: warnings are fatal everywhere else. */
+    g_log_set_always_fatal(G_LOG_FATAL_MASK | G_LOG_LEVEL_CRITICAL);
+    for (size_t i = 0; i < G_N_ELEMENTS(fatal_warning_domains); i++)
+        g_log_set_fatal_mask(fatal_warning_domains[i],
+                             G_LOG_FATAL_MASK | G_LOG_LEVEL_CRITICAL | G_LOG_LEVEL_WARNING);
     isolated_timeout_s = timeout_s;
     /* The parent records a failed child and goes on to the next case. */
     if (!g_test_subprocess())
