@@ -22,6 +22,10 @@ struct Entry {
     gint64 time_ns;
     guint refs;         /* readers that still need it, +1 while unclaimed */
     gboolean unclaimed; /* arrived with no reader: kept for the next one */
+    /* The end of a stream, for readers that had not read all of it: they
+     * get end of file here, not after entries of the next stream. */
+    gboolean eos;
+    guint64 eos_gen; /* the generation that ended */
 };
 
 struct CrtHubReader {
@@ -99,8 +103,8 @@ static void trim_unlocked(CrtHub *hub)
         hub->head = e->next;
         if (!hub->head)
             hub->tail = NULL;
-        hub->stats.queued--;
-        hub->bufferless -= e->buffer == NULL;
+        hub->stats.queued -= !e->eos;
+        hub->bufferless -= e->buffer == NULL && !e->eos;
         entry_free(e);
     }
 }
@@ -189,6 +193,8 @@ static gboolean reader_before(CrtHub *hub, CrtHubReader *r, Entry *e)
  * stays: a dropped entry is dropped whole. */
 static gboolean pinned(CrtHub *hub, Entry *e)
 {
+    if (e->eos)
+        return TRUE; /* never dropped */
     for (CrtHubReader *r = hub->readers; r; r = r->next_reader) {
         if (r->at == e && (r->busy || r->offset > 0))
             return TRUE;
@@ -346,6 +352,24 @@ void crt_hub_end_stream(CrtHub *hub)
     g_mutex_lock(&hub->lock);
     hub->streaming = FALSE;
     hub->gen++;
+    /* A marker where the stream ended, for every reader (a caught-up reader
+     * meets it at once), unless nothing came since the last one. */
+    if (hub->nreaders > 0 && !(hub->tail && hub->tail->eos)) {
+        Entry *e = g_new0(Entry, 1);
+
+        e->eos = TRUE;
+        e->eos_gen = hub->gen;
+        e->refs = hub->nreaders;
+        for (CrtHubReader *r = hub->readers; r; r = r->next_reader) {
+            if (!r->at)
+                r->at = e;
+        }
+        if (hub->tail)
+            hub->tail->next = e;
+        else
+            hub->head = e;
+        hub->tail = e;
+    }
     g_mutex_unlock(&hub->lock);
     notify(hub);
 }
@@ -441,7 +465,20 @@ static const char *status_name(int status)
  * are skipped), for `records` a header line then the payload. */
 static gboolean entry_visible(CrtHubReader *r, Entry *e)
 {
-    return r->records || e->length > 0;
+    return e->eos || r->records || e->length > 0;
+}
+
+/* At an end-of-stream marker: the reader passes it and gets end of file
+ * (once: its generation catches up).  Lock held. */
+static gboolean take_eos_unlocked(CrtHubReader *r)
+{
+    Entry *e = r->at;
+
+    if (!e || !e->eos || r->offset > 0)
+        return FALSE;
+    r->gen = MAX(r->gen, e->eos_gen);
+    reader_advance_unlocked(r);
+    return TRUE;
 }
 
 static void make_header(CrtHubReader *r, Entry *e)
@@ -482,10 +519,16 @@ static size_t walk_entry_unlocked(CrtHubReader *r, Entry *e, size_t offset, char
     return done;
 }
 
+static void skip_invisible_unlocked(CrtHubReader *r)
+{
+    while (r->at && r->offset == 0 && !entry_visible(r, r->at))
+        reader_advance_unlocked(r);
+}
+
 /* Advance the reader by `bytes` of what it sees; lock held. */
 static void consume_unlocked(CrtHubReader *r, size_t bytes)
 {
-    while (bytes > 0 && r->at) {
+    while (bytes > 0 && r->at && !r->at->eos) {
         size_t total;
 
         if (r->records && r->header_len == 0)
@@ -498,15 +541,8 @@ static void consume_unlocked(CrtHubReader *r, size_t bytes)
         bytes -= total - r->offset;
         reader_advance_unlocked(r);
         r->hub->stats.delivered++;
-        while (r->at && r->offset == 0 && !entry_visible(r, r->at))
-            reader_advance_unlocked(r);
+        skip_invisible_unlocked(r);
     }
-}
-
-static void skip_invisible_unlocked(CrtHubReader *r)
-{
-    while (r->at && r->offset == 0 && !entry_visible(r, r->at))
-        reader_advance_unlocked(r);
 }
 
 /* End of file for a reader with nothing left: once per end of stream, or
@@ -530,9 +566,17 @@ int crt_hub_peek(CrtHubReader *r, struct iovec *iov, int max_iov, size_t size,
 
     g_mutex_lock(&hub->lock);
     skip_invisible_unlocked(r);
+    if (take_eos_unlocked(r)) {
+        trim_unlocked(hub);
+        *bytes = 0;
+        unlock_and_room(hub);
+        return 0;
+    }
     trim_unlocked(hub);
     offset = r->offset;
     for (Entry *e = r->at; e && done < size && niov < max_iov; e = e->next, offset = 0) {
+        if (e->eos)
+            break; /* the end of file comes with the next read */
         if (offset == 0 && !entry_visible(r, e))
             continue;
         if (e != r->at && r->records)
@@ -569,7 +613,12 @@ gssize crt_hub_read(CrtHubReader *r, char *dst, size_t size, CrtFraming framing)
 
     g_mutex_lock(&hub->lock);
     skip_invisible_unlocked(r);
-    while (r->at && done < size) {
+    if (take_eos_unlocked(r)) {
+        trim_unlocked(hub);
+        unlock_and_room(hub);
+        return 0;
+    }
+    while (r->at && !r->at->eos && done < size) {
         size_t n = walk_entry_unlocked(r, r->at, r->offset, dst + done, size - done, NULL,
                                        NULL, 0);
 

@@ -1207,6 +1207,42 @@ static void test_peek_data(void)
 /* crt_hub_end_stream: a reader that has read everything gets end of file
  * once, then -EAGAIN again; one with entries left gets them first; a new
  * stream brings data again. */
+/* A reader that has not read all of a stream when the next one starts gets
+ * its end of file where the first ended, before the second's entries (found
+ * by bench/soak: stop-wait and start in quick succession). */
+static void test_end_of_stream_before_next(void)
+{
+    Fix f;
+    Records p, q;
+    CrtHubReader *r;
+    guint64 last_first;
+    gssize n;
+
+    fix_open(&f, &(FixOpts){.spec = "sim:counter rate=2000", .out_count = 64});
+    records_init(&p);
+    records_init(&q);
+    r = crt_hub_reader_new(f.hub, TRUE);
+    fix_start(&f);
+    WAIT_FOR(hub_stats(&f).queued >= 10); /* r reads nothing yet */
+    crt_engine_stop_and_wait(f.engine);
+    crt_hub_end_stream(f.hub);
+    last_first = hub_stats(&f).last_seq;
+    fix_start(&f);
+    WAIT_FOR(hub_stats(&f).last_seq >= last_first + 10);
+    /* Now r reads: the first stream, end of file, then the second. */
+    n = drain_records(r, &p);
+    g_assert_cmpint(n, ==, 0);
+    g_assert_cmpuint(records_last_seq(&p), ==, last_first);
+    crt_engine_stop_and_wait(f.engine);
+    g_assert_cmpint(drain_records(r, &q), ==, -EAGAIN);
+    g_assert_cmpuint(q.recs->len, >, 0);
+    g_assert_cmpuint(rec_at(&q, 0)->seq, ==, last_first + 1);
+    crt_hub_reader_free(r);
+    records_clear(&p);
+    records_clear(&q);
+    fix_close(&f);
+}
+
 static void test_end_of_stream(void)
 {
     Fix f;
@@ -1741,6 +1777,7 @@ static const TuCase cases[] = {
     {"/hub/close", test_close},
     {"/hub/errors/completion", test_error_completions},
     {"/hub/errors/end-of-data", test_error_end_of_data},
+    {"/hub/end-of-stream/before-the-next", test_end_of_stream_before_next},
     {"/hub/errors/bufferless-entries", test_bufferless_entries},
     {"/hub/errors/bufferless-kept-bounded", test_bufferless_kept_bounded},
     {"/hub/overflow/bufferless-block-paces", test_bufferless_block_paces},
