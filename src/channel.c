@@ -422,8 +422,13 @@ int crt_channel_ctl(CrtChannel *ch, const char *line, GError **error)
     else
         r = ctl_dispatch(ch, cmd, error);
     g_mutex_unlock(&ch->ctl_lock);
+    /* What the command did (the state may have moved on already). */
     if (r == 0)
-        log_event(ch, FALSE, "%s", crt_engine_state_to_string(crt_channel_state(ch)));
+        log_event(ch, FALSE, "%s",
+                  cmd[0] == 's' && cmd[2] == 'a' ? "streaming"   /* start */
+                  : cmd[0] == 'r'                ? "streaming"   /* resume */
+                  : cmd[1] == 'u'                ? "suspended"   /* suspend */
+                                                 : "stopped");   /* stop, stop-wait */
     g_free(cmd);
     return r;
 }
