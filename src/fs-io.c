@@ -112,6 +112,7 @@ static void op_open(fuse_req_t req, fuse_ino_t ino, struct fuse_file_info *fi)
     g_mutex_init(&of->read_lock);
     if (of->dir) {
         crt_fs_dir_ref(fs, of->dir);
+        of->fs = fs;
         if (n->kind == N_DATA || n->kind == N_RECORDS)
             of->reader =
                 crt_hub_reader_new(crt_channel_hub(of->dir->ch), n->kind == N_RECORDS);
@@ -507,6 +508,9 @@ void crt_fs_dir_flush(Dir *d)
     g_mutex_unlock(&d->wait_lock);
 }
 
+/* The last reference: the reader and send session go, then the reference
+ * on the directory, whose channel and hub they belong to (a read still
+ * under way after the release keeps both alive). */
 static void open_file_unref(OpenFile *of)
 {
     if (!g_atomic_int_dec_and_test(&of->refs))
@@ -514,6 +518,8 @@ static void open_file_unref(OpenFile *of)
     crt_hub_reader_free(of->reader);
     if (of->send)
         crt_send_close(of->send);
+    if (of->fs && of->dir)
+        crt_fs_dir_unref(of->fs, of->dir);
     g_free(of->text);
     g_free(of->buf);
     g_mutex_clear(&of->read_lock);
@@ -538,11 +544,8 @@ void crt_fs_open_file_free(OpenFile *of)
 static void op_release(fuse_req_t req, fuse_ino_t ino, struct fuse_file_info *fi)
 {
     OpenFile *of = of_of(fi);
-    Dir *d = of->dir;
 
-    crt_fs_open_file_free(of);
-    if (d)
-        crt_fs_dir_unref(fs_of(req), d);
+    crt_fs_open_file_free(of); /* the directory goes with its last reference */
     g_atomic_int_add(&fs_of(req)->open_files, -1);
     fuse_reply_err(req, 0);
 }

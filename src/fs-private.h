@@ -66,7 +66,8 @@ struct Dir {
 
 struct OpenFile {
     Node *node;
-    Dir *dir;
+    Dir *dir;   /* referenced until the last of `refs` goes */
+    CrtFs *fs;  /* for that reference; NULL once the directory is gone */
     GList link; /* in dir->opens */
     char *text; /* snapshot of a generated file */
     size_t text_len;

@@ -149,9 +149,12 @@ void crt_fs_dir_ref(CrtFs *fs, Dir *d)
 
 static void dir_free(Dir *d)
 {
-    /* Files still open only at the very end, after the session is gone. */
-    while (d->opens)
+    /* Files still open only at the very end, after the session is gone;
+     * the directory is going anyway: their reference on it no longer counts. */
+    while (d->opens) {
+        ((OpenFile *)d->opens->data)->fs = NULL;
         crt_fs_open_file_free(d->opens->data);
+    }
     crt_channel_free(d->ch);
     for (guint i = 0; i < d->files->len; i++)
         g_free(g_ptr_array_index(d->files, i));

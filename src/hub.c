@@ -142,8 +142,8 @@ void crt_hub_free(CrtHub *hub)
 {
     if (!hub)
         return;
+    g_return_if_fail(hub->readers == NULL); /* not under the lock: it returns */
     g_mutex_lock(&hub->lock);
-    g_return_if_fail(hub->readers == NULL);
     for (Entry *e = hub->head; e; e = e->next)
         e->refs = 0;
     trim_unlocked(hub);
