@@ -349,12 +349,15 @@ void crt_hub_begin_stream(CrtHub *hub)
 
 void crt_hub_end_stream(CrtHub *hub)
 {
+    gboolean ended;
+
     g_mutex_lock(&hub->lock);
+    ended = hub->streaming;
     hub->streaming = FALSE;
     hub->gen++;
-    /* A marker where the stream ended, for every reader (a caught-up reader
+    /* A marker where a stream ended, for every reader (a caught-up reader
      * meets it at once), unless nothing came since the last one. */
-    if (hub->nreaders > 0 && !(hub->tail && hub->tail->eos)) {
+    if (ended && hub->nreaders > 0 && !(hub->tail && hub->tail->eos)) {
         Entry *e = g_new0(Entry, 1);
 
         e->eos = TRUE;
