@@ -335,6 +335,8 @@ static int ensure_engine(CrtChannel *ch, GError **error)
     ch->engine = e;
     ch->cfg_dirty = FALSE;
     g_mutex_unlock(&ch->lock);
+    if (old)
+        crt_hub_limit_kept(ch->hub, MAX(ec.out_count, 1));
     crt_hub_set_policy(ch->hub, ch->cfg.overflow, ch->cfg.out_count);
     reap_retired(ch);
     return ch->target ? attach_target(ch, ch->target) : 0;

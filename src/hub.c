@@ -253,7 +253,10 @@ static void drop_oldest_unlocked(CrtHub *hub)
 {
     Entry *prev = NULL, *e = hub->head;
 
-    while (e) {
+    /* Never the newest: with every reader caught up, the pool is empty
+     * because requests in flight hold the buffers, not because anyone fell
+     * behind (requests > out_count). */
+    while (e && e != hub->tail) {
         gboolean had_buffer;
 
         if (pinned(hub, e)) {
@@ -384,6 +387,22 @@ void crt_hub_close(CrtHub *hub)
     hub->gen++;
     g_mutex_unlock(&hub->lock);
     notify(hub);
+}
+
+void crt_hub_limit_kept(CrtHub *hub, guint max)
+{
+    guint kept = 0;
+
+    g_mutex_lock(&hub->lock);
+    if (hub->nreaders == 0) {
+        for (Entry *e = hub->head; e; e = e->next)
+            kept += !e->eos;
+        while (kept > max && hub->head) {
+            kept -= !hub->head->eos;
+            drop_entry_unlocked(hub, NULL, hub->head);
+        }
+    }
+    unlock_and_room(hub);
 }
 
 void crt_hub_release_engine(CrtHub *hub, CrtEngine *engine)

@@ -73,6 +73,10 @@ void crt_hub_begin_stream(CrtHub *hub);
 void crt_hub_end_stream(CrtHub *hub);
 /* The target directory goes away: every read ends now. */
 void crt_hub_close(CrtHub *hub);
+/* With nobody reading, keep at most `max` entries (the oldest go, counted
+ * as drops): a rebuilt engine's pool bounds what waits for the next
+ * reader, not the sum of every pool the directory ever had. */
+void crt_hub_limit_kept(CrtHub *hub, guint max);
 /* Drop every kept entry of `engine` (before that engine is freed). */
 void crt_hub_release_engine(CrtHub *hub, CrtEngine *engine);
 

@@ -226,6 +226,7 @@ static void mark(Wait *w, int status)
 }
 
 static void inner_done(CrtIo *io);
+static void check_removed(Wait *w);
 
 static void forward(Wait *w, CrtIo *io)
 {
@@ -258,6 +259,12 @@ static void arrived(Wait *w, CrtTarget *inner)
         mark(w, -EISCONN);
     w->was_absent = FALSE;
     forward_held(w);
+    /* Removed between the open on the pool and now: the watch saw it while
+     * nothing was open, so look again (bench/soak found it). */
+    if (!w->regular && crt_target_is_stale(inner)) {
+        w->removed = TRUE;
+        check_removed(w);
+    }
 }
 
 static void unref_work(CrtTask *task)
