@@ -272,6 +272,22 @@ static void drop_oldest_unlocked(CrtHub *hub)
     }
 }
 
+/* Link `e` at the tail, for every reader: each holds a reference, and a
+ * caught-up reader will read it next.  Lock held. */
+static void append_unlocked(CrtHub *hub, Entry *e)
+{
+    e->refs = hub->nreaders;
+    for (CrtHubReader *r = hub->readers; r; r = r->next_reader) {
+        if (!r->at)
+            r->at = e;
+    }
+    if (hub->tail)
+        hub->tail->next = e;
+    else
+        hub->head = e;
+    hub->tail = e;
+}
+
 static Entry *entry_for(CrtEngine *engine, const CrtOutput *out)
 {
     Entry *e = out->buffer ? out->context : g_new0(Entry, 1);
@@ -308,19 +324,10 @@ CrtDisposition crt_hub_push(CrtHub *hub, CrtEngine *engine, const CrtOutput *out
      * again, does not restart the stream's numbers.  A gap in `records` is
      * then always a drop. */
     e->seq = ++hub->next_seq;
-    e->refs = hub->nreaders;
     e->unclaimed = hub->nreaders == 0;
+    append_unlocked(hub, e);
     if (e->unclaimed)
         e->refs = 1;
-    for (CrtHubReader *r = hub->readers; r; r = r->next_reader) {
-        if (!r->at)
-            r->at = e;
-    }
-    if (hub->tail)
-        hub->tail->next = e;
-    else
-        hub->head = e;
-    hub->tail = e;
     hub->stats.queued++;
     hub->stats.last_seq = e->seq;
     /* Beyond the cap, the oldest bufferless entries go (counted) when
@@ -365,16 +372,7 @@ void crt_hub_end_stream(CrtHub *hub)
 
         e->eos = TRUE;
         e->eos_gen = hub->gen;
-        e->refs = hub->nreaders;
-        for (CrtHubReader *r = hub->readers; r; r = r->next_reader) {
-            if (!r->at)
-                r->at = e;
-        }
-        if (hub->tail)
-            hub->tail->next = e;
-        else
-            hub->head = e;
-        hub->tail = e;
+        append_unlocked(hub, e);
     }
     g_mutex_unlock(&hub->lock);
     notify(hub);
