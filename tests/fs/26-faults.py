@@ -399,7 +399,7 @@ def socket_case(tap, m, name, dname, family, status_re, error_re, reset):
     if peer is not None:
         peer.close()
 
-    # What works today: writing the spec again reconnects.
+    # Writing the spec again reconnects too.
     tap.is_(ct.write(d + "/target", spec), 0, "%s: set the spec again" % name)
     peer = accept(srv, ct.T)
     tap.ok(peer is not None, "%s: writing the spec again reconnects" % name)
@@ -518,14 +518,20 @@ def case_exec_exit(tap, m):
            diff(res["data"], want), "records: %s" % [(r[0], r[2], len(r[3])) for r in res["recs"]][:6])
     tap.is_(res["data_end"], "eof", "%s: and ends with end of file" % name)
 
-    # What works today: writing the spec again runs it again.
+    # Writing the spec again runs it again too.
+    respec_reads(tap, name, d, cmd, want, "spec", "the output flows")
+
+
+def respec_reads(tap, name, d, spec, want, what, flows):
+    """Stop, write `spec` to target again, start: readers get `want`, then
+    end of file; the target is cleared afterwards."""
     stop_if_streaming(d)
-    tap.is_(ct.write(d + "/target", cmd), 0, "%s: set the spec again" % name)
+    tap.is_(ct.write(d + "/target", spec), 0, "%s: set the %s again" % (name, what))
     rs = Readers(d)
     tap.is_(ct.write(d + "/ctl", "start"), 0, "%s: start" % name)
     res = rs.finish(T_DATA)
     tap.ok(res["data"] == want and res["data_end"] == "eof",
-           "%s: after writing the spec again the output flows" % name, diff(res["data"], want))
+           "%s: after writing the spec again %s" % (name, flows), diff(res["data"], want))
     ct.write(d + "/target", "\n")
 
 
@@ -597,14 +603,7 @@ def case_unlink_file(tap, m):
     tap.ok(res["data"] == want2, "%s: start reads the new file at the path" % name,
            diff(res["data"], want2), "records: %s" % [(r[0], r[2], len(r[3])) for r in res["recs"]][:6])
     tap.is_(res["data_end"], "eof", "%s: readers get end of file after it" % name)
-    stop_if_streaming(d)
-    tap.is_(ct.write(d + "/target", f), 0, "%s: set the path again" % name)
-    rs = Readers(d)
-    tap.is_(ct.write(d + "/ctl", "start"), 0, "%s: start" % name)
-    res = rs.finish(T_DATA)
-    tap.ok(res["data"] == want2 and res["data_end"] == "eof",
-           "%s: after writing the spec again the new file flows" % name, diff(res["data"], want2))
-    ct.write(d + "/target", "\n")
+    respec_reads(tap, name, d, f, want2, "path", "the new file flows")
 
 
 def case_unlink_fifo(tap, m):
