@@ -501,6 +501,53 @@ static void keep_creds(CrtChannel *ch, const CrtCreds *creds)
     g_free(old);
 }
 
+static int open_and_install(CrtChannel *ch, const char *text, const CrtCreds *creds,
+                            gboolean end_stream, GError **error);
+
+/* Open `text` again as the writer who set the current target.  ctl_lock
+ * held. */
+static int reopen_as_writer(CrtChannel *ch, const char *text, GError **error)
+{
+    CrtCreds creds = ch->creds;
+    int r;
+
+    /* keep_creds frees the groups this copy points at only after copying */
+    creds.groups = g_memdup2(ch->creds.groups,
+                             (gsize)MAX(ch->creds.ngroups, 0) * sizeof(gid_t));
+    r = open_and_install(ch, text, ch->has_creds ? &creds : NULL, FALSE, error);
+    g_free((gid_t *)creds.groups);
+    return r;
+}
+
+/* `start` after the stream ended by itself: the same spec, the same
+ * writer.  ctl_lock held. */
+static int reopen_target(CrtChannel *ch, GError **error)
+{
+    char *text = g_strdup(ch->target_text);
+    int r = reopen_as_writer(ch, text, error);
+
+    g_free(text);
+    return r;
+}
+
+/* Drop the current target, which holds the file `spec` names, and open
+ * `spec` in its place (*t).  When that fails the old spec is opened back,
+ * so a refused write leaves the target as it was where it can.  ctl_lock
+ * held. */
+static int replace_own(CrtChannel *ch, const CrtTargetSpec *spec, const CrtCreds *creds,
+                       gboolean end_stream, CrtTarget **t, GError **error)
+{
+    char *old = g_strdup(ch->target_text);
+    int r;
+
+    drop_target(ch, end_stream);
+    r = crt_creds_open_target(spec, creds, &ch->policy, t, error);
+    if (r < 0 && reopen_as_writer(ch, old, NULL) < 0)
+        g_prefix_error(error, "the target is cleared: ");
+    g_free(old);
+    return r;
+}
+
 /* Parse, open as `creds` and make it the target; ctl_lock held. */
 static int open_and_install(CrtChannel *ch, const char *text, const CrtCreds *creds,
                             gboolean end_stream, GError **error)
@@ -519,6 +566,15 @@ static int open_and_install(CrtChannel *ch, const char *text, const CrtCreds *cr
     }
     waits = spec.wait;
     r = crt_creds_open_target(&spec, creds, &ch->policy, &t, &err);
+    if (r == -EBUSY && ch->target && spec.kind == CRT_TARGET_PATH &&
+        crt_target_holds_file(ch->target, spec.path)) {
+        /* The lock that refused is our own: the tty this directory has
+         * open, set again (new line settings, say).  Let it go and open
+         * it anew. */
+        g_clear_error(&err);
+        r = replace_own(ch, &spec, creds, end_stream, &t, &err);
+        end_stream = FALSE;
+    }
     crt_target_spec_clear(&spec);
     r = r < 0 ? fail(ch, error, -r, err) : install_target(ch, t, text, end_stream, error);
     if (r == 0) {
@@ -527,23 +583,6 @@ static int open_and_install(CrtChannel *ch, const char *text, const CrtCreds *cr
         g_mutex_unlock(&ch->lock);
         keep_creds(ch, creds);
     }
-    return r;
-}
-
-/* `start` after the stream ended by itself: the same spec, the same
- * writer.  ctl_lock held. */
-static int reopen_target(CrtChannel *ch, GError **error)
-{
-    char *text = g_strdup(ch->target_text);
-    CrtCreds creds = ch->creds;
-    int r;
-
-    /* keep_creds frees the groups this copy points at only after copying */
-    creds.groups = g_memdup2(ch->creds.groups,
-                             (gsize)MAX(ch->creds.ngroups, 0) * sizeof(gid_t));
-    r = open_and_install(ch, text, ch->has_creds ? &creds : NULL, FALSE, error);
-    g_free((gid_t *)creds.groups);
-    g_free(text);
     return r;
 }
 

@@ -55,7 +55,7 @@ static char *metrics_text(CrtFs *fs)
     g_ptr_array_sort(dirs, dir_name_cmp);
     for (guint i = 0; i < dirs->len; i++)
         chs[i] = ((Dir *)g_ptr_array_index(dirs, i))->ch;
-    text = crt_metrics_text(chs, dirs->len);
+    text = crt_metrics_text(chs, dirs->len, crt_fs_removed_held(fs));
     for (guint i = 0; i < dirs->len; i++)
         crt_fs_dir_unref(fs, g_ptr_array_index(dirs, i));
     g_ptr_array_free(dirs, TRUE);

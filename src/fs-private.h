@@ -94,6 +94,10 @@ struct CrtFs {
     CrtFsOptions opts;
     gboolean shutting_down;
     gint open_files; /* atomic: files the kernel has open */
+    guint dirs_alive; /* fs lock: Dir structures, removed ones included */
+    /* Tells the kernel a removed directory's names are gone (fs.c). */
+    struct fuse_session *se;
+    GThreadPool *unlinker;
 };
 
 /* fs.c */
@@ -102,6 +106,8 @@ void crt_fs_dir_ref(CrtFs *fs, Dir *d);
 /* Every target directory now, each with a reference (crt_fs_dir_unref). */
 GPtrArray *crt_fs_dirs_ref(CrtFs *fs);
 void crt_fs_dir_unref(CrtFs *fs, Dir *d);
+/* Removed directories still held by open files or the kernel's names. */
+guint crt_fs_removed_held(CrtFs *fs);
 /* Reply an errno with a reason in the channel's state (and the log). */
 void crt_fs_reply_error(fuse_req_t req, Dir *d, int err, GError *error);
 

@@ -121,7 +121,18 @@ static Dir *dir_new_unlocked(CrtFs *fs, const char *name, uid_t uid, gid_t gid)
     for (const char *const *k = crt_config_keys(); *k; k++)
         node_new(fs, N_CONFIG, *k, d, S_IFREG | 0644, uid, gid);
     g_hash_table_insert(fs->dirs, d->name, d);
+    fs->dirs_alive++;
     return d;
+}
+
+guint crt_fs_removed_held(CrtFs *fs)
+{
+    guint n;
+
+    g_mutex_lock(&fs->lock);
+    n = fs->dirs_alive - g_hash_table_size(fs->dirs);
+    g_mutex_unlock(&fs->lock);
+    return n;
 }
 
 GPtrArray *crt_fs_dirs_ref(CrtFs *fs)
@@ -172,6 +183,7 @@ void crt_fs_dir_unref(CrtFs *fs, Dir *d)
     g_mutex_lock(&fs->lock);
     last = --d->refs == 0;
     if (last) {
+        fs->dirs_alive--;
         for (guint i = 0; i < d->files->len; i++) {
             Node *n = g_ptr_array_index(d->files, i);
 
@@ -481,6 +493,95 @@ static void op_mkdir(fuse_req_t req, fuse_ino_t parent, const char *name, mode_t
     g_mutex_unlock(&fs->lock);
 }
 
+/* --- removed directories: the kernel's names ---------------------------
+ *
+ * The kernel keeps the names it looked up in a directory that is removed
+ * while one of its files is open (a reader of `data`, say): they stay in
+ * its cache, unused, until memory runs short, and with them our nodes, the
+ * directory, its channel and its buffers, since we free those only when the
+ * kernel forgets them.  A directory removed and made again all day would
+ * grow the daemon without end.  So after a removal we tell the kernel that
+ * each name is gone (FUSE_NOTIFY_DELETE): it drops them and forgets the
+ * nodes once their files are closed.
+ *
+ * The notices go out from a thread of their own, in order: the kernel
+ * takes the directory's lock for them, which it holds while the rmdir that
+ * caused them is being answered, and maybe while another request on one
+ * of its files is. */
+
+typedef struct {
+    fuse_ino_t parent, child;
+    char name[];
+} Unlink;
+
+static void unlink_one(gpointer data, gpointer user_data)
+{
+    CrtFs *fs = user_data;
+    Unlink *u = data;
+
+    /* ENOENT: the kernel had not cached that name (or the rmdir took it). */
+    fuse_lowlevel_notify_delete(fs->se, u->parent, u->child, u->name, strlen(u->name));
+    g_free(u);
+}
+
+void crt_fs_set_session(CrtFs *fs, struct fuse_session *se)
+{
+    fs->se = se;
+    if (se && !fs->unlinker)
+        fs->unlinker = g_thread_pool_new(unlink_one, fs, 1, FALSE, NULL);
+}
+
+static void queue_unlink(CrtFs *fs, fuse_ino_t parent, const Node *n)
+{
+    size_t len = strlen(n->name) + 1;
+    Unlink *u = g_malloc(sizeof *u + len);
+
+    u->parent = parent;
+    u->child = n->ino;
+    memcpy(u->name, n->name, len);
+    g_thread_pool_push(fs->unlinker, u, NULL);
+}
+
+/* The names of a removed directory, deepest first; fs lock held. */
+static void queue_unlinks_unlocked(CrtFs *fs, Dir *d)
+{
+    Node *config = NULL;
+
+    if (!fs->unlinker || fs->shutting_down)
+        return;
+    for (guint i = 0; i < d->files->len; i++) {
+        Node *n = g_ptr_array_index(d->files, i);
+
+        if (n->kind == N_CONFIG_DIR)
+            config = n;
+    }
+    for (guint i = 0; config && i < d->files->len; i++) {
+        Node *n = g_ptr_array_index(d->files, i);
+
+        if (n->kind == N_CONFIG)
+            queue_unlink(fs, config->ino, n);
+    }
+    for (guint i = 0; i < d->files->len; i++) {
+        Node *n = g_ptr_array_index(d->files, i);
+
+        if (n->kind != N_CONFIG && n != d->node)
+            queue_unlink(fs, d->node->ino, n);
+    }
+    /* A directory an rmdir removed is gone from the kernel already; one
+     * that a reload removed is not. */
+    queue_unlink(fs, FUSE_ROOT_ID, d->node);
+}
+
+/* No more notices; the ones queued are sent first unless `drop`.  Before
+ * the request threads stop, so that every lock the kernel took for a
+ * request gets released. */
+static void unlinker_stop(CrtFs *fs, gboolean drop)
+{
+    if (fs->unlinker)
+        g_thread_pool_free(fs->unlinker, drop, TRUE);
+    fs->unlinker = NULL;
+}
+
 /* Take a directory out of the tree: stop its target (and wait), end every
  * read, and let go of the tree's reference. */
 static void dir_remove(CrtFs *fs, Dir *d)
@@ -492,6 +593,7 @@ static void dir_remove(CrtFs *fs, Dir *d)
     d->removed = TRUE;
     for (guint i = 0; i < d->files->len; i++)
         ((Node *)g_ptr_array_index(d->files, i))->removed = TRUE;
+    queue_unlinks_unlocked(fs, d);
     g_mutex_unlock(&fs->lock);
     crt_fs_dir_unref(fs, d);
 }
@@ -855,6 +957,7 @@ void crt_fs_shutdown(CrtFs *fs)
         crt_fs_dir_unref(fs, l->data);
     }
     g_list_free(dirs);
+    unlinker_stop(fs, FALSE);
 }
 
 /* After the session is gone no kernel reference is left to honour: free the
@@ -867,6 +970,7 @@ void crt_fs_free(CrtFs *fs)
 
     if (!fs)
         return;
+    unlinker_stop(fs, TRUE); /* the session is gone: nobody to tell */
     g_hash_table_iter_init(&it, fs->nodes);
     while (g_hash_table_iter_next(&it, NULL, &v)) {
         if (((Node *)v)->dir)

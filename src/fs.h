@@ -6,6 +6,7 @@
 #include <glib.h>
 
 struct fuse_lowlevel_ops;
+struct fuse_session;
 
 typedef struct CrtFs CrtFs;
 
@@ -17,6 +18,9 @@ typedef struct {
 
 CrtFs *crt_fs_new(const CrtFsOptions *opts);
 const struct fuse_lowlevel_ops *crt_fs_ops(void);
+/* The session the filesystem serves: it tells the kernel through it when
+ * a removed directory's names are gone (see dir_remove in fs.c). */
+void crt_fs_set_session(CrtFs *fs, struct fuse_session *se);
 
 /* Create the targets of a config file (GKeyFile, one group per target).
  * 0, or -errno with `error` naming the group and key. */

@@ -387,6 +387,7 @@ static int run(struct fuse_args *args, struct fuse_cmdline_opts *cl, GKeyFile *k
 
     if (!se)
         goto out;
+    crt_fs_set_session(fs, se);
     if (fuse_session_mount(se, cl->mountpoint) != 0)
         goto out_session;
     if (!cl->foreground) {

@@ -2,6 +2,9 @@
 #include "config.h"
 
 #include <string.h>
+#ifdef HAVE_MALLINFO2
+#include <malloc.h>
+#endif
 
 #include "metrics.h"
 
@@ -45,7 +48,7 @@ static int find_stat(const CrtStat *st, guint n, const char *name)
     return -1;
 }
 
-char *crt_metrics_text(CrtChannel *const *channels, guint n)
+char *crt_metrics_text(CrtChannel *const *channels, guint n, guint removed)
 {
     static const CrtEngineState states[] = {CRT_STATE_STOPPED, CRT_STATE_STREAMING,
                                             CRT_STATE_STOPPING, CRT_STATE_SUSPENDED};
@@ -56,6 +59,21 @@ char *crt_metrics_text(CrtChannel *const *channels, guint n)
 
     family(s, "crtfs_targets", "gauge", "Target directories.");
     g_string_append_printf(s, "crtfs_targets %u\n", n);
+    family(s, "crtfs_removed_targets", "gauge",
+           "Removed target directories still held by open files or the kernel's names.");
+    g_string_append_printf(s, "crtfs_removed_targets %u\n", removed);
+#ifdef HAVE_MALLINFO2
+    {
+        struct mallinfo2 mi = mallinfo2();
+
+        family(s, "crtfs_heap_allocated_bytes", "gauge",
+               "Bytes the daemon has allocated from the C library's heap (glibc mallinfo2).");
+        g_string_append_printf(s, "crtfs_heap_allocated_bytes %zu\n", mi.uordblks + mi.hblkhd);
+        family(s, "crtfs_heap_free_bytes", "gauge",
+               "Bytes free in the heap but still held by the process (glibc mallinfo2).");
+        g_string_append_printf(s, "crtfs_heap_free_bytes %zu\n", mi.fordblks);
+    }
+#endif
     if (n == 0)
         goto out;
     family(s, "crtfs_state", "gauge", "1 for the state the target is in, 0 for the others.");

@@ -7,8 +7,9 @@
 
 #include "channel.h"
 
-/* The text for these channels (their names are the `target` labels).
- * Newly allocated. */
-char *crt_metrics_text(CrtChannel *const *channels, guint n);
+/* The text for these channels (their names are the `target` labels) and
+ * `removed` directories that are gone from the tree but still held by open
+ * files or the kernel.  Newly allocated. */
+char *crt_metrics_text(CrtChannel *const *channels, guint n, guint removed);
 
 #endif

@@ -635,6 +635,34 @@ int crt_target_open_full(const CrtTargetSpec *spec, CrtLoop *loop, CrtTargetOpen
     return 0;
 }
 
+/* `inner` (a kind's own target, or NULL) has the file `st` describes open. */
+static gboolean has_open(CrtTarget *inner, const struct stat *st)
+{
+    struct stat open_st;
+    int fd = inner ? (inner->read_fd >= 0 ? inner->read_fd : inner->write_fd) : -1;
+
+    return fd >= 0 && fstat(fd, &open_st) == 0 && open_st.st_dev == st->st_dev &&
+           open_st.st_ino == st->st_ino;
+}
+
+gboolean crt_target_holds_file(CrtTarget *t, const char *path)
+{
+    struct stat st;
+    gboolean r;
+
+    g_return_val_if_fail(t != NULL, FALSE);
+    if (path == NULL || stat(path, &st) < 0)
+        return FALSE;
+    if (t->ops != &wait_ops)
+        return has_open(t, &st);
+    Wait *w = t->impl;
+
+    g_mutex_lock(&w->lock);
+    r = has_open(w->inner, &st);
+    g_mutex_unlock(&w->lock);
+    return r;
+}
+
 CrtPresence crt_target_presence(CrtTarget *t, char **reason)
 {
     Wait *w;

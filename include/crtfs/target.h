@@ -177,6 +177,12 @@ CrtPresence crt_target_presence(CrtTarget *target, char **reason);
  * path that was removed or replaced by another file.  Any thread. */
 gboolean crt_target_is_stale(CrtTarget *target);
 
+/* Whether the target has the file `path` names open now (the same device
+ * and inode; a `wait` target's current one).  The daemon asks before it
+ * lets a target go that holds the lock a new open of the same tty ran
+ * into.  Any thread. */
+gboolean crt_target_holds_file(CrtTarget *target, const char *path);
+
 CrtTarget *crt_target_ref(CrtTarget *target);
 /* Any thread but the loop thread may drop the last reference; it closes the
  * target (waiting for blocking work still using its descriptors). */

@@ -52,6 +52,41 @@ def main(tap):
         tap.is_(out, b"alpha\nbeta\ngamma\n", "input buffers reach the tty in order")
         tap.is_(ct.write(d + "/ctl", "stop-wait"), 0, "stop-wait")
 
+        # The same tty set again: our own lock must not refuse it (EBUSY).
+        tap.is_(ct.write(d + "/config/type", "read"), 0, "type read")
+        tap.is_(ct.write(d + "/target", "%s baud=19200 raw\n" % name), 0,
+                "the same tty again while stopped, new baud")
+        tap.is_(termios.tcgetattr(slave)[5], termios.B19200, "baud 19200 applied")
+        tap.is_(ct.write(d + "/ctl", "start"), 0, "start")
+        fd = os.open(d + "/records", os.O_RDONLY)
+        ct.wait_until(lambda: ct.stats(d)["readers"] == 1)
+        os.write(master, b"before\n")
+        got = b""
+        while b"before\n" not in got:
+            got += ct.read_fd(fd, 65536)
+        tap.is_(ct.write(d + "/target", "%s baud=38400 raw\n" % name), 0,
+                "the same tty again while streaming, new baud")
+        tap.is_(termios.tcgetattr(slave)[5], termios.B38400, "baud 38400 applied")
+        tap.is_(ct.state(d)[1].get("target"), "%s baud=38400 raw" % name, "state names the new spec")
+        tap.is_(ct.state(d)[0], "stopped", "manual mode: stopped after the target is set again")
+        ct.read_all_fd(fd)
+        tap.pass_("the reader of the old stream gets end of file")
+        os.close(fd)
+        tap.is_(ct.write(d + "/ctl", "start"), 0, "start on the reopened tty")
+        fd = os.open(d + "/data", os.O_RDONLY)
+        ct.wait_until(lambda: ct.stats(d)["readers"] == 1)
+        os.write(master, b"after\n")
+        got = b""
+        while b"after\n" not in got:
+            got += ct.read_fd(fd, 65536)
+        tap.is_(got, b"after\n", "the reopened tty streams")
+        tap.is_(ct.write(d + "/ctl", "stop"), 0, "stop")
+        os.close(fd)
+        other = m.mkdir("tty2")
+        tap.is_(ct.write(other + "/target", "%s raw\n" % name), errno.EBUSY,
+                "another directory still gets EBUSY for the tty")
+        os.rmdir(other)
+
         # The tty is locked against other programs (flock; TIOCEXCL does not
         # stop root, so flock is what a root test can see).
         fd2 = os.open(name, os.O_RDWR | os.O_NOCTTY | os.O_NONBLOCK)

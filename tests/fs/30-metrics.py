@@ -149,6 +149,12 @@ def main(tap):
         tap.ok(all(n.endswith("_total") == (f["type"] == "counter") for n, f in fams.items()),
                "counters, and only counters, end in _total")
         tap.is_(fams["crtfs_targets"]["samples"][0][1], 4.0, "crtfs_targets 4")
+        for h in ("crtfs_heap_allocated_bytes", "crtfs_heap_free_bytes"):
+            f = fams.get(h, {})
+            tap.ok(f.get("type") == "gauge" and len(f.get("samples", [])) == 1 and
+                   f["samples"][0][0] == {} and f["samples"][0][1] >= 0, h + ": one gauge", f)
+        tap.ok(fams["crtfs_heap_allocated_bytes"]["samples"][0][1] > 100000,
+               "crtfs_heap_allocated_bytes: plausible (over 100 kB)")
         state = fams["crtfs_state"]["samples"]
         tap.is_(sorted({l["target"] for l, _ in state}), sorted(names),
                 "every target, its name as the label (quote and backslash round-trip)")
@@ -192,6 +198,31 @@ def main(tap):
         except OSError as e:
             tap.is_(e.errno, errno.EEXIST, "mkdir metrics: EEXIST")
         tap.ok("metrics" in os.listdir(root), "metrics is listed")
+
+        # A directory removed while a reader has a file open is held by that
+        # file, and let go once it is closed, even though the kernel had
+        # looked up its names (it is told they are gone).
+        def removed():
+            return parse(ct.read(root + "/metrics"))["crtfs_removed_targets"]["samples"][0][1]
+        tap.is_(removed(), 0.0, "crtfs_removed_targets 0 before")
+        r = os.path.join(root, "r")
+        held = []
+        for i in range(20):
+            os.mkdir(r)
+            ct.write(r + "/target", "sim:records rate=200")
+            ct.write(r + "/ctl", "start")
+            fd = os.open(r + "/records", os.O_RDONLY)
+            ct.read(r + "/state")
+            ct.read(r + "/config/out_size")
+            ct.read_fd(fd, 4096)
+            os.rmdir(r)
+            held.append(fd)
+        tap.is_(removed(), 20.0, "20 removed directories held by their open readers")
+        for fd in held:
+            ct.read_all_fd(fd)
+            os.close(fd)
+        ct.wait_until(lambda: removed() == 0.0, limit=ct.T)
+        tap.is_(removed(), 0.0, "all let go once their readers closed")
         tap.is_(ct.write(a + "/ctl", "stop-wait"), 0, "stop-wait")
         tap.is_(m.stop(), 0, "daemon exits 0")
 
