@@ -5,6 +5,9 @@
 #include <errno.h>
 #include <fcntl.h>
 #include <limits.h>
+#ifdef HAVE_MALLOC_TRIM
+#include <malloc.h>
+#endif
 #include <poll.h>
 #include <pthread.h>
 #include <signal.h>
@@ -302,6 +305,20 @@ static void reload(CrtFs *fs, const char *config)
     g_key_file_unref(kf);
 }
 
+/* Hand the heap's free pages back to the kernel.  Buffers of many sizes
+ * come and go with targets and configurations, spread over the C
+ * library's per-thread arenas; what is freed in the middle of an arena
+ * stays resident otherwise, and the daemon's RSS would creep up for hours
+ * while the memory it uses stays the same. */
+static void trim_heap(void)
+{
+#ifdef HAVE_MALLOC_TRIM
+    malloc_trim(0);
+#endif
+}
+
+#define TRIM_INTERVAL_MS (30 * 1000)
+
 /* Wait for SIGTERM, SIGINT or the end of the session; SIGHUP reloads. */
 static void wait_for_exit(Loop *l, int sfd, CrtFs *fs, const char *config)
 {
@@ -309,11 +326,16 @@ static void wait_for_exit(Loop *l, int sfd, CrtFs *fs, const char *config)
 
     for (;;) {
         struct signalfd_siginfo si;
+        int n = poll(pfd, 2, TRIM_INTERVAL_MS);
 
-        if (poll(pfd, 2, -1) < 0) {
+        if (n < 0) {
             if (errno == EINTR)
                 continue;
             return;
+        }
+        if (n == 0) {
+            trim_heap();
+            continue;
         }
         if (pfd[1].revents || !(pfd[0].revents & POLLIN))
             return;
