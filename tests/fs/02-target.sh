@@ -24,6 +24,8 @@ for bad in 'sim:bogus' 'sim:records rate=abc' 'tcp:nohost' 'unix:' 'exec:' 'foo:
 done
 like "$(state_field "$D" error)" 'nonexistent/crtfs-test' "error: names the path"
 
+ok "an open that writes nothing" t sh -c ": > '$D/target'"
+is "$(t cat "$D/target")" "sim:records size=16" "... changes nothing"
 ok "clear with an empty line" t sh -c "echo > '$D/target'"
 is "$(t cat "$D/target")" "" "target is empty"
 is "$(state_field "$D" target)" none "state target: none"
