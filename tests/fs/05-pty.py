@@ -14,6 +14,18 @@ sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 import crtfs_test as ct
 
 
+def open_and_see(d, name, master, line):
+    """Open d/name, write `line` on the master side, read until it shows:
+    (fd, what was read)."""
+    fd = os.open(os.path.join(d, name), os.O_RDONLY)
+    ct.wait_until(lambda: ct.stats(d)["readers"] == 1)
+    os.write(master, line)
+    got = b""
+    while line not in got:
+        got += ct.read_fd(fd, 65536)
+    return fd, got
+
+
 def main(tap):
     with ct.Mount(tap) as m:
         master, slave = pty.openpty()
@@ -58,12 +70,7 @@ def main(tap):
                 "the same tty again while stopped, new baud")
         tap.is_(termios.tcgetattr(slave)[5], termios.B19200, "baud 19200 applied")
         tap.is_(ct.write(d + "/ctl", "start"), 0, "start")
-        fd = os.open(d + "/records", os.O_RDONLY)
-        ct.wait_until(lambda: ct.stats(d)["readers"] == 1)
-        os.write(master, b"before\n")
-        got = b""
-        while b"before\n" not in got:
-            got += ct.read_fd(fd, 65536)
+        fd, _ = open_and_see(d, "records", master, b"before\n")
         tap.is_(ct.write(d + "/target", "%s baud=38400 raw\n" % name), 0,
                 "the same tty again while streaming, new baud")
         tap.is_(termios.tcgetattr(slave)[5], termios.B38400, "baud 38400 applied")
@@ -73,12 +80,7 @@ def main(tap):
         tap.pass_("the reader of the old stream gets end of file")
         os.close(fd)
         tap.is_(ct.write(d + "/ctl", "start"), 0, "start on the reopened tty")
-        fd = os.open(d + "/data", os.O_RDONLY)
-        ct.wait_until(lambda: ct.stats(d)["readers"] == 1)
-        os.write(master, b"after\n")
-        got = b""
-        while b"after\n" not in got:
-            got += ct.read_fd(fd, 65536)
+        fd, got = open_and_see(d, "data", master, b"after\n")
         tap.is_(got, b"after\n", "the reopened tty streams")
         tap.is_(ct.write(d + "/ctl", "stop"), 0, "stop")
         os.close(fd)
