@@ -72,6 +72,8 @@ void crt_channel_send_init(CrtChannel *ch);
  * Anyone can write anything to the control files, and the reasons quote
  * it. */
 char *crt_channel_readable(const char *msg);
+/* Make `err`'s message one readable line and put it in `error:`. */
+void crt_channel_set_error_from(CrtChannel *ch, GError *err);
 
 /* creds.c: open a target as `creds` (NULL: as the daemon). */
 int crt_creds_open_target(const CrtTargetSpec *spec, const CrtCreds *creds,

@@ -245,13 +245,8 @@ int crt_send_write(CrtSendSession *s, const char *buf, size_t len, GError **erro
         if (r == 0)
             r = submit(s, &h, nl ? nl + 1 : buf + len, nl ? len - hlen - 1 : 0, error);
     }
-    if (r < 0 && error && *error) {
-        char *line = crt_channel_readable((*error)->message);
-
-        crt_channel_set_error(s->ch, line);
-        g_free((*error)->message);
-        (*error)->message = line;
-    }
+    if (r < 0 && error && *error)
+        crt_channel_set_error_from(s->ch, *error);
     g_free(header);
     return r;
 }

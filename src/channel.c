@@ -199,32 +199,37 @@ char *crt_channel_readable(const char *msg)
     return g_string_free(s, FALSE);
 }
 
-void crt_channel_set_error(CrtChannel *ch, const char *message)
+/* `line` (readable already, taken) becomes `error:`. */
+static void store_error(CrtChannel *ch, char *line)
 {
-    char *line = crt_channel_readable(message);
-
     g_mutex_lock(&ch->lock);
     g_free(ch->error);
     ch->error = line;
     g_mutex_unlock(&ch->lock);
 }
 
+void crt_channel_set_error(CrtChannel *ch, const char *message)
+{
+    store_error(ch, crt_channel_readable(message));
+}
+
+void crt_channel_set_error_from(CrtChannel *ch, GError *err)
+{
+    char *line = crt_channel_readable(err->message);
+
+    g_free(err->message);
+    err->message = line;
+    store_error(ch, g_strdup(line));
+}
+
 /* Fail with `err`: the reason goes to `state` and to the caller (both as
  * one readable line). */
 static int fail(CrtChannel *ch, GError **error, int err, GError *cause)
 {
-    crt_channel_set_error(ch, cause ? cause->message : g_strerror(err));
-    if (cause) {
-        char *line = crt_channel_readable(cause->message);
-
-        g_free(cause->message);
-        cause->message = line;
-    }
-    if (cause)
-        g_propagate_error(error, cause);
-    else
-        g_set_error_literal(error, G_IO_ERROR, g_io_error_from_errno(err),
-                            g_strerror(err));
+    if (!cause)
+        cause = g_error_new_literal(G_IO_ERROR, g_io_error_from_errno(err), g_strerror(err));
+    crt_channel_set_error_from(ch, cause);
+    g_propagate_error(error, cause);
     return -err;
 }
 
@@ -413,6 +418,21 @@ static int ctl_dispatch(CrtChannel *ch, const char *cmd, GError **error)
                  cmd);
 }
 
+/* The state a command that succeeded leads to, for the log. */
+static const char *ctl_outcome(const char *cmd)
+{
+    static const struct {
+        const char *cmd, *state;
+    } outcomes[] = {{"start", "streaming"}, {"resume", "streaming"}, {"suspend", "suspended"},
+                    {"stop", "stopped"},     {"stop-wait", "stopped"}};
+
+    for (size_t i = 0; i < G_N_ELEMENTS(outcomes); i++) {
+        if (strcmp(cmd, outcomes[i].cmd) == 0)
+            return outcomes[i].state;
+    }
+    return cmd;
+}
+
 int crt_channel_ctl(CrtChannel *ch, const char *line, GError **error)
 {
     char *cmd = g_strstrip(g_strdup(line));
@@ -426,11 +446,7 @@ int crt_channel_ctl(CrtChannel *ch, const char *line, GError **error)
     g_mutex_unlock(&ch->ctl_lock);
     /* What the command did (the state may have moved on already). */
     if (r == 0)
-        log_event(ch, FALSE, "%s",
-                  cmd[0] == 's' && cmd[2] == 'a' ? "streaming"   /* start */
-                  : cmd[0] == 'r'                ? "streaming"   /* resume */
-                  : cmd[1] == 'u'                ? "suspended"   /* suspend */
-                                                 : "stopped");   /* stop, stop-wait */
+        log_event(ch, FALSE, "%s", ctl_outcome(cmd));
     g_free(cmd);
     return r;
 }

@@ -609,7 +609,6 @@ int crt_config_to_engine(const CrtConfig *cfg, CrtEngineConfig *out, GError **er
 
 /* ---- the config file --------------------------------------------------- */
 
-/* One key of a target group; `target` and `autostart` are the caller's. */
 int crt_config_parse_owner(const char *value, uid_t *out, GError **error)
 {
     char buf[4096];
@@ -665,19 +664,30 @@ gboolean crt_config_is_file_mode(const char *value)
     return g_ascii_isdigit(*value);
 }
 
+gboolean crt_config_is_access_key(const char *key, const char *value)
+{
+    return strcmp(key, "owner") == 0 || strcmp(key, "group") == 0 ||
+           (strcmp(key, "mode") == 0 && value && crt_config_is_file_mode(value));
+}
+
+int crt_config_parse_access(const char *key, const char *value, CrtFileAccess *access,
+                            GError **error)
+{
+    if (strcmp(key, "owner") == 0)
+        return crt_config_parse_owner(value, &access->uid, error);
+    if (strcmp(key, "group") == 0)
+        return crt_config_parse_group(value, &access->gid, error);
+    return crt_config_parse_mode(value, &access->mode, error);
+}
+
+/* One key of a target group; `target` and `autostart` are the caller's. */
 static int load_key(CrtConfig *cfg, const char *key, const char *value,
                     char **target_spec, gboolean *autostart, GError **error)
 {
-    if (strcmp(key, "owner") == 0 || strcmp(key, "group") == 0 ||
-        (strcmp(key, "mode") == 0 && crt_config_is_file_mode(value))) {
+    if (crt_config_is_access_key(key, value)) {
         char *word = trim_value(key, value, FALSE, error);
-        uid_t uid;
-        gid_t gid;
-        guint mode;
-        int r = word == NULL                 ? -EINVAL
-                : strcmp(key, "owner") == 0 ? crt_config_parse_owner(word, &uid, error)
-                : strcmp(key, "group") == 0 ? crt_config_parse_group(word, &gid, error)
-                                             : crt_config_parse_mode(word, &mode, error);
+        CrtFileAccess access;
+        int r = word ? crt_config_parse_access(key, word, &access, error) : -EINVAL;
 
         g_free(word);
         return r;

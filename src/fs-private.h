@@ -51,6 +51,7 @@ struct Dir {
     char *name;
     CrtChannel *ch;
     Node *node;       /* the directory */
+    Node *config;     /* its config/ */
     GPtrArray *files; /* Node * of its files, config/ and config/KEY */
     guint refs;       /* the tree, every node, every open file */
     gboolean removed;

@@ -102,7 +102,6 @@ static Dir *dir_new_unlocked(CrtFs *fs, const char *name, uid_t uid, gid_t gid)
     CrtChannelPolicy policy = {.allow_exec_for_users = fs->opts.allow_exec,
                                .max_memory = fs->opts.max_target_memory};
     Dir *d = g_new0(Dir, 1);
-    Node *config = NULL;
 
     d->name = g_strdup(name);
     d->refs = 1; /* the tree */
@@ -115,9 +114,9 @@ static Dir *dir_new_unlocked(CrtFs *fs, const char *name, uid_t uid, gid_t gid)
                            uid, gid);
 
         if (n->kind == N_CONFIG_DIR)
-            config = n;
+            d->config = n;
     }
-    g_assert(config);
+    g_assert(d->config);
     for (const char *const *k = crt_config_keys(); *k; k++)
         node_new(fs, N_CONFIG, *k, d, S_IFREG | 0644, uid, gid);
     g_hash_table_insert(fs->dirs, d->name, d);
@@ -545,21 +544,13 @@ static void queue_unlink(CrtFs *fs, fuse_ino_t parent, const Node *n)
 /* The names of a removed directory, deepest first; fs lock held. */
 static void queue_unlinks_unlocked(CrtFs *fs, Dir *d)
 {
-    Node *config = NULL;
-
     if (!fs->unlinker || fs->shutting_down)
         return;
     for (guint i = 0; i < d->files->len; i++) {
         Node *n = g_ptr_array_index(d->files, i);
 
-        if (n->kind == N_CONFIG_DIR)
-            config = n;
-    }
-    for (guint i = 0; config && i < d->files->len; i++) {
-        Node *n = g_ptr_array_index(d->files, i);
-
         if (n->kind == N_CONFIG)
-            queue_unlink(fs, config->ino, n);
+            queue_unlink(fs, d->config->ino, n);
     }
     for (guint i = 0; i < d->files->len; i++) {
         Node *n = g_ptr_array_index(d->files, i);
@@ -663,24 +654,20 @@ static gboolean is_true(const char *v)
 
 /* The files' owner, group and the mode of `data` and `records`, as the
  * group's owner, group and mode keys say (the udev way: who may read a
- * stream is set where the target is declared). */
-static int file_access(GKeyFile *kf, const char *group, uid_t *uid, gid_t *gid, guint *mode,
+ * stream is set where the target is declared); the daemon's and 0444 by
+ * default. */
+static int file_access(GKeyFile *kf, const char *group, CrtFileAccess *access,
                        GError **error)
 {
     static const char *const keys[] = {"owner", "group", "mode"};
     int r = 0;
 
+    *access = (CrtFileAccess){geteuid(), getegid(), 0444};
     for (size_t i = 0; r == 0 && i < G_N_ELEMENTS(keys); i++) {
         char *v = g_key_file_get_string(kf, group, keys[i], NULL);
 
-        if (v && i == 2 && !crt_config_is_file_mode(v))
-            g_clear_pointer(&v, g_free); /* the engine's mode */
-        if (v) {
-            g_strstrip(v);
-            r = i == 0   ? crt_config_parse_owner(v, uid, error)
-                : i == 1 ? crt_config_parse_group(v, gid, error)
-                         : crt_config_parse_mode(v, mode, error);
-        }
+        if (v && crt_config_is_access_key(keys[i], v))
+            r = crt_config_parse_access(keys[i], g_strstrip(v), access, error);
         g_free(v);
     }
     return r;
@@ -703,24 +690,18 @@ static char *group_text(GKeyFile *kf, const char *group)
 }
 
 /* Owner, group and mode on a directory's nodes (fs lock held). */
-static void set_access_unlocked(Dir *d, uid_t uid, gid_t gid, guint mode)
+static void set_access_unlocked(Dir *d, const CrtFileAccess *a)
 {
-    d->node->uid = uid;
-    d->node->gid = gid;
+    d->node->uid = a->uid;
+    d->node->gid = a->gid;
     for (guint i = 0; i < d->files->len; i++) {
         Node *n = g_ptr_array_index(d->files, i);
 
-        n->uid = uid;
-        n->gid = gid;
+        n->uid = a->uid;
+        n->gid = a->gid;
         if (n->kind == N_DATA || n->kind == N_RECORDS)
-            n->mode = S_IFREG | (mode & 0444); /* only reading means anything there */
+            n->mode = S_IFREG | (a->mode & 0444); /* only reading means anything there */
     }
-}
-
-static gboolean is_access_key(const char *key, const char *value)
-{
-    return strcmp(key, "owner") == 0 || strcmp(key, "group") == 0 ||
-           (strcmp(key, "mode") == 0 && value && crt_config_is_file_mode(value));
 }
 
 /* A group's keys, target and autostart applied to `d`, which is stopped or
@@ -742,7 +723,7 @@ static int apply_group(Dir *d, GKeyFile *kf, const char *group, gboolean set_tar
             target = g_strdup(v);
         else if (strcmp(keys[i], "autostart") == 0)
             autostart = is_true(v);
-        else if (!is_access_key(keys[i], v))
+        else if (!crt_config_is_access_key(keys[i], v))
             r = crt_channel_config_set(d->ch, keys[i], v ? v : "", error);
         g_free(v);
     }
@@ -760,9 +741,7 @@ static int apply_group(Dir *d, GKeyFile *kf, const char *group, gboolean set_tar
 
 static int load_group(CrtFs *fs, GKeyFile *kf, const char *group, GError **error)
 {
-    uid_t uid = geteuid();
-    gid_t gid = getegid();
-    guint mode = 0444;
+    CrtFileAccess access;
     Dir *d;
     int r = check_name(group) ? -EINVAL : 0;
 
@@ -771,10 +750,10 @@ static int load_group(CrtFs *fs, GKeyFile *kf, const char *group, GError **error
                     "[%s]: not a valid target name", group);
         return r;
     }
-    r = file_access(kf, group, &uid, &gid, &mode, error);
+    r = file_access(kf, group, &access, error);
     g_mutex_lock(&fs->lock);
-    d = dir_new_unlocked(fs, group, uid, gid);
-    set_access_unlocked(d, uid, gid, mode);
+    d = dir_new_unlocked(fs, group, access.uid, access.gid);
+    set_access_unlocked(d, &access);
     d->group_text = group_text(kf, group);
     g_mutex_unlock(&fs->lock);
     if (r == 0)
@@ -822,9 +801,7 @@ static int reload_group(CrtFs *fs, Dir *d, GKeyFile *kf, const char *group, GErr
     char *old_target = crt_channel_target_text(d->ch);
     char *new_target = g_key_file_get_string(kf, group, "target", NULL);
     gboolean restart = d->config_started && crt_channel_state(d->ch) == CRT_STATE_STREAMING;
-    uid_t uid = geteuid();
-    gid_t gid = getegid();
-    guint mode = 0444;
+    CrtFileAccess access;
     int r;
 
     /* The target is set again only when its spec changed: an unchanged one
@@ -832,10 +809,10 @@ static int reload_group(CrtFs *fs, Dir *d, GKeyFile *kf, const char *group, GErr
     g_strstrip(old_target);
     if (new_target)
         g_strstrip(new_target);
-    r = file_access(kf, group, &uid, &gid, &mode, error);
+    r = file_access(kf, group, &access, error);
     if (r == 0) {
         g_mutex_lock(&fs->lock);
-        set_access_unlocked(d, uid, gid, mode);
+        set_access_unlocked(d, &access);
         g_mutex_unlock(&fs->lock);
         if (restart)
             r = crt_channel_ctl(d->ch, "stop-wait", error);
@@ -853,29 +830,19 @@ static int reload_group(CrtFs *fs, Dir *d, GKeyFile *kf, const char *group, GErr
 int crt_fs_reload_config(CrtFs *fs, GKeyFile *kf, GError **error)
 {
     char **groups = g_key_file_get_groups(kf, NULL);
-    GList *gone = NULL;
-    GHashTableIter it;
-    gpointer v;
+    GPtrArray *dirs = crt_fs_dirs_ref(fs);
     int first = 0;
 
-    g_mutex_lock(&fs->lock);
-    g_hash_table_iter_init(&it, fs->dirs);
-    while (g_hash_table_iter_next(&it, NULL, &v)) {
-        Dir *d = v;
+    for (guint i = 0; i < dirs->len; i++) {
+        Dir *d = g_ptr_array_index(dirs, i);
 
         if (d->group_text && !g_key_file_has_group(kf, d->name)) {
-            d->refs++;
-            gone = g_list_prepend(gone, d);
+            g_message("config: [%s] is gone: removing %s", d->name, d->name);
+            dir_remove(fs, d);
         }
+        crt_fs_dir_unref(fs, d);
     }
-    g_mutex_unlock(&fs->lock);
-    for (GList *l = gone; l; l = l->next) {
-        g_message("config: [%s] is gone: removing %s", ((Dir *)l->data)->name,
-                  ((Dir *)l->data)->name);
-        dir_remove(fs, l->data);
-        crt_fs_dir_unref(fs, l->data);
-    }
-    g_list_free(gone);
+    g_ptr_array_free(dirs, TRUE);
     for (guint i = 0; groups[i]; i++) {
         GError *err = NULL;
         char *text = group_text(kf, groups[i]);
@@ -944,19 +911,17 @@ void crt_fs_sleep_after(gpointer data)
 
 void crt_fs_shutdown(CrtFs *fs)
 {
-    GList *dirs;
+    GPtrArray *dirs;
 
     g_mutex_lock(&fs->lock);
-    fs->shutting_down = TRUE;
-    dirs = g_hash_table_get_values(fs->dirs);
-    for (GList *l = dirs; l; l = l->next)
-        ((Dir *)l->data)->refs++;
+    fs->shutting_down = TRUE; /* no mkdir from now on */
     g_mutex_unlock(&fs->lock);
-    for (GList *l = dirs; l; l = l->next) {
-        dir_remove(fs, l->data);
-        crt_fs_dir_unref(fs, l->data);
+    dirs = crt_fs_dirs_ref(fs);
+    for (guint i = 0; i < dirs->len; i++) {
+        dir_remove(fs, g_ptr_array_index(dirs, i));
+        crt_fs_dir_unref(fs, g_ptr_array_index(dirs, i));
     }
-    g_list_free(dirs);
+    g_ptr_array_free(dirs, TRUE);
     unlinker_stop(fs, FALSE);
 }
 

@@ -15,6 +15,7 @@
 #include <fcntl.h>
 #include <string.h>
 #include <sys/ioctl.h>
+#include <sys/stat.h>
 #include <unistd.h>
 
 #include "target-private.h"
@@ -50,6 +51,14 @@ int crt_fd_set_nonblock(int fd)
     if (fl < 0 || fcntl(fd, F_SETFD, fl | FD_CLOEXEC) < 0)
         return -errno;
     return 0;
+}
+
+gboolean crt_fd_names_path(int fd, const char *path)
+{
+    struct stat open_st, now;
+
+    return fd >= 0 && path && fstat(fd, &open_st) == 0 && stat(path, &now) == 0 &&
+           open_st.st_dev == now.st_dev && open_st.st_ino == now.st_ino;
 }
 
 void crt_io_complete(CrtIo *io, int status, size_t bytes_in, size_t bytes_out)

@@ -395,12 +395,8 @@ static void path_counters(CrtTarget *t, CrtTargetCounters *c)
 static gboolean path_stale(CrtTarget *t)
 {
     PathState *ps = t->impl;
-    struct stat now, open_st;
 
-    if (ps == NULL || fstat(ps->fd, &open_st) < 0)
-        return FALSE;
-    return stat(ps->path, &now) < 0 || now.st_dev != open_st.st_dev ||
-           now.st_ino != open_st.st_ino;
+    return ps != NULL && !crt_fd_names_path(ps->fd, ps->path);
 }
 
 const CrtTargetOps crt_target_path_ops = {

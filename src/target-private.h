@@ -139,6 +139,9 @@ speed_t crt_baud_constant(guint baud);
 
 /* Set a descriptor O_NONBLOCK and FD_CLOEXEC; 0 or -errno. */
 int crt_fd_set_nonblock(int fd);
+/* Whether `path` names the file open on `fd` now (the same device and
+ * inode); FALSE for -1 or a path that is not there. */
+gboolean crt_fd_names_path(int fd, const char *path);
 
 /* A target of `ops` with state `impl`, for kinds that are not opened by
  * ops->open (the `wait` wrapper).  target.c. */

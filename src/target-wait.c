@@ -635,30 +635,24 @@ int crt_target_open_full(const CrtTargetSpec *spec, CrtLoop *loop, CrtTargetOpen
     return 0;
 }
 
-/* `inner` (a kind's own target, or NULL) has the file `st` describes open. */
-static gboolean has_open(CrtTarget *inner, const struct stat *st)
+/* `inner` (a kind's own target, or NULL) has the file `path` names open. */
+static gboolean has_open(CrtTarget *inner, const char *path)
 {
-    struct stat open_st;
-    int fd = inner ? (inner->read_fd >= 0 ? inner->read_fd : inner->write_fd) : -1;
-
-    return fd >= 0 && fstat(fd, &open_st) == 0 && open_st.st_dev == st->st_dev &&
-           open_st.st_ino == st->st_ino;
+    return inner &&
+           crt_fd_names_path(inner->read_fd >= 0 ? inner->read_fd : inner->write_fd, path);
 }
 
 gboolean crt_target_holds_file(CrtTarget *t, const char *path)
 {
-    struct stat st;
+    Wait *w;
     gboolean r;
 
     g_return_val_if_fail(t != NULL, FALSE);
-    if (path == NULL || stat(path, &st) < 0)
-        return FALSE;
     if (t->ops != &wait_ops)
-        return has_open(t, &st);
-    Wait *w = t->impl;
-
+        return has_open(t, path);
+    w = t->impl;
     g_mutex_lock(&w->lock);
-    r = has_open(w->inner, &st);
+    r = has_open(w->inner, path);
     g_mutex_unlock(&w->lock);
     return r;
 }

@@ -96,6 +96,20 @@ int crt_config_parse_mode(const char *value, guint *out, GError **error);
 /* `mode` is two keys in a file: a number (0640) is the files' mode, a word
  * (automatic, manual) the engine's mode. */
 gboolean crt_config_is_file_mode(const char *value);
+/* `key` (with `value`, which may be NULL) is owner, group or a file mode. */
+gboolean crt_config_is_access_key(const char *key, const char *value);
+
+/* Who owns a target directory's files and the mode of its streams. */
+typedef struct {
+    uid_t uid;
+    gid_t gid;
+    guint mode;
+} CrtFileAccess;
+
+/* One key that crt_config_is_access_key() accepts, into its member of
+ * `access`.  0, or -EINVAL with `error`. */
+int crt_config_parse_access(const char *key, const char *value, CrtFileAccess *access,
+                            GError **error);
 
 /* One target group of a GKeyFile: every key above plus `target`,
  * `autostart`, `owner`, `group` and `mode` (checked here, applied by the
