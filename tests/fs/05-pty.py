@@ -74,8 +74,9 @@ def main(tap):
         tap.is_(ct.write(d + "/target", "%s baud=38400 raw\n" % name), 0,
                 "the same tty again while streaming, new baud")
         tap.is_(termios.tcgetattr(slave)[5], termios.B38400, "baud 38400 applied")
-        tap.is_(ct.state(d)[1].get("target"), "%s baud=38400 raw" % name, "state names the new spec")
-        tap.is_(ct.state(d)[0], "stopped", "manual mode: stopped after the target is set again")
+        word, fields = ct.state(d)
+        tap.is_(fields.get("target"), "%s baud=38400 raw" % name, "state names the new spec")
+        tap.is_(word, "stopped", "manual mode: stopped after the target is set again")
         ct.read_all_fd(fd)
         tap.pass_("the reader of the old stream gets end of file")
         os.close(fd)

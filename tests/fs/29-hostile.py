@@ -283,8 +283,8 @@ class Gen:
     BAD_OPTS = [b"bogus", b"rate=-1", b"size=0", b"errno=EBOGUS", b"rate=1 rate=2",
                 b"delay=9-1", b"limit=-5", b"size=99999999"]
 
-    def __init__(self, rng, kind, key, curated):
-        self.rng, self.kind, self.key, self.curated = rng, kind, key, curated
+    def __init__(self, rng, kind, curated):
+        self.rng, self.kind, self.curated = rng, kind, curated
 
     def length(self):
         r = self.rng
@@ -454,12 +454,6 @@ STATE_KEYS = ("target", "presence", "mode", "type", "error")
 WORDS = ("stopped", "streaming", "stopping", "suspended")
 
 
-def read_bytes(path):
-    def go():
-        with open(path, "rb") as f:
-            return f.read()
-    return ct.with_deadline(go, limit=LIMIT)
-
 
 def parse_state(raw):
     """(word, fields, problems): the error value is everything after
@@ -558,7 +552,7 @@ class SeqChecker(threading.Thread):
 class Hostile:
     def __init__(self, tap, m, d):
         self.tap, self.m, self.d = tap, m, d
-        self.version = read_bytes(os.path.join(m.path, "version"))
+        self.version = ct.read(os.path.join(m.path, "version"), "b")
         self.rng = random.Random(SEED)
         self.tallies = []
         self.restores = 0
@@ -566,7 +560,7 @@ class Hostile:
 
     # After every attempt: state parses, is still streaming the same target.
     def check_state(self, t, att, failed):
-        raw = read_bytes(self.d + "/state")
+        raw = ct.read(self.d + "/state", "b")
         word, fields, problems = parse_state(raw)
         for p in problems:
             if p.startswith("line") and "error" in fields and b"\n" in fields["error"]:
@@ -590,17 +584,17 @@ class Hostile:
         """Put the stream back as it was after a write changed it (that
         write is already reported)."""
         self.restores += 1
-        word, fields, _ = parse_state(read_bytes(self.d + "/state"))
+        _, fields, _ = parse_state(ct.read(self.d + "/state", "b"))
         if fields.get("target", b"").decode("utf-8", "replace") != SPEC:
             ct.write(self.d + "/target", SPEC, os.O_WRONLY)
         for k, v in (("overflow", "block"), ("framing", "stream")):
-            if read_bytes(self.d + "/config/" + k) != (v + "\n").encode():
+            if ct.read(self.d + "/config/" + k, "b") != (v + "\n").encode():
                 ct.write(self.d + "/config/" + k, v, os.O_WRONLY)
-        word, _, _ = parse_state(read_bytes(self.d + "/state"))
+        word, _, _ = parse_state(ct.read(self.d + "/state", "b"))
         if word == "suspended":
             ct.write(self.d + "/ctl", "resume", os.O_WRONLY)
-        ct.wait_until(lambda: parse_state(read_bytes(self.d + "/state"))[0] != "stopping")
-        if parse_state(read_bytes(self.d + "/state"))[0] != "streaming":
+        ct.wait_until(lambda: parse_state(ct.read(self.d + "/state", "b"))[0] != "stopping")
+        if parse_state(ct.read(self.d + "/state", "b"))[0] != "streaming":
             ct.write(self.d + "/ctl", "start", os.O_WRONLY)
 
     def classify(self, t, att, results, sane, must_fail):
@@ -639,11 +633,10 @@ class Hostile:
                  after_apply=None, must_apply=None):
         t = Tally(name)
         t.kind = kind
-        t.key = key
         t.must_apply = must_apply
         self.tallies.append(t)
         path = self.d + "/" + name
-        gen = Gen(self.rng, kind, key, curated)
+        gen = Gen(self.rng, kind, curated)
         fl = os.O_RDWR if kind == "send" else os.O_WRONLY
         atts = [Attempt(p, "curated", fl, known_invalid=True) for p in curated]
         atts += attempts_extra
@@ -767,10 +760,10 @@ class Hostile:
         tap = self.tap
         alive = self.m.proc.poll() is None
         try:
-            v = read_bytes(os.path.join(self.m.path, "version"))
+            v = ct.read(os.path.join(self.m.path, "version"), "b")
         except (OSError, TimeoutError) as e:
             v = repr(e)
-        word, fields, problems = parse_state(read_bytes(self.d + "/state")) if alive else \
+        word, fields, problems = parse_state(ct.read(self.d + "/state", "b")) if alive else \
             ("dead", {}, ["daemon died"])
         moving = ct.wait_until(lambda: self.reader.count > count0, limit=5)
         tap.ok(alive and v == self.version and word == "streaming" and moving,
@@ -866,12 +859,12 @@ def hostile_writes(tap, m):
            "config/ has every documented key", keys)
     for key in keys:
         path = "config/" + key
-        before = read_bytes(d + "/" + path)
+        before = ct.read(d + "/" + path, "b")
         if key in NON_LIVE:
             h.run_file(path, "config", key, COMMON + config_extra(key),
                        offsets_and_modes("config") + splits(path, "config"), SANE, nothing,
                        after_apply=None)
-            after = read_bytes(d + "/" + path)
+            after = ct.read(d + "/" + path, "b")
             tap.is_(after, before, "%s: the value did not change" % path)
         elif key in LIVE_WORDS:
             def must_fail(c, key=key):
@@ -879,7 +872,7 @@ def hostile_writes(tap, m):
                 return v.strip(b" \t").decode("latin-1") not in LIVE_WORDS[key]
 
             def check_word(t, att, results, key=key):
-                got = read_bytes(d + "/config/" + key)
+                got = ct.read(d + "/config/" + key, "b")
                 last = [c for c, r in zip(att.chunks, results) if r == len(c) and c][-1:]
                 if not last:
                     return
@@ -903,7 +896,7 @@ def hostile_writes(tap, m):
                 return b"\0" in c or len(c) > CTL_MAX
 
             def check_payload(t, att, results):
-                got = read_bytes(d + "/config/payload")
+                got = ct.read(d + "/config/payload", "b")
                 last = [c for c, r in zip(att.chunks, results) if r == len(c) and c][-1:]
                 if not last:
                     return
@@ -926,7 +919,8 @@ def hostile_writes(tap, m):
     tap.is_(ct.write(d + "/ctl", "stop-wait", os.O_WRONLY), 0, "stop-wait")
     r.join(ct.T)
     tap.ok(not r.is_alive(), "the records reader got end of file after stop-wait")
-    last_seq = ct.stats(d)["last_seq"]
+    st = ct.stats(d)
+    last_seq = st["last_seq"]
     tap.ok(r.count > 0 and r.first == 1 and not r.problems and r.error is None and
            r.seqs_last == r.count,
            "records: SEQ 1..%d complete, no gap, duplicate or reorder, every status ok "
@@ -936,7 +930,6 @@ def hostile_writes(tap, m):
     tap.is_(r.seqs_last, last_seq, "the last SEQ read is stats last_seq")
     tap.is_(r.eofs, 1, "the reader saw one end of file (the final stop), %d restores"
             % h.restores)
-    st = ct.stats(d)
     tap.is_(st["failed"], 0, "stats: no failed completion")
     if not r.is_alive():
         os.close(rfd)

@@ -109,6 +109,18 @@ def parse(text):
     return families
 
 
+def parsed(tap, text, when):
+    """The families of `text`, with a TAP line saying whether it parses;
+    None when it does not."""
+    try:
+        fams = parse(text)
+    except ValueError as e:
+        tap.fail(when + ": the format parses", str(e))
+        return None
+    tap.pass_(when + ": the format parses")
+    return fams
+
+
 def by_target(fam):
     return {l["target"]: v for l, v in fam["samples"] if "state" not in l}
 
@@ -116,13 +128,7 @@ def by_target(fam):
 def main(tap):
     with ct.Mount(tap) as m:
         root = m.path
-        text = ct.read(root + "/metrics")
-        try:
-            fams = parse(text)
-            tap.pass_("empty mount: the format parses")
-        except ValueError as e:
-            tap.fail("empty mount: the format parses", str(e))
-            fams = {}
+        fams = parsed(tap, ct.read(root + "/metrics"), "empty mount") or {}
         tap.is_([v for _, v in fams.get("crtfs_targets", {}).get("samples", [])], [0.0],
                 "crtfs_targets 0")
         names = ["a", 'we"ird', "back\\slash", "b"]
@@ -138,11 +144,8 @@ def main(tap):
                 "b: an absent wait target")
         ct.wait_until(lambda: ct.stats(a)["completed"] > 10)
         text = ct.read(root + "/metrics")
-        try:
-            fams = parse(text)
-            tap.pass_("four targets: the format parses")
-        except ValueError as e:
-            tap.fail("four targets: the format parses", str(e))
+        fams = parsed(tap, text, "four targets")
+        if fams is None:
             return
         tap.ok(all("help" in f and "type" in f for f in fams.values()),
                "every family has HELP and TYPE")

@@ -10,11 +10,7 @@
 
 LINK=/usr/local/sbin/crtfs
 if [ -e "$LINK" ] && [ "$(readlink -f "$LINK")" != "$CRTFS" ]; then
-    echo "ok 1 # SKIP $LINK is another crtfs; not replacing it"
-    echo "1..1"
-    trap - EXIT
-    rm -rf "$CRT_TMP"
-    exit 0
+    crt_skip_all "$LINK is another crtfs; not replacing it"
 fi
 if [ ! -e "$LINK" ]; then
     mkdir -p /usr/local/sbin && ln -s "$CRTFS" "$LINK" && CRT_AT_EXIT+=("rm -f '$LINK'")

@@ -15,11 +15,7 @@ for p in /usr/bin/python3 python3; do
     fi
 done
 if [ -z "$PY" ] || ! command -v dbus-daemon >/dev/null || ! command -v gdbus >/dev/null; then
-    echo "ok 1 # SKIP needs python3-dbusmock, dbus-daemon and gdbus"
-    echo "1..1"
-    trap - EXIT
-    rm -rf "$CRT_TMP"
-    exit 0
+    crt_skip_all "needs python3-dbusmock, dbus-daemon and gdbus"
 fi
 
 # a private bus, as the system bus of crtfs and of the mock

@@ -7,11 +7,7 @@
 . "$(dirname "$0")/lib.sh"
 
 if ! unshare -m true 2>/dev/null; then
-    echo "ok 1 # SKIP unshare -m is not allowed here"
-    echo "1..1"
-    trap - EXIT
-    rm -rf "$CRT_TMP"
-    exit 0
+    crt_skip_all "unshare -m is not allowed here"
 fi
 LOG=$CRT_TMP/syslog.txt
 cat >"$CRT_TMP/inner.sh" <<'INNER'
