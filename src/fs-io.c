@@ -12,6 +12,7 @@
 #include <errno.h>
 #include <fcntl.h>
 #include <poll.h>
+#include <stdint.h>
 #include <string.h>
 
 #include "fs-private.h"
@@ -125,9 +126,11 @@ static void op_open(fuse_req_t req, fuse_ino_t ino, struct fuse_file_info *fi)
     fi->fh = (uintptr_t)of;
     g_atomic_int_inc(&fs->open_files);
     fi->direct_io = 1;
-    /* Files one reads take lseek: head(1) seeks back over what it read
-     * ahead and fails on ESPIPE for a regular file.  The stream files
-     * ignore the offset; generated files are read at it. */
+    /* Files one reads take lseek: bash's `read`, head(1) and stdio seek
+     * back over what they read ahead, so that the next reader of the file
+     * descriptor starts right after what they took.  The stream files
+     * replay what they retain (crt_hub_read_at); generated files are read
+     * at the offset. */
     fi->nonseekable = n->kind == N_CTL || n->kind == N_INPUT || n->kind == N_SEND;
     fuse_reply_open(req, fi);
 }
@@ -136,11 +139,7 @@ static void open_file_unref(OpenFile *of);
 
 /* --- reads ------------------------------------------------------------- */
 
-#define MAX_IOV 64
-/* Pieces smaller than this on average are cheaper to copy than to hand to
- * the kernel one by one. */
-#define ZERO_COPY_MIN (16 * 1024)
-
+/* The `send` file's reads: copied out of the session. */
 static gboolean reply_copy(fuse_req_t req, OpenFile *of, size_t size)
 {
     gssize n;
@@ -150,40 +149,52 @@ static gboolean reply_copy(fuse_req_t req, OpenFile *of, size_t size)
         of->buf = g_malloc(size);
         of->buf_size = size;
     }
-    n = of->reader
-            ? crt_hub_read(of->reader, of->buf, size, crt_channel_framing(of->dir->ch))
-            : crt_send_read(of->send, of->buf, size);
+    n = crt_send_read(of->send, of->buf, size);
     if (n == -EAGAIN)
         return FALSE;
     fuse_reply_buf(req, of->buf, n > 0 ? (size_t)n : 0);
     return TRUE;
 }
 
-/* One attempt at a streaming read, answered if it can be: FALSE when there
- * is nothing yet.  Large buffers of `data` and `records` go to the kernel
- * straight from the shared buffers; read_lock held. */
-static gboolean stream_read(fuse_req_t req, OpenFile *of, size_t size)
+/* A read outside what a stream file retains: ESPIPE, with the offsets. */
+static void reply_seek_error(fuse_req_t req, OpenFile *of, off_t off, CrtFraming framing)
 {
-    struct iovec iov[MAX_IOV];
-    size_t bytes;
-    int k;
+    guint64 start, end;
+    char *msg;
+
+    crt_hub_reader_window(of->reader, framing, &start, &end);
+    msg = g_strdup_printf("%s: read at offset %jd, but only %" G_GUINT64_FORMAT
+                          " to %" G_GUINT64_FORMAT " can be read (a seek outside the "
+                          "retained window)",
+                          of->node->name, (intmax_t)off, start, end);
+    crt_channel_set_error(of->dir->ch, msg);
+    g_free(msg);
+    fuse_reply_err(req, ESPIPE);
+}
+
+/* One attempt at a streaming read at `off`, answered if it can be: FALSE
+ * when there is nothing yet.  `data` and `records` reply straight from
+ * what the hub describes (shared buffers or the reader's window); read_lock
+ * held, so the pieces stay valid until the reply has left. */
+static gboolean stream_read(fuse_req_t req, OpenFile *of, size_t size, off_t off)
+{
+    CrtFraming framing;
+    struct iovec iov[CRT_HUB_MAX_IOV];
+    int niov;
+    gssize n;
 
     if (!of->reader)
         return reply_copy(req, of, MAX(size, 1));
-    k = crt_hub_peek(of->reader, iov, MAX_IOV, size, crt_channel_framing(of->dir->ch),
-                     &bytes);
-    if (k == -EAGAIN)
+    framing = crt_channel_framing(of->dir->ch);
+    n = crt_hub_read_at(of->reader, (guint64)off, size, framing, iov, &niov);
+    if (n == -EAGAIN)
         return FALSE;
-    if (k == 0) {
+    if (n == -ESPIPE)
+        reply_seek_error(req, of, off, framing);
+    else if (n == 0)
         fuse_reply_buf(req, NULL, 0);
-        return TRUE;
-    }
-    if (bytes / (size_t)k < ZERO_COPY_MIN) {
-        crt_hub_consume(of->reader, 0);
-        return reply_copy(req, of, MAX(size, 1));
-    }
-    fuse_reply_iov(req, iov, k);
-    crt_hub_consume(of->reader, bytes);
+    else
+        fuse_reply_iov(req, iov, niov);
     return TRUE;
 }
 
@@ -201,7 +212,7 @@ static void try_parked_read(OpenFile *of)
     if (!req || !has_news(of))
         return;
     g_mutex_lock(&of->read_lock);
-    if (stream_read(req, of, of->read_size))
+    if (stream_read(req, of, of->read_size, of->read_off))
         of->read_req = NULL;
     g_mutex_unlock(&of->read_lock);
 }
@@ -220,12 +231,12 @@ static void read_interrupted(fuse_req_t req, void *data)
         fuse_reply_err(req, EINTR);
 }
 
-static void read_stream(fuse_req_t req, OpenFile *of, size_t size, int flags)
+static void read_stream(fuse_req_t req, OpenFile *of, size_t size, off_t off, int flags)
 {
     gboolean answered;
 
     g_mutex_lock(&of->read_lock);
-    answered = stream_read(req, of, size);
+    answered = stream_read(req, of, size, off);
     g_mutex_unlock(&of->read_lock);
     if (answered) {
         return;
@@ -247,6 +258,7 @@ static void read_stream(fuse_req_t req, OpenFile *of, size_t size, int flags)
         }
         of->read_req = req;
         of->read_size = size;
+        of->read_off = off;
         /* Data may have come while we were not looking. */
         try_parked_read(of);
         g_mutex_unlock(&of->dir->wait_lock);
@@ -263,7 +275,7 @@ static void op_read(fuse_req_t req, fuse_ino_t ino, size_t size, off_t off,
      * this thread is done with it: the read holds a reference. */
     g_atomic_int_inc(&of->refs);
     if (of->reader || of->send) {
-        read_stream(req, of, size, fi->flags);
+        read_stream(req, of, size, off, fi->flags);
         open_file_unref(of);
         return;
     }

@@ -75,12 +75,15 @@ struct OpenFile {
     CrtHubReader *reader; /* data, records */
     CrtSendSession *send; /* send */
     gint refs;            /* atomic: the open, plus each read under way */
-    GMutex read_lock;     /* guards buf: taken inside wait_lock, never around it */
-    char *buf;            /* reused for stream reads: no allocation per read */
+    /* One read at a time: the reply leaves before the next read may reuse
+     * what it was answered from.  Taken inside wait_lock, never around it. */
+    GMutex read_lock;
+    char *buf; /* send: reused, no allocation per read */
     size_t buf_size;
     /* wait_lock: */
     fuse_req_t read_req; /* a parked read */
     size_t read_size;
+    off_t read_off;
     fuse_req_t write_req; /* a parked input write */
     GBytes *write_data;
     struct fuse_pollhandle *ph;
@@ -94,7 +97,7 @@ struct CrtFs {
     Node *root, *version, *metrics;
     CrtFsOptions opts;
     gboolean shutting_down;
-    gint open_files; /* atomic: files the kernel has open */
+    gint open_files;  /* atomic: files the kernel has open */
     guint dirs_alive; /* fs lock: Dir structures, removed ones included */
     /* Tells the kernel a removed directory's names are gone (fs.c). */
     struct fuse_session *se;

@@ -21,6 +21,7 @@ struct Entry {
     guint64 seq;
     gint64 time_ns;
     guint refs;         /* readers that still need it, +1 while unclaimed */
+    guint retained;     /* readers that keep it, read, in their window */
     gboolean unclaimed; /* arrived with no reader: kept for the next one */
     /* The end of a stream, for readers that had not read all of it: they
      * get end of file here, not after entries of the next stream. */
@@ -34,11 +35,29 @@ struct CrtHubReader {
     Entry *at;     /* next entry to read, NULL when caught up */
     size_t offset; /* bytes of `at` already read (header included) */
     guint64 gen;   /* end-of-stream generation seen */
+    /* The last read returned end of file: reads return it again until
+     * streaming begins anew (as a pipe or a file would). */
+    gboolean at_eof;
     gboolean records;
     guint64 drops;
     char header[96]; /* records: the current entry's header line */
     size_t header_len;
-    gboolean busy; /* between crt_hub_peek and crt_hub_consume */
+    /* The reader's stream: `pos` bytes handed out since it opened (the
+     * file offset its next read continues at), and where the entry that
+     * holds the last of them began (record framing replays only that). */
+    guint64 pos;
+    guint64 last_start;
+    /* The retained window, what a read at an earlier offset replays.  After
+     * a copied read: the newest `ring_len` bytes handed out, kept in `ring`
+     * (they were copied there to be handed out).  After a zero-copy read:
+     * the entries from `keep` (at its byte `keep_offset`, stream offset
+     * `keep_pos`) up to the position, still referenced (`retained`). */
+    char *ring;
+    size_t ring_size, ring_head, ring_len;
+    Entry *keep;
+    size_t keep_offset;
+    guint64 keep_pos;
+    char keep_header[96]; /* records: a replayed entry's header line */
 };
 
 struct CrtHub {
@@ -46,15 +65,15 @@ struct CrtHub {
     Entry *head, *tail;
     CrtHubReader *readers;
     guint nreaders;
-    guint64 gen;        /* bumped at each end of stream */
-    gboolean streaming; /* between crt_hub_begin_stream and the end */
-    guint bufferless;   /* entries without a buffer, held now */
+    guint64 gen;          /* bumped at each end of stream */
+    gboolean streaming;   /* between crt_hub_begin_stream and the end */
+    guint bufferless;     /* entries without a buffer, held now */
     guint bufferless_cap; /* crt_hub_set_policy */
     /* Lock-free, because the input callback can run under the hub lock (a
      * buffer put back re-arms a request at once): */
-    gint input_full; /* input_full_unlocked() as of the last unlock */
-    gint input_held; /* crt_hub_input_gate said no: call `room` */
-    guint64 next_seq;   /* the last entry's number */
+    gint input_full;  /* input_full_unlocked() as of the last unlock */
+    gint input_held;  /* crt_hub_input_gate said no: call `room` */
+    guint64 next_seq; /* the last entry's number */
     gboolean closed;
     CrtOverflow overflow;
     CrtHubStats stats;
@@ -168,7 +187,8 @@ gboolean crt_hub_input_gate(CrtHub *hub)
     return !g_atomic_int_get(&hub->input_full);
 }
 
-/* The reader moves past `at`, which it releases. */
+/* The reader moves past `at`, which it releases, or keeps in its window
+ * while it keeps one of entries (released by release_window_unlocked). */
 static void reader_advance_unlocked(CrtHubReader *r)
 {
     Entry *e = r->at;
@@ -176,7 +196,21 @@ static void reader_advance_unlocked(CrtHubReader *r)
     r->at = e->next;
     r->offset = 0;
     r->header_len = 0;
-    e->refs--;
+    if (r->keep)
+        e->retained++;
+    else
+        e->refs--;
+}
+
+/* Let go of the entries the window keeps (from `keep` up to `at`: every
+ * entry the reader passed since).  Lock held. */
+static void release_window_unlocked(CrtHubReader *r)
+{
+    for (Entry *e = r->keep; r->keep && e != r->at; e = e->next) {
+        e->retained--;
+        e->refs--;
+    }
+    r->keep = NULL;
 }
 
 /* Whether a reader is positioned on an entry older than `e`. */
@@ -193,10 +227,10 @@ static gboolean reader_before(CrtHub *hub, CrtHubReader *r, Entry *e)
  * stays: a dropped entry is dropped whole. */
 static gboolean pinned(CrtHub *hub, Entry *e)
 {
-    if (e->eos)
-        return TRUE; /* never dropped */
+    if (e->eos || e->retained > 0)
+        return TRUE; /* never dropped; a window's entries go with it */
     for (CrtHubReader *r = hub->readers; r; r = r->next_reader) {
-        if (r->at == e && (r->busy || r->offset > 0))
+        if (r->at == e && r->offset > 0)
             return TRUE;
     }
     return FALSE;
@@ -334,9 +368,10 @@ CrtDisposition crt_hub_push(CrtHub *hub, CrtEngine *engine, const CrtOutput *out
      * nobody reads or under drop-oldest; under `block` with readers the
      * producer waits at crt_hub_input_gate instead, and only completions
      * nothing can hold back (errors of a read stream) meet the hard cap. */
-    if (!has_buffer && (++hub->bufferless > CRT_HUB_MAX_BUFFERLESS ||
-                        (hub->bufferless > hub->bufferless_cap &&
-                         (hub->nreaders == 0 || hub->overflow == CRT_OVERFLOW_DROP_OLDEST))))
+    if (!has_buffer &&
+        (++hub->bufferless > CRT_HUB_MAX_BUFFERLESS ||
+         (hub->bufferless > hub->bufferless_cap &&
+          (hub->nreaders == 0 || hub->overflow == CRT_OVERFLOW_DROP_OLDEST))))
         drop_bufferless_unlocked(hub);
     if (hub->overflow == CRT_OVERFLOW_DROP_OLDEST && e->buffer) {
         crt_engine_get_stats(engine, &st);
@@ -406,6 +441,8 @@ void crt_hub_limit_kept(CrtHub *hub, guint max)
 void crt_hub_release_engine(CrtHub *hub, CrtEngine *engine)
 {
     g_mutex_lock(&hub->lock);
+    for (CrtHubReader *r = hub->readers; r; r = r->next_reader)
+        release_window_unlocked(r);
     for (Entry *e = hub->head; e; e = e->next) {
         if (e->engine != engine)
             continue;
@@ -464,10 +501,12 @@ void crt_hub_reader_free(CrtHubReader *r)
     *link = r->next_reader;
     hub->nreaders--;
     hub->stats.readers = hub->nreaders;
+    release_window_unlocked(r);
     while (r->at)
         reader_advance_unlocked(r);
     trim_unlocked(hub);
     unlock_and_room(hub);
+    g_free(r->ring);
     g_free(r);
 }
 
@@ -501,38 +540,39 @@ static gboolean take_eos_unlocked(CrtHubReader *r)
     return TRUE;
 }
 
-static void make_header(CrtHubReader *r, Entry *e)
+/* An entry's `records` header line into buf; its length. */
+static size_t make_header(char *buf, size_t cap, const Entry *e)
 {
-    int n = snprintf(r->header, sizeof r->header,
-                     "%" PRIu64 " %" PRId64 ".%09" PRId64 " %s %zu\n", e->seq,
+    int n = snprintf(buf, cap, "%" PRIu64 " %" PRId64 ".%09" PRId64 " %s %zu\n", e->seq,
                      e->time_ns / 1000000000, e->time_ns % 1000000000,
                      status_name(e->status), e->length);
 
-    r->header_len = (size_t)MIN(n, (int)sizeof r->header - 1);
+    return (size_t)MIN(n, (int)cap - 1);
 }
 
-/* Walk the current entry from the reader's offset for up to `size` bytes:
- * copy them to dst (when not NULL), or describe them in iov (when not NULL),
- * and advance past the entry when `consume` and it is done.  Returns the
- * bytes covered.  Lock held. */
-static size_t walk_entry_unlocked(CrtHubReader *r, Entry *e, size_t offset, char *dst,
-                                  size_t size, struct iovec *iov, int *niov, int max_iov)
+/* The header length of the reader's current entry (made once per entry). */
+static size_t current_header(CrtHubReader *r, Entry *e)
 {
-    size_t hlen, total, done = 0;
-
     if (r->records && r->header_len == 0)
-        make_header(r, e);
-    hlen = r->records ? r->header_len : 0;
-    total = hlen + e->length;
-    while (done < size && offset < total && (!iov || *niov < max_iov)) {
+        r->header_len = make_header(r->header, sizeof r->header, e);
+    return r->records ? r->header_len : 0;
+}
+
+/* Describe what a reader sees of `e` (header `hdr` of `hlen` bytes, then the
+ * payload) from byte `offset`, up to `size` bytes: at most two pieces, added
+ * to iov.  Returns the bytes. */
+static size_t entry_pieces(const Entry *e, const char *hdr, size_t hlen, size_t offset,
+                           size_t size, struct iovec *iov, int *niov)
+{
+    size_t done = 0, total = hlen + e->length;
+
+    while (done < size && offset < total) {
         gboolean in_header = offset < hlen;
         size_t n = MIN(size - done, in_header ? hlen - offset : total - offset);
-        char *src = in_header ? r->header + offset : (char *)e->buffer + (offset - hlen);
+        const char *src =
+            in_header ? hdr + offset : (const char *)e->buffer + (offset - hlen);
 
-        if (dst)
-            memcpy(dst + done, src, n);
-        if (iov)
-            iov[(*niov)++] = (struct iovec){src, n};
+        iov[(*niov)++] = (struct iovec){(void *)src, n};
         done += n;
         offset += n;
     }
@@ -549,16 +589,16 @@ static void skip_invisible_unlocked(CrtHubReader *r)
 static void consume_unlocked(CrtHubReader *r, size_t bytes)
 {
     while (bytes > 0 && r->at && !r->at->eos) {
-        size_t total;
+        size_t total = current_header(r, r->at) + r->at->length;
+        size_t step = MIN(bytes, total - r->offset);
 
-        if (r->records && r->header_len == 0)
-            make_header(r, r->at);
-        total = (r->records ? r->header_len : 0) + r->at->length;
-        if (r->offset + bytes < total) {
-            r->offset += bytes;
+        r->last_start = r->pos - r->offset;
+        r->pos += step;
+        bytes -= step;
+        if (r->offset + step < total) {
+            r->offset += step;
             return;
         }
-        bytes -= total - r->offset;
         reader_advance_unlocked(r);
         r->hub->stats.delivered++;
         skip_invisible_unlocked(r);
@@ -577,83 +617,216 @@ static gboolean at_eof_unlocked(CrtHubReader *r)
     return TRUE;
 }
 
-int crt_hub_peek(CrtHubReader *r, struct iovec *iov, int max_iov, size_t size,
-                 CrtFraming framing, size_t *bytes)
+/* Describe, without moving, what a read of `size` bytes at the reader's
+ * position hands out: at most max_iov pieces.  Lock held. */
+static size_t describe_unlocked(CrtHubReader *r, size_t size, CrtFraming framing,
+                                struct iovec *iov, int max_iov, int *niov)
 {
-    CrtHub *hub = r->hub;
-    size_t done = 0, offset;
-    int niov = 0;
+    size_t done = 0, offset = r->offset;
 
-    g_mutex_lock(&hub->lock);
-    skip_invisible_unlocked(r);
-    if (take_eos_unlocked(r)) {
-        trim_unlocked(hub);
-        *bytes = 0;
-        unlock_and_room(hub);
-        return 0;
-    }
-    trim_unlocked(hub);
-    offset = r->offset;
-    for (Entry *e = r->at; e && done < size && niov < max_iov; e = e->next, offset = 0) {
+    for (Entry *e = r->at; e && done < size && *niov + 2 <= max_iov;
+         e = e->next, offset = 0) {
         if (e->eos)
             break; /* the end of file comes with the next read */
         if (offset == 0 && !entry_visible(r, e))
             continue;
         if (e != r->at && r->records)
             break; /* the header buffer holds one entry's line */
-        done += walk_entry_unlocked(r, e, offset, NULL, size - done, iov, &niov, max_iov);
+        done += entry_pieces(e, r->header, current_header(r, e), offset, size - done, iov,
+                             niov);
         if (framing == CRT_FRAMING_RECORD)
             break;
     }
-    *bytes = done;
-    if (done == 0) {
-        gboolean eof = at_eof_unlocked(r);
+    return done;
+}
 
-        unlock_and_room(hub);
-        return eof ? 0 : -EAGAIN;
+/* The pieces of `n` bytes of the ring that start `back` bytes before its
+ * newest byte's end (at most two). */
+static size_t ring_pieces(CrtHubReader *r, size_t back, size_t n, struct iovec *iov,
+                          int *niov)
+{
+    size_t start = (r->ring_head + r->ring_size - back) % r->ring_size;
+    size_t first = MIN(n, r->ring_size - start);
+
+    iov[(*niov)++] = (struct iovec){r->ring + start, first};
+    if (n > first)
+        iov[(*niov)++] = (struct iovec){r->ring, n - first};
+    return n;
+}
+
+/* Room for `need` bytes in the ring (at least CRT_HUB_WINDOW), keeping its
+ * newest bytes: allocates only when a read is larger than any before. */
+static void ring_reserve(CrtHubReader *r, size_t need)
+{
+    size_t size = MAX(r->ring_size, CRT_HUB_WINDOW);
+    struct iovec iov[2];
+    int niov = 0;
+    char *ring;
+
+    if (need <= r->ring_size)
+        return;
+    while (size < need)
+        size *= 2;
+    ring = g_malloc(size);
+    if (r->ring_len > 0) {
+        ring_pieces(r, r->ring_len, r->ring_len, iov, &niov);
+        memcpy(ring, iov[0].iov_base, iov[0].iov_len);
+        if (niov > 1)
+            memcpy(ring + iov[0].iov_len, iov[1].iov_base, iov[1].iov_len);
     }
-    r->busy = TRUE;
-    unlock_and_room(hub);
-    return niov;
+    g_free(r->ring);
+    r->ring = ring;
+    r->ring_size = size;
+    r->ring_head = r->ring_len;
 }
 
-void crt_hub_consume(CrtHubReader *r, size_t bytes)
+static void ring_put(CrtHubReader *r, const char *src, size_t n)
 {
-    g_mutex_lock(&r->hub->lock);
-    consume_unlocked(r, bytes);
-    r->busy = FALSE;
-    trim_unlocked(r->hub);
-    unlock_and_room(r->hub);
+    r->ring_len = MIN(r->ring_len + n, r->ring_size);
+    while (n > 0) {
+        size_t k = MIN(n, r->ring_size - r->ring_head);
+
+        memcpy(r->ring + r->ring_head, src, k);
+        r->ring_head = (r->ring_head + k) % r->ring_size;
+        src += k;
+        n -= k;
+    }
 }
 
-gssize crt_hub_read(CrtHubReader *r, char *dst, size_t size, CrtFraming framing)
+/* Copy what the reader may read, up to `size` bytes, into its window and
+ * move it on; the bytes.  Lock held. */
+static size_t copy_unlocked(CrtHubReader *r, size_t size, CrtFraming framing)
 {
-    CrtHub *hub = r->hub;
     size_t done = 0;
 
-    g_mutex_lock(&hub->lock);
-    skip_invisible_unlocked(r);
-    if (take_eos_unlocked(r)) {
-        trim_unlocked(hub);
-        unlock_and_room(hub);
-        return 0;
-    }
     while (r->at && !r->at->eos && done < size) {
-        size_t n = walk_entry_unlocked(r, r->at, r->offset, dst + done, size - done, NULL,
-                                       NULL, 0);
+        struct iovec iov[2];
+        int niov = 0;
+        size_t n = entry_pieces(r->at, r->header, current_header(r, r->at), r->offset,
+                                size - done, iov, &niov);
 
+        ring_reserve(r, done + n);
+        for (int i = 0; i < niov; i++)
+            ring_put(r, iov[i].iov_base, iov[i].iov_len);
         done += n;
         consume_unlocked(r, n);
         if (framing == CRT_FRAMING_RECORD)
             break;
     }
-    trim_unlocked(hub);
-    if (done == 0 && at_eof_unlocked(r)) {
-        unlock_and_room(hub);
+    return done;
+}
+
+/* A read at the reader's position: the window moves on to what it hands
+ * out.  Large pieces go out from the shared buffers, which the window then
+ * keeps; small ones are copied into the ring.  Lock held. */
+static gssize read_on_unlocked(CrtHubReader *r, size_t size, CrtFraming framing,
+                               struct iovec *iov, int *niov)
+{
+    size_t bytes = 0;
+
+    release_window_unlocked(r);
+    skip_invisible_unlocked(r);
+    if (!take_eos_unlocked(r)) {
+        bytes = describe_unlocked(r, size, framing, iov, CRT_HUB_MAX_IOV, niov);
+        if (bytes == 0 && !at_eof_unlocked(r) && !(r->at_eof && !r->hub->streaming))
+            return -EAGAIN;
+    }
+    r->at_eof = bytes == 0;
+    if (bytes == 0) {
+        r->ring_len = 0; /* an end of file ends the window */
         return 0;
     }
+    if (bytes / (size_t)*niov >= CRT_HUB_ZERO_COPY_MIN) {
+        r->keep = r->at;
+        r->keep_offset = r->offset;
+        r->keep_pos = r->pos;
+        r->ring_len = 0;
+        consume_unlocked(r, bytes);
+        return (gssize)bytes;
+    }
+    *niov = 0;
+    bytes = copy_unlocked(r, size, framing);
+    return (gssize)ring_pieces(r, bytes, bytes, iov, niov);
+}
+
+/* A replay of `n` bytes at `off` from the entries the window keeps.  Lock
+ * held. */
+static gssize replay_kept_unlocked(CrtHubReader *r, guint64 off, size_t n,
+                                   struct iovec *iov, int *niov)
+{
+    size_t skip = r->keep_offset + (size_t)(off - r->keep_pos), done = 0;
+
+    for (Entry *e = r->keep; e && done < n && *niov + 2 <= CRT_HUB_MAX_IOV; e = e->next) {
+        size_t hlen = 0;
+
+        if (e->eos || !entry_visible(r, e))
+            continue;
+        if (r->records)
+            hlen = make_header(r->keep_header, sizeof r->keep_header, e);
+        if (skip >= hlen + e->length) {
+            skip -= hlen + e->length;
+            continue;
+        }
+        done += entry_pieces(e, r->keep_header, hlen, skip, n - done, iov, niov);
+        skip = 0;
+        if (r->records)
+            break; /* one header buffer */
+    }
+    return (gssize)done;
+}
+
+/* Where the retained window starts; it ends at the position.  Lock held. */
+static guint64 window_start_unlocked(CrtHubReader *r, CrtFraming framing)
+{
+    guint64 start = r->keep ? r->keep_pos : r->pos - r->ring_len;
+
+    return framing == CRT_FRAMING_RECORD ? MAX(start, r->last_start) : start;
+}
+
+gssize crt_hub_read_at(CrtHubReader *r, guint64 off, size_t size, CrtFraming framing,
+                       struct iovec *iov, int *niov)
+{
+    CrtHub *hub = r->hub;
+    gssize n;
+
+    *niov = 0;
+    g_mutex_lock(&hub->lock);
+    if (off == r->pos) {
+        n = read_on_unlocked(r, size, framing, iov, niov);
+    } else if (off < r->pos && off >= window_start_unlocked(r, framing)) {
+        size_t want = (size_t)MIN((guint64)size, r->pos - off);
+
+        n = r->keep ? replay_kept_unlocked(r, off, want, iov, niov)
+                    : (gssize)ring_pieces(r, (size_t)(r->pos - off), want, iov, niov);
+    } else {
+        n = -ESPIPE;
+    }
+    trim_unlocked(hub);
     unlock_and_room(hub);
-    return done > 0 ? (gssize)done : -EAGAIN;
+    return n;
+}
+
+gssize crt_hub_read(CrtHubReader *r, char *dst, size_t size, CrtFraming framing)
+{
+    struct iovec iov[CRT_HUB_MAX_IOV];
+    int niov;
+    gssize n = crt_hub_read_at(r, r->pos, size, framing, iov, &niov);
+    size_t done = 0;
+
+    for (int i = 0; n > 0 && i < niov; i++) {
+        memcpy(dst + done, iov[i].iov_base, iov[i].iov_len);
+        done += iov[i].iov_len;
+    }
+    return n;
+}
+
+void crt_hub_reader_window(CrtHubReader *r, CrtFraming framing, guint64 *start,
+                           guint64 *end)
+{
+    g_mutex_lock(&r->hub->lock);
+    *start = window_start_unlocked(r, framing);
+    *end = r->pos;
+    g_mutex_unlock(&r->hub->lock);
 }
 
 gboolean crt_hub_readable(CrtHubReader *r)
@@ -664,7 +837,8 @@ gboolean crt_hub_readable(CrtHubReader *r)
     g_mutex_lock(&hub->lock);
     skip_invisible_unlocked(r);
     trim_unlocked(hub);
-    ready = r->at != NULL || r->gen != hub->gen || hub->closed;
+    ready = r->at != NULL || r->gen != hub->gen || hub->closed ||
+            (r->at_eof && !hub->streaming);
     unlock_and_room(hub);
     return ready;
 }

@@ -3,12 +3,12 @@
  * Every streamed output buffer becomes an entry, in sequence order.  Every
  * reader open when the entry arrives gets it; an entry that arrives while
  * nobody reads is kept for the next reader that opens.  Entries are shared
- * between readers, never copied: the entry lives in the output buffer's
- * client context, and the buffer goes back to its engine when the last
- * reader has read it.  A reader that falls behind meets the overflow policy:
- * `block` (the engine runs out of buffers and the stream pauses) or
- * `drop-oldest` (the oldest entry is dropped for whoever still holds it, and
- * counted).
+ * between readers: the entry lives in the output buffer's client context,
+ * and the buffer goes back to its engine when the last reader has read it
+ * (and let go of it in its retained window, see crt_hub_read_at).  A reader that falls
+ * behind meets the overflow policy: `block` (the engine runs out of buffers and the
+ * stream pauses) or `drop-oldest` (the oldest entry is dropped for whoever still holds
+ * it, and counted).
  *
  * No FUSE here.  Threads: every function takes the hub lock; the notify
  * callback runs without it.  Lock order: hub lock, then the engine's lock
@@ -84,20 +84,46 @@ void crt_hub_release_engine(CrtHub *hub, CrtEngine *engine);
 CrtHubReader *crt_hub_reader_new(CrtHub *hub, gboolean records);
 void crt_hub_reader_free(CrtHubReader *reader);
 
-/* Copy what the reader may read into dst: bytes (> 0), 0 at end of file, or
- * -EAGAIN when nothing is there yet.  `record` framing returns at most one
- * buffer (the rest of a partly read one comes next); `stream` packs. */
-gssize crt_hub_read(CrtHubReader *reader, char *dst, size_t size, CrtFraming framing);
-/* Zero-copy reading: describe in `iov` (at most max_iov pieces, `size`
- * bytes, one buffer for `record` framing) what crt_hub_read would copy,
- * without consuming it: the count of pieces (*bytes their total), 0 at end
- * of file or -EAGAIN.  The pieces stay valid until crt_hub_consume(), which
- * the caller must call (with the bytes it used) before peeking again. */
-int crt_hub_peek(CrtHubReader *reader, struct iovec *iov, int max_iov, size_t size,
-                 CrtFraming framing, size_t *bytes);
-void crt_hub_consume(CrtHubReader *reader, size_t bytes);
+/* The most pieces crt_hub_read_at describes. */
+#define CRT_HUB_MAX_IOV 64
+/* Pieces at least this large on average go out from the shared buffers;
+ * smaller ones are cheaper to copy than to hand to the kernel one by one. */
+#define CRT_HUB_ZERO_COPY_MIN (16 * 1024)
+/* What a reader's window holds at least after reads of small pieces (and
+ * what its ring takes once it has copied anything): a pipe's capacity. */
+#define CRT_HUB_WINDOW (64 * 1024)
 
-/* Whether crt_hub_read would not return -EAGAIN. */
+/* A read of up to `size` bytes at stream offset `off` of the reader's
+ * stream: the bytes handed out since it opened, which is the file offset
+ * of an open `data` or `records` file.
+ *
+ * At the reader's position (every byte before it handed out) the read
+ * continues the stream and moves the position on.  At an earlier offset
+ * still in the retained window it hands out the same bytes again and moves
+ * nothing (bash's `read`, head(1) and stdio seek back over what they read
+ * ahead; the next reader of the file descriptor starts there).  The window
+ * is at least everything the last read handed out, and after reads of small
+ * pieces the last CRT_HUB_WINDOW bytes (more after larger reads); under
+ * `record` framing only the part in the entry the last read came from; an
+ * end of file empties it.
+ *
+ * The bytes are described in iov (*niov pieces, at most CRT_HUB_MAX_IOV):
+ * the shared buffers themselves for large pieces, else the reader's own
+ * copy; they stay valid until the reader's next read or its free.  Returns
+ * their count (> 0), 0 at end of file, -EAGAIN when nothing is there yet,
+ * -ESPIPE when `off` lies before the window or after the position.
+ * `record` framing hands out at most one buffer (the rest of a partly read
+ * one comes next); `stream` packs.  One read at a time per reader. */
+gssize crt_hub_read_at(CrtHubReader *reader, guint64 off, size_t size, CrtFraming framing,
+                       struct iovec *iov, int *niov);
+/* crt_hub_read_at at the reader's position, copied to dst. */
+gssize crt_hub_read(CrtHubReader *reader, char *dst, size_t size, CrtFraming framing);
+/* The offsets a read may ask for now: the window [*start, *end), *end being
+ * the position. */
+void crt_hub_reader_window(CrtHubReader *reader, CrtFraming framing, guint64 *start,
+                           guint64 *end);
+
+/* Whether a read at the reader's position would not return -EAGAIN. */
 gboolean crt_hub_readable(CrtHubReader *reader);
 guint64 crt_hub_reader_drops(CrtHubReader *reader);
 

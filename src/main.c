@@ -79,13 +79,15 @@ static int keep_nonopt(void *data, const char *arg, int key, struct fuse_args *o
 static gboolean take_nonopts(Options *o, struct fuse_args *args, const char *prog)
 {
     if (o->nnonopt > 2) {
-        fprintf(stderr, "%s: too many arguments (usage: %s [CONFIG] MOUNTPOINT [options])\n",
+        fprintf(stderr,
+                "%s: too many arguments (usage: %s [CONFIG] MOUNTPOINT [options])\n",
                 prog, prog);
         return FALSE;
     }
     if (o->nnonopt == 2) {
         if (o->config) {
-            fprintf(stderr, "%s: the configuration file is given twice (%s and -o config=%s)\n",
+            fprintf(stderr,
+                    "%s: the configuration file is given twice (%s and -o config=%s)\n",
                     prog, o->nonopt[0], o->config);
             return FALSE;
         }
@@ -175,6 +177,7 @@ typedef struct {
     struct fuse_session *se;
     int exit_fd;             /* readable once the daemon should stop */
     gint exiting;            /* atomic: the request threads should return */
+    gint unmounted;          /* atomic: the kernel ended the session */
     gint running;            /* atomic: request threads not returned yet */
     pthread_t tids[WORKERS]; /* atomic: each set by its thread; 0 until then */
 } Loop;
@@ -210,6 +213,7 @@ static gpointer worker(gpointer data)
         if (r == -EINTR || r == -EAGAIN)
             continue;
         if (r <= 0) { /* unmounted */
+            g_atomic_int_set(&l->unmounted, 1);
             request_exit(l);
             break;
         }
@@ -286,7 +290,8 @@ static void reload(CrtFs *fs, const char *config)
     GKeyFile *kf;
 
     if (!config) {
-        g_message("SIGHUP: no configuration file to read again (mounted without -o config=)");
+        g_message(
+            "SIGHUP: no configuration file to read again (mounted without -o config=)");
         return;
     }
     kf = load_config(config, &error);
@@ -318,6 +323,8 @@ static void trim_heap(void)
 }
 
 #define TRIM_INTERVAL_MS (30 * 1000)
+/* How long the daemon serves clients closing their files at its end. */
+#define GRACE_MS 2000
 
 /* Wait for SIGTERM, SIGINT or the end of the session; SIGHUP reloads. */
 static void wait_for_exit(Loop *l, int sfd, CrtFs *fs, const char *config)
@@ -355,6 +362,7 @@ static int serve(struct fuse_session *se, CrtFs *fs, int sfd, const char *config
     Worker workers[WORKERS];
     gboolean started[WORKERS];
     struct sigaction sa = {.sa_handler = wake_handler};
+    int waited;
 
     sigaction(SIGUSR1, &sa, NULL);
     for (int i = 0; i < WORKERS; i++) {
@@ -371,10 +379,21 @@ static int serve(struct fuse_session *se, CrtFs *fs, int sfd, const char *config
     crt_fs_shutdown(fs);
     /* Their reads now end at once: serve the clients until they have
      * closed their files (a reader between two reads would otherwise meet
-     * an aborted connection), for two seconds at most. */
-    for (int i = 0; i < 200 && crt_fs_open_files(fs) > 0 && !g_atomic_int_get(&l.exiting);
-         i++)
+     * an aborted connection), for two seconds at most.  Once the kernel has
+     * ended the session there is nobody left to serve: after a lazy
+     * unmount the last close takes the connection down, and the releases
+     * of the files still counted open never come. */
+    for (waited = 0; crt_fs_open_files(fs) > 0 && !g_atomic_int_get(&l.unmounted);
+         waited++) {
+        if (waited == GRACE_MS / 10) {
+            guint n = crt_fs_open_files(fs);
+
+            g_message("stopping with %u file%s still open after 2 s", n,
+                      n == 1 ? "" : "s");
+            break;
+        }
         g_usleep(10 * 1000);
+    }
     stop_workers(&l, threads, started);
     close(l.exit_fd);
     return 0;

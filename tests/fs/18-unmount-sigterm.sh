@@ -70,9 +70,28 @@ wait $r2
 is $? 0 "lazy: blocked cat records ends"
 ok "lazy: daemon exits within 10 s" crt_wait_daemon 10
 is "$CRT_EXIT" 0 "lazy: daemon exits 0"
+ok "lazy: the file held open kept it for the grace, and it says so" grep -q "1 file still open after 2 s" "$CRT_ERR"
 ok "lazy: no critical or warning in the daemon's log" crt_log_clean
 kill $r3 2>/dev/null
 wait $r3 2>/dev/null
+
+# A lazy unmount with one streaming reader and nothing else open: once SIGTERM
+# has ended its read and it has closed, the connection is gone and the
+# daemon stops at once, without waiting out its two seconds of grace for
+# releases that can no longer come.
+crt_mount -o config="$CRT_EMPTY" || exit 1
+mkdir "$MNT/z"
+t sh -c "echo 'sim:records rate=100' > '$MNT/z/target' && echo start > '$MNT/z/ctl'"
+t cat "$MNT/z/data" >/dev/null 2>&1 &
+r1=$!
+ok "lazy, one reader: it reads a stream" wait_for 5 readers_are "$MNT/z" 1
+ok "lazy, one reader: fusermount3 -u -z" t fusermount3 -u -z "$MNT"
+kill -TERM "$CRT_PID"
+wait $r1
+is $? 0 "lazy, one reader: its cat ends with end of file"
+ok "lazy, one reader: daemon exits" crt_wait_daemon 10
+is "$CRT_EXIT" 0 "lazy, one reader: daemon exits 0"
+nok "lazy, one reader: it did not wait out the grace for lost releases" grep -q "still open after" "$CRT_ERR"
 
 # A forced unmount (umount -f aborts the connection): readers return at
 # once with an error, the daemon exits 0 by itself.

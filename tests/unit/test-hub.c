@@ -36,6 +36,7 @@ typedef struct {
     const char *spec; /* default sim:counter */
     guint requests;   /* default 4 */
     guint out_count;  /* default 8 */
+    size_t out_size;  /* default ENTRY_SIZE */
     CrtOverflow overflow;
     /* out_size 0: every completion comes without a buffer. */
     gboolean no_buffers;
@@ -120,7 +121,7 @@ static void fix_open(Fix *f, const FixOpts *o)
     crt_engine_config_init(&ec);
     ec.request_count = o->requests ? o->requests : 4;
     ec.out_count = o->out_count ? o->out_count : 8;
-    ec.out_size = f->no_buffers ? 0 : ENTRY_SIZE;
+    ec.out_size = f->no_buffers ? 0 : o->out_size ? o->out_size : ENTRY_SIZE;
     if (o->write_stream) {
         ec.type = CRT_REQUEST_WRITE;
         ec.in_count = 8;
@@ -702,7 +703,8 @@ static void test_kept_after_end(void)
     g_assert_cmpint(drain_records(r, &p), ==, 0);
     ASSERT_RECORDS(&p, 1);
     g_assert_cmpuint(p.recs->len, ==, 8);
-    g_assert_cmpint(crt_hub_read(r, buf, sizeof buf, CRT_FRAMING_RECORD), ==, -EAGAIN);
+    /* End of file stays until the next stream. */
+    g_assert_cmpint(crt_hub_read(r, buf, sizeof buf, CRT_FRAMING_RECORD), ==, 0);
     crt_hub_reader_free(r);
     empty = crt_hub_reader_new(f.hub, TRUE);
     g_assert_false(crt_hub_readable(empty));
@@ -1086,7 +1088,9 @@ static void test_framing_records(void)
     fix_close(&f);
 }
 
-/* Concatenate what crt_hub_peek described. */
+/* ---- reading at an offset: continuing and replaying ----------------------- */
+
+/* Concatenate what crt_hub_read_at described. */
 static GByteArray *iov_bytes(const struct iovec *iov, int n)
 {
     GByteArray *b = g_byte_array_new();
@@ -1096,108 +1100,319 @@ static GByteArray *iov_bytes(const struct iovec *iov, int n)
     return b;
 }
 
-/* Zero-copy reading: crt_hub_peek describes exactly what crt_hub_read
- * would copy, and only crt_hub_consume moves the reader on, by the bytes
- * it is given. */
-static void test_peek_consume(void)
+/* crt_hub_read_at at `off`, its bytes in a new array (NULL when it
+ * returned no bytes; *ret its return value). */
+static GByteArray *read_at(CrtHubReader *r, guint64 off, size_t size, CrtFraming framing,
+                           gssize *ret)
+{
+    struct iovec iov[CRT_HUB_MAX_IOV];
+    int niov;
+
+    *ret = crt_hub_read_at(r, off, size, framing, iov, &niov);
+    if (*ret <= 0)
+        return NULL;
+    g_assert_cmpint(niov, >, 0);
+    g_assert_cmpint(niov, <=, CRT_HUB_MAX_IOV);
+    return iov_bytes(iov, niov);
+}
+
+static guint64 window_end(CrtHubReader *r)
+{
+    guint64 start, end;
+
+    crt_hub_reader_window(r, CRT_FRAMING_STREAM, &start, &end);
+    return end;
+}
+
+/* A read at the position describes exactly what crt_hub_read copies for
+ * another reader, headers included, and moves the position by its bytes. */
+static void test_read_at_continues(void)
 {
     Fix f;
-    CrtHubReader *peeker, *reader;
-    struct iovec iov[8];
+    CrtHubReader *a, *b;
     char buf[4096];
-    size_t bytes;
-    gssize n;
-    int niov;
+    gssize n, m;
     GByteArray *seen;
 
     fix_open(&f, &(FixOpts){.out_count = 8});
-    peeker = crt_hub_reader_new(f.hub, TRUE);
-    reader = crt_hub_reader_new(f.hub, TRUE);
-    g_assert_cmpint(crt_hub_peek(peeker, iov, 8, sizeof buf, CRT_FRAMING_RECORD, &bytes),
-                    ==, -EAGAIN);
+    a = crt_hub_reader_new(f.hub, TRUE);
+    b = crt_hub_reader_new(f.hub, TRUE);
+    g_assert_null(read_at(a, 0, sizeof buf, CRT_FRAMING_RECORD, &n));
+    g_assert_cmpint(n, ==, -EAGAIN);
     fix_start(&f);
     assert_paused(&f);
+    for (int round = 0; round < 3; round++) {
+        CrtFraming framing = round == 1 ? CRT_FRAMING_STREAM : CRT_FRAMING_RECORD;
+        size_t size = round == 2 ? 10 : sizeof buf;
+        guint64 pos = window_end(a);
 
-    /* One record: its header line and its buffer, as read copies them. */
-    niov = crt_hub_peek(peeker, iov, 8, sizeof buf, CRT_FRAMING_RECORD, &bytes);
-    g_assert_cmpint(niov, ==, 2);
-    g_assert_cmpuint(iov[1].iov_len, ==, ENTRY_SIZE);
-    n = crt_hub_read(reader, buf, sizeof buf, CRT_FRAMING_RECORD);
-    g_assert_cmpint(n, ==, (gssize)bytes);
-    seen = iov_bytes(iov, niov);
-    g_assert_cmpmem(seen->data, seen->len, buf, (size_t)n);
-    g_byte_array_unref(seen);
-    /* Consuming part of it: the rest comes next, then the next record. */
-    crt_hub_consume(peeker, 10);
-    niov = crt_hub_peek(peeker, iov, 8, sizeof buf, CRT_FRAMING_RECORD, &bytes);
-    g_assert_cmpint(niov, >, 0);
-    g_assert_cmpuint(bytes, ==, (size_t)n - 10);
-    seen = iov_bytes(iov, niov);
-    g_assert_cmpmem(seen->data, seen->len, buf + 10, (size_t)n - 10);
-    g_byte_array_unref(seen);
-    crt_hub_consume(peeker, bytes);
-    niov = crt_hub_peek(peeker, iov, 8, sizeof buf, CRT_FRAMING_STREAM, &bytes);
-    n = crt_hub_read(reader, buf, sizeof buf, CRT_FRAMING_STREAM);
-    g_assert_cmpint(niov, >, 0);
-    /* A records reader's peek holds one entry (one header line). */
-    g_assert_cmpint(n, >=, (gssize)bytes);
-    seen = iov_bytes(iov, niov);
-    g_assert_cmpmem(seen->data, seen->len, buf, bytes);
-    g_byte_array_unref(seen);
-    crt_hub_consume(peeker, bytes);
-
-    crt_engine_stop_and_wait(f.engine);
-    while (crt_hub_read(reader, buf, sizeof buf, CRT_FRAMING_STREAM) > 0)
-        ;
-    while ((niov = crt_hub_peek(peeker, iov, 8, sizeof buf, CRT_FRAMING_STREAM, &bytes)) >
-           0)
-        crt_hub_consume(peeker, bytes);
-    g_assert_cmpint(niov, ==, -EAGAIN);
-    crt_hub_end_stream(f.hub);
-    g_assert_cmpint(crt_hub_peek(peeker, iov, 8, sizeof buf, CRT_FRAMING_STREAM, &bytes),
-                    ==, 0);
-    g_assert_cmpint(crt_hub_peek(peeker, iov, 8, sizeof buf, CRT_FRAMING_STREAM, &bytes),
-                    ==, -EAGAIN);
-    crt_hub_reader_free(peeker);
-    crt_hub_reader_free(reader);
+        WAIT_FOR(crt_hub_readable(a) && crt_hub_readable(b));
+        seen = read_at(a, pos, size, framing, &n);
+        m = crt_hub_read(b, buf, size, framing);
+        g_assert_cmpint(n, >, 0);
+        g_assert_cmpint(n, ==, m);
+        g_assert_cmpmem(seen->data, seen->len, buf, (size_t)m);
+        g_assert_cmpuint(window_end(a), ==, pos + (guint64)n);
+        g_byte_array_unref(seen);
+    }
+    crt_hub_reader_free(a);
+    crt_hub_reader_free(b);
     fix_close(&f);
 }
 
-/* `data` readers' peeks pack buffers, up to the pieces allowed. */
-static void test_peek_data(void)
+/* Small buffers: a stream-framing read packs them, copied into the
+ * reader's window (at most two pieces); every counter arrives once. */
+static void test_read_at_packs_small(void)
 {
     Fix f;
     CrtHubReader *r;
-    struct iovec iov[3];
+    struct iovec iov[CRT_HUB_MAX_IOV];
     Counters c = {0};
-    size_t bytes;
     int niov;
+    gssize n;
 
     fix_open(&f, &(FixOpts){.out_count = 8});
     r = crt_hub_reader_new(f.hub, FALSE);
     fix_start(&f);
     assert_paused(&f);
-    niov = crt_hub_peek(r, iov, 3, 4096, CRT_FRAMING_STREAM, &bytes);
-    g_assert_cmpint(niov, ==, 3);
-    g_assert_cmpuint(bytes, ==, 3 * ENTRY_SIZE);
+    n = crt_hub_read_at(r, 0, 4096, CRT_FRAMING_STREAM, iov, &niov);
+    g_assert_cmpint(n, ==, 8 * ENTRY_SIZE);
+    g_assert_cmpint(niov, <=, 2);
     for (int i = 0; i < niov; i++)
         counters_feed(&c, iov[i].iov_base, iov[i].iov_len);
-    crt_hub_consume(r, bytes);
-    niov = crt_hub_peek(r, iov, 3, 100, CRT_FRAMING_STREAM, &bytes);
-    g_assert_cmpint(niov, ==, 2);
-    g_assert_cmpuint(bytes, ==, 100);
+    /* The buffers went back at once: the pool refills. */
+    WAIT_FOR(hub_stats(&f).queued == 8);
+    n = crt_hub_read_at(r, (guint64)n, 100, CRT_FRAMING_STREAM, iov, &niov);
+    g_assert_cmpint(n, ==, 100);
     for (int i = 0; i < niov; i++)
         counters_feed(&c, iov[i].iov_base, iov[i].iov_len);
-    crt_hub_consume(r, bytes);
-    niov = crt_hub_peek(r, iov, 3, 4096, CRT_FRAMING_RECORD, &bytes);
-    g_assert_cmpint(niov, ==, 1);
-    g_assert_cmpuint(bytes, ==, 2 * ENTRY_SIZE - 100);
-    for (int i = 0; i < niov; i++)
-        counters_feed(&c, iov[i].iov_base, iov[i].iov_len);
-    crt_hub_consume(r, bytes);
     g_assert_cmpstr(c.error, ==, NULL);
-    g_assert_cmpuint(c.next, ==, 5 * 8 + 1);
+    g_assert_cmpuint(c.next, ==, 8 * 8 + 100 / 8 + 1);
     crt_engine_stop_and_wait(f.engine);
+    crt_hub_reader_free(r);
+    fix_close(&f);
+}
+
+/* After copied reads a seek back replays the bytes from the reader's
+ * window without moving it; offsets outside the window are -ESPIPE, and
+ * nothing is lost or repeated afterwards. */
+static void test_replay_window(void)
+{
+    Fix f;
+    CrtHubReader *r;
+    GByteArray *all = g_byte_array_new(), *got;
+    Counters c = {0};
+    guint64 pos = 0;
+    gssize n;
+
+    fix_open(&f, &(FixOpts){.out_count = 8});
+    r = crt_hub_reader_new(f.hub, FALSE);
+    fix_start(&f);
+    /* More than the window, in reads of up to 4 KiB. */
+    while (pos < 2 * CRT_HUB_WINDOW) {
+        WAIT_FOR(crt_hub_readable(r));
+        got = read_at(r, pos, 4096, CRT_FRAMING_STREAM, &n);
+        g_assert_nonnull(got);
+        g_byte_array_append(all, got->data, got->len);
+        g_byte_array_unref(got);
+        pos += (guint64)n;
+    }
+    g_assert_cmpuint(window_end(r), ==, pos);
+    /* The last read's bytes, part of them, and the whole window. */
+    got = read_at(r, pos - 100, 4096, CRT_FRAMING_STREAM, &n);
+    g_assert_cmpint(n, ==, 100);
+    g_assert_cmpmem(got->data, got->len, all->data + pos - 100, 100);
+    g_byte_array_unref(got);
+    got = read_at(r, pos - CRT_HUB_WINDOW, 1000, CRT_FRAMING_STREAM, &n);
+    g_assert_cmpint(n, ==, 1000);
+    g_assert_cmpmem(got->data, got->len, all->data + pos - CRT_HUB_WINDOW, 1000);
+    g_byte_array_unref(got);
+    g_assert_cmpuint(window_end(r), ==, pos);
+    /* Before the window, and after the position. */
+    g_assert_null(read_at(r, pos - CRT_HUB_WINDOW - 1, 10, CRT_FRAMING_STREAM, &n));
+    g_assert_cmpint(n, ==, -ESPIPE);
+    g_assert_null(read_at(r, 0, 10, CRT_FRAMING_STREAM, &n));
+    g_assert_cmpint(n, ==, -ESPIPE);
+    g_assert_null(read_at(r, pos + 1, 10, CRT_FRAMING_STREAM, &n));
+    g_assert_cmpint(n, ==, -ESPIPE);
+    /* The stream goes on right after the position. */
+    WAIT_FOR(crt_hub_readable(r));
+    got = read_at(r, pos, 4096, CRT_FRAMING_STREAM, &n);
+    g_assert_nonnull(got);
+    g_byte_array_append(all, got->data, got->len);
+    g_byte_array_unref(got);
+    counters_feed(&c, (const char *)all->data, all->len);
+    g_assert_cmpstr(c.error, ==, NULL);
+    crt_engine_stop_and_wait(f.engine);
+    crt_hub_reader_free(r);
+    g_byte_array_unref(all);
+    fix_close(&f);
+}
+
+/* Record framing replays only within the entry the last read came from (a
+ * read never spans two records); stream framing the whole window. */
+static void test_replay_record_framing(void)
+{
+    Fix f;
+    CrtHubReader *r;
+    GByteArray *got;
+    gssize n;
+
+    fix_open(&f, &(FixOpts){.out_count = 8});
+    r = crt_hub_reader_new(f.hub, FALSE);
+    fix_start(&f);
+    assert_paused(&f);
+    got = read_at(r, 0, 3 * ENTRY_SIZE, CRT_FRAMING_STREAM, &n);
+    g_assert_cmpint(n, ==, 3 * ENTRY_SIZE);
+    g_byte_array_unref(got);
+    got = read_at(r, 3 * ENTRY_SIZE - 10, 4096, CRT_FRAMING_RECORD, &n);
+    g_assert_cmpint(n, ==, 10);
+    g_byte_array_unref(got);
+    got = read_at(r, 2 * ENTRY_SIZE, 4096, CRT_FRAMING_RECORD, &n);
+    g_assert_cmpint(n, ==, ENTRY_SIZE);
+    g_byte_array_unref(got);
+    g_assert_null(read_at(r, 2 * ENTRY_SIZE - 1, 4096, CRT_FRAMING_RECORD, &n));
+    g_assert_cmpint(n, ==, -ESPIPE);
+    got = read_at(r, 2 * ENTRY_SIZE - 1, 4096, CRT_FRAMING_STREAM, &n);
+    g_assert_cmpint(n, ==, ENTRY_SIZE + 1);
+    g_byte_array_unref(got);
+    /* Half an entry in record framing: the window is that half. */
+    got = read_at(r, 3 * ENTRY_SIZE, ENTRY_SIZE / 2, CRT_FRAMING_RECORD, &n);
+    g_assert_cmpint(n, ==, ENTRY_SIZE / 2);
+    g_byte_array_unref(got);
+    got = read_at(r, 3 * ENTRY_SIZE, 4096, CRT_FRAMING_RECORD, &n);
+    g_assert_cmpint(n, ==, ENTRY_SIZE / 2);
+    g_byte_array_unref(got);
+    crt_engine_stop_and_wait(f.engine);
+    crt_hub_reader_free(r);
+    fix_close(&f);
+}
+
+/* Large buffers go out zero-copy and the window keeps them (the engine gets
+ * them back at the next read at the position); a replay hands out the same
+ * bytes, in `records` with the same header line. */
+static void replay_zero_copy(gboolean records)
+{
+    const size_t big = 32 * 1024;
+    Fix f;
+    CrtHubReader *r, *twin;
+    GByteArray *first, *again;
+    char *copy = g_malloc(4 * big);
+    guint64 completed;
+    gssize n, m;
+
+    fix_open(&f, &(FixOpts){.out_count = 4, .requests = 2, .out_size = big});
+    r = crt_hub_reader_new(f.hub, records);
+    twin = crt_hub_reader_new(f.hub, records);
+    fix_start(&f);
+    assert_paused(&f);
+    /* Two of the four buffers (one for `records`, a read of which holds one
+     * entry and its header line). */
+    first = read_at(r, 0, 2 * big, CRT_FRAMING_STREAM, &n);
+    g_assert_cmpint(n, >=, (gssize)big);
+    m = crt_hub_read(twin, copy, (size_t)n, CRT_FRAMING_STREAM);
+    g_assert_cmpint(m, ==, n);
+    g_assert_cmpmem(first->data, first->len, copy, (size_t)m);
+    /* The twin let go; the window still holds what it read, so the engine
+     * gets no buffer back. */
+    assert_paused(&f);
+    again = read_at(r, (guint64)n - 1000, 4096, CRT_FRAMING_STREAM, &m);
+    g_assert_cmpint(m, ==, 1000);
+    g_assert_cmpmem(again->data, again->len, first->data + n - 1000, 1000);
+    g_byte_array_unref(again);
+    again = read_at(r, 0, 2 * big, CRT_FRAMING_STREAM, &m);
+    g_assert_cmpint(m, ==, n);
+    g_assert_cmpmem(again->data, again->len, first->data, first->len);
+    g_byte_array_unref(again);
+    /* The next read at the position lets the window's buffers go. */
+    completed = engine_stats(&f).completed;
+    again = read_at(r, (guint64)n, 10, CRT_FRAMING_STREAM, &m);
+    g_assert_cmpint(m, ==, 10);
+    g_byte_array_unref(again);
+    g_assert_cmpint(crt_hub_read(twin, copy, 10, CRT_FRAMING_STREAM), ==, 10);
+    WAIT_FOR(engine_stats(&f).completed > completed);
+    g_assert_null(read_at(r, 0, 10, CRT_FRAMING_STREAM, &m));
+    g_assert_cmpint(m, ==, -ESPIPE);
+    g_byte_array_unref(first);
+    crt_engine_stop_and_wait(f.engine);
+    crt_hub_reader_free(r);
+    crt_hub_reader_free(twin);
+    g_free(copy);
+    fix_close(&f);
+}
+
+static void test_replay_zero_copy_data(void)
+{
+    replay_zero_copy(FALSE);
+}
+
+static void test_replay_zero_copy_records(void)
+{
+    replay_zero_copy(TRUE);
+}
+
+/* An end of file empties the window: a seek back over it is -ESPIPE; the
+ * end of file stays until the next stream. */
+static void test_replay_end_of_file(void)
+{
+    Fix f;
+    CrtHubReader *r;
+    GByteArray *got;
+    gssize n;
+    guint64 pos = 0;
+
+    fix_open(&f, &(FixOpts){.out_count = 8});
+    r = crt_hub_reader_new(f.hub, FALSE);
+    fix_start(&f);
+    assert_paused(&f);
+    crt_engine_stop_and_wait(f.engine);
+    crt_hub_end_stream(f.hub);
+    while ((got = read_at(r, pos, 4096, CRT_FRAMING_STREAM, &n))) {
+        pos += (guint64)n;
+        g_byte_array_unref(got);
+    }
+    g_assert_cmpint(n, ==, 0);
+    g_assert_cmpuint(pos, ==, 8 * ENTRY_SIZE);
+    g_assert_null(read_at(r, pos - 1, 10, CRT_FRAMING_STREAM, &n));
+    g_assert_cmpint(n, ==, -ESPIPE);
+    g_assert_null(read_at(r, pos, 10, CRT_FRAMING_STREAM, &n));
+    g_assert_cmpint(n, ==, 0);
+    crt_hub_reader_free(r);
+    fix_close(&f);
+}
+
+/* drop-oldest with a window that keeps an entry: the kept entry is not
+ * dropped (the replay still works), the reader's drops are counted as the
+ * hub counts them, and what it reads next continues in order. */
+static void test_replay_drop_oldest(void)
+{
+    const size_t big = 32 * 1024;
+    Fix f;
+    CrtHubReader *r;
+    GByteArray *first, *again;
+    gssize n, m;
+
+    fix_open(&f, &(FixOpts){.out_count = 4,
+                            .requests = 1,
+                            .out_size = big,
+                            .overflow = CRT_OVERFLOW_DROP_OLDEST});
+    r = crt_hub_reader_new(f.hub, FALSE);
+    fix_start(&f);
+    WAIT_FOR(crt_hub_readable(r));
+    first = read_at(r, 0, big, CRT_FRAMING_RECORD, &n);
+    g_assert_cmpint(n, ==, (gssize)big);
+    WAIT_FOR(hub_stats(&f).dropped >= 10);
+    again = read_at(r, 0, big, CRT_FRAMING_RECORD, &m);
+    g_assert_cmpint(m, ==, n);
+    g_assert_cmpmem(again->data, again->len, first->data, first->len);
+    g_byte_array_unref(again);
+    crt_engine_stop_and_wait(f.engine);
+    g_assert_cmpuint(crt_hub_reader_drops(r), ==, hub_stats(&f).dropped);
+    again = read_at(r, (guint64)n, big, CRT_FRAMING_RECORD, &m);
+    g_assert_cmpint(m, ==, (gssize)big);
+    g_assert_cmpuint(counter_at(again->data), >, counter_at(first->data + big - 8) + 1);
+    g_byte_array_unref(again);
+    g_byte_array_unref(first);
     crt_hub_reader_free(r);
     fix_close(&f);
 }
@@ -1266,11 +1481,12 @@ static void test_end_of_stream(void)
     crt_hub_end_stream(f.hub);
     g_assert_true(crt_hub_readable(r));
     g_assert_cmpint(crt_hub_read(r, buf, sizeof buf, CRT_FRAMING_RECORD), ==, 0);
-    g_assert_false(crt_hub_readable(r));
-    g_assert_cmpint(crt_hub_read(r, buf, sizeof buf, CRT_FRAMING_RECORD), ==, -EAGAIN);
-    g_assert_cmpint(crt_hub_read(r, buf, sizeof buf, CRT_FRAMING_RECORD), ==, -EAGAIN);
+    /* End of file stays, as on a pipe, until the next stream begins. */
+    g_assert_true(crt_hub_readable(r));
+    g_assert_cmpint(crt_hub_read(r, buf, sizeof buf, CRT_FRAMING_RECORD), ==, 0);
+    g_assert_cmpint(crt_hub_read(r, buf, sizeof buf, CRT_FRAMING_RECORD), ==, 0);
     g_assert_cmpint(crt_hub_read(slow, buf, sizeof buf, CRT_FRAMING_RECORD), ==, 0);
-    g_assert_cmpint(crt_hub_read(slow, buf, sizeof buf, CRT_FRAMING_RECORD), ==, -EAGAIN);
+    g_assert_cmpint(crt_hub_read(slow, buf, sizeof buf, CRT_FRAMING_RECORD), ==, 0);
     /* A reader opened after the stream ended waits for the next one. */
     later = crt_hub_reader_new(f.hub, TRUE);
     g_assert_false(crt_hub_readable(later));
@@ -1296,9 +1512,14 @@ static void test_end_of_stream(void)
     g_assert_cmpint(drain_records(slow, &q), ==, 0);
     ASSERT_RECORDS(&q, second);
     g_assert_cmpuint(records_last_seq(&q), ==, records_last_seq(&p2));
-    g_assert_cmpint(crt_hub_read(slow, buf, sizeof buf, CRT_FRAMING_RECORD), ==, -EAGAIN);
+    g_assert_cmpint(crt_hub_read(slow, buf, sizeof buf, CRT_FRAMING_RECORD), ==, 0);
     g_assert_cmpint(crt_hub_read(r, buf, sizeof buf, CRT_FRAMING_RECORD), ==, 0);
+    g_assert_cmpint(crt_hub_read(r, buf, sizeof buf, CRT_FRAMING_RECORD), ==, 0);
+    /* A new stream: the readers wait for its data. */
+    fix_start(&f);
+    g_assert_false(crt_hub_readable(r));
     g_assert_cmpint(crt_hub_read(r, buf, sizeof buf, CRT_FRAMING_RECORD), ==, -EAGAIN);
+    crt_engine_stop_and_wait(f.engine);
     crt_hub_reader_free(r);
     crt_hub_reader_free(slow);
     records_clear(&p);
@@ -1464,8 +1685,10 @@ static void test_bufferless_block_paces(void)
     CrtHubReader *r;
     guint64 most_queued = 0;
 
-    fix_open(&f, &(FixOpts){.write_stream = TRUE, .requests = requests,
-                            .bufferless_cap = cap, .spec = "sim:zero"});
+    fix_open(&f, &(FixOpts){.write_stream = TRUE,
+                            .requests = requests,
+                            .bufferless_cap = cap,
+                            .spec = "sim:zero"});
     records_init(&p);
     r = crt_hub_reader_new(f.hub, TRUE);
     fix_start(&f);
@@ -1486,7 +1709,8 @@ static void test_bufferless_block_paces(void)
     crt_engine_stop_and_wait(f.engine);
     drain_records(r, &p);
     g_assert_cmpstr(p.error, ==, NULL);
-    g_test_message("records %u, most queued %" G_GUINT64_FORMAT, p.recs->len, most_queued);
+    g_test_message("records %u, most queued %" G_GUINT64_FORMAT, p.recs->len,
+                   most_queued);
     g_assert_cmpuint(crt_hub_reader_drops(r), ==, 0);
     g_assert_cmpuint(hub_stats(&f).dropped, ==, 0);
     for (guint i = 0; i < p.recs->len; i++)
@@ -1505,8 +1729,8 @@ static void test_bufferless_no_reader_flows(void)
     const guint cap = 16;
     Fix f;
 
-    fix_open(&f, &(FixOpts){.write_stream = TRUE, .bufferless_cap = cap,
-                            .spec = "sim:zero"});
+    fix_open(&f,
+             &(FixOpts){.write_stream = TRUE, .bufferless_cap = cap, .spec = "sim:zero"});
     fix_start(&f);
     WAIT_FOR(engine_stats(&f).completed >= 1000);
     g_assert_cmpuint(hub_stats(&f).queued, <=, cap);
@@ -1522,8 +1746,8 @@ static void test_bufferless_reader_leaves(void)
     CrtHubReader *r;
     guint64 before;
 
-    fix_open(&f, &(FixOpts){.write_stream = TRUE, .bufferless_cap = cap,
-                            .spec = "sim:zero"});
+    fix_open(&f,
+             &(FixOpts){.write_stream = TRUE, .bufferless_cap = cap, .spec = "sim:zero"});
     r = crt_hub_reader_new(f.hub, FALSE);
     fix_start(&f);
     WAIT_FOR(hub_stats(&f).queued >= cap);
@@ -1662,9 +1886,9 @@ static void test_readable(void)
     crt_hub_end_stream(f.hub);
     g_assert_cmpuint(tu_counter_get(&f.notified), >, seen);
     ASSERT_READY(rd, TRUE, 0);
-    ASSERT_READY(rd, FALSE, -EAGAIN);
+    ASSERT_READY(rd, TRUE, 0); /* until the next stream */
     ASSERT_READY(rr, TRUE, 0);
-    ASSERT_READY(rr, FALSE, -EAGAIN);
+    ASSERT_READY(rr, TRUE, 0);
 
     push_captured(&f, ok2);
     ASSERT_READY(rd, TRUE, SOME_BYTES);
@@ -1771,8 +1995,14 @@ static const TuCase cases[] = {
     {"/hub/framing/record", test_framing_record},
     {"/hub/framing/stream", test_framing_stream},
     {"/hub/framing/records", test_framing_records},
-    {"/hub/peek/records", test_peek_consume},
-    {"/hub/peek/data", test_peek_data},
+    {"/hub/read-at/continues", test_read_at_continues},
+    {"/hub/read-at/packs-small", test_read_at_packs_small},
+    {"/hub/replay/window", test_replay_window},
+    {"/hub/replay/record-framing", test_replay_record_framing},
+    {"/hub/replay/zero-copy/data", test_replay_zero_copy_data},
+    {"/hub/replay/zero-copy/records", test_replay_zero_copy_records},
+    {"/hub/replay/end-of-file", test_replay_end_of_file},
+    {"/hub/replay/drop-oldest", test_replay_drop_oldest},
     {"/hub/end-of-stream", test_end_of_stream},
     {"/hub/close", test_close},
     {"/hub/errors/completion", test_error_completions},
