@@ -193,8 +193,10 @@ static gboolean stream_read(fuse_req_t req, OpenFile *of, size_t size, off_t off
         reply_seek_error(req, of, off, framing);
     else if (n == 0)
         fuse_reply_buf(req, NULL, 0);
-    else
+    else {
         fuse_reply_iov(req, iov, niov);
+        crt_hub_read_done(of->reader);
+    }
     return TRUE;
 }
 

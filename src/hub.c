@@ -51,9 +51,14 @@ struct CrtHubReader {
      * a copied read: the newest `ring_len` bytes handed out, kept in `ring`
      * (they were copied there to be handed out).  After a zero-copy read:
      * the entries from `keep` (at its byte `keep_offset`, stream offset
-     * `keep_pos`) up to the position, still referenced (`retained`). */
+     * `keep_pos`) up to the position, still referenced.  `hold` is the
+     * oldest entry the reader has passed and still holds (`retained`):
+     * every one from it up to `at`.  Entries before `keep` are let go once
+     * the reply has left (crt_hub_read_done), not before it: the reply
+     * goes first. */
     char *ring;
     size_t ring_size, ring_head, ring_len;
+    Entry *hold;
     Entry *keep;
     size_t keep_offset;
     guint64 keep_pos;
@@ -187,8 +192,8 @@ gboolean crt_hub_input_gate(CrtHub *hub)
     return !g_atomic_int_get(&hub->input_full);
 }
 
-/* The reader moves past `at`, which it releases, or keeps in its window
- * while it keeps one of entries (released by release_window_unlocked). */
+/* The reader moves past `at`, which it releases, or holds while it holds
+ * older ones (see `hold`). */
 static void reader_advance_unlocked(CrtHubReader *r)
 {
     Entry *e = r->at;
@@ -196,20 +201,27 @@ static void reader_advance_unlocked(CrtHubReader *r)
     r->at = e->next;
     r->offset = 0;
     r->header_len = 0;
-    if (r->keep)
+    if (r->hold)
         e->retained++;
     else
         e->refs--;
 }
 
-/* Let go of the entries the window keeps (from `keep` up to `at`: every
- * entry the reader passed since).  Lock held. */
-static void release_window_unlocked(CrtHubReader *r)
+/* Let go of the entries held from `hold` up to `until` (an entry from
+ * `hold` on, or `at` for all of them).  Lock held. */
+static void release_held_unlocked(CrtHubReader *r, Entry *until)
 {
-    for (Entry *e = r->keep; r->keep && e != r->at; e = e->next) {
+    for (Entry *e = r->hold; r->hold && e != until; e = e->next) {
         e->retained--;
         e->refs--;
     }
+    r->hold = until == r->at ? NULL : until;
+}
+
+/* The window goes: every held entry with it.  Lock held. */
+static void release_window_unlocked(CrtHubReader *r)
+{
+    release_held_unlocked(r, r->at);
     r->keep = NULL;
 }
 
@@ -718,25 +730,32 @@ static size_t copy_unlocked(CrtHubReader *r, size_t size, CrtFraming framing)
 
 /* A read at the reader's position: the window moves on to what it hands
  * out.  Large pieces go out from the shared buffers, which the window then
- * keeps; small ones are copied into the ring.  Lock held. */
+ * keeps; small ones are copied into the ring.  What the window held before
+ * is let go after the reply (crt_hub_read_done).  Lock held. */
 static gssize read_on_unlocked(CrtHubReader *r, size_t size, CrtFraming framing,
                                struct iovec *iov, int *niov)
 {
     size_t bytes = 0;
 
-    release_window_unlocked(r);
     skip_invisible_unlocked(r);
     if (!take_eos_unlocked(r)) {
         bytes = describe_unlocked(r, size, framing, iov, CRT_HUB_MAX_IOV, niov);
-        if (bytes == 0 && !at_eof_unlocked(r) && !(r->at_eof && !r->hub->streaming))
+        if (bytes == 0 && !at_eof_unlocked(r) && !(r->at_eof && !r->hub->streaming)) {
+            /* Nothing to reply from: the engine gets the kept buffers
+             * back at once (the copied window stays). */
+            release_window_unlocked(r);
             return -EAGAIN;
+        }
     }
     r->at_eof = bytes == 0;
     if (bytes == 0) {
+        release_window_unlocked(r);
         r->ring_len = 0; /* an end of file ends the window */
         return 0;
     }
     if (bytes / (size_t)*niov >= CRT_HUB_ZERO_COPY_MIN) {
+        if (!r->hold)
+            r->hold = r->at;
         r->keep = r->at;
         r->keep_offset = r->offset;
         r->keep_pos = r->pos;
@@ -744,6 +763,7 @@ static gssize read_on_unlocked(CrtHubReader *r, size_t size, CrtFraming framing,
         consume_unlocked(r, bytes);
         return (gssize)bytes;
     }
+    r->keep = NULL;
     *niov = 0;
     bytes = copy_unlocked(r, size, framing);
     return (gssize)ring_pieces(r, bytes, bytes, iov, niov);
@@ -806,6 +826,17 @@ gssize crt_hub_read_at(CrtHubReader *r, guint64 off, size_t size, CrtFraming fra
     return n;
 }
 
+void crt_hub_read_done(CrtHubReader *r)
+{
+    CrtHub *hub = r->hub;
+
+    g_mutex_lock(&hub->lock);
+    if (r->hold)
+        release_held_unlocked(r, r->keep ? r->keep : r->at);
+    trim_unlocked(hub);
+    unlock_and_room(hub);
+}
+
 gssize crt_hub_read(CrtHubReader *r, char *dst, size_t size, CrtFraming framing)
 {
     struct iovec iov[CRT_HUB_MAX_IOV];
@@ -817,6 +848,8 @@ gssize crt_hub_read(CrtHubReader *r, char *dst, size_t size, CrtFraming framing)
         memcpy(dst + done, iov[i].iov_base, iov[i].iov_len);
         done += iov[i].iov_len;
     }
+    if (n > 0)
+        crt_hub_read_done(r);
     return n;
 }
 

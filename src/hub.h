@@ -116,7 +116,13 @@ void crt_hub_reader_free(CrtHubReader *reader);
  * one comes next); `stream` packs.  One read at a time per reader. */
 gssize crt_hub_read_at(CrtHubReader *reader, guint64 off, size_t size, CrtFraming framing,
                        struct iovec *iov, int *niov);
-/* crt_hub_read_at at the reader's position, copied to dst. */
+/* After a read_at that returned bytes, once the reply has left: the
+ * buffers the window no longer needs go back (a reply goes out before
+ * anything else is done).  Forgetting it only delays them to the reader's
+ * next read that finds nothing, or its free. */
+void crt_hub_read_done(CrtHubReader *reader);
+/* crt_hub_read_at at the reader's position, copied to dst (then
+ * crt_hub_read_done). */
 gssize crt_hub_read(CrtHubReader *reader, char *dst, size_t size, CrtFraming framing);
 /* The offsets a read may ask for now: the window [*start, *end), *end being
  * the position. */
