@@ -1,8 +1,8 @@
-/* crtfs fuzzing - the mount-time config file: load_config() of src/main.c,
- * which checks the whole file before the daemon mounts (the GKeyFile, each
- * group's name, crt_config_load_group() and the target spec), reached by
- * including main.c with its main() renamed and its file read answered from
- * the input.  Nothing is mounted; no file is read.
+/* crtfs fuzzing - the mount-time config file: crt_config_file_parse() of
+ * daemon/config-file.c, which checks the whole file before the daemon mounts
+ * (the GKeyFile, each group's name, crt_config_load_group() and the target
+ * spec), on the input as the file's text.  Nothing is mounted; no file is
+ * read.
  *
  * Promises checked: a refused file comes with a message; in a file that is
  * accepted every group is a valid directory name, loads on its own with
@@ -10,39 +10,19 @@
  * an engine view that is either accepted or refused with a message (a bad
  * combination only shows at `start`, so it does not fail the mount).
  *
- * fuzz-sources: libcrtfs_a libcrtfsd_a crtfs -src/main.c
- * fuzz-pkgs: fuse3
+ * fuzz-sources: libcrtfs_a libcrtfsd_a
  */
 #include "config.h"
 
+#include <errno.h>
 #include <glib.h>
+#include <string.h>
 
-static gboolean fuzz_file_get_contents(const char *path, char **contents, gsize *length,
-                                       GError **error);
-int crtfs_main(int argc, char **argv);
+#include <crtfs/target.h>
 
-#define g_file_get_contents fuzz_file_get_contents
-#define main crtfs_main
-#include "../src/main.c"
-#undef main
-#undef g_file_get_contents
-
+#include "config-file.h"
 #include "fuzz.h"
-
-/* The input of the run in progress, as the config file's contents. */
-static const uint8_t *fuzz_data;
-static size_t fuzz_size;
-
-static gboolean fuzz_file_get_contents(const char *path, char **contents, gsize *length,
-                                       GError **error)
-{
-    /* g_file_get_contents() adds a NUL after the data; so does this. */
-    *contents = g_malloc(fuzz_size + 1);
-    memcpy(*contents, fuzz_data, fuzz_size);
-    (*contents)[fuzz_size] = '\0';
-    *length = fuzz_size;
-    return TRUE;
-}
+#include "target-config.h"
 
 static void check_group(GKeyFile *kf, const char *group)
 {
@@ -54,7 +34,7 @@ static void check_group(GKeyFile *kf, const char *group)
     gboolean autostart = 2;
     int r;
 
-    g_assert_true(valid_name(group, NULL));
+    g_assert_cmpint(crt_target_name_check(group), ==, 0);
     crt_config_init(&cfg);
     r = crt_config_load_group(&cfg, kf, group, &target, &autostart, &error);
     g_assert_no_error(error);
@@ -87,9 +67,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 
     if (size > FUZZ_MAX_INPUT)
         return -1;
-    fuzz_data = data;
-    fuzz_size = size;
-    kf = load_config("fuzz.conf", &error);
+    kf = crt_config_file_parse((const char *)data, (gssize)size, &error);
     if (kf == NULL) {
         g_assert_nonnull(error);
         g_assert_cmpstr(error->message, !=, "");

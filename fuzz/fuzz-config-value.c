@@ -12,7 +12,7 @@
  * back (crt_config_get) as text that sets the same config again; the engine
  * view either succeeds or says why.
  *
- * fuzz-sources: libcrtfs_a
+ * fuzz-sources: libcrtfs_a libcrtfsd_a
  */
 #include "config.h"
 
@@ -21,7 +21,7 @@
 
 #include <gio/gio.h>
 
-#include <crtfs/config.h>
+#include "target-config.h"
 
 #include "fuzz.h"
 

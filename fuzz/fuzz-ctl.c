@@ -1,5 +1,5 @@
 /* crtfs fuzzing - the `ctl` file: crt_channel_ctl() and its dispatch in
- * src/channel.c, on a channel without a target.
+ * daemon/channel.c, on a channel without a target.
  *
  * The input is one write to `ctl`, refused before the channel sees it when
  * the filesystem would refuse it (a NUL byte; the 64 KiB cap).  Without a

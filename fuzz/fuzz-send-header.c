@@ -1,4 +1,4 @@
-/* crtfs fuzzing - `send` headers: parse_header() of src/channel-send.c,
+/* crtfs fuzzing - `send` headers: parse_header() of daemon/channel-send.c,
  * reached by including the file (the function is static).
  *
  * The input is one write to a `send` session; its header line is cut out,
@@ -9,9 +9,9 @@
  * the ranges the man page gives (ioctl and timeout 32 bits, size at most
  * 16 MiB, size defaulting to out_size), or fails with -EINVAL and a message.
  *
- * fuzz-sources: libcrtfs_a libcrtfsd_a -src/channel-send.c
+ * fuzz-sources: libcrtfs_a libcrtfsd_a -daemon/channel-send.c
  */
-#include "../src/channel-send.c"
+#include "../daemon/channel-send.c"
 
 #include "fuzz.h"
 

@@ -19,6 +19,8 @@
 #define CRTFS_BUFPOOL_H
 
 #include <glib.h>
+
+#include <crtfs/export.h>
 #include <stddef.h>
 
 G_BEGIN_DECLS
@@ -57,43 +59,43 @@ typedef struct {
  * (then buffers carry only a context).  On error returns NULL and sets
  * `error` (G_IO_ERROR domain, with the errno's GIOErrorEnum code) and, if
  * `errno_out` is not NULL, *errno_out to the positive errno. */
-CrtBufPool *crt_bufpool_new(guint count, size_t size, size_t context_size,
-                            gboolean lookaside, CrtMemory memory, int *errno_out,
-                            GError **error);
+CRT_API CrtBufPool *crt_bufpool_new(guint count, size_t size, size_t context_size,
+                                    gboolean lookaside, CrtMemory memory, int *errno_out,
+                                    GError **error);
 
 /* The argument checks of crt_bufpool_new() without creating anything:
  * 0, or -EINVAL with `error` naming the value. */
-int crt_bufpool_check(guint count, size_t size, size_t context_size, gboolean lookaside,
-                      GError **error);
+CRT_API int crt_bufpool_check(guint count, size_t size, size_t context_size,
+                              gboolean lookaside, GError **error);
 
 /* Free the pool and every buffer in it.  Buffers still handed out must not
  * be used or put afterwards (a programmer error). */
-void crt_bufpool_free(CrtBufPool *pool);
+CRT_API void crt_bufpool_free(CrtBufPool *pool);
 
 /* Take a buffer (its data pointer), or NULL when the pool is empty and not
  * in look-aside mode (or an extra allocation failed).  The caller owns the
  * buffer until it puts it back.  Buffer contents are left as they were. */
-void *crt_bufpool_get(CrtBufPool *pool);
+CRT_API void *crt_bufpool_get(CrtBufPool *pool);
 
 /* Return a buffer taken from this pool.  Extra look-aside buffers are freed.
  * Putting a buffer twice or into another pool is a programmer error (checked
  * with g_return_if_fail where cheap). */
-void crt_bufpool_put(CrtBufPool *pool, void *buffer);
+CRT_API void crt_bufpool_put(CrtBufPool *pool, void *buffer);
 
 /* The pool a buffer belongs to, its context area (NULL when context_size is
  * 0), and its data size.  Valid while the buffer is handed out. */
-CrtBufPool *crt_bufpool_of(void *buffer);
-void *crt_bufpool_context(void *buffer);
-size_t crt_bufpool_buffer_size(CrtBufPool *pool);
+CRT_API CrtBufPool *crt_bufpool_of(void *buffer);
+CRT_API void *crt_bufpool_context(void *buffer);
+CRT_API size_t crt_bufpool_buffer_size(CrtBufPool *pool);
 
 /* Number of buffers in the pool now (not handed out). */
-guint crt_bufpool_free_count(CrtBufPool *pool);
+CRT_API guint crt_bufpool_free_count(CrtBufPool *pool);
 
-void crt_bufpool_get_stats(CrtBufPool *pool, CrtBufPoolStats *stats);
+CRT_API void crt_bufpool_get_stats(CrtBufPool *pool, CrtBufPoolStats *stats);
 
 /* Parse "normal" or "locked"; returns 0 or -EINVAL. */
-int crt_memory_from_string(const char *s, CrtMemory *out);
-const char *crt_memory_to_string(CrtMemory memory);
+CRT_API int crt_memory_from_string(const char *s, CrtMemory *out);
+CRT_API const char *crt_memory_to_string(CrtMemory memory);
 
 G_END_DECLS
 

@@ -23,6 +23,8 @@
 #define CRTFS_ENGINE_H
 
 #include <glib.h>
+
+#include <crtfs/export.h>
 #include <stddef.h>
 #include <stdint.h>
 
@@ -121,46 +123,47 @@ typedef struct {
 
 /* Defaults: 4 read requests of 4096 bytes, 8 output buffers, 4 input buffers
  * of 4096 bytes, manual mode, default completion, normal memory. */
-void crt_engine_config_init(CrtEngineConfig *config);
+CRT_API void crt_engine_config_init(CrtEngineConfig *config);
 
 /* Check a configuration; 0 or -EINVAL with `error` naming the member. */
-int crt_engine_config_validate(const CrtEngineConfig *config, GError **error);
+CRT_API int crt_engine_config_validate(const CrtEngineConfig *config, GError **error);
 
 /* Create an engine (pools allocated, nothing started).  The config is
  * copied.  Returns 0 and *out, or -errno with `error`. */
-int crt_engine_new(const CrtEngineConfig *config, CrtEngine **out, GError **error);
+CRT_API int crt_engine_new(const CrtEngineConfig *config, CrtEngine **out,
+                           GError **error);
 
 /* Stop and wait, cancel single requests and wait for them, clear the target
  * and free everything.  Not from a callback of this engine. */
-void crt_engine_free(CrtEngine *engine);
+CRT_API void crt_engine_free(CrtEngine *engine);
 
 /* DMF_..._Start.  -ENOTCONN without a target, -EALREADY when streaming, -EINVAL
  * for request_count 0, -ESHUTDOWN while suspended with purge. */
-int crt_engine_start(CrtEngine *engine);
+CRT_API int crt_engine_start(CrtEngine *engine);
 
 /* DMF_..._Stop: cancel the stream's requests and return at once. */
-void crt_engine_stop(CrtEngine *engine);
+CRT_API void crt_engine_stop(CrtEngine *engine);
 
 /* DMF_..._StopAndWait: stop, then block until every streaming request is
  * back from the target and its callback has returned.  Called from a
  * passive callback it does not wait for the callbacks queued behind the
  * caller's own; from a default (loop-thread) callback it cannot block and
  * acts as crt_engine_stop(). */
-void crt_engine_stop_and_wait(CrtEngine *engine);
+CRT_API void crt_engine_stop_and_wait(CrtEngine *engine);
 
 /* DMF_..._IoTargetSet: take ownership of `target` (replacing and clearing
  * any previous one).  In automatic mode streaming starts; if that fails the
  * target stays set and the error is returned. */
-int crt_engine_io_target_set(CrtEngine *engine, CrtTarget *target);
+CRT_API int crt_engine_io_target_set(CrtEngine *engine, CrtTarget *target);
 
 /* DMF_..._IoTargetClear: stop and wait (streaming and single requests),
  * then drop the engine's reference to the target (the last reference closes
  * it; a caller that kept one may give the target to another engine).  Not
  * from a callback of this engine. */
-void crt_engine_io_target_clear(CrtEngine *engine);
+CRT_API void crt_engine_io_target_clear(CrtEngine *engine);
 
 /* Whether a target is set. */
-gboolean crt_engine_has_target(CrtEngine *engine);
+CRT_API gboolean crt_engine_has_target(CrtEngine *engine);
 
 typedef guint64 CrtRequestId;
 
@@ -168,49 +171,50 @@ typedef guint64 CrtRequestId;
  * returns; `response` (capacity `response_len`) must stay valid until the
  * completion callback has run.  timeout_ms 0 = none.  The callback runs at
  * default level.  0 or -errno (then no callback). */
-int crt_engine_send(CrtEngine *engine, const void *request, size_t request_len,
-                    void *response, size_t response_len, CrtRequestType type,
-                    guint32 ioctl, guint timeout_ms, CrtSendCompletionFn callback,
-                    gpointer request_context);
+CRT_API int crt_engine_send(CrtEngine *engine, const void *request, size_t request_len,
+                            void *response, size_t response_len, CrtRequestType type,
+                            guint32 ioctl, guint timeout_ms, CrtSendCompletionFn callback,
+                            gpointer request_context);
 
 /* DMF_..._SendEx: as send, with a completion option and a request id for
  * crt_engine_cancel() (`id` may be NULL). */
-int crt_engine_send_ex(CrtEngine *engine, const void *request, size_t request_len,
-                       void *response, size_t response_len, CrtRequestType type,
-                       guint32 ioctl, guint timeout_ms, CrtCompletion completion,
-                       CrtSendCompletionFn callback, gpointer request_context,
-                       CrtRequestId *id);
+CRT_API int crt_engine_send_ex(CrtEngine *engine, const void *request, size_t request_len,
+                               void *response, size_t response_len, CrtRequestType type,
+                               guint32 ioctl, guint timeout_ms, CrtCompletion completion,
+                               CrtSendCompletionFn callback, gpointer request_context,
+                               CrtRequestId *id);
 
 /* DMF_..._SendSynchronously: submit and block until completion.  Returns the
  * completion status; *bytes (may be NULL) gets the bytes transferred (read
  * into `response` for types with output, else written).  Not on the loop
  * thread (-EDEADLK). */
-int crt_engine_send_sync(CrtEngine *engine, const void *request, size_t request_len,
-                         void *response, size_t response_len, CrtRequestType type,
-                         guint32 ioctl, guint timeout_ms, size_t *bytes);
+CRT_API int crt_engine_send_sync(CrtEngine *engine, const void *request,
+                                 size_t request_len, void *response, size_t response_len,
+                                 CrtRequestType type, guint32 ioctl, guint timeout_ms,
+                                 size_t *bytes);
 
 /* DMF_..._Cancel: TRUE if the request was cancelled (its callback then sees
  * -ECANCELED), FALSE if it already completed or is completing. */
-gboolean crt_engine_cancel(CrtEngine *engine, CrtRequestId id);
+CRT_API gboolean crt_engine_cancel(CrtEngine *engine, CrtRequestId id);
 
 /* DMF_..._BufferPut: give back an output buffer the client kept.  A request
  * waiting for a buffer re-arms at once. */
-void crt_engine_buffer_put(CrtEngine *engine, void *buffer);
+CRT_API void crt_engine_buffer_put(CrtEngine *engine, void *buffer);
 
 /* Purge-and-start (PurgeAndStartTargetInD0Callbacks): with purge_on_suspend,
  * suspend stops, cancels single requests and waits for everything to drain;
  * resume restarts streaming if it was on.  Without it they only change the
  * state.  While suspended with purge, start and sends fail with -ESHUTDOWN. */
-int crt_engine_suspend(CrtEngine *engine);
-int crt_engine_resume(CrtEngine *engine);
+CRT_API int crt_engine_suspend(CrtEngine *engine);
+CRT_API int crt_engine_resume(CrtEngine *engine);
 
 /* Re-arm requests whose buffer-input callback returned -EAGAIN.  Returns at
  * once; the callbacks run again on the loop thread. */
-void crt_engine_input_ready(CrtEngine *engine);
+CRT_API void crt_engine_input_ready(CrtEngine *engine);
 
-CrtEngineState crt_engine_get_state(CrtEngine *engine);
-const char *crt_engine_state_to_string(CrtEngineState state);
-const CrtEngineConfig *crt_engine_get_config(CrtEngine *engine);
+CRT_API CrtEngineState crt_engine_get_state(CrtEngine *engine);
+CRT_API const char *crt_engine_state_to_string(CrtEngineState state);
+CRT_API const CrtEngineConfig *crt_engine_get_config(CrtEngine *engine);
 
 typedef struct {
     guint requests_in_flight; /* streaming + single requests at the target */
@@ -230,12 +234,12 @@ typedef struct {
     guint in_pool_size;
 } CrtEngineStats;
 
-void crt_engine_get_stats(CrtEngine *engine, CrtEngineStats *stats);
+CRT_API void crt_engine_get_stats(CrtEngine *engine, CrtEngineStats *stats);
 
-const char *crt_mode_to_string(CrtMode mode);
-int crt_mode_from_string(const char *s, CrtMode *out);
-const char *crt_completion_to_string(CrtCompletion completion);
-int crt_completion_from_string(const char *s, CrtCompletion *out);
+CRT_API const char *crt_mode_to_string(CrtMode mode);
+CRT_API int crt_mode_from_string(const char *s, CrtMode *out);
+CRT_API const char *crt_completion_to_string(CrtCompletion completion);
+CRT_API int crt_completion_from_string(const char *s, CrtCompletion *out);
 
 G_END_DECLS
 

@@ -13,6 +13,8 @@
 
 #include <glib.h>
 
+#include <crtfs/export.h>
+
 G_BEGIN_DECLS
 
 typedef struct CrtLoop CrtLoop;
@@ -43,48 +45,48 @@ struct CrtTimer {
 
 /* The process-wide loop, created on first use (its thread starts then).
  * Returns a new reference.  Thread-safe. */
-CrtLoop *crt_loop_default(void);
+CRT_API CrtLoop *crt_loop_default(void);
 
 /* A private loop with its own thread and pool (tests, benchmarks). */
-CrtLoop *crt_loop_new(void);
-CrtLoop *crt_loop_ref(CrtLoop *loop);
+CRT_API CrtLoop *crt_loop_new(void);
+CRT_API CrtLoop *crt_loop_ref(CrtLoop *loop);
 /* Dropping the last reference stops the thread (it must not be the loop
  * thread) and waits for the pool's running work.  Queued tasks are run first. */
-void crt_loop_unref(CrtLoop *loop);
+CRT_API void crt_loop_unref(CrtLoop *loop);
 
 /* The GMainContext the loop thread iterates; sources attached to it are
  * dispatched on the loop thread. */
-GMainContext *crt_loop_context(CrtLoop *loop);
+CRT_API GMainContext *crt_loop_context(CrtLoop *loop);
 
 /* TRUE when the calling thread is the loop's thread. */
-gboolean crt_loop_is_current(CrtLoop *loop);
+CRT_API gboolean crt_loop_is_current(CrtLoop *loop);
 
 /* Queue `task` to run on the loop thread.  Any thread; never blocks, never
  * allocates.  Posting a task that is already queued does nothing and returns
  * FALSE. */
-gboolean crt_loop_post(CrtLoop *loop, CrtTask *task);
+CRT_API gboolean crt_loop_post(CrtLoop *loop, CrtTask *task);
 
 /* Take a queued task back; TRUE if it was queued (it will not run).  Any
  * thread.  A task already running is not waited for. */
-gboolean crt_loop_cancel(CrtLoop *loop, CrtTask *task);
+CRT_API gboolean crt_loop_cancel(CrtLoop *loop, CrtTask *task);
 
 /* Run `task` now if called on the loop thread, else post it. */
-void crt_loop_run_or_post(CrtLoop *loop, CrtTask *task);
+CRT_API void crt_loop_run_or_post(CrtLoop *loop, CrtTask *task);
 
 /* Run fn(data) on the loop thread and wait for it to return.  Runs inline on
  * the loop thread.  Any thread; blocks until done. */
-void crt_loop_call(CrtLoop *loop, void (*fn)(gpointer data), gpointer data);
+CRT_API void crt_loop_call(CrtLoop *loop, void (*fn)(gpointer data), gpointer data);
 
 /* Push `task` to the worker pool: it runs on some worker thread.  Any
  * thread.  The task must not already be queued anywhere. */
-void crt_loop_pool_push(CrtLoop *loop, CrtTask *task);
+CRT_API void crt_loop_pool_push(CrtLoop *loop, CrtTask *task);
 
 /* Arm or re-arm `timer` to fire at `deadline` (monotonic microseconds).
  * Loop thread only. */
-void crt_loop_timer_start(CrtLoop *loop, CrtTimer *timer, gint64 deadline);
+CRT_API void crt_loop_timer_start(CrtLoop *loop, CrtTimer *timer, gint64 deadline);
 /* Disarm; returns TRUE if it was armed (so it will not fire).  Loop thread
  * only. */
-gboolean crt_loop_timer_stop(CrtLoop *loop, CrtTimer *timer);
+CRT_API gboolean crt_loop_timer_stop(CrtLoop *loop, CrtTimer *timer);
 
 G_END_DECLS
 

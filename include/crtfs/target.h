@@ -20,6 +20,8 @@
 #define CRTFS_TARGET_H
 
 #include <glib.h>
+
+#include <crtfs/export.h>
 #include <stdint.h>
 #include <sys/types.h>
 
@@ -37,12 +39,12 @@ typedef enum {
 } CrtRequestType;
 
 /* "read", "write", "ioctl", "internal-ioctl"; 0 or -EINVAL. */
-int crt_request_type_from_string(const char *s, CrtRequestType *out);
-const char *crt_request_type_to_string(CrtRequestType type);
+CRT_API int crt_request_type_from_string(const char *s, CrtRequestType *out);
+CRT_API const char *crt_request_type_to_string(CrtRequestType type);
 /* Whether a request of this type sends an input buffer / fills an output
  * buffer. */
-gboolean crt_request_type_has_input(CrtRequestType type);
-gboolean crt_request_type_has_output(CrtRequestType type);
+CRT_API gboolean crt_request_type_has_input(CrtRequestType type);
+CRT_API gboolean crt_request_type_has_output(CrtRequestType type);
 
 typedef enum {
     CRT_TARGET_PATH = 1,
@@ -56,7 +58,7 @@ typedef enum { CRT_PARITY_NONE = 0, CRT_PARITY_EVEN, CRT_PARITY_ODD } CrtParity;
 typedef enum { CRT_FLOW_NONE = 0, CRT_FLOW_RTSCTS, CRT_FLOW_XONXOFF } CrtFlow;
 
 /* "path", "unix", "tcp", "exec", "sim". */
-const char *crt_target_kind_to_string(CrtTargetKind kind);
+CRT_API const char *crt_target_kind_to_string(CrtTargetKind kind);
 
 /* The simulator's generators for read requests. */
 typedef enum {
@@ -112,10 +114,10 @@ typedef struct {
  * -EINVAL with `error` saying what is wrong and where.  An empty line is
  * -EINVAL too (clearing is the caller's business).  `out` is cleared first
  * and must be released with crt_target_spec_clear() after success. */
-int crt_target_spec_parse(const char *line, CrtTargetSpec *out, GError **error);
-void crt_target_spec_clear(CrtTargetSpec *spec);
+CRT_API int crt_target_spec_parse(const char *line, CrtTargetSpec *out, GError **error);
+CRT_API void crt_target_spec_clear(CrtTargetSpec *spec);
 /* A deep copy, to be cleared as well. */
-void crt_target_spec_copy(CrtTargetSpec *dst, const CrtTargetSpec *src);
+CRT_API void crt_target_spec_copy(CrtTargetSpec *dst, const CrtTargetSpec *src);
 
 typedef struct CrtTarget CrtTarget;
 
@@ -135,11 +137,11 @@ typedef struct {
  * Blocks for connect()/open().  Returns 0 and *out (a new reference) or
  * -errno with `error` naming the target and the reason (for a locked tty,
  * who holds it where known). */
-int crt_target_open(const CrtTargetSpec *spec, CrtLoop *loop, CrtTarget **out,
-                    GError **error);
+CRT_API int crt_target_open(const CrtTargetSpec *spec, CrtLoop *loop, CrtTarget **out,
+                            GError **error);
 /* Parse and open in one call. */
-int crt_target_open_spec(const char *line, CrtLoop *loop, CrtTarget **out,
-                         GError **error);
+CRT_API int crt_target_open_spec(const char *line, CrtLoop *loop, CrtTarget **out,
+                                 GError **error);
 
 /* How crt_target_open_full opens: crt_target_open() by default; the daemon
  * passes one that takes the credentials of the spec's writer.  Called on
@@ -161,9 +163,9 @@ typedef int (*CrtTargetOpenFn)(const CrtTargetSpec *spec, CrtLoop *loop, CrtTarg
  * are not absence (EACCES, EPERM, EBUSY, EINVAL ...) fail the open.
  * `destroy(data)` runs when the target no longer needs `data` (also on
  * failure). */
-int crt_target_open_full(const CrtTargetSpec *spec, CrtLoop *loop, CrtTargetOpenFn open_fn,
-                         gpointer data, GDestroyNotify destroy, CrtTarget **out,
-                         GError **error);
+CRT_API int crt_target_open_full(const CrtTargetSpec *spec, CrtLoop *loop,
+                                 CrtTargetOpenFn open_fn, gpointer data,
+                                 GDestroyNotify destroy, CrtTarget **out, GError **error);
 
 typedef enum { CRT_PRESENCE_PRESENT = 0, CRT_PRESENCE_WAITING } CrtPresence;
 
@@ -171,29 +173,29 @@ typedef enum { CRT_PRESENCE_PRESENT = 0, CRT_PRESENCE_WAITING } CrtPresence;
  * asked for and the target waits or has waited, says since when and why,
  * and how often it was lost and came back; for an exec: target, whether the
  * command runs or how it ended (g_free); NULL otherwise.  Any thread. */
-CrtPresence crt_target_presence(CrtTarget *target, char **reason);
+CRT_API CrtPresence crt_target_presence(CrtTarget *target, char **reason);
 
 /* Whether the target's spec names something else now than what is open: a
  * path that was removed or replaced by another file.  Any thread. */
-gboolean crt_target_is_stale(CrtTarget *target);
+CRT_API gboolean crt_target_is_stale(CrtTarget *target);
 
 /* Whether the target has the file `path` names open now (the same device
  * and inode; a `wait` target's current one).  The daemon asks before it
  * lets a target go that holds the lock a new open of the same tty ran
  * into.  Any thread. */
-gboolean crt_target_holds_file(CrtTarget *target, const char *path);
+CRT_API gboolean crt_target_holds_file(CrtTarget *target, const char *path);
 
-CrtTarget *crt_target_ref(CrtTarget *target);
+CRT_API CrtTarget *crt_target_ref(CrtTarget *target);
 /* Any thread but the loop thread may drop the last reference; it closes the
  * target (waiting for blocking work still using its descriptors). */
-void crt_target_unref(CrtTarget *target);
+CRT_API void crt_target_unref(CrtTarget *target);
 
 /* The spec text the target was opened with. */
-const char *crt_target_describe(CrtTarget *target);
-CrtTargetKind crt_target_kind(CrtTarget *target);
+CRT_API const char *crt_target_describe(CrtTarget *target);
+CRT_API CrtTargetKind crt_target_kind(CrtTarget *target);
 /* The file descriptor reads go to, or -1 (sim).  For tests and ioctls. */
-int crt_target_fd(CrtTarget *target);
-void crt_target_get_counters(CrtTarget *target, CrtTargetCounters *counters);
+CRT_API int crt_target_fd(CrtTarget *target);
+CRT_API void crt_target_get_counters(CrtTarget *target, CrtTargetCounters *counters);
 
 G_END_DECLS
 

@@ -51,7 +51,7 @@ stream_to_client() {
     wr "$D/ctl" stop
     wait "$client"
     CLIENT_STATUS=$?
-    wait_for 5 readers_are 0
+    wait_for 5 readers_are 0 || diag "$name: readers $(stat_of "$D" readers) after the client"
 }
 
 # check_client NAME CMD...: the client's output is the burst, exactly.
@@ -104,7 +104,9 @@ for framing in record stream; do
         # more (a second poll round later), then it is stopped.
         mark_read
         wr "$D/ctl" start
-        t tail -n +1 -f "$D/data" >"$CRT_TMP/tail" 2>"$CRT_TMP/tail.err" &
+        # timeout itself, not the t function: $! must be the process that
+        # passes the kill on to tail.
+        timeout -k 2 "$T" tail -n +1 -f "$D/data" >"$CRT_TMP/tail" 2>"$CRT_TMP/tail.err" &
         tailpid=$!
         wait_for 5 readers_are 1
         t sh -c "cat '$WANT' > '$F'"
@@ -114,7 +116,7 @@ for framing in record stream; do
         sleep 1.2
         kill "$tailpid" 2>/dev/null
         wait "$tailpid" 2>/dev/null
-        wait_for 5 readers_are 0
+        ok "$cfg: tail is gone" wait_for 5 readers_are 0
         ok "$cfg: tail -n +1 -f" cmp -s "$CRT_TMP/tail" "$WANT"
     done
 done

@@ -5,7 +5,7 @@
 
 #include <gio/gio.h>
 
-#include <crtfs/config.h>
+#include "target-config.h"
 
 /* The keys in the order the header lists them. */
 static const char *const all_keys[] = {

@@ -1,4 +1,5 @@
-/* crtfs - a target directory's configuration: the `config/` files and the
+/* crtfs daemon - a target directory's configuration (daemon policy, not
+ * part of the engine library): the `config/` files and the
  * keys of the mount-time config file share this one parser.
  *
  * Keys (file names under config/, and GKeyFile keys of a target's group):
@@ -27,8 +28,8 @@
  * must be whole numbers in range (no sign, no junk).  Threads: pure functions
  * on a caller-owned struct; no locking.
  */
-#ifndef CRTFS_CONFIG_H
-#define CRTFS_CONFIG_H
+#ifndef CRTFS_TARGET_CONFIG_H
+#define CRTFS_TARGET_CONFIG_H
 
 #include <glib.h>
 

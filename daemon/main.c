@@ -1,42 +1,27 @@
-/* crtfs - the daemon: options, config file, the request loop, signals.
- * It only wires the filesystem (fs.c) to a FUSE session. */
+/* crtfs - the daemon: options, signals and the order things start and stop.
+ * It only wires the filesystem (fs.c), the config file (config-file.c), the
+ * request threads (session.c) and the service glue (service.c) together. */
 #include "config.h"
 
 #include <errno.h>
-#include <fcntl.h>
-#include <limits.h>
-#ifdef HAVE_MALLOC_TRIM
-#include <malloc.h>
-#endif
 #include <poll.h>
 #include <pthread.h>
 #include <signal.h>
-#include <stddef.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <sys/eventfd.h>
 #include <sys/signalfd.h>
-#include <sys/socket.h>
-#include <sys/un.h>
-#include <syslog.h>
 #include <unistd.h>
 
 #include <fuse_lowlevel.h>
 
-#include <crtfs/config.h>
-#include <crtfs/target.h>
+#include "target-config.h"
 
+#include "config-file.h"
 #include "fs.h"
 #include "logind.h"
-
-#define WORKERS 8
-
-/* Without -o config=FILE the mount gets this: a demo target streaming
- * sequence-numbered records from the simulator. */
-static const char embedded_config[] = "[demo]\n"
-                                      "target=sim:records rate=20\n"
-                                      "autostart=true\n";
+#include "service.h"
+#include "session.h"
 
 typedef struct {
     char *config;
@@ -113,175 +98,6 @@ static void usage(const char *prog)
     fuse_lowlevel_help();
 }
 
-/* A group names a directory at the mount root. */
-static gboolean valid_name(const char *name, GError **error)
-{
-    if (*name && strcmp(name, ".") != 0 && strcmp(name, "..") != 0 &&
-        !strchr(name, '/') && strlen(name) <= NAME_MAX && strcmp(name, "version") != 0 &&
-        strcmp(name, "metrics") != 0)
-        return TRUE;
-    g_set_error(error, G_KEY_FILE_ERROR, G_KEY_FILE_ERROR_GROUP_NOT_FOUND,
-                "[%s]: not a valid target name (a directory name other than version and "
-                "metrics)",
-                name);
-    return FALSE;
-}
-
-/* Check the whole config file before forking: a typo must fail the mount,
- * not be found later in syslog.  Targets are opened after the fork. */
-static GKeyFile *load_config(const char *path, GError **error)
-{
-    GKeyFile *kf = g_key_file_new();
-    char *text = NULL;
-    gsize len = 0;
-    /* Read as data, so that /dev/null (no targets) works too. */
-    gboolean ok = path ? g_file_get_contents(path, &text, &len, error) : TRUE;
-    char **groups;
-
-    ok = ok && g_key_file_load_from_data(kf, path ? text : embedded_config,
-                                         path ? len : (gsize)-1, G_KEY_FILE_NONE, error);
-    g_free(text);
-    groups = ok ? g_key_file_get_groups(kf, NULL) : NULL;
-
-    for (guint i = 0; ok && groups[i]; i++) {
-        char **keys = g_key_file_get_keys(kf, groups[i], NULL, NULL);
-        char *target = NULL;
-        gboolean autostart;
-        CrtConfig cfg;
-
-        crt_config_init(&cfg);
-        ok = valid_name(groups[i], error) &&
-             crt_config_load_group(&cfg, kf, groups[i], &target, &autostart, error) == 0;
-        if (ok && target && *target) {
-            CrtTargetSpec spec;
-
-            ok = crt_target_spec_parse(target, &spec, error) == 0;
-            if (ok)
-                crt_target_spec_clear(&spec);
-            else
-                g_prefix_error(error, "[%s] target: ", groups[i]);
-        }
-        crt_config_clear(&cfg);
-        g_free(target);
-        g_strfreev(keys);
-    }
-    g_strfreev(groups);
-    if (!ok) {
-        g_key_file_unref(kf);
-        return NULL;
-    }
-    return kf;
-}
-
-typedef struct {
-    struct fuse_session *se;
-    int exit_fd;             /* readable once the daemon should stop */
-    gint exiting;            /* atomic: the request threads should return */
-    gint unmounted;          /* atomic: the kernel ended the session */
-    gint running;            /* atomic: request threads not returned yet */
-    pthread_t tids[WORKERS]; /* atomic: each set by its thread; 0 until then */
-} Loop;
-
-static void request_exit(Loop *l)
-{
-    uint64_t one = 1;
-
-    while (write(l->exit_fd, &one, sizeof one) < 0 && errno == EINTR)
-        ;
-}
-
-typedef struct {
-    Loop *loop;
-    int index;
-} Worker;
-
-/* One of the request threads.  Each blocks in read(2) on the device, so the
- * kernel wakes one thread per request (polling the one descriptor from
- * every thread woke them all for each).  libfuse 3.14's own loops do not
- * return for fuse_session_exit; these return on SIGUSR1 (EINTR) once
- * `exiting` is set, or when the mount goes away (ENODEV). */
-static gpointer worker(gpointer data)
-{
-    Worker *w = data;
-    Loop *l = w->loop;
-    struct fuse_buf buf = {0};
-
-    __atomic_store_n(&l->tids[w->index], pthread_self(), __ATOMIC_RELEASE);
-    while (!g_atomic_int_get(&l->exiting)) {
-        int r = fuse_session_receive_buf(l->se, &buf);
-
-        if (r == -EINTR || r == -EAGAIN)
-            continue;
-        if (r <= 0) { /* unmounted */
-            g_atomic_int_set(&l->unmounted, 1);
-            request_exit(l);
-            break;
-        }
-        fuse_session_process_buf(l->se, &buf);
-    }
-    free(buf.mem);
-    g_atomic_int_dec_and_test(&l->running);
-    return NULL;
-}
-
-static void wake_handler(int sig)
-{
-    /* Only here to interrupt a blocked read (no SA_RESTART). */
-}
-
-/* Make every request thread return: interrupt its read until it has. */
-static void stop_workers(Loop *l, GThread **threads, gboolean *started)
-{
-    g_atomic_int_set(&l->exiting, 1);
-    while (g_atomic_int_get(&l->running) > 0) {
-        for (int i = 0; i < WORKERS; i++) {
-            pthread_t tid = __atomic_load_n(&l->tids[i], __ATOMIC_ACQUIRE);
-
-            if (started[i] && tid)
-                pthread_kill(tid, SIGUSR1);
-        }
-        g_usleep(10 * 1000);
-    }
-    for (int i = 0; i < WORKERS; i++)
-        g_thread_join(threads[i]);
-}
-
-static void syslog_handler(const gchar *domain, GLogLevelFlags level, const gchar *msg,
-                           gpointer data)
-{
-    int prio = level & G_LOG_LEVEL_ERROR      ? LOG_ERR
-               : level & G_LOG_LEVEL_CRITICAL ? LOG_CRIT
-               : level & G_LOG_LEVEL_WARNING  ? LOG_WARNING
-               : level & G_LOG_LEVEL_MESSAGE  ? LOG_NOTICE
-               : level & G_LOG_LEVEL_INFO     ? LOG_INFO
-                                              : LOG_DEBUG;
-
-    syslog(prio, "%s", msg);
-}
-
-/* Tell systemd (Type=notify) how the daemon is doing: the sd_notify(3)
- * protocol, one datagram to $NOTIFY_SOCKET, without libsystemd. */
-static void notify_systemd(const char *state)
-{
-    const char *path = getenv("NOTIFY_SOCKET");
-    struct sockaddr_un sa = {.sun_family = AF_UNIX};
-    size_t len = path ? strlen(path) : 0;
-    int fd;
-
-    if (len == 0 || len >= sizeof sa.sun_path || (path[0] != '/' && path[0] != '@'))
-        return;
-    memcpy(sa.sun_path, path, len);
-    if (sa.sun_path[0] == '@')
-        sa.sun_path[0] = '\0'; /* abstract namespace */
-    fd = socket(AF_UNIX, SOCK_DGRAM | SOCK_CLOEXEC, 0);
-    if (fd < 0)
-        return;
-    if (sendto(fd, state, strlen(state), MSG_NOSIGNAL, (struct sockaddr *)&sa,
-               (socklen_t)(offsetof(struct sockaddr_un, sun_path) + len)) < 0)
-        g_debug("sd_notify: %s", g_strerror(errno));
-    close(fd);
-}
-
 /* SIGHUP: read the configuration file again and apply what changed.  A
  * file that does not check out changes nothing. */
 static void reload(CrtFs *fs, const char *config)
@@ -294,32 +110,20 @@ static void reload(CrtFs *fs, const char *config)
             "SIGHUP: no configuration file to read again (mounted without -o config=)");
         return;
     }
-    kf = load_config(config, &error);
+    kf = crt_config_file_load(config, &error);
     if (!kf) {
         g_message("SIGHUP: %s: %s; nothing changed", config, error->message);
         g_error_free(error);
         return;
     }
     g_message("SIGHUP: applying %s", config);
-    notify_systemd("RELOADING=1");
+    crt_service_notify("RELOADING=1");
     if (crt_fs_reload_config(fs, kf, &error) < 0) {
         g_warning("config: %s", error->message);
         g_clear_error(&error);
     }
-    notify_systemd("READY=1");
+    crt_service_notify("READY=1");
     g_key_file_unref(kf);
-}
-
-/* Hand the heap's free pages back to the kernel.  Buffers of many sizes
- * come and go with targets and configurations, spread over the C
- * library's per-thread arenas; what is freed in the middle of an arena
- * stays resident otherwise, and the daemon's RSS would creep up for hours
- * while the memory it uses stays the same. */
-static void trim_heap(void)
-{
-#ifdef HAVE_MALLOC_TRIM
-    malloc_trim(0);
-#endif
 }
 
 #define TRIM_INTERVAL_MS (30 * 1000)
@@ -327,9 +131,9 @@ static void trim_heap(void)
 #define GRACE_MS 2000
 
 /* Wait for SIGTERM, SIGINT or the end of the session; SIGHUP reloads. */
-static void wait_for_exit(Loop *l, int sfd, CrtFs *fs, const char *config)
+static void wait_for_exit(CrtSession *session, int sfd, CrtFs *fs, const char *config)
 {
-    struct pollfd pfd[2] = {{sfd, POLLIN, 0}, {l->exit_fd, POLLIN, 0}};
+    struct pollfd pfd[2] = {{sfd, POLLIN, 0}, {crt_session_exit_fd(session), POLLIN, 0}};
 
     for (;;) {
         struct signalfd_siginfo si;
@@ -341,7 +145,7 @@ static void wait_for_exit(Loop *l, int sfd, CrtFs *fs, const char *config)
             return;
         }
         if (n == 0) {
-            trim_heap();
+            crt_service_trim_heap();
             continue;
         }
         if (pfd[1].revents || !(pfd[0].revents & POLLIN))
@@ -355,23 +159,15 @@ static void wait_for_exit(Loop *l, int sfd, CrtFs *fs, const char *config)
 static int serve(struct fuse_session *se, CrtFs *fs, int sfd, const char *config,
                  CrtSleepWatch *sleep_watch)
 {
-    /* `running` counts the threads from before they start, so stopping
-     * cannot miss one that has not reached its loop yet. */
-    Loop l = {.se = se, .exit_fd = eventfd(0, EFD_CLOEXEC), .running = WORKERS};
-    GThread *threads[WORKERS];
-    Worker workers[WORKERS];
-    gboolean started[WORKERS];
-    struct sigaction sa = {.sa_handler = wake_handler};
+    CrtSession *session = crt_session_start(se);
     int waited;
 
-    sigaction(SIGUSR1, &sa, NULL);
-    for (int i = 0; i < WORKERS; i++) {
-        workers[i] = (Worker){&l, i};
-        started[i] = TRUE;
-        threads[i] = g_thread_new("crtfs-fuse", worker, &workers[i]);
+    if (!session) {
+        g_printerr("crtfs: %s\n", g_strerror(errno));
+        return 1;
     }
-    wait_for_exit(&l, sfd, fs, config);
-    notify_systemd("STOPPING=1");
+    wait_for_exit(session, sfd, fs, config);
+    crt_service_notify("STOPPING=1");
     crt_sleep_watch_free(sleep_watch); /* no suspend or resume from now on */
     g_message("stopping every target");
     /* Targets stop and parked readers get end of file while the request
@@ -383,8 +179,7 @@ static int serve(struct fuse_session *se, CrtFs *fs, int sfd, const char *config
      * ended the session there is nobody left to serve: after a lazy
      * unmount the last close takes the connection down, and the releases
      * of the files still counted open never come. */
-    for (waited = 0; crt_fs_open_files(fs) > 0 && !g_atomic_int_get(&l.unmounted);
-         waited++) {
+    for (waited = 0; crt_fs_open_files(fs) > 0 && !crt_session_ended(session); waited++) {
         if (waited == GRACE_MS / 10) {
             guint n = crt_fs_open_files(fs);
 
@@ -394,8 +189,7 @@ static int serve(struct fuse_session *se, CrtFs *fs, int sfd, const char *config
         }
         g_usleep(10 * 1000);
     }
-    stop_workers(&l, threads, started);
-    close(l.exit_fd);
+    crt_session_stop(session);
     return 0;
 }
 
@@ -432,8 +226,7 @@ static int run(struct fuse_args *args, struct fuse_cmdline_opts *cl, GKeyFile *k
     if (fuse_session_mount(se, cl->mountpoint) != 0)
         goto out_session;
     if (!cl->foreground) {
-        openlog("crtfs", LOG_PID, LOG_DAEMON);
-        g_log_set_default_handler(syslog_handler, NULL);
+        crt_service_log_to_syslog();
     }
     fuse_daemonize(cl->foreground);
     sfd = signals_fd();
@@ -444,7 +237,7 @@ static int run(struct fuse_args *args, struct fuse_cmdline_opts *cl, GKeyFile *k
         g_clear_error(&error);
     }
     sleep_watch = crt_sleep_watch_new(crt_fs_sleep_before, crt_fs_sleep_after, fs);
-    notify_systemd("READY=1");
+    crt_service_notify("READY=1");
     ret = serve(se, fs, sfd, o->config, sleep_watch);
     close(sfd);
     fuse_session_unmount(se);
@@ -487,7 +280,7 @@ int main(int argc, char **argv)
     } else if (!cl.mountpoint) {
         fprintf(stderr, "%s: no mount point given (see --help)\n", argv[0]);
         ret = 2;
-    } else if (!(kf = load_config(o.config, &error))) {
+    } else if (!(kf = crt_config_file_load(o.config, &error))) {
         fprintf(stderr, "%s: %s: %s\n", argv[0], o.config ? o.config : "embedded config",
                 error->message);
         g_error_free(error);

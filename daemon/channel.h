@@ -16,7 +16,7 @@
 
 #include <sys/types.h>
 
-#include <crtfs/config.h>
+#include "target-config.h"
 #include <crtfs/engine.h>
 
 #include "hub.h"
@@ -36,7 +36,7 @@ typedef struct {
 
 typedef struct {
     gboolean allow_exec_for_users; /* exec: specs from non-root writers */
-    guint64 max_memory; /* bytes of buffers a target may have; 0: no limit */
+    guint64 max_memory;            /* bytes of buffers a target may have; 0: no limit */
 } CrtChannelPolicy;
 
 CrtChannel *crt_channel_new(const char *name, const CrtChannelPolicy *policy,

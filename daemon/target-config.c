@@ -8,7 +8,7 @@
  */
 #include "config.h"
 
-#include <crtfs/config.h>
+#include "target-config.h"
 
 #include "target-private.h"
 

@@ -16,6 +16,7 @@
 
 #include <gio/gio.h>
 
+#include "config-file.h"
 #include "fs-private.h"
 
 #define DEFAULT_MAX_TARGETS 1024
@@ -456,22 +457,11 @@ static void op_readdir(fuse_req_t req, fuse_ino_t ino, size_t size, off_t off,
     g_array_free(ls.ends, TRUE);
 }
 
-static int check_name(const char *name)
-{
-    if (!*name || strcmp(name, ".") == 0 || strcmp(name, "..") == 0 || strchr(name, '/'))
-        return EINVAL;
-    if (strlen(name) > NAME_MAX)
-        return ENAMETOOLONG;
-    if (strcmp(name, "version") == 0 || strcmp(name, "metrics") == 0)
-        return EEXIST;
-    return 0;
-}
-
 static void op_mkdir(fuse_req_t req, fuse_ino_t parent, const char *name, mode_t mode)
 {
     CrtFs *fs = fs_of(req);
     const struct fuse_ctx *ctx = fuse_req_ctx(req);
-    int err = parent == FUSE_ROOT_ID ? check_name(name) : EPERM;
+    int err = parent == FUSE_ROOT_ID ? crt_target_name_check(name) : EPERM;
     Dir *d;
 
     g_mutex_lock(&fs->lock);
@@ -743,7 +733,7 @@ static int load_group(CrtFs *fs, GKeyFile *kf, const char *group, GError **error
 {
     CrtFileAccess access;
     Dir *d;
-    int r = check_name(group) ? -EINVAL : 0;
+    int r = crt_target_name_check(group) ? -EINVAL : 0;
 
     if (r < 0) {
         g_set_error(error, G_IO_ERROR, G_IO_ERROR_INVALID_ARGUMENT,
@@ -757,7 +747,8 @@ static int load_group(CrtFs *fs, GKeyFile *kf, const char *group, GError **error
     d->group_text = group_text(kf, group);
     g_mutex_unlock(&fs->lock);
     if (r == 0)
-        r = apply_group(d, kf, group, g_key_file_has_key(kf, group, "target", NULL), error);
+        r = apply_group(d, kf, group, g_key_file_has_key(kf, group, "target", NULL),
+                        error);
     if (r < 0 && error && *error)
         g_prefix_error(error, "[%s]: ", group);
     return r;
@@ -796,11 +787,13 @@ int crt_fs_load_config(CrtFs *fs, GKeyFile *kf, GError **error)
 }
 
 /* A group that changed, applied to its directory. */
-static int reload_group(CrtFs *fs, Dir *d, GKeyFile *kf, const char *group, GError **error)
+static int reload_group(CrtFs *fs, Dir *d, GKeyFile *kf, const char *group,
+                        GError **error)
 {
     char *old_target = crt_channel_target_text(d->ch);
     char *new_target = g_key_file_get_string(kf, group, "target", NULL);
-    gboolean restart = d->config_started && crt_channel_state(d->ch) == CRT_STATE_STREAMING;
+    gboolean restart =
+        d->config_started && crt_channel_state(d->ch) == CRT_STATE_STREAMING;
     CrtFileAccess access;
     int r;
 
@@ -818,8 +811,8 @@ static int reload_group(CrtFs *fs, Dir *d, GKeyFile *kf, const char *group, GErr
             r = crt_channel_ctl(d->ch, "stop-wait", error);
     }
     if (r == 0)
-        r = apply_group(d, kf, group, g_strcmp0(old_target, new_target ? new_target : "") != 0,
-                        error);
+        r = apply_group(d, kf, group,
+                        g_strcmp0(old_target, new_target ? new_target : "") != 0, error);
     if (r < 0 && error && *error)
         g_prefix_error(error, "[%s]: ", group);
     g_free(old_target);

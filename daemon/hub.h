@@ -20,7 +20,7 @@
 #include <sys/types.h>
 #include <sys/uio.h>
 
-#include <crtfs/config.h>
+#include "target-config.h"
 #include <crtfs/engine.h>
 
 typedef struct CrtHub CrtHub;

@@ -1,5 +1,5 @@
 /* crtfs - targets: request types, the one spec parser, and the lifetime of a
- * CrtTarget (see include/crtfs/target.h and src/target-private.h).
+ * CrtTarget (see include/crtfs/target.h and lib/targets/target-private.h).
  *
  * Every kind is a small ops table in its own file (target-path.c,
  * target-socket.c, target-exec.c, target-sim.c); this file only chooses the
