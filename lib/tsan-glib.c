@@ -40,6 +40,10 @@ gboolean __real_g_thread_pool_push(GThreadPool *pool, gpointer data, GError **er
 void __real_g_thread_pool_free(GThreadPool *pool, gboolean immediate, gboolean wait_);
 
 /* The wrappers: same signatures, called in place of the real ones. */
+/* Visible outside the library: the programs' own calls (and GLib's, through
+ * a DSO) are redirected here too, while the library is built with
+ * -fvisibility=hidden. */
+#pragma GCC visibility push(default)
 void __wrap_g_mutex_init(GMutex *mutex);
 void __wrap_g_mutex_clear(GMutex *mutex);
 void __wrap_g_mutex_lock(GMutex *mutex);
@@ -53,6 +57,7 @@ GThreadPool *__wrap_g_thread_pool_new(GFunc func, gpointer user_data, gint max_t
                                       gboolean exclusive, GError **error);
 gboolean __wrap_g_thread_pool_push(GThreadPool *pool, gpointer data, GError **error);
 void __wrap_g_thread_pool_free(GThreadPool *pool, gboolean immediate, gboolean wait_);
+#pragma GCC visibility pop
 
 /* ---- GMutex ---------------------------------------------------------- */
 
