@@ -29,6 +29,9 @@ struct Entry {
     guint64 eos_gen; /* the generation that ended */
 };
 
+/* A `records` header line: "SEQ SEC.NSEC STATUS LENGTH\n". */
+#define HEADER_MAX 96
+
 struct CrtHubReader {
     CrtHub *hub;
     CrtHubReader *next_reader;
@@ -40,7 +43,7 @@ struct CrtHubReader {
     gboolean at_eof;
     gboolean records;
     guint64 drops;
-    char header[96]; /* records: the current entry's header line */
+    char header[HEADER_MAX]; /* records: the current entry's header line */
     size_t header_len;
     /* The reader's stream: `pos` bytes handed out since it opened (the
      * file offset its next read continues at), and where the entry that
@@ -62,7 +65,7 @@ struct CrtHubReader {
     Entry *keep;
     size_t keep_offset;
     guint64 keep_pos;
-    char keep_header[96]; /* records: a replayed entry's header line */
+    char keep_header[HEADER_MAX]; /* records: a replayed entry's header line */
 };
 
 struct CrtHub {
