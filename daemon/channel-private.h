@@ -1,79 +1,83 @@
-/* crtfs - channel internals shared by channel.c, channel-send.c and
- * creds.c. */
+/* crtfs - the pieces of a target directory (CrtChannel), for the files that
+ * implement it: channel.c (control: the typed operations), channel-ctl.c
+ * (the `ctl` text on top of them), channel-report.c (state and stats),
+ * channel-send.c (send sessions), creds.c (opening as the writer).
+ *
+ * Each piece has one job and one lock; the lock order is the one chain in
+ * the README ("Threads and locks").
+ */
 #ifndef CRTFS_CHANNEL_PRIVATE_H
 #define CRTFS_CHANNEL_PRIVATE_H
 
-#include <stdarg.h>
-
 #include <gio/gio.h>
 
+#include "channel-input.h"
+#include "channel-log.h"
 #include "channel.h"
-#include "target-private.h"
+#include "target-private.h" /* MERGE: crtfs/error.h */
 
 struct CrtChannel {
+    /* Set at creation, read-only after. */
     char *name;
     CrtChannelPolicy policy;
     CrtChannelNotify notify;
     gpointer notify_data;
     CrtHub *hub;
 
-    /* Lock order: ctl_lock, then lock, then an engine's or the hub's lock.
-     * ctl_lock serialises control writes and may be held across blocking
-     * engine calls; lock is short and guards engine, target, target_text,
-     * error and framing for readers of state and stats. */
-    GMutex ctl_lock;
-    GMutex lock;
-    CrtConfig cfg;       /* ctl_lock */
-    gboolean cfg_dirty;  /* ctl_lock: the engine does not match cfg */
-    gboolean shut;       /* ctl_lock */
-    CrtEngine *engine;   /* written under both locks */
-    GPtrArray *retired;  /* ctl_lock: engines whose buffers are still out */
-    CrtEngineStats base; /* ctl_lock: counters of retired engines */
-    CrtTarget *target;   /* the channel's own reference; both locks */
-    gboolean target_waits; /* its spec has `wait`; `lock` */
-    gboolean target_dead;  /* a fatal completion ended its stream; `lock` */
-    /* Who set the target (groups owned), to open it again at `start`;
-     * ctl_lock.  has_creds FALSE: the daemon itself. */
-    CrtCreds creds;
-    gboolean has_creds;
-    /* Error lines logged in the current window, and those held back. */
-    gint64 log_window; /* `lock` */
-    guint log_count, log_held;
-    char *target_text;   /* lock */
-    char *error;         /* lock */
-    CrtFraming framing;  /* lock */
+    /* Control: one control operation at a time (start, stop, a target or
+     * a key set, shutdown).  ctl.lock may be held across blocking engine
+     * calls; everything here is touched only with it held. */
+    struct {
+        GMutex lock;
+        CrtConfig cfg;
+        gboolean cfg_dirty; /* the engine does not match cfg */
+        gboolean shut;      /* shut down: every operation fails with ENODEV */
+        GPtrArray *retired; /* engines whose buffers are still out */
+        /* Who set the target (groups owned), to open it again at `start`.
+         * has_creds FALSE: the daemon itself. */
+        CrtCreds creds;
+        gboolean has_creds;
+    } ctl;
 
-    GMutex input_lock; /* guards input, payload and the in_* copies */
-    GQueue input;      /* GBytes written to `input`, not sent yet */
-    char *payload;
-    size_t payload_len;
-    CrtRequestType in_type; /* copies of cfg for the `input` file */
-    guint in_count;
-    guint64 in_size;
+    /* What the directory is now, for readers of state, stats, data and
+     * send: written by control operations (which hold ctl.lock too) and by
+     * the completion callback; now.lock is short and never held across a
+     * blocking call. */
+    struct {
+        GMutex lock;
+        CrtEngine *engine;   /* NULL until the first target or config */
+        CrtEngineStats base; /* counters of retired engines */
+        CrtTarget *target;   /* the channel's own reference */
+        char *target_text;   /* the spec as written */
+        gboolean target_waits; /* its spec has `wait` */
+        gboolean target_dead;  /* a fatal completion ended its stream */
+        /* Copies of the configuration that readers need. */
+        CrtFraming framing;
+        CrtMode mode;
+        CrtRequestType type;
+        size_t out_size;
+        gboolean purge_on_suspend;
+    } now;
 
-    GMutex send_lock; /* guards sessions (channel-send.c) */
-    GList *sessions;
+    CrtChannelLog log;     /* the `error:` line and the event log */
+    CrtInputQueue input;   /* the `input` queue */
 };
 
-/* channel-send.c */
-void crt_channel_send_init(CrtChannel *ch);
-
-/* The log domain of a target's events: one line per state change and per
- * error, errors at most CRT_LOG_BURST per CRT_LOG_WINDOW_US. */
-#define CRT_TARGET_LOG_DOMAIN "crtfs-target"
-#define CRT_LOG_BURST 5
-#define CRT_LOG_WINDOW_US (10 * G_USEC_PER_SEC)
-
-/* The longest `error:` line, in bytes, before "..." */
-#define CRT_ERROR_MAX 512
-
-/* `msg` as one readable line: control characters and bytes that are not
- * UTF-8 escaped (\n, \t, \xNN), cut after CRT_ERROR_MAX bytes with "...".
- * Anyone can write anything to the control files, and the reasons quote
- * it. */
-char *crt_channel_readable(const char *msg);
-/* Make `err`'s message one readable line and put it in `error:`. */
-void crt_channel_set_error_from(CrtChannel *ch, GError *err);
+/* Record `err`'s reason (made one readable line, in `err` too) and pass it
+ * to the caller: the channel's one way to fail.  Returns -errno. */
+int crt_channel_fail(CrtChannel *ch, GError **error, int err, GError *cause);
+int crt_channel_failf(CrtChannel *ch, GError **error, int err, const char *fmt, ...)
+    G_GNUC_PRINTF(4, 5);
+/* Run op(ch, arg, error) as the one control operation (ctl.lock held),
+ * unless the channel is shut down (-ENODEV); log `done` when it succeeds
+ * (NULL: nothing). */
+typedef int (*CrtChannelControlFn)(CrtChannel *ch, gconstpointer arg, GError **error);
+int crt_channel_control(CrtChannel *ch, CrtChannelControlFn op, gconstpointer arg,
+                        const char *done, GError **error);
+/* Add a retired engine's counters to `sum`. */
+void crt_channel_add_stats(CrtEngineStats *sum, const CrtEngineStats *st);
+/* Wake whoever waits on the directory's files. */
+void crt_channel_wake(CrtChannel *ch);
 
 /* creds.c: open a target as `creds` (NULL: as the daemon). */
 int crt_creds_open_target(const CrtTargetSpec *spec, const CrtCreds *creds,

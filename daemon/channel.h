@@ -1,15 +1,18 @@
 /* crtfs - one target directory, without FUSE: its configuration, target,
  * engine, broadcast hub, `input` queue, `send` sessions, state and stats.
  *
- * Every control operation validates first and changes nothing when it
- * fails; the failure's words become the `error:` line of `state`.
+ * The control operations are typed functions (crt_channel_start, _stop,
+ * _suspend, _resume, _set_target, _config_set); crt_channel_ctl is the
+ * `ctl` file's text on top of them.  Every control operation validates
+ * first and changes nothing when it fails; the failure's words become the
+ * `error:` line of `state`, and a success is logged.
  *
  * Threads: any thread but the loop thread (operations may block on
- * stop-and-wait or on opening a target).  The channel lock guards the
- * configuration, target, engine and error; it is never held while calling
- * into the engine's blocking methods.  The notify callback runs without
- * locks, from any thread, whenever a reader, writer or send session may make
- * progress.
+ * stop-and-wait or on opening a target); control operations run one at a
+ * time, readers of state and stats never wait for them.  The notify
+ * callback runs without locks, from any thread, whenever a reader, writer
+ * or send session may make progress.  The pieces and their locks:
+ * channel-private.h.
  */
 #ifndef CRTFS_CHANNEL_H
 #define CRTFS_CHANNEL_H
@@ -50,7 +53,23 @@ void crt_channel_shutdown(CrtChannel *ch);
 
 const char *crt_channel_name(CrtChannel *ch);
 
-/* `ctl`: start, stop, stop-wait, suspend, resume.  0 or -errno. */
+/* Start streaming; a target whose stream ended by itself, or whose path
+ * names another file now, is opened again first.  -ENOTCONN without a
+ * target, -EALREADY while streaming. */
+int crt_channel_start(CrtChannel *ch, GError **error);
+/* Stop streaming; `wait`: until every request is back (stop-wait).
+ * Readers get end of file. */
+int crt_channel_stop(CrtChannel *ch, gboolean wait, GError **error);
+/* Suspend and resume the stream (-ENOTCONN before any target, -EALREADY
+ * when already so).  Under purge_on_suspend a suspend ends the readers'
+ * stream. */
+int crt_channel_suspend(CrtChannel *ch, GError **error);
+int crt_channel_resume(CrtChannel *ch, GError **error);
+/* The purge_on_suspend key (system sleep suspends only such targets). */
+gboolean crt_channel_purges_on_suspend(CrtChannel *ch);
+
+/* `ctl`: one of start, stop, stop-wait, suspend, resume, as text (channel-ctl.c).
+ * 0 or -errno (-EINVAL for an unknown word). */
 int crt_channel_ctl(CrtChannel *ch, const char *line, GError **error);
 
 /* `target`: open and set the spec (NULL creds: the daemon's own); an empty

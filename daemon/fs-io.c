@@ -85,7 +85,7 @@ static char *generate(CrtFs *fs, Node *n, Dir *d)
     }
 }
 
-static void op_open(fuse_req_t req, fuse_ino_t ino, struct fuse_file_info *fi)
+void crt_fs_op_open(fuse_req_t req, fuse_ino_t ino, struct fuse_file_info *fi)
 {
     CrtFs *fs = fs_of(req);
     Node *n = crt_fs_node(fs, ino);
@@ -267,7 +267,7 @@ static void read_stream(fuse_req_t req, OpenFile *of, size_t size, off_t off, in
     }
 }
 
-static void op_read(fuse_req_t req, fuse_ino_t ino, size_t size, off_t off,
+void crt_fs_op_read(fuse_req_t req, fuse_ino_t ino, size_t size, off_t off,
                     struct fuse_file_info *fi)
 {
     OpenFile *of = of_of(fi);
@@ -395,7 +395,7 @@ static void write_input(fuse_req_t req, OpenFile *of, const char *buf, size_t si
     }
 }
 
-static void op_write(fuse_req_t req, fuse_ino_t ino, const char *buf, size_t size,
+void crt_fs_op_write(fuse_req_t req, fuse_ino_t ino, const char *buf, size_t size,
                      off_t off, struct fuse_file_info *fi)
 {
     OpenFile *of = of_of(fi);
@@ -448,7 +448,7 @@ static unsigned revents_of(OpenFile *of)
     }
 }
 
-static void op_poll(fuse_req_t req, fuse_ino_t ino, struct fuse_file_info *fi,
+void crt_fs_op_poll(fuse_req_t req, fuse_ino_t ino, struct fuse_file_info *fi,
                     struct fuse_pollhandle *ph)
 {
     OpenFile *of = of_of(fi);
@@ -555,7 +555,7 @@ void crt_fs_open_file_free(OpenFile *of)
     open_file_unref(of);
 }
 
-static void op_release(fuse_req_t req, fuse_ino_t ino, struct fuse_file_info *fi)
+void crt_fs_op_release(fuse_req_t req, fuse_ino_t ino, struct fuse_file_info *fi)
 {
     OpenFile *of = of_of(fi);
 
@@ -564,17 +564,7 @@ static void op_release(fuse_req_t req, fuse_ino_t ino, struct fuse_file_info *fi
     fuse_reply_err(req, 0);
 }
 
-static void op_opendir(fuse_req_t req, fuse_ino_t ino, struct fuse_file_info *fi)
+void crt_fs_op_opendir(fuse_req_t req, fuse_ino_t ino, struct fuse_file_info *fi)
 {
     fuse_reply_open(req, fi);
-}
-
-void crt_fs_io_init_ops(struct fuse_lowlevel_ops *ops)
-{
-    ops->open = op_open;
-    ops->read = op_read;
-    ops->write = op_write;
-    ops->poll = op_poll;
-    ops->release = op_release;
-    ops->opendir = op_opendir;
 }

@@ -46,7 +46,8 @@ struct Node {
 };
 
 /* A target directory.  The fs lock guards `nodes`, `removed` and `refs`;
- * `wait_lock` guards the open files' parked requests and poll handles. */
+ * `wait_lock` guards the open files' parked requests and poll handles (the
+ * lock order: README, "Threads and locks"). */
 struct Dir {
     char *name;
     CrtChannel *ch;
@@ -76,7 +77,7 @@ struct OpenFile {
     CrtSendSession *send; /* send */
     gint refs;            /* atomic: the open, plus each read under way */
     /* One read at a time: the reply leaves before the next read may reuse
-     * what it was answered from.  Taken inside wait_lock, never around it. */
+     * what it was answered from (after wait_lock in the lock order). */
     GMutex read_lock;
     char *buf; /* send: reused, no allocation per read */
     size_t buf_size;
@@ -115,8 +116,16 @@ guint crt_fs_removed_held(CrtFs *fs);
 /* Reply an errno with a reason in the channel's state (and the log). */
 void crt_fs_reply_error(fuse_req_t req, Dir *d, int err, GError *error);
 
-/* fs-io.c */
-void crt_fs_io_init_ops(struct fuse_lowlevel_ops *ops);
+/* fs-io.c: the operations on open files, for the one ops table (fs.c). */
+void crt_fs_op_open(fuse_req_t req, fuse_ino_t ino, struct fuse_file_info *fi);
+void crt_fs_op_read(fuse_req_t req, fuse_ino_t ino, size_t size, off_t off,
+                    struct fuse_file_info *fi);
+void crt_fs_op_write(fuse_req_t req, fuse_ino_t ino, const char *buf, size_t size, off_t off,
+                     struct fuse_file_info *fi);
+void crt_fs_op_poll(fuse_req_t req, fuse_ino_t ino, struct fuse_file_info *fi,
+                    struct fuse_pollhandle *ph);
+void crt_fs_op_release(fuse_req_t req, fuse_ino_t ino, struct fuse_file_info *fi);
+void crt_fs_op_opendir(fuse_req_t req, fuse_ino_t ino, struct fuse_file_info *fi);
 /* The channel's notify: try every parked request of `d`. */
 void crt_fs_dir_wake(Dir *d);
 /* End every parked request of `d` (rmdir, unmount). */

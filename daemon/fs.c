@@ -721,7 +721,7 @@ static int apply_group(Dir *d, GKeyFile *kf, const char *group, gboolean set_tar
         r = crt_channel_set_target(d->ch, target ? target : "", NULL, error);
     d->config_started = FALSE;
     if (r == 0 && autostart && crt_channel_state(d->ch) != CRT_STATE_STREAMING) {
-        r = crt_channel_ctl(d->ch, "start", error);
+        r = crt_channel_start(d->ch, error);
         d->config_started = r == 0;
     }
     g_free(target);
@@ -808,7 +808,7 @@ static int reload_group(CrtFs *fs, Dir *d, GKeyFile *kf, const char *group,
         set_access_unlocked(d, &access);
         g_mutex_unlock(&fs->lock);
         if (restart)
-            r = crt_channel_ctl(d->ch, "stop-wait", error);
+            r = crt_channel_stop(d->ch, TRUE, error);
     }
     if (r == 0)
         r = apply_group(d, kf, group,
@@ -872,13 +872,11 @@ void crt_fs_sleep_before(gpointer data)
 
     for (guint i = 0; i < dirs->len; i++) {
         Dir *d = g_ptr_array_index(dirs, i);
-        char *purge = crt_channel_config_get(d->ch, "purge_on_suspend");
-
-        if (purge && purge[0] == '1' && crt_channel_state(d->ch) == CRT_STATE_STREAMING) {
-            d->sleep_suspended = crt_channel_ctl(d->ch, "suspend", NULL) == 0;
+        if (crt_channel_purges_on_suspend(d->ch) &&
+            crt_channel_state(d->ch) == CRT_STATE_STREAMING) {
+            d->sleep_suspended = crt_channel_suspend(d->ch, NULL) == 0;
             g_message("%s: suspended for the system sleep", d->name);
         }
-        g_free(purge);
         crt_fs_dir_unref(fs, d);
     }
     g_ptr_array_free(dirs, TRUE);
@@ -894,7 +892,7 @@ void crt_fs_sleep_after(gpointer data)
 
         if (d->sleep_suspended) {
             d->sleep_suspended = FALSE;
-            if (crt_channel_ctl(d->ch, "resume", NULL) == 0)
+            if (crt_channel_resume(d->ch, NULL) == 0)
                 g_message("%s: resumed after the system sleep", d->name);
         }
         crt_fs_dir_unref(fs, d);
@@ -947,23 +945,31 @@ void crt_fs_free(CrtFs *fs)
     g_free(fs);
 }
 
-static struct fuse_lowlevel_ops fs_ops;
+/* The one table of what the filesystem answers: the tree here, open files
+ * in fs-io.c. */
+static const struct fuse_lowlevel_ops fs_ops = {
+    .init = op_init,
+    .lookup = op_lookup,
+    .forget = op_forget,
+    .forget_multi = op_forget_multi,
+    .getattr = op_getattr,
+    .setattr = op_setattr,
+    .readdir = op_readdir,
+    .mkdir = op_mkdir,
+    .rmdir = op_rmdir,
+    .unlink = op_refuse,
+    .create = op_create,
+    .mknod = op_mknod,
+    .rename = op_rename,
+    .open = crt_fs_op_open,
+    .read = crt_fs_op_read,
+    .write = crt_fs_op_write,
+    .poll = crt_fs_op_poll,
+    .release = crt_fs_op_release,
+    .opendir = crt_fs_op_opendir,
+};
 
 const struct fuse_lowlevel_ops *crt_fs_ops(void)
 {
-    fs_ops.init = op_init;
-    fs_ops.lookup = op_lookup;
-    fs_ops.forget = op_forget;
-    fs_ops.forget_multi = op_forget_multi;
-    fs_ops.getattr = op_getattr;
-    fs_ops.setattr = op_setattr;
-    fs_ops.readdir = op_readdir;
-    fs_ops.mkdir = op_mkdir;
-    fs_ops.rmdir = op_rmdir;
-    fs_ops.unlink = op_refuse;
-    fs_ops.create = op_create;
-    fs_ops.mknod = op_mknod;
-    fs_ops.rename = op_rename;
-    crt_fs_io_init_ops(&fs_ops);
     return &fs_ops;
 }

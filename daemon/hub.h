@@ -11,8 +11,8 @@
  * it, and counted).
  *
  * No FUSE here.  Threads: every function takes the hub lock; the notify
- * callback runs without it.  Lock order: hub lock, then the engine's lock
- * (entries go back with crt_engine_buffer_put under the hub lock).
+ * callback runs without it.  Entries go back with crt_engine_buffer_put
+ * under the hub lock (the lock order: README, "Threads and locks").
  */
 #ifndef CRTFS_HUB_H
 #define CRTFS_HUB_H

@@ -1,5 +1,5 @@
-/* crtfs fuzzing - `send` headers: parse_header() of daemon/channel-send.c,
- * reached by including the file (the function is static).
+/* crtfs fuzzing - `send` headers: crt_send_header_parse() of
+ * daemon/send-header.c.
  *
  * The input is one write to a `send` session; its header line is cut out,
  * trimmed and told from `cancel` as crt_send_write() does, then parsed.
@@ -9,9 +9,16 @@
  * the ranges the man page gives (ioctl and timeout 32 bits, size at most
  * 16 MiB, size defaulting to out_size), or fails with -EINVAL and a message.
  *
- * fuzz-sources: libcrtfs_a libcrtfsd_a -daemon/channel-send.c
+ * fuzz-sources: libcrtfs_a libcrtfsd_a
  */
-#include "../daemon/channel-send.c"
+#include "config.h"
+
+#include <errno.h>
+#include <string.h>
+
+#include <gio/gio.h>
+
+#include "send-header.h"
 
 #include "fuzz.h"
 
@@ -21,9 +28,9 @@
 
 static void check_header(const char *header)
 {
-    SendHeader h = {0};
+    CrtSendHeader h;
     GError *error = NULL;
-    int r = parse_header(header, &h, DEFAULT_SIZE, &error);
+    int r = crt_send_header_parse(header, DEFAULT_SIZE, &h, &error);
 
     if (r < 0) {
         g_assert_cmpint(r, ==, -EINVAL);
@@ -38,7 +45,7 @@ static void check_header(const char *header)
     g_assert_cmpint(h.type, <=, CRT_REQUEST_WRITE);
     g_assert_cmpuint(h.ioctl, <=, G_MAXUINT32);
     g_assert_cmpuint(h.timeout, <=, G_MAXUINT32);
-    g_assert_cmpuint(h.size, <=, MAX_RESPONSE);
+    g_assert_cmpuint(h.size, <=, CRT_SEND_MAX_RESPONSE);
     if (strstr(header, "size=") == NULL)
         g_assert_cmpuint(h.size, ==, DEFAULT_SIZE);
 }

@@ -37,8 +37,8 @@ struct CrtEngine {
     CrtBufPool *out_pool; /* NULL when out_size is 0 */
     Slot *slots;
 
-    /* Lock order: `lock`, then a pool's own lock.  Everything below is
-     * guarded by `lock`; `cond` is broadcast whenever a slot, the deliverer
+    /* Everything below is guarded by `lock` (taken before a pool's own
+     * lock, see engine.h); `cond` is broadcast whenever a slot, the deliverer
      * or a single request changes state. */
     GMutex lock;
     GCond cond;

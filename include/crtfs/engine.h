@@ -12,8 +12,8 @@
  * stream run one at a time, in sequence order:
  *   - CRT_COMPLETION_DEFAULT: on the loop thread; they must not block.
  *   - CRT_COMPLETION_PASSIVE: on a worker of the loop's pool; may block.
- * Lock order: engine lock, then the output pool's lock; a target is only
- * touched on the loop thread.
+ * The engine lock is taken before the output pool's (a pool's lock is a
+ * leaf); a target is only touched on the loop thread.
  *
  * Errors: functions return 0 or -errno.  A request that fails to submit
  * never calls its callback; a cancelled request still completes, with

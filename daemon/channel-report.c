@@ -1,0 +1,84 @@
+/* crtfs - what a target directory reports: `state` and `stats`
+ * (channel.h).  Readers only: now.lock and the log's, never ctl.lock, so a
+ * slow control operation does not hold up `cat state`. */
+#include "config.h"
+
+#include "channel-private.h"
+
+char *crt_channel_state_text(CrtChannel *ch)
+{
+    CrtEngineState st = crt_channel_state(ch);
+    char *s, *presence = NULL;
+
+    char *error = crt_channel_log_error(&ch->log);
+
+    g_mutex_lock(&ch->now.lock);
+    /* `wait` targets say whether they are there, since when, and why not. */
+    if (ch->now.target)
+        crt_target_presence(ch->now.target, &presence);
+    s = g_strdup_printf("%s\ntarget: %s\npresence: %s\nmode: %s\ntype: %s\nerror: %s\n",
+                        crt_engine_state_to_string(st),
+                        ch->now.target_text ? ch->now.target_text : "none",
+                        presence ? presence : (ch->now.target ? "present" : "none"),
+                        crt_mode_to_string(ch->now.mode),
+                        crt_request_type_to_string(ch->now.type), error ? error : "none");
+    g_mutex_unlock(&ch->now.lock);
+    g_free(presence);
+    g_free(error);
+    return s;
+}
+
+guint crt_channel_stats(CrtChannel *ch, CrtStat *out)
+{
+    CrtEngineStats st = {0};
+    CrtHubStats hs;
+    CrtTargetCounters tc = {0};
+    guint n = 0;
+
+    g_mutex_lock(&ch->now.lock);
+    if (ch->now.engine)
+        crt_engine_get_stats(ch->now.engine, &st);
+    crt_channel_add_stats(&st, &ch->now.base);
+    if (ch->now.target)
+        crt_target_get_counters(ch->now.target, &tc);
+    g_mutex_unlock(&ch->now.lock);
+    crt_hub_get_stats(ch->hub, &hs);
+#define STAT(k, v, c, h) out[n++] = (CrtStat){k, (guint64)(v), c, h}
+    STAT("requests_in_flight", st.requests_in_flight, FALSE, "Requests at the target now.");
+    STAT("completed", st.completed, TRUE, "Streaming requests completed.");
+    STAT("failed", st.failed, TRUE, "Completions with an error status.");
+    STAT("cancelled", st.cancelled, TRUE, "Requests cancelled.");
+    STAT("bytes_read", st.bytes_read, TRUE, "Bytes read from the target.");
+    STAT("bytes_written", st.bytes_written, TRUE, "Bytes written to the target.");
+    STAT("buffers_queued", hs.queued, FALSE, "Buffers held for readers now.");
+    STAT("buffers_delivered", hs.delivered, TRUE, "Buffers read, summed over readers.");
+    STAT("buffers_dropped", hs.dropped, TRUE, "Buffers dropped for a reader.");
+    STAT("out_pool_free", st.out_pool_free, FALSE, "Free output buffers.");
+    STAT("out_pool_size", st.out_pool_size, FALSE, "Output buffers in the pool.");
+    STAT("readers", hs.readers, FALSE, "Open readers of data and records.");
+    /* the numbers `records` shows */
+    STAT("last_seq", hs.last_seq, FALSE, "Sequence number of the newest buffer.");
+    STAT("slots_waiting", st.slots_waiting, FALSE, "Requests waiting for a buffer.");
+    STAT("sends", st.sends, TRUE, "Single requests sent.");
+    if (tc.has_icount) {
+        STAT("tty_overruns", tc.overruns, TRUE, "UART and buffer overruns.");
+        STAT("tty_framing", tc.framing, TRUE, "UART framing errors.");
+        STAT("tty_parity", tc.parity, TRUE, "UART parity errors.");
+        STAT("tty_breaks", tc.breaks, TRUE, "Breaks received.");
+    }
+#undef STAT
+    g_assert(n <= CRT_STATS_MAX);
+    return n;
+}
+
+char *crt_channel_stats_text(CrtChannel *ch)
+{
+    CrtStat st[CRT_STATS_MAX];
+    guint n = crt_channel_stats(ch, st);
+    GString *s = g_string_new(NULL);
+
+    for (guint i = 0; i < n; i++)
+        g_string_append_printf(s, "%s %" G_GUINT64_FORMAT "\n", st[i].name, st[i].value);
+    return g_string_free(s, FALSE);
+}
+
