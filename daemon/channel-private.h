@@ -51,12 +51,14 @@ struct CrtChannel {
         char *target_text;   /* the spec as written */
         gboolean target_waits; /* its spec has `wait` */
         gboolean target_dead;  /* a fatal completion ended its stream */
+        gboolean target_live;  /* a live source: keep=auto keeps nothing */
         /* Copies of the configuration that readers need. */
         CrtFraming framing;
         CrtMode mode;
         CrtRequestType type;
         size_t out_size;
         gboolean purge_on_suspend;
+        CrtKeep keep; /* as configured (auto unresolved) */
     } now;
 
     CrtChannelLog log;     /* the `error:` line and the event log */

@@ -5,10 +5,27 @@
 
 #include "channel-private.h"
 
+/* The `keep:` line: the policy in force, and for auto why.  now.lock
+ * held. */
+static char *keep_text_unlocked(CrtChannel *ch)
+{
+    CrtKeep k = crt_keep_resolve(&ch->now.keep, ch->now.target_live);
+    char *word = crt_keep_to_string(&k), *s;
+
+    if (ch->now.keep.mode != CRT_KEEP_AUTO)
+        return word;
+    s = g_strdup_printf("%s (auto: %s)", word,
+                        !ch->now.target        ? "no target"
+                        : ch->now.target_live ? "a live source"
+                                              : "not a live source");
+    g_free(word);
+    return s;
+}
+
 char *crt_channel_state_text(CrtChannel *ch)
 {
     CrtEngineState st = crt_channel_state(ch);
-    char *s, *presence = NULL;
+    char *s, *keep, *presence = NULL;
 
     char *error = crt_channel_log_error(&ch->log);
 
@@ -16,12 +33,14 @@ char *crt_channel_state_text(CrtChannel *ch)
     /* `wait` targets say whether they are there, since when, and why not. */
     if (ch->now.target)
         crt_target_presence(ch->now.target, &presence);
-    s = g_strdup_printf("%s\ntarget: %s\npresence: %s\nmode: %s\ntype: %s\nerror: %s\n",
-                        crt_engine_state_to_string(st),
-                        ch->now.target_text ? ch->now.target_text : "none",
-                        presence ? presence : (ch->now.target ? "present" : "none"),
-                        crt_mode_to_string(ch->now.mode),
-                        crt_request_type_to_string(ch->now.type), error ? error : "none");
+    keep = keep_text_unlocked(ch);
+    s = g_strdup_printf(
+        "%s\ntarget: %s\npresence: %s\nmode: %s\ntype: %s\nerror: %s\nkeep: %s\n",
+        crt_engine_state_to_string(st), ch->now.target_text ? ch->now.target_text : "none",
+        presence ? presence : (ch->now.target ? "present" : "none"),
+        crt_mode_to_string(ch->now.mode), crt_request_type_to_string(ch->now.type),
+        error ? error : "none", keep);
+    g_free(keep);
     g_mutex_unlock(&ch->now.lock);
     g_free(presence);
     g_free(error);
@@ -53,6 +72,8 @@ guint crt_channel_stats(CrtChannel *ch, CrtStat *out)
     STAT("buffers_queued", hs.queued, FALSE, "Buffers held for readers now.");
     STAT("buffers_delivered", hs.delivered, TRUE, "Buffers read, summed over readers.");
     STAT("buffers_dropped", hs.dropped, TRUE, "Buffers dropped for a reader.");
+    STAT("buffers_discarded", hs.discarded, TRUE,
+         "Buffers not kept while nobody read (keep).");
     STAT("out_pool_free", st.out_pool_free, FALSE, "Free output buffers.");
     STAT("out_pool_size", st.out_pool_size, FALSE, "Output buffers in the pool.");
     STAT("readers", hs.readers, FALSE, "Open readers of data and records.");

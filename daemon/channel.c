@@ -7,6 +7,7 @@
 #include <errno.h>
 #include <stdarg.h>
 #include <string.h>
+#include <sys/stat.h>
 
 #include <crtfs/target.h>
 
@@ -390,6 +391,37 @@ gboolean crt_channel_purges_on_suspend(CrtChannel *ch)
 
 /* ---- the target ------------------------------------------------------- */
 
+/* A live source, whose past nobody wants once it is old: a character
+ * device (ttys, serial adapters, input devices) or a socket.  FIFOs,
+ * files, commands and the simulator are not. */
+static gboolean spec_is_live(const CrtTargetSpec *spec)
+{
+    struct stat st;
+
+    if (spec->kind == CRT_TARGET_UNIX || spec->kind == CRT_TARGET_TCP)
+        return TRUE;
+    return spec->kind == CRT_TARGET_PATH && stat(spec->path, &st) == 0 &&
+           S_ISCHR(st.st_mode);
+}
+
+/* The keep policy the hub follows: the configured one, auto resolved for
+ * the current target.  now.lock held. */
+static CrtKeep keep_now_unlocked(CrtChannel *ch)
+{
+    return crt_keep_resolve(&ch->now.keep, ch->now.target_live);
+}
+
+/* Tell the hub the keep policy for the current target and configuration. */
+static void apply_keep(CrtChannel *ch)
+{
+    CrtKeep k;
+
+    g_mutex_lock(&ch->now.lock);
+    k = keep_now_unlocked(ch);
+    g_mutex_unlock(&ch->now.lock);
+    crt_hub_set_keep(ch->hub, &k);
+}
+
 /* Release the target; readers get end of file unless the stream ended
  * already (a dead target opened again at `start`).  ctl.lock held. */
 static void drop_target(CrtChannel *ch, gboolean end_stream)
@@ -404,13 +436,14 @@ static void drop_target(CrtChannel *ch, gboolean end_stream)
     ch->now.target = NULL;
     ch->now.target_waits = FALSE;
     ch->now.target_dead = FALSE;
+    ch->now.target_live = FALSE;
     g_free(ch->now.target_text);
     ch->now.target_text = NULL;
     g_mutex_unlock(&ch->now.lock);
 }
 
-static int install_target(CrtChannel *ch, CrtTarget *t, const char *text, gboolean waits,
-                          gboolean end_stream, GError **error)
+static int install_target(CrtChannel *ch, CrtTarget *t, const char *text,
+                          const CrtTargetSpec *spec, gboolean end_stream, GError **error)
 {
     int r;
 
@@ -418,8 +451,10 @@ static int install_target(CrtChannel *ch, CrtTarget *t, const char *text, gboole
     g_mutex_lock(&ch->now.lock);
     ch->now.target = t;
     ch->now.target_text = g_strdup(text);
-    ch->now.target_waits = waits;
+    ch->now.target_waits = spec->wait;
+    ch->now.target_live = spec_is_live(spec);
     g_mutex_unlock(&ch->now.lock);
+    apply_keep(ch);
     r = ensure_engine(ch, error);
     if (r == 0 && !ch->ctl.cfg_dirty && crt_engine_has_target(ch->now.engine) == FALSE)
         r = attach_target(ch, t);
@@ -512,7 +547,6 @@ static int open_and_install(CrtChannel *ch, const char *text, const CrtCreds *cr
     CrtTargetSpec spec;
     CrtTarget *t = NULL;
     GError *err = NULL;
-    gboolean waits;
     int r;
 
     if ((r = crt_target_spec_parse(text, &spec, &err)) < 0)
@@ -521,7 +555,6 @@ static int open_and_install(CrtChannel *ch, const char *text, const CrtCreds *cr
         crt_target_spec_clear(&spec);
         return crt_channel_fail(ch, error, -r, err);
     }
-    waits = spec.wait;
     r = crt_creds_open_target(&spec, creds, &ch->policy, &t, &err);
     if (r == -EBUSY && ch->now.target && spec.kind == CRT_TARGET_PATH &&
         crt_target_holds_file(ch->now.target, spec.path)) {
@@ -532,9 +565,9 @@ static int open_and_install(CrtChannel *ch, const char *text, const CrtCreds *cr
         r = replace_own(ch, &spec, creds, end_stream, &t, &err);
         end_stream = FALSE;
     }
-    crt_target_spec_clear(&spec);
     r = r < 0 ? crt_channel_fail(ch, error, -r, err)
-              : install_target(ch, t, text, waits, end_stream, error);
+              : install_target(ch, t, text, &spec, end_stream, error);
+    crt_target_spec_clear(&spec);
     if (r == 0)
         keep_creds(ch, creds);
     return r;
@@ -594,7 +627,9 @@ static void apply_live(CrtChannel *ch)
     ch->now.type = cfg->type;
     ch->now.out_size = cfg->out_size;
     ch->now.purge_on_suspend = cfg->purge_on_suspend;
+    ch->now.keep = cfg->keep;
     g_mutex_unlock(&ch->now.lock);
+    apply_keep(ch);
 }
 
 typedef struct {

@@ -84,6 +84,7 @@ struct CrtHub {
     guint64 next_seq; /* the last entry's number */
     gboolean closed;
     CrtOverflow overflow;
+    CrtKeep keep; /* resolved: never CRT_KEEP_AUTO */
     CrtHubStats stats;
     CrtHubNotify notify;
     gpointer notify_data;
@@ -104,6 +105,7 @@ CrtHub *crt_hub_new(CrtHubNotify notify, gpointer data)
     hub->notify = notify;
     hub->notify_data = data;
     hub->bufferless_cap = CRT_HUB_MAX_BUFFERLESS;
+    hub->keep.mode = CRT_KEEP_ALL;
     return hub;
 }
 
@@ -321,6 +323,59 @@ static void drop_oldest_unlocked(CrtHub *hub)
     }
 }
 
+/* Whether the unclaimed entry `e` may wait for the next reader, `kept_after`
+ * newer entries being kept, at CLOCK_REALTIME `now_ns`. */
+static gboolean keep_allows(const CrtKeep *k, const Entry *e, guint64 kept_after,
+                            gint64 now_ns)
+{
+    switch (k->mode) {
+    case CRT_KEEP_NONE:
+        return FALSE;
+    case CRT_KEEP_LAST:
+        return kept_after < k->last;
+    case CRT_KEEP_AGE:
+        return now_ns - e->time_ns < (gint64)k->age_ms * 1000000;
+    default:
+        return TRUE;
+    }
+}
+
+/* With nobody reading, let go of what the keep policy does not keep: the
+ * oldest entries first (end-of-stream markers stay).  Lock held. */
+static void apply_keep_unlocked(CrtHub *hub, gint64 now_ns)
+{
+    guint64 kept = 0;
+
+    if (hub->nreaders > 0 || hub->keep.mode == CRT_KEEP_ALL)
+        return;
+    for (Entry *e = hub->head; e; e = e->next)
+        kept += !e->eos;
+    for (Entry *prev = NULL, *e = hub->head; e;) {
+        Entry *next = e->next;
+
+        if (!e->eos) {
+            kept--;
+            if (!keep_allows(&hub->keep, e, kept, now_ns)) {
+                e->unclaimed = FALSE; /* not a drop for a reader */
+                hub->stats.discarded++;
+                drop_entry_unlocked(hub, prev, e);
+                e = next;
+                continue;
+            }
+        }
+        prev = e;
+        e = next;
+    }
+}
+
+void crt_hub_set_keep(CrtHub *hub, const CrtKeep *keep)
+{
+    g_mutex_lock(&hub->lock);
+    hub->keep = *keep;
+    apply_keep_unlocked(hub, g_get_real_time() * 1000);
+    unlock_and_room(hub);
+}
+
 /* Link `e` at the tail, for every reader: each holds a reference, and a
  * caught-up reader will read it next.  Lock held. */
 static void append_unlocked(CrtHub *hub, Entry *e)
@@ -353,7 +408,8 @@ static Entry *entry_for(CrtEngine *engine, const CrtOutput *out)
 
 CrtDisposition crt_hub_push(CrtHub *hub, CrtEngine *engine, const CrtOutput *out)
 {
-    gboolean has_buffer;
+    gboolean has_buffer, unclaimed;
+    gint64 time_ns;
     Entry *e;
     CrtEngineStats st;
 
@@ -373,7 +429,18 @@ CrtDisposition crt_hub_push(CrtHub *hub, CrtEngine *engine, const CrtOutput *out
      * again, does not restart the stream's numbers.  A gap in `records` is
      * then always a drop. */
     e->seq = ++hub->next_seq;
-    e->unclaimed = hub->nreaders == 0;
+    e->unclaimed = unclaimed = hub->nreaders == 0;
+    time_ns = e->time_ns;
+    if (unclaimed && hub->keep.mode == CRT_KEEP_NONE) {
+        /* Nobody reads and nothing is kept: the buffer goes straight back
+         * (the engine re-arms it), the device is drained. */
+        hub->stats.discarded++;
+        hub->stats.last_seq = e->seq;
+        unlock_and_room(hub);
+        if (!has_buffer)
+            g_free(e);
+        return CRT_DISPOSITION_ENGINE_CONTINUE;
+    }
     append_unlocked(hub, e);
     if (e->unclaimed)
         e->refs = 1;
@@ -388,11 +455,14 @@ CrtDisposition crt_hub_push(CrtHub *hub, CrtEngine *engine, const CrtOutput *out
          (hub->bufferless > hub->bufferless_cap &&
           (hub->nreaders == 0 || hub->overflow == CRT_OVERFLOW_DROP_OLDEST))))
         drop_bufferless_unlocked(hub);
-    if (hub->overflow == CRT_OVERFLOW_DROP_OLDEST && e->buffer) {
+    if (hub->overflow == CRT_OVERFLOW_DROP_OLDEST && has_buffer) {
         crt_engine_get_stats(engine, &st);
         if (st.out_pool_free == 0)
             drop_oldest_unlocked(hub);
     }
+    /* `e` may be gone by now (a bufferless entry beyond the cap). */
+    if (unclaimed)
+        apply_keep_unlocked(hub, time_ns);
     unlock_and_room(hub);
     notify(hub);
     /* The hub owns the buffer now (a reader may even have freed the entry
@@ -482,6 +552,7 @@ CrtHubReader *crt_hub_reader_new(CrtHub *hub, gboolean records)
     r->records = records;
     g_mutex_lock(&hub->lock);
     r->gen = hub->gen;
+    apply_keep_unlocked(hub, g_get_real_time() * 1000); /* age: time went by */
     /* Entries only stay unclaimed while nobody reads, so then every kept
      * entry is unclaimed, and the first reader to open takes them over. */
     if (hub->nreaders == 0) {

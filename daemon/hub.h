@@ -34,6 +34,7 @@ typedef struct {
     guint64 queued;    /* entries held now */
     guint64 delivered; /* entries fully read, summed over readers */
     guint64 dropped;   /* entries dropped for a reader (drop-oldest) */
+    guint64 discarded; /* entries not kept while nobody read (keep) */
     guint64 last_seq;  /* newest entry's number (the hub numbers entries 1, 2, 3 ...) */
 } CrtHubStats;
 
@@ -73,6 +74,12 @@ void crt_hub_begin_stream(CrtHub *hub);
 void crt_hub_end_stream(CrtHub *hub);
 /* The target directory goes away: every read ends now. */
 void crt_hub_close(CrtHub *hub);
+/* What waits for the next reader while nobody reads (a resolved policy:
+ * not CRT_KEEP_AUTO).  Entries beyond it go as they arrive, and when a
+ * reader opens (age), counted in `discarded`.  Readers that are open get
+ * everything whatever the policy. */
+void crt_hub_set_keep(CrtHub *hub, const CrtKeep *keep);
+
 /* With nobody reading, keep at most `max` entries (the oldest go, counted
  * as drops): a rebuilt engine's pool bounds what waits for the next
  * reader, not the sum of every pool the directory ever had. */

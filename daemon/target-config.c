@@ -303,6 +303,95 @@ static char *format_framing(const ConfigKey *key, const CrtConfig *cfg)
     return g_strdup(crt_framing_to_string(cfg->framing));
 }
 
+/* ---- keep -------------------------------------------------------------- */
+
+static const struct {
+    const char *unit;
+    guint64 ms;
+} duration_units[] = {{"ms", 1}, {"s", 1000}, {"min", 60000}, {"h", 3600000}};
+
+/* "500ms", "30s", "5min", "2h": a whole number and a unit, into ms. */
+static gboolean parse_duration_ms(const char *s, guint64 max_ms, guint64 *out)
+{
+    const char *unit = s;
+    guint64 n;
+
+    while (g_ascii_isdigit(*unit))
+        unit++;
+    for (size_t i = 0; unit > s && i < G_N_ELEMENTS(duration_units); i++) {
+        char *digits = g_strndup(s, (gsize)(unit - s));
+        gboolean ok;
+
+        if (strcmp(unit, duration_units[i].unit) != 0) {
+            g_free(digits);
+            continue;
+        }
+        ok = g_ascii_string_to_unsigned(digits, 10, 1, max_ms / duration_units[i].ms, &n,
+                                        NULL);
+        g_free(digits);
+        if (ok)
+            *out = n * duration_units[i].ms;
+        return ok;
+    }
+    return FALSE;
+}
+
+static int parse_keep(const ConfigKey *key, CrtConfig *cfg, const char *value,
+                      GError **error)
+{
+    CrtKeep k = {0};
+
+    if (strcmp(value, "auto") == 0)
+        k.mode = CRT_KEEP_AUTO;
+    else if (strcmp(value, "all") == 0)
+        k.mode = CRT_KEEP_ALL;
+    else if (strcmp(value, "none") == 0)
+        k.mode = CRT_KEEP_NONE;
+    else if (g_str_has_prefix(value, "last:") &&
+             g_ascii_string_to_unsigned(value + 5, 10, 1, CRT_KEEP_MAX_LAST, &k.last, NULL))
+        k.mode = CRT_KEEP_LAST;
+    else if (g_str_has_prefix(value, "age:") &&
+             parse_duration_ms(value + 4, CRT_KEEP_MAX_AGE_MS, &k.age_ms))
+        k.mode = CRT_KEEP_AGE;
+    else
+        return reject(key->name, value, error,
+                      "auto, all, none, last:N (N from 1 to 1000000) or age:DURATION "
+                      "(a whole number with ms, s, min or h, at most 7 days)");
+    cfg->keep = k;
+    return 0;
+}
+
+char *crt_keep_to_string(const CrtKeep *keep)
+{
+    static const char *const words[] = {"auto", "all", "none"};
+
+    if (keep->mode == CRT_KEEP_LAST)
+        return g_strdup_printf("last:%" G_GUINT64_FORMAT, keep->last);
+    if (keep->mode != CRT_KEEP_AGE)
+        return g_strdup(words[keep->mode]);
+    for (size_t i = G_N_ELEMENTS(duration_units); i-- > 0;) {
+        if (keep->age_ms % duration_units[i].ms == 0)
+            return g_strdup_printf("age:%" G_GUINT64_FORMAT "%s",
+                                   keep->age_ms / duration_units[i].ms,
+                                   duration_units[i].unit);
+    }
+    g_assert_not_reached();
+}
+
+static char *format_keep(const ConfigKey *key, const CrtConfig *cfg)
+{
+    return crt_keep_to_string(&cfg->keep);
+}
+
+CrtKeep crt_keep_resolve(const CrtKeep *keep, gboolean live_source)
+{
+    CrtKeep k = *keep;
+
+    if (k.mode == CRT_KEEP_AUTO)
+        k.mode = live_source ? CRT_KEEP_NONE : CRT_KEEP_ALL;
+    return k;
+}
+
 /* ---- payload ----------------------------------------------------------- */
 
 /* The value is the bytes to send, blanks and inner newlines included; only
@@ -367,6 +456,7 @@ static const ConfigKey config_keys[] = {
      .live = TRUE,
      .raw = TRUE},
     {.name = "framing", .parse = parse_framing, .format = format_framing, .live = TRUE},
+    {.name = "keep", .parse = parse_keep, .format = format_keep, .live = TRUE},
 };
 
 static const ConfigKey *find_key(const char *name)

@@ -21,6 +21,9 @@
  *                     was written to `input`; empty = nothing (write streams wait
  *                     for `input`)
  *   framing           record | stream
+ *   keep              what is kept for the next reader while nobody reads:
+ *                     auto | all | none | last:N (1..1000000) |
+ *                     age:DURATION (e.g. 500ms, 30s, 5min, 2h; up to 7 days)
  * The config file also has `target` (a spec) and `autostart` (0|1|true|false),
  * handled by the caller.
  *
@@ -40,6 +43,26 @@ G_BEGIN_DECLS
 typedef enum { CRT_OVERFLOW_BLOCK = 0, CRT_OVERFLOW_DROP_OLDEST } CrtOverflow;
 typedef enum { CRT_FRAMING_RECORD = 0, CRT_FRAMING_STREAM } CrtFraming;
 
+/* The `keep` policy.  auto is `none` for live sources (character devices
+ * such as ttys, and sockets) and `all` for the others (FIFOs, files,
+ * commands, the simulator): see crt_keep_resolve. */
+typedef enum {
+    CRT_KEEP_AUTO = 0,
+    CRT_KEEP_ALL,
+    CRT_KEEP_NONE,
+    CRT_KEEP_LAST, /* the newest `last` buffers */
+    CRT_KEEP_AGE,  /* buffers younger than `age_ms` */
+} CrtKeepMode;
+
+typedef struct {
+    CrtKeepMode mode;
+    guint64 last;   /* CRT_KEEP_LAST */
+    guint64 age_ms; /* CRT_KEEP_AGE */
+} CrtKeep;
+
+#define CRT_KEEP_MAX_LAST 1000000
+#define CRT_KEEP_MAX_AGE_MS ((guint64)7 * 24 * 3600 * 1000)
+
 typedef struct {
     CrtRequestType type;
     guint requests;
@@ -57,11 +80,12 @@ typedef struct {
     CrtOverflow overflow;
     char *payload; /* owned; NULL or "" = none */
     CrtFraming framing;
+    CrtKeep keep;
 } CrtConfig;
 
 /* Defaults: type read, requests 4, out_count 16, out_size 4096, in_count 4,
  * in_size 4096, ioctl 0, mode manual, lookaside 0, memory normal, completion
- * default, purge_on_suspend 0, overflow block, payload none, framing record. */
+ * default, purge_on_suspend 0, overflow block, payload none, framing record, keep auto. */
 void crt_config_init(CrtConfig *cfg);
 void crt_config_clear(CrtConfig *cfg);
 void crt_config_copy(CrtConfig *dst, const CrtConfig *src);
@@ -71,7 +95,7 @@ const char *const *crt_config_keys(void);
 gboolean crt_config_has_key(const char *key);
 
 /* Whether a key may change while the target streams (overflow, framing,
- * payload); the others need a stopped target (the caller answers EBUSY). */
+ * payload, keep); the others need a stopped target (the caller answers EBUSY). */
 gboolean crt_config_key_is_live(const char *key);
 
 /* Parse `value` for `key` into `cfg`.  0, -ENOENT for an unknown key, or
@@ -123,6 +147,11 @@ int crt_config_load_group(CrtConfig *cfg, GKeyFile *kf, const char *group,
 
 const char *crt_overflow_to_string(CrtOverflow o);
 const char *crt_framing_to_string(CrtFraming f);
+/* `keep` as the file shows it ("auto", "last:5", "age:30s"); newly allocated. */
+char *crt_keep_to_string(const CrtKeep *keep);
+/* What `keep` means for a target that is a live source or not: never
+ * CRT_KEEP_AUTO. */
+CrtKeep crt_keep_resolve(const CrtKeep *keep, gboolean live_source);
 
 G_END_DECLS
 

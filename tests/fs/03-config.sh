@@ -48,7 +48,7 @@ declare -A bad=(
 )
 
 listed=$(cd "$C" && ls | tr '\n' ' ')
-is "$listed" "completion framing in_count in_memory in_size ioctl lookaside mode out_count out_memory out_size overflow payload purge_on_suspend requests type " \
+is "$listed" "completion framing in_count in_memory in_size ioctl keep lookaside mode out_count out_memory out_size overflow payload purge_on_suspend requests type " \
     "config/ lists every key"
 
 for line in "${keys[@]}"; do

@@ -25,6 +25,7 @@ static const char *const all_keys[] = {
     "overflow",
     "payload",
     "framing",
+    "keep",
 };
 
 /* What each key's error message says it expected. */
@@ -49,6 +50,8 @@ static const Expected expected[] = {
     {"purge_on_suspend", "0 or 1 (or true/false, yes/no, on/off)"},
     {"overflow", "block or drop-oldest"},
     {"framing", "record or stream"},
+    {"keep", "auto, all, none, last:N (N from 1 to 1000000) or age:DURATION (a whole number "
+             "with ms, s, min or h, at most 7 days)"},
 };
 
 static const char *expected_what(const char *key)
@@ -160,7 +163,7 @@ static void test_defaults(void)
         {"ioctl", "0x0"},          {"mode", "manual"},       {"lookaside", "0"},
         {"in_memory", "normal"},   {"out_memory", "normal"}, {"completion", "default"},
         {"purge_on_suspend", "0"}, {"overflow", "block"},    {"payload", ""},
-        {"framing", "record"},
+        {"framing", "record"},     {"keep", "auto"},
     };
     CrtConfig cfg;
 
@@ -228,7 +231,7 @@ static void test_live_keys(void)
     for (size_t i = 0; i < G_N_ELEMENTS(all_keys); i++) {
         const char *k = all_keys[i];
         gboolean live = strcmp(k, "overflow") == 0 || strcmp(k, "framing") == 0 ||
-                        strcmp(k, "payload") == 0;
+                        strcmp(k, "payload") == 0 || strcmp(k, "keep") == 0;
 
         g_test_message("%s", k);
         g_assert_cmpint(crt_config_key_is_live(k), ==, live);
