@@ -38,7 +38,7 @@ import traceback
 
 sys.dont_write_bytecode = True  # keep the source tree clean
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
-import crtfs_test as ct
+import crtfs_harness as ct
 
 END = float(os.environ.get("CRT_FAULT_END", "3"))
 # Descriptors whose reader thread may still be blocked in read(2): closing
