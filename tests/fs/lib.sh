@@ -1,4 +1,5 @@
-# crtfs - shared helpers for the mounted-filesystem scenarios (bash, TAP).
+# crtfs - the mount harness of the bash mounted scenarios (TAP); the Python
+# one, for scenarios and benches, is crtfs_harness.py.
 #
 # Source it first thing:  . "$(dirname "$0")/lib.sh"
 #

@@ -13,7 +13,7 @@ import time
 
 sys.dont_write_bytecode = True  # keep the source tree clean
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
-import crtfs_test as ct
+import crtfs_harness as ct
 
 
 def main(tap):

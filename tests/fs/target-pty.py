@@ -11,7 +11,7 @@ import pty
 
 sys.dont_write_bytecode = True  # keep the source tree clean
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
-import crtfs_test as ct
+import crtfs_harness as ct
 
 
 def open_and_see(d, name, master, line):

@@ -38,7 +38,7 @@ import traceback
 
 sys.dont_write_bytecode = True  # keep the source tree clean
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
-import crtfs_test as ct
+import crtfs_harness as ct
 
 END = float(os.environ.get("CRT_FAULT_END", "3"))
 # Descriptors whose reader thread may still be blocked in read(2): closing
@@ -625,7 +625,7 @@ def case_unlink_fifo(tap, m):
                   limit=T_DATA)
     # Without `wait`, a FIFO is held read-write: removing its name ends
     # nothing (a writer that still has it open may go on), the readers got
-    # every byte and wait for more; `wait` (27-wait.py) follows the name.
+    # every byte and wait for more; `wait` (target-wait.py) follows the name.
     rs.wait_data(len(p1 + p2))
     tap.ok(rs.data() == p1 + p2, "%s: every byte written before and after the unlink "
            "arrives" % name, diff(rs.data(), p1 + p2))

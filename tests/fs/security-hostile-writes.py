@@ -56,7 +56,7 @@ import unicodedata
 
 sys.dont_write_bytecode = True  # keep the source tree clean
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
-import crtfs_test as ct
+import crtfs_harness as ct
 
 SPEC = "sim:records rate=2000"
 MIB = 1 << 20
@@ -1011,8 +1011,7 @@ def bad_groups(tap):
                 st, err = p.returncode, p.stderr
             except subprocess.TimeoutExpired as e:
                 st, err = "timeout", e.stderr or b""
-            with open("/proc/self/mountinfo") as f:
-                mounted = any(l.split()[4] == mnt for l in f)
+            mounted = ct.is_mounted(mnt)
             if mounted:
                 subprocess.run(["fusermount3", "-u", "-z", mnt])
             desc = "config group [%s]" % (group if len(group) < 20 else

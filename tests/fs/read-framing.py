@@ -7,7 +7,7 @@ import sys
 
 sys.dont_write_bytecode = True  # keep the source tree clean
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
-import crtfs_test as ct
+import crtfs_harness as ct
 
 REC = 32  # bytes per buffer: out_size 32, sim records of 32 bytes
 
