@@ -96,7 +96,13 @@ static void store_error(CrtChannelLog *log, char *line)
     g_mutex_lock(&log->lock);
     g_free(log->error);
     log->error = line;
+    log->error_time = line ? g_get_real_time() : 0;
     g_mutex_unlock(&log->lock);
+}
+
+void crt_channel_log_clear_error(CrtChannelLog *log)
+{
+    store_error(log, NULL);
 }
 
 void crt_channel_log_set_error(CrtChannelLog *log, const char *message)
@@ -113,12 +119,14 @@ void crt_channel_log_set_error_from(CrtChannelLog *log, GError *err)
     store_error(log, g_strdup(line));
 }
 
-char *crt_channel_log_error(CrtChannelLog *log)
+char *crt_channel_log_error(CrtChannelLog *log, gint64 *when)
 {
     char *s;
 
     g_mutex_lock(&log->lock);
     s = g_strdup(log->error);
+    if (when)
+        *when = log->error_time;
     g_mutex_unlock(&log->lock);
     return s;
 }

@@ -23,6 +23,7 @@ typedef struct {
     const char *name; /* the directory's, borrowed */
     GMutex lock;
     char *error;       /* lock: the readable `error:` line, NULL for none */
+    gint64 error_time; /* lock: when it was set (g_get_real_time) */
     gint64 log_window; /* lock: start of the current error window */
     guint log_count;   /* lock: errors in the window */
     guint log_held;    /* lock: errors in the window not logged */
@@ -47,7 +48,10 @@ void crt_channel_log_event(CrtChannelLog *log, gboolean error, const char *fmt, 
 void crt_channel_log_set_error(CrtChannelLog *log, const char *message);
 /* The same for a GError, whose message is made the same readable line. */
 void crt_channel_log_set_error_from(CrtChannelLog *log, GError *err);
-/* The `error:` line (newly allocated), NULL for none. */
-char *crt_channel_log_error(CrtChannelLog *log);
+/* The `error:` line (newly allocated), NULL for none, and when it was set
+ * (g_get_real_time; may be NULL). */
+char *crt_channel_log_error(CrtChannelLog *log, gint64 *when);
+/* The error is over (the target streams again): `error:` says none. */
+void crt_channel_log_clear_error(CrtChannelLog *log);
 
 #endif

@@ -51,6 +51,7 @@ struct CrtChannel {
         char *target_text;   /* the spec as written */
         gboolean target_waits; /* its spec has `wait` */
         gboolean target_dead;  /* a fatal completion ended its stream */
+        char *dead_reason;     /* why, or why `start` could not open it again */
         gboolean target_live;  /* a live source: keep=auto keeps nothing */
         /* Copies of the configuration that readers need. */
         CrtFraming framing;
@@ -76,6 +77,12 @@ int crt_channel_failf(CrtChannel *ch, GError **error, int err, const char *fmt, 
 typedef int (*CrtChannelControlFn)(CrtChannel *ch, gconstpointer arg, GError **error);
 int crt_channel_control(CrtChannel *ch, CrtChannelControlFn op, gconstpointer arg,
                         const char *done, GError **error);
+/* What `presence:` says (newly allocated) and whether the target is there
+ * (crtfs_present): a `wait` target says itself; any other is gone once its
+ * stream ended by itself or its path names another file.  now.lock held. */
+gboolean crt_channel_presence_unlocked(CrtChannel *ch, char **text);
+/* A g_get_real_time figure as `state` shows times (channel-report.c). */
+char *crt_channel_time_text(gint64 us);
 /* Add a retired engine's counters to `sum`. */
 void crt_channel_add_stats(CrtEngineStats *sum, const CrtEngineStats *st);
 /* Wake whoever waits on the directory's files. */

@@ -3,7 +3,23 @@
  * slow control operation does not hold up `cat state`. */
 #include "config.h"
 
+#include <string.h>
+
 #include "channel-private.h"
+
+/* A g_get_real_time figure as local ISO 8601 with the offset, to the
+ * millisecond ("2026-12-03T12:00:01.250+00:00"). */
+char *crt_channel_time_text(gint64 us)
+{
+    GDateTime *t = g_date_time_new_from_unix_local(us / G_USEC_PER_SEC);
+    char *day = g_date_time_format(t, "%FT%T"), *zone = g_date_time_format(t, "%:z");
+    char *s = g_strdup_printf("%s.%03d%s", day, (int)(us % G_USEC_PER_SEC / 1000), zone);
+
+    g_free(day);
+    g_free(zone);
+    g_date_time_unref(t);
+    return s;
+}
 
 /* The `keep:` line: the policy in force, and for auto why.  now.lock
  * held. */
@@ -27,20 +43,24 @@ char *crt_channel_state_text(CrtChannel *ch)
     CrtEngineState st = crt_channel_state(ch);
     char *s, *keep, *presence = NULL;
 
-    char *error = crt_channel_log_error(&ch->log);
+    gint64 when;
+    char *error = crt_channel_log_error(&ch->log, &when);
+    char *at = error ? crt_channel_time_text(when) : g_strdup("none");
 
     g_mutex_lock(&ch->now.lock);
-    /* `wait` targets say whether they are there, since when, and why not. */
-    if (ch->now.target)
-        crt_target_presence(ch->now.target, &presence);
+    /* `wait` targets say whether they are there, since when, and why not;
+     * the others whether their stream ended by itself. */
+    crt_channel_presence_unlocked(ch, &presence);
     keep = keep_text_unlocked(ch);
-    s = g_strdup_printf(
-        "%s\ntarget: %s\npresence: %s\nmode: %s\ntype: %s\nerror: %s\nkeep: %s\n",
-        crt_engine_state_to_string(st), ch->now.target_text ? ch->now.target_text : "none",
-        presence ? presence : (ch->now.target ? "present" : "none"),
-        crt_mode_to_string(ch->now.mode), crt_request_type_to_string(ch->now.type),
-        error ? error : "none", keep);
+    s = g_strdup_printf("%s\ntarget: %s\npresence: %s\nmode: %s\ntype: %s\nerror: %s\n"
+                        "error_at: %s\nkeep: %s\n",
+                        crt_engine_state_to_string(st),
+                        ch->now.target_text ? ch->now.target_text : "none", presence,
+                        crt_mode_to_string(ch->now.mode),
+                        crt_request_type_to_string(ch->now.type), error ? error : "none",
+                        at, keep);
     g_free(keep);
+    g_free(at);
     g_mutex_unlock(&ch->now.lock);
     g_free(presence);
     g_free(error);

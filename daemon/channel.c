@@ -26,15 +26,18 @@ static void output_failed(CrtChannel *ch, CrtEngine *e, const CrtOutput *out)
 
     g_mutex_lock(&ch->now.lock);
     waits = ch->now.target_waits;
-    if (ended)
-        ch->now.target_dead = TRUE; /* `start` opens it again */
-    g_mutex_unlock(&ch->now.lock);
     msg = g_strdup_printf("%s: %s (seq %" G_GUINT64_FORMAT ")",
                           ended   ? "stream ended"
                           : waits ? "target lost"
                                   : "request failed",
                           out->status == -ENODATA ? "end of file" : g_strerror(-out->status),
                           out->seq);
+    if (ended) {
+        ch->now.target_dead = TRUE; /* `start` opens it again */
+        g_free(ch->now.dead_reason);
+        ch->now.dead_reason = g_strdup(msg);
+    }
+    g_mutex_unlock(&ch->now.lock);
     crt_channel_log_set_error(&ch->log, msg);
     crt_channel_log_event(&ch->log, TRUE, "%s", msg);
     g_free(msg);
@@ -292,6 +295,16 @@ int crt_channel_control(CrtChannel *ch, CrtChannelControlFn op, gconstpointer ar
 
 static int reopen_target(CrtChannel *ch, GError **error);
 
+/* The target is gone for `why` (kept for `presence:`). */
+static void mark_dead(CrtChannel *ch, const char *why)
+{
+    g_mutex_lock(&ch->now.lock);
+    ch->now.target_dead = ch->now.target != NULL;
+    g_free(ch->now.dead_reason);
+    ch->now.dead_reason = ch->now.target ? g_strdup(why) : NULL;
+    g_mutex_unlock(&ch->now.lock);
+}
+
 static int start_locked(CrtChannel *ch, gconstpointer arg, GError **error)
 {
     gboolean dead;
@@ -310,18 +323,19 @@ static int start_locked(CrtChannel *ch, gconstpointer arg, GError **error)
     g_mutex_unlock(&ch->now.lock);
     if (dead || crt_target_is_stale(ch->now.target)) {
         r = reopen_target(ch, error);
-        if (r < 0)
+        if (r < 0) {
+            mark_dead(ch, error && *error ? (*error)->message : g_strerror(-r));
             return r;
+        }
     }
     r = ensure_engine(ch, error);
     if (r < 0)
         return r;
     crt_hub_begin_stream(ch->hub);
     r = crt_engine_start(ch->now.engine);
-    if (r == -EALREADY)
-        return 0; /* automatic mode started it on the rebuild */
-    if (r < 0)
+    if (r < 0 && r != -EALREADY) /* EALREADY: automatic mode started it */
         return crt_channel_failf(ch, error, -r, "start: %s", g_strerror(-r));
+    crt_channel_log_clear_error(&ch->log); /* it streams: the error is over */
     return 0;
 }
 
@@ -366,6 +380,8 @@ static int pause_locked(CrtChannel *ch, gconstpointer resume, GError **error)
                                                 : "already suspended");
     if (!resume && ch->ctl.cfg.purge_on_suspend)
         crt_hub_end_stream(ch->hub);
+    if (resume)
+        crt_channel_log_clear_error(&ch->log);
     return 0;
 }
 
@@ -436,6 +452,8 @@ static void drop_target(CrtChannel *ch, gboolean end_stream)
     ch->now.target = NULL;
     ch->now.target_waits = FALSE;
     ch->now.target_dead = FALSE;
+    g_free(ch->now.dead_reason);
+    ch->now.dead_reason = NULL;
     ch->now.target_live = FALSE;
     g_free(ch->now.target_text);
     ch->now.target_text = NULL;
@@ -582,8 +600,13 @@ static int set_target_locked(CrtChannel *ch, gconstpointer data, GError **error)
 {
     const TargetArg *a = data;
 
-    if (a->text[0])
-        return open_and_install(ch, a->text, a->creds, TRUE, error);
+    if (a->text[0]) {
+        int r = open_and_install(ch, a->text, a->creds, TRUE, error);
+
+        if (r == 0)
+            crt_channel_log_clear_error(&ch->log); /* a new target, a new story */
+        return r;
+    }
     drop_target(ch, TRUE);
     keep_creds(ch, NULL);
     return 0;
@@ -697,14 +720,40 @@ CrtEngineState crt_channel_state(CrtChannel *ch)
     return st;
 }
 
+gboolean crt_channel_presence_unlocked(CrtChannel *ch, char **text)
+{
+    CrtTarget *t = ch->now.target;
+    char *reason = NULL;
+    gboolean there;
+
+    if (!t) {
+        *text = g_strdup("none");
+        return FALSE;
+    }
+    there = crt_target_presence(t, &reason) == CRT_PRESENCE_PRESENT;
+    if (!ch->now.target_waits && ch->now.target_dead) {
+        there = FALSE;
+        g_free(reason);
+        reason = g_strdup_printf("absent (%s; `start` opens it again)", ch->now.dead_reason);
+    } else if (!ch->now.target_waits && crt_target_is_stale(t)) {
+        there = FALSE;
+        g_free(reason);
+        reason = g_strdup("absent (the path names another file now, or nothing; `start` "
+                          "opens it again)");
+    }
+    *text = reason ? reason : g_strdup("present");
+    return there;
+}
+
 gboolean crt_channel_present(CrtChannel *ch)
 {
     gboolean present;
+    char *text;
 
     g_mutex_lock(&ch->now.lock);
-    present = ch->now.target &&
-              crt_target_presence(ch->now.target, NULL) == CRT_PRESENCE_PRESENT;
+    present = crt_channel_presence_unlocked(ch, &text);
     g_mutex_unlock(&ch->now.lock);
+    g_free(text);
     return present;
 }
 
@@ -783,6 +832,7 @@ void crt_channel_free(CrtChannel *ch)
     crt_channel_log_clear(&ch->log);
     g_mutex_clear(&ch->ctl.lock);
     g_mutex_clear(&ch->now.lock);
+    g_free(ch->now.dead_reason);
     g_free(ch->name);
     g_free(ch);
 }

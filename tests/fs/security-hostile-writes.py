@@ -451,6 +451,7 @@ def file_writes(path, att):
 # ---- state ------------------------------------------------------------------
 
 STATE_KEYS = ("target", "presence", "mode", "type", "error")
+STATE_TAIL = ("error_at", "keep")  # the lines after `error:`
 WORDS = ("stopped", "streaming", "stopping", "suspended")
 
 
@@ -474,8 +475,14 @@ def parse_state(raw):
                                                             lines[i][:60] if i < len(lines) else None))
             continue
         fields[k] = lines[i][len(k) + 2:]
-    if len(lines) > 6 and "error" in fields:
-        fields["error"] = b"\n".join([fields["error"]] + lines[6:])
+    # After `error:` come the STATE_TAIL keys; any other line would be the
+    # error's, spanning lines.
+    tail = lines[6:]
+    if (len(tail) == len(STATE_TAIL) and
+            all(l.startswith(k.encode() + b": ") for l, k in zip(tail, STATE_TAIL))):
+        fields.update({k: l[len(k) + 2:] for l, k in zip(tail, STATE_TAIL)})
+    elif tail and "error" in fields:
+        fields["error"] = b"\n".join([fields["error"]] + tail)
     return word, fields, problems
 
 

@@ -342,7 +342,7 @@ static void test_ctl_unknown_command(void)
 
         for (const char *p = state; *p; p++)
             lines += *p == '\n';
-        g_assert_cmpuint(lines, ==, 7);
+        g_assert_cmpuint(lines, ==, 8);
         g_free(state);
     }
     ASSERT_STATE(&c, "streaming");
