@@ -324,7 +324,10 @@ static int start_locked(CrtChannel *ch, gconstpointer arg, GError **error)
     if (dead || crt_target_is_stale(ch->now.target)) {
         r = reopen_target(ch, error);
         if (r < 0) {
-            mark_dead(ch, error && *error ? (*error)->message : g_strerror(-r));
+            char *why = crt_channel_log_error(&ch->log, NULL); /* the failure's words */
+
+            mark_dead(ch, why ? why : g_strerror(-r));
+            g_free(why);
             return r;
         }
     }
@@ -332,10 +335,12 @@ static int start_locked(CrtChannel *ch, gconstpointer arg, GError **error)
     if (r < 0)
         return r;
     crt_hub_begin_stream(ch->hub);
+    /* It streams from here: the error is over (before the engine starts,
+     * whose first completion may fail already). */
+    crt_channel_log_clear_error(&ch->log);
     r = crt_engine_start(ch->now.engine);
     if (r < 0 && r != -EALREADY) /* EALREADY: automatic mode started it */
         return crt_channel_failf(ch, error, -r, "start: %s", g_strerror(-r));
-    crt_channel_log_clear_error(&ch->log); /* it streams: the error is over */
     return 0;
 }
 
@@ -370,8 +375,10 @@ static int pause_locked(CrtChannel *ch, gconstpointer resume, GError **error)
 
     if (!e)
         return crt_channel_failf(ch, error, ENOTCONN, "%s: no target has been set yet", cmd);
-    if (resume)
+    if (resume) {
         crt_hub_begin_stream(ch->hub);
+        crt_channel_log_clear_error(&ch->log); /* before the first completion */
+    }
     r = resume ? crt_engine_resume(e) : crt_engine_suspend(e);
     if (r < 0)
         return crt_channel_failf(ch, error, -r, "%s: %s", cmd,
@@ -380,8 +387,6 @@ static int pause_locked(CrtChannel *ch, gconstpointer resume, GError **error)
                                                 : "already suspended");
     if (!resume && ch->ctl.cfg.purge_on_suspend)
         crt_hub_end_stream(ch->hub);
-    if (resume)
-        crt_channel_log_clear_error(&ch->log);
     return 0;
 }
 
@@ -600,13 +605,10 @@ static int set_target_locked(CrtChannel *ch, gconstpointer data, GError **error)
 {
     const TargetArg *a = data;
 
-    if (a->text[0]) {
-        int r = open_and_install(ch, a->text, a->creds, TRUE, error);
-
-        if (r == 0)
-            crt_channel_log_clear_error(&ch->log); /* a new target, a new story */
-        return r;
-    }
+    /* A new target, a new story: a failure says so again. */
+    crt_channel_log_clear_error(&ch->log);
+    if (a->text[0])
+        return open_and_install(ch, a->text, a->creds, TRUE, error);
     drop_target(ch, TRUE);
     keep_creds(ch, NULL);
     return 0;

@@ -12,6 +12,9 @@
 
 #include "channel.h"
 #include "send-header.h"
+#include "testutil.h"
+
+#include <glib/gstdio.h>
 
 static CrtChannel *channel_with_sim(void)
 {
@@ -144,6 +147,121 @@ static void test_ctl_words(void)
     crt_channel_free(ch);
 }
 
+/* The value of the `key: value` line of `state` (newly allocated). */
+static char *state_value(CrtChannel *ch, const char *key)
+{
+    char *text = crt_channel_state_text(ch);
+    char *prefix = g_strdup_printf("\n%s: ", key);
+    char *line = strstr(text, prefix);
+    char *value;
+
+    g_assert_nonnull(line);
+    line += strlen(prefix);
+    value = g_strndup(line, strcspn(line, "\n"));
+    g_free(prefix);
+    g_free(text);
+    return value;
+}
+
+static gboolean not_streaming(gpointer data)
+{
+    return crt_channel_state(data) != CRT_STATE_STREAMING;
+}
+
+/* `error:` has a time, and clears once the target streams again. */
+static void test_error_clears(void)
+{
+    CrtChannel *ch = crt_channel_new("ops", NULL, NULL, NULL);
+    gint64 before = g_get_real_time() / G_USEC_PER_SEC;
+    char *at, *err;
+
+    g_assert_cmpint(crt_channel_start(ch, NULL), ==, -ENOTCONN);
+    err = state_value(ch, "error");
+    at = state_value(ch, "error_at");
+    g_assert_nonnull(strstr(err, "no target"));
+    {
+        GDateTime *t = g_date_time_new_from_iso8601(at, NULL);
+
+        g_assert_nonnull(t); /* ISO 8601 with the zone */
+        g_assert_cmpint(g_date_time_to_unix(t), >=, before);
+        g_assert_cmpint(g_date_time_to_unix(t), <=, before + 60);
+        g_date_time_unref(t);
+    }
+    g_free(err);
+    g_free(at);
+    g_assert_cmpint(crt_channel_set_target(ch, "sim:zero", NULL, NULL), ==, 0);
+    err = state_value(ch, "error");
+    at = state_value(ch, "error_at");
+    g_assert_cmpstr(err, ==, "none");
+    g_assert_cmpstr(at, ==, "none");
+    g_free(err);
+    g_free(at);
+    g_assert_cmpint(crt_channel_resume(ch, NULL), ==, -EALREADY);
+    err = state_value(ch, "error");
+    g_assert_cmpstr(err, ==, "resume: not suspended");
+    g_free(err);
+    g_assert_cmpint(crt_channel_start(ch, NULL), ==, 0);
+    err = state_value(ch, "error");
+    g_assert_cmpstr(err, ==, "none");
+    g_free(err);
+    crt_channel_free(ch);
+}
+
+/* A target whose stream ended by itself is absent until `start` opens it
+ * again, and says why. */
+static void test_presence_ended(void)
+{
+    CrtChannel *ch = crt_channel_new("ops", NULL, NULL, NULL);
+    char *p;
+
+    g_assert_false(crt_channel_present(ch));
+    g_assert_cmpint(crt_channel_set_target(ch, "sim:records limit=3", NULL, NULL), ==, 0);
+    g_assert_true(crt_channel_present(ch));
+    g_assert_cmpint(crt_channel_start(ch, NULL), ==, 0);
+    g_assert_true(tu_wait_until(not_streaming, ch, 10000));
+    g_assert_false(crt_channel_present(ch));
+    p = state_value(ch, "presence");
+    g_assert_true(g_str_has_prefix(p, "absent (stream ended: end of file"));
+    g_assert_nonnull(strstr(p, "`start` opens it again"));
+    g_free(p);
+    g_assert_cmpint(crt_channel_stop(ch, TRUE, NULL), ==, 0);
+    g_assert_cmpint(crt_channel_start(ch, NULL), ==, 0);
+    g_assert_true(tu_wait_until(not_streaming, ch, 10000)); /* three records again */
+    g_assert_cmpint(crt_channel_set_target(ch, "sim:zero", NULL, NULL), ==, 0);
+    g_assert_true(crt_channel_present(ch));
+    crt_channel_free(ch);
+}
+
+/* A path that now names nothing: absent, and a start that cannot open it
+ * says why in `presence:` too. */
+static void test_presence_path_gone(void)
+{
+    char *dir = tu_tmpdir(), *path = g_build_filename(dir, "dev", NULL);
+    char *spec = g_strconcat(path, NULL), *p;
+    CrtChannel *ch = crt_channel_new("ops", NULL, NULL, NULL);
+
+    g_assert_true(g_file_set_contents(path, "abc", 3, NULL));
+    g_assert_cmpint(crt_channel_set_target(ch, spec, NULL, NULL), ==, 0);
+    g_assert_true(crt_channel_present(ch));
+    g_assert_cmpint(g_unlink(path), ==, 0);
+    g_assert_false(crt_channel_present(ch));
+    p = state_value(ch, "presence");
+    g_assert_true(g_str_has_prefix(p, "absent (the path names another file now"));
+    g_free(p);
+    g_assert_cmpint(crt_channel_start(ch, NULL), ==, -ENOENT);
+    g_assert_false(crt_channel_present(ch));
+    p = state_value(ch, "presence");
+    g_assert_true(g_str_has_prefix(p, "absent (cannot open "));
+    g_assert_nonnull(strstr(p, path));
+    g_assert_nonnull(strstr(p, "No such file or directory"));
+    g_free(p);
+    crt_channel_free(ch);
+    tu_rmrf(dir);
+    g_free(spec);
+    g_free(path);
+    g_free(dir);
+}
+
 /* ---- send headers ----------------------------------------------------------- */
 
 static void header_ok(const char *line, CrtRequestType type, guint64 ioctl, guint64 timeout,
@@ -191,15 +309,20 @@ static void test_header_errors(void)
     header_fails("size=4 read", "unknown request type");
 }
 
+static const TuCase cases[] = {
+    {"/channel/ops/lifecycle", test_lifecycle},
+    {"/channel/ops/without-target", test_without_target},
+    {"/channel/ops/purge-key", test_purge_key},
+    {"/channel/ops/after-shutdown", test_after_shutdown},
+    {"/channel/ops/ctl-words", test_ctl_words},
+    {"/channel/ops/error-clears", test_error_clears},
+    {"/channel/ops/presence-ended", test_presence_ended},
+    {"/channel/ops/presence-path-gone", test_presence_path_gone},
+    {"/send-header/words", test_header_words},
+    {"/send-header/errors", test_header_errors},
+};
+
 int main(int argc, char **argv)
 {
-    g_test_init(&argc, &argv, NULL);
-    g_test_add_func("/channel/ops/lifecycle", test_lifecycle);
-    g_test_add_func("/channel/ops/without-target", test_without_target);
-    g_test_add_func("/channel/ops/purge-key", test_purge_key);
-    g_test_add_func("/channel/ops/after-shutdown", test_after_shutdown);
-    g_test_add_func("/channel/ops/ctl-words", test_ctl_words);
-    g_test_add_func("/send-header/words", test_header_words);
-    g_test_add_func("/send-header/errors", test_header_errors);
-    return g_test_run();
+    return tu_run_isolated(&argc, &argv, cases, G_N_ELEMENTS(cases), 120);
 }
