@@ -734,9 +734,13 @@ gboolean crt_channel_presence_unlocked(CrtChannel *ch, char **text)
     }
     there = crt_target_presence(t, &reason) == CRT_PRESENCE_PRESENT;
     if (!ch->now.target_waits && ch->now.target_dead) {
+        char *kind_says = reason; /* an exited command says how it ended */
+
         there = FALSE;
-        g_free(reason);
-        reason = g_strdup_printf("absent (%s; `start` opens it again)", ch->now.dead_reason);
+        reason = g_strdup_printf("absent (%s%s%s; `start` opens it again)",
+                                 kind_says ? kind_says : "", kind_says ? "; " : "",
+                                 ch->now.dead_reason);
+        g_free(kind_says);
     } else if (!ch->now.target_waits && crt_target_is_stale(t)) {
         there = FALSE;
         g_free(reason);
@@ -745,6 +749,16 @@ gboolean crt_channel_presence_unlocked(CrtChannel *ch, char **text)
     }
     *text = reason ? reason : g_strdup("present");
     return there;
+}
+
+gboolean crt_channel_has_target(CrtChannel *ch)
+{
+    gboolean has;
+
+    g_mutex_lock(&ch->now.lock);
+    has = ch->now.target != NULL;
+    g_mutex_unlock(&ch->now.lock);
+    return has;
 }
 
 gboolean crt_channel_present(CrtChannel *ch)

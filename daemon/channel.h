@@ -103,6 +103,8 @@ typedef struct {
 guint crt_channel_stats(CrtChannel *ch, CrtStat *out);
 char *crt_channel_stats_text(CrtChannel *ch);
 CrtEngineState crt_channel_state(CrtChannel *ch);
+/* A target is set (there or not). */
+gboolean crt_channel_has_target(CrtChannel *ch);
 /* A target is set and there (a `wait` target may be absent). */
 gboolean crt_channel_present(CrtChannel *ch);
 

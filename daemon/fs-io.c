@@ -242,6 +242,12 @@ static void read_stream(fuse_req_t req, OpenFile *of, size_t size, off_t off, in
     g_mutex_unlock(&of->read_lock);
     if (answered) {
         return;
+    } else if (of->reader && !crt_channel_has_target(of->dir->ch)) {
+        /* Nothing is there and nothing can come: waiting would be forever,
+         * in silence.  (A `wait` target that is absent is a target.) */
+        crt_channel_set_error(of->dir->ch, "read: no target is set, so nothing can come "
+                                           "(write one to `target`, then read)");
+        fuse_reply_err(req, EDESTADDRREQ);
     } else if (flags & O_NONBLOCK) {
         fuse_reply_err(req, EAGAIN);
     } else {

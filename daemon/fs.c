@@ -604,16 +604,44 @@ static void op_refuse(fuse_req_t req, fuse_ino_t parent, const char *name)
     fuse_reply_err(req, EPERM);
 }
 
+/* A file that is not there cannot be made.  config/ holds one file per key,
+ * so a name that is not a key is missing (ENOENT, with the reason in
+ * `state`); nowhere else may files be created (EPERM). */
+static void refuse_new_file(fuse_req_t req, fuse_ino_t parent, const char *name)
+{
+    CrtFs *fs = fs_of(req);
+    Dir *d = NULL;
+    char *msg;
+    Node *p;
+
+    g_mutex_lock(&fs->lock);
+    p = g_hash_table_lookup(fs->nodes, &parent);
+    if (p && p->kind == N_CONFIG_DIR && !p->removed) {
+        d = p->dir;
+        d->refs++;
+    }
+    g_mutex_unlock(&fs->lock);
+    if (!d) {
+        fuse_reply_err(req, EPERM);
+        return;
+    }
+    msg = g_strdup_printf("config/%s: no such key (the keys are the files of config/)", name);
+    crt_channel_set_error(d->ch, msg);
+    g_free(msg);
+    crt_fs_dir_unref(fs, d);
+    fuse_reply_err(req, ENOENT);
+}
+
 static void op_create(fuse_req_t req, fuse_ino_t parent, const char *name, mode_t mode,
                       struct fuse_file_info *fi)
 {
-    fuse_reply_err(req, EPERM);
+    refuse_new_file(req, parent, name);
 }
 
 static void op_mknod(fuse_req_t req, fuse_ino_t parent, const char *name, mode_t mode,
                      dev_t rdev)
 {
-    fuse_reply_err(req, EPERM);
+    refuse_new_file(req, parent, name);
 }
 
 static void op_rename(fuse_req_t req, fuse_ino_t parent, const char *name,

@@ -495,7 +495,7 @@ def case_exec_exit(tap, m):
     want = lines(b"exit", 1, 3000)
     res = rs.finish(T_DATA)
     word, fields = check_end(tap, name, d, res, want, r"ENODATA", r"stream ended: end of file", st0)
-    tap.ok(ct.wait_until(lambda: re.search(r"^exited with status 3\b",
+    tap.ok(ct.wait_until(lambda: re.search(r"^absent \(exited with status 3\b",
                                            ct.state(d)[1].get("presence", ""))),
            "%s: presence: says the command exited with status 3" % name,
            ct.state(d)[1].get("presence"))
@@ -553,7 +553,7 @@ def case_exec_kill(tap, m):
     res = rs.finish()
     word, fields = check_end(tap, name, d, res, want, r"ENODATA|EPIPE|ECHILD",
                              r"stream ended: ", st0)
-    tap.ok(ct.wait_until(lambda: re.search(r"^killed by signal 9 \(SIGKILL\)",
+    tap.ok(ct.wait_until(lambda: re.search(r"^absent \(killed by signal 9 \(SIGKILL\)",
                                            ct.state(d)[1].get("presence", ""))),
            "%s: presence: says the command was killed by SIGKILL" % name,
            ct.state(d)[1].get("presence"))
