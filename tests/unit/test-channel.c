@@ -20,8 +20,6 @@
 #include "channel-private.h"
 #include "testutil.h"
 
-/* Upper bound for "eventually": generous, the machine is noisy. */
-#define EVENTUALLY_MS 10000
 /* A case that runs longer than this has hung. */
 #define CASE_TIMEOUT_S 120
 
@@ -50,15 +48,6 @@ static void chan_close(Chan *c)
     crt_channel_free(c->ch);
     tu_counter_clear(&c->notified);
 }
-
-/* Poll `expr` every millisecond until it holds or EVENTUALLY_MS pass. */
-#define WAIT_FOR(expr)                                                                   \
-    do {                                                                                 \
-        gint64 wait_deadline_ = g_get_monotonic_time() + EVENTUALLY_MS * 1000;           \
-        while (!(expr) && g_get_monotonic_time() < wait_deadline_)                       \
-            g_usleep(1000);                                                              \
-        g_assert_true(expr);                                                             \
-    } while (0)
 
 static void ctl_ok(Chan *c, const char *line)
 {
@@ -198,7 +187,7 @@ static GArray *read_records(Chan *c, CrtHubReader *r, guint want)
     GArray *recs = g_array_new(FALSE, TRUE, sizeof(Rec));
     GByteArray *pending = g_byte_array_new();
     char *buf = g_malloc(65536);
-    gint64 deadline = g_get_monotonic_time() + EVENTUALLY_MS * 1000;
+    gint64 deadline = g_get_monotonic_time() + TU_EVENTUALLY_MS * 1000;
 
     while (recs->len < want) {
         guint seen = tu_counter_get(&c->notified);
@@ -294,7 +283,7 @@ static void test_ctl_lifecycle(void)
     g_assert_cmpint(crt_channel_state(c.ch), ==, CRT_STATE_STREAMING);
     ctl_fails(&c, "start", EALREADY);
     ASSERT_STATE(&c, "streaming");
-    WAIT_FOR(stat_of(&c, "completed") > 0);
+    TU_WAIT_FOR(stat_of(&c, "completed") > 0);
     ctl_ok(&c, "stop-wait");
     ASSERT_STATE(&c, "stopped");
     g_assert_cmpuint(stat_of(&c, "requests_in_flight"), ==, 0);
@@ -302,7 +291,7 @@ static void test_ctl_lifecycle(void)
     ctl_ok(&c, "  start  ");
     ASSERT_STATE(&c, "streaming");
     ctl_ok(&c, "stop");
-    WAIT_FOR(state_is(&c, "stopped"));
+    TU_WAIT_FOR(state_is(&c, "stopped"));
     ctl_ok(&c, "stop"); /* stopping what stands still is fine */
 
     ctl_ok(&c, "start");
@@ -563,7 +552,7 @@ static void test_config_rebuild_after_pause(void)
     config_ok(&c, "out_count", "8");
     target_ok(&c, "sim:counter");
     ctl_ok(&c, "start");
-    WAIT_FOR(stat_of(&c, "slots_waiting") > 0);
+    TU_WAIT_FOR(stat_of(&c, "slots_waiting") > 0);
     g_assert_cmpuint(stat_of(&c, "buffers_queued"), ==, 8);
     ctl_ok(&c, "stop-wait");
     config_ok(&c, "out_size", "64");
@@ -605,7 +594,7 @@ static void test_stats_keys(void)
     r = crt_hub_reader_new(crt_channel_hub(c.ch), FALSE);
     g_assert_cmpuint(stat_of(&c, "readers"), ==, 1);
     ctl_ok(&c, "start");
-    WAIT_FOR(stat_of(&c, "completed") >= 16);
+    TU_WAIT_FOR(stat_of(&c, "completed") >= 16);
     g_assert_cmpint(crt_hub_read(r, buf, sizeof buf, CRT_FRAMING_RECORD), ==, 4096);
     ctl_ok(&c, "stop-wait");
     for (size_t i = 0; i < G_N_ELEMENTS(keys); i++)
@@ -640,7 +629,7 @@ static void test_stop_ends_readers(void)
     target_ok(&c, "sim:counter");
     r = crt_hub_reader_new(crt_channel_hub(c.ch), FALSE);
     ctl_ok(&c, "start");
-    WAIT_FOR(crt_hub_readable(r));
+    TU_WAIT_FOR(crt_hub_readable(r));
     ctl_ok(&c, "stop-wait");
     while ((n = crt_hub_read(r, buf, sizeof buf, CRT_FRAMING_STREAM)) > 0)
         ;
@@ -648,7 +637,7 @@ static void test_stop_ends_readers(void)
     /* End of file stays while the target is stopped; a start ends it. */
     g_assert_cmpint(crt_hub_read(r, buf, sizeof buf, CRT_FRAMING_STREAM), ==, 0);
     ctl_ok(&c, "start");
-    WAIT_FOR(crt_hub_readable(r));
+    TU_WAIT_FOR(crt_hub_readable(r));
     g_assert_cmpint(crt_hub_read(r, buf, sizeof buf, CRT_FRAMING_STREAM), >, 0);
     ctl_ok(&c, "stop-wait");
     crt_hub_reader_free(r);
@@ -710,7 +699,7 @@ static void test_fatal_completion(void)
     g_assert_cmpuint(recs->len, ==, 11);
     g_assert_cmpstr(rec_at(recs, 10)->status, ==, "ENODATA");
     g_array_unref(recs);
-    WAIT_FOR(state_is(&c, "stopped"));
+    TU_WAIT_FOR(state_is(&c, "stopped"));
     ASSERT_ERROR_LINE(&c, "stream ended: end of file");
     /* The target stays set: a new start streams again. */
     ctl_ok(&c, "start");
@@ -731,7 +720,7 @@ static void test_write_stream_kept_bounded(void)
     config_ok(&c, "payload", "tick");
     target_ok(&c, "sim:echo");
     ctl_ok(&c, "start");
-    WAIT_FOR(stat_of(&c, "completed") >= 1000);
+    TU_WAIT_FOR(stat_of(&c, "completed") >= 1000);
     g_usleep(300 * 1000);
     g_test_message("completed %" G_GUINT64_FORMAT ", kept %" G_GUINT64_FORMAT,
                    stat_of(&c, "completed"), stat_of(&c, "buffers_queued"));
@@ -754,7 +743,7 @@ static void send_ok(CrtSendSession *s, const void *buf, size_t len)
 static GBytes *send_reply(Chan *c, CrtSendSession *s)
 {
     char buf[4096];
-    gint64 deadline = g_get_monotonic_time() + EVENTUALLY_MS * 1000;
+    gint64 deadline = g_get_monotonic_time() + TU_EVENTUALLY_MS * 1000;
 
     for (;;) {
         guint seen = tu_counter_get(&c->notified);
@@ -833,7 +822,7 @@ static void test_send_order(void)
     send_ok(s, req, len);
     send_ok(s, "internal-ioctl\nhello", 20);
     /* The first reply in two reads: its line, then its 4 bytes. */
-    WAIT_FOR(crt_send_readable(s));
+    TU_WAIT_FOR(crt_send_readable(s));
     g_assert_cmpint(crt_send_read(s, buf, 5), ==, 5);
     g_assert_cmpmem(buf, 5, "ok 4\n", 5);
     g_assert_cmpint(crt_send_read(s, buf, sizeof buf), ==, 4);
@@ -963,7 +952,7 @@ static void test_send_close_pending(void)
     /* Another session is not affected. */
     ASSERT_REPLY(&c, other, "ok 2\nyo", 7);
     crt_send_close(other);
-    WAIT_FOR(stat_of(&c, "requests_in_flight") == 0);
+    TU_WAIT_FOR(stat_of(&c, "requests_in_flight") == 0);
     g_assert_cmpint(g_get_monotonic_time() - t0, <, 900 * G_TIME_SPAN_MILLISECOND);
     chan_close(&c);
 }
@@ -998,12 +987,12 @@ static void test_input(void)
 
     seen = tu_counter_get(&c.notified);
     ctl_ok(&c, "start");
-    WAIT_FOR(crt_channel_input_writable(c.ch));
-    WAIT_FOR(stat_of(&c, "bytes_written") == 11);
+    TU_WAIT_FOR(crt_channel_input_writable(c.ch));
+    TU_WAIT_FOR(stat_of(&c, "bytes_written") == 11);
     g_assert_cmpuint(tu_counter_get(&c.notified), >, seen);
     g_assert_cmpint(crt_channel_input_write(c.ch, "third", 5, &error), ==, 0);
     g_assert_no_error(error);
-    WAIT_FOR(stat_of(&c, "bytes_written") == 16);
+    TU_WAIT_FOR(stat_of(&c, "bytes_written") == 16);
     g_assert_cmpuint(stat_of(&c, "completed"), ==, 3);
     /* Nothing more to send: the stream waits, it does not spin. */
     g_usleep(50 * 1000);
@@ -1098,8 +1087,8 @@ static void test_log_events(void)
     g_assert_cmpuint(logged_matching(&l, "M test: target sim:records fail=1"), ==, 1);
     for (int i = 0; i < 12; i++) {
         ctl_ok(&c, "start"); /* opens the dead target again: fails at once */
-        WAIT_FOR(state_is(&c, "stopped"));
-        WAIT_FOR(logged_matching(&l, "W ") >= (guint)MIN(i + 1, 5));
+        TU_WAIT_FOR(state_is(&c, "stopped"));
+        TU_WAIT_FOR(logged_matching(&l, "W ") >= (guint)MIN(i + 1, 5));
     }
     g_usleep(100 * 1000); /* a sixth line would be there by now */
     g_assert_cmpuint(logged_matching(&l, "W test: stream ended: Input/output error"), ==,

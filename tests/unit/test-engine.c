@@ -26,9 +26,6 @@
 
 #include "testutil.h"
 
-/* Upper bound for "eventually": generous, the machine is noisy. */
-#define EVENTUALLY_MS 10000
-
 /* ---- failures seen on other threads ------------------------------------- */
 
 static GMutex check_lock;
@@ -96,33 +93,6 @@ static void test_end(CrtLoop *loop)
 /* ---- waiting ------------------------------------------------------------ */
 
 typedef struct {
-    gint *counter;
-    gint target;
-} IntAtLeast;
-
-static gboolean int_at_least(gpointer data)
-{
-    IntAtLeast *w = data;
-
-    return g_atomic_int_get(w->counter) >= w->target;
-}
-
-static gboolean wait_int_ms(gint *counter, gint target, guint timeout_ms)
-{
-    IntAtLeast w = {counter, target};
-
-    return tu_wait_until(int_at_least, &w, timeout_ms);
-}
-
-/* Fails with both numbers when `*counter` does not reach `target`. */
-#define WAIT_INT(counter, target)                                                        \
-    do {                                                                                 \
-        gint wait_target_ = (target);                                                    \
-        if (!wait_int_ms((counter), wait_target_, EVENTUALLY_MS))                        \
-            g_assert_cmpint(g_atomic_int_get(counter), >=, wait_target_);                \
-    } while (0)
-
-typedef struct {
     CrtEngine *engine;
     CrtEngineState state;
 } StateIs;
@@ -138,7 +108,7 @@ static void assert_state_eventually(CrtEngine *e, CrtEngineState state)
 {
     StateIs w = {e, state};
 
-    if (!tu_wait_until(state_is, &w, EVENTUALLY_MS))
+    if (!tu_wait_until(state_is, &w, TU_EVENTUALLY_MS))
         g_assert_cmpstr(crt_engine_state_to_string(crt_engine_get_state(e)), ==,
                         crt_engine_state_to_string(state));
 }
@@ -165,13 +135,18 @@ static gpointer bounded_main(gpointer p)
     return NULL;
 }
 
+static gboolean bounded_returned(gpointer data)
+{
+    return g_atomic_int_get(&((Bounded *)data)->done) != 0;
+}
+
 static void run_bounded(const char *what, void (*fn)(gpointer data), gpointer data,
                         guint timeout_ms)
 {
     Bounded b = {fn, data, 0};
     GThread *thread = g_thread_new("bounded", bounded_main, &b);
 
-    if (!wait_int_ms(&b.done, 1, timeout_ms))
+    if (!tu_wait_until(bounded_returned, &b, timeout_ms))
         g_error("%s did not return within %u ms (deadlock?)", what, timeout_ms);
     g_thread_join(thread);
 }
@@ -603,7 +578,7 @@ static void test_zero_buffer_stream(void)
     e = engine_new_ok(&cfg);
     engine_set_spec(e, "sim:");
     g_assert_cmpint(crt_engine_start(e), ==, 0);
-    WAIT_INT(&z.ok, 5000);
+    TU_WAIT_FOR(g_atomic_int_get(&z.ok) >= 5000);
     g_atomic_int_set(&z.stopping, 1);
     crt_engine_stop_and_wait(e);
     assert_drained(e);
@@ -643,7 +618,7 @@ static void matrix_one(CrtLoop *loop, CrtMemory memory, CrtCompletion completion
         g_assert_cmpint(crt_engine_start(e), ==, 0);
         ASSERT_STATE(e, CRT_STATE_STREAMING);
     }
-    WAIT_INT(&s.ok, 300);
+    TU_WAIT_FOR(g_atomic_int_get(&s.ok) >= 300);
     g_atomic_int_set(&s.stopping, 1);
     if (mode == CRT_MODE_AUTOMATIC) {
         crt_engine_io_target_clear(e);
@@ -805,9 +780,9 @@ static void test_send_sync(void)
     g_assert_cmpint(crt_engine_send(e, "write me", 8, NULL, 0, CRT_REQUEST_WRITE, 0, 0,
                                     record_send, &r3),
                     ==, 0);
-    WAIT_INT(&r1.calls, 1);
-    WAIT_INT(&r2.calls, 1);
-    WAIT_INT(&r3.calls, 1);
+    TU_WAIT_FOR(g_atomic_int_get(&r1.calls) >= 1);
+    TU_WAIT_FOR(g_atomic_int_get(&r2.calls) >= 1);
+    TU_WAIT_FOR(g_atomic_int_get(&r3.calls) >= 1);
     g_assert_cmpint(r1.status, ==, 0);
     g_assert_cmpuint(r1.out_read, ==, sizeof req1);
     g_assert_cmpuint(r1.in_written, ==, sizeof req1);
@@ -877,7 +852,7 @@ static void assert_cancel_consistent(CancelCase *c, guint n, CrtCompletion compl
                                      guint *n_true)
 {
     for (guint i = 0; i < n; i++)
-        WAIT_INT(&c[i].rec.calls, 1);
+        TU_WAIT_FOR(g_atomic_int_get(&c[i].rec.calls) >= 1);
     g_usleep(20 * 1000); /* room for a (wrong) second completion */
     for (guint i = 0; i < n; i++) {
         g_assert_cmpint(g_atomic_int_get(&c[i].rec.calls), ==, 1);
@@ -951,7 +926,7 @@ static void test_cancel(void)
     send_record_init(&a, loop);
     g_assert_cmpint(send_sleep(e, &ms_a, 0, CRT_COMPLETION_DEFAULT, &a, &id_a), ==, 0);
     g_assert_cmpuint(id_a, !=, 0);
-    WAIT_INT(&a.calls, 1);
+    TU_WAIT_FOR(g_atomic_int_get(&a.calls) >= 1);
     g_assert_cmpint(a.status, ==, 0);
     g_assert_false(crt_engine_cancel(e, id_a));
 
@@ -962,7 +937,7 @@ static void test_cancel(void)
     g_assert_cmpuint(id_b, !=, id_a);
     g_usleep(50 * 1000);
     g_assert_true(crt_engine_cancel(e, id_b));
-    WAIT_INT(&b.calls, 1);
+    TU_WAIT_FOR(g_atomic_int_get(&b.calls) >= 1);
     g_assert_cmpint(b.status, ==, -ECANCELED);
     g_assert_false(crt_engine_cancel(e, id_b));
 
@@ -1078,7 +1053,7 @@ static void test_client_owned_buffers(void)
 
     for (int cycle = 0; cycle < 5; cycle++) {
         /* The client holds every buffer: the stream starves and waits. */
-        g_assert_true(tu_wait_until(holder_full, &h, EVENTUALLY_MS));
+        TU_WAIT_FOR(holder_full(&h));
         seen = g_atomic_int_get(&h.s.callbacks);
         g_usleep(100 * 1000);
         g_assert_cmpint(g_atomic_int_get(&h.s.callbacks), ==, seen);
@@ -1094,7 +1069,7 @@ static void test_client_owned_buffers(void)
         /* Put back from this thread: the waiting requests re-arm, and
          * every one of them completes again before the pool runs dry. */
         holder_release(e, &h);
-        g_assert_true(tu_wait_until(holder_full, &h, EVENTUALLY_MS));
+        TU_WAIT_FOR(holder_full(&h));
         g_mutex_lock(&h.lock);
         for (guint i = 0; i < HOLD_REQUESTS; i++) {
             g_test_message("cycle %d slot %u: %" G_GUINT64_FORMAT
@@ -1123,6 +1098,11 @@ static void test_client_owned_buffers(void)
 
 #define ORDERING_BUFFERS 100000
 
+static gboolean ordering_done(gpointer data)
+{
+    return g_atomic_int_get(&((Stream *)data)->ok) >= ORDERING_BUFFERS;
+}
+
 static void ordering(CrtCompletion completion)
 {
     CrtLoop *loop = test_begin();
@@ -1138,7 +1118,7 @@ static void ordering(CrtCompletion completion)
      * queue then come with status 0 or -ECANCELED. */
     g_atomic_int_set(&s.stopping, 1);
     g_assert_cmpint(crt_engine_start(e), ==, 0);
-    if (!wait_int_ms(&s.ok, ORDERING_BUFFERS, 60000))
+    if (!tu_wait_until(ordering_done, &s, 60000))
         g_assert_cmpint(g_atomic_int_get(&s.ok), >=, ORDERING_BUFFERS);
     assert_state_eventually(e, CRT_STATE_STOPPED);
     crt_engine_stop_and_wait(e);
@@ -1219,9 +1199,9 @@ static void stop_race_slow_callback(CrtLoop *loop)
     w.engine = engine_new_ok(&cfg);
     engine_set_spec(w.engine, "sim:counter");
     g_assert_cmpint(crt_engine_start(w.engine), ==, 0);
-    WAIT_INT(&sleepy.started, 1);
+    TU_WAIT_FOR(g_atomic_int_get(&sleepy.started) >= 1);
     run_bounded("stop_and_wait during a slow passive callback", stop_while_sleeping, &w,
-                EVENTUALLY_MS);
+                TU_EVENTUALLY_MS);
     /* It returned after the callback it interrupted, and every callback
      * queued behind it, had returned. */
     g_assert_cmpint(w.started_at_return, >=, 1);
@@ -1326,10 +1306,10 @@ static void stop_race_free(CrtLoop *loop, CrtCompletion stream, CrtCompletion si
     g_assert_cmpint(crt_engine_start(e), ==, 0);
     send_record_init(&rec, loop);
     g_assert_cmpint(send_sleep(e, &ms, 0, single, &rec, &id), ==, 0);
-    WAIT_INT(&f.ok, 4);
+    TU_WAIT_FOR(g_atomic_int_get(&f.ok) >= 4);
     g_atomic_int_set(&f.freeing, 1);
     run_bounded("crt_engine_free with requests in flight", engine_free_fn, e,
-                EVENTUALLY_MS);
+                TU_EVENTUALLY_MS);
     /* Everything in flight was called back, cancelled, before free
      * returned; nothing comes afterwards. */
     g_assert_cmpint(g_atomic_int_get(&rec.calls), ==, 1);
@@ -1373,6 +1353,11 @@ static CrtDisposition self_stop_output(CrtEngine *e, const CrtOutput *o,
     return CRT_DISPOSITION_ENGINE_CONTINUE;
 }
 
+static gboolean stopper_returned(gpointer data)
+{
+    return g_atomic_int_get(&((SelfStop *)data)->stopper_returned) != 0;
+}
+
 static void stop_race_from_callback(CrtLoop *loop, CrtCompletion completion,
                                     gboolean wait)
 {
@@ -1388,7 +1373,7 @@ static void stop_race_from_callback(CrtLoop *loop, CrtCompletion completion,
     x.engine = engine_new_ok(&cfg);
     engine_set_spec(x.engine, "sim:counter");
     g_assert_cmpint(crt_engine_start(x.engine), ==, 0);
-    if (!wait_int_ms(&x.stopper_returned, 1, EVENTUALLY_MS))
+    if (!tu_wait_until(stopper_returned, &x, TU_EVENTUALLY_MS))
         g_error("%s from a %s callback did not return (deadlock?)",
                 wait ? "crt_engine_stop_and_wait" : "crt_engine_stop",
                 crt_completion_to_string(completion));
@@ -1407,12 +1392,12 @@ static void stop_race_from_callback(CrtLoop *loop, CrtCompletion completion,
      * already completed followed it. */
     g_assert_cmpint(x.s.ok, <=, 50 + 3);
     run_bounded("stop_and_wait after a stop from a callback", stop_and_wait_fn, x.engine,
-                EVENTUALLY_MS);
+                TU_EVENTUALLY_MS);
     assert_drained(x.engine);
     assert_stats_match(x.engine, &x.s);
     /* And it starts again. */
     g_assert_cmpint(crt_engine_start(x.engine), ==, 0);
-    WAIT_INT(&x.s.ok, 60);
+    TU_WAIT_FOR(g_atomic_int_get(&x.s.ok) >= 60);
     crt_engine_stop_and_wait(x.engine);
     assert_drained(x.engine);
     crt_engine_free(x.engine);
@@ -1588,7 +1573,7 @@ static void test_dispositions(void)
     assert_drained(e); /* the engine kept the buffer */
     /* The stream can be started again and goes on where it stopped. */
     g_assert_cmpint(crt_engine_start(e), ==, 0);
-    WAIT_INT(&d.s.ok, 20);
+    TU_WAIT_FOR(g_atomic_int_get(&d.s.ok) >= 20);
     dispo_finish(e, &d);
     checks_assert_clean();
 
@@ -1614,14 +1599,14 @@ static void test_dispositions(void)
     /* Streaming again while the client still holds it does not disturb
      * it (dispo_finish compares the contents). */
     g_assert_cmpint(crt_engine_start(e), ==, 0);
-    WAIT_INT(&d.s.ok, 50);
+    TU_WAIT_FOR(g_atomic_int_get(&d.s.ok) >= 50);
     dispo_finish(e, &d);
     checks_assert_clean();
 
     /* CLIENT_CONTINUE: the client keeps two buffers, the stream goes on
      * with the other two. */
     e = dispo_start(loop, &d, 2, 4, FALSE, CRT_DISPOSITION_CLIENT_CONTINUE, 2);
-    WAIT_INT(&d.s.ok, 200);
+    TU_WAIT_FOR(g_atomic_int_get(&d.s.ok) >= 200);
     ASSERT_STATE(e, CRT_STATE_STREAMING);
     g_atomic_int_set(&d.s.stopping, 1);
     crt_engine_stop_and_wait(e);
@@ -1635,7 +1620,7 @@ static void test_dispositions(void)
 
     /* ENGINE_CONTINUE: the plain case. */
     e = dispo_start(loop, &d, 2, 4, FALSE, CRT_DISPOSITION_ENGINE_CONTINUE, 0);
-    WAIT_INT(&d.s.ok, 200);
+    TU_WAIT_FOR(g_atomic_int_get(&d.s.ok) >= 200);
     crt_engine_get_stats(e, &st);
     g_assert_cmpuint(st.out_pool_free, >=, 2);
     dispo_finish(e, &d);
@@ -1653,9 +1638,10 @@ static void test_lookaside(void)
     CrtEngineStats st;
     CrtEngine *e;
     Dispo d;
+    gint want;
 
     e = dispo_start(loop, &d, 4, 0, TRUE, CRT_DISPOSITION_CLIENT_CONTINUE, 40);
-    WAIT_INT(&d.s.ok, 200);
+    TU_WAIT_FOR(g_atomic_int_get(&d.s.ok) >= 200);
     crt_engine_get_stats(e, &st);
     g_assert_cmpuint(st.slots_waiting, ==, 0);
     ASSERT_STATE(e, CRT_STATE_STREAMING);
@@ -1664,7 +1650,8 @@ static void test_lookaside(void)
     g_mutex_unlock(&d.lock);
     /* Put back while streaming: extra buffers go away, the stream goes on. */
     dispo_put_back(e, &d);
-    WAIT_INT(&d.s.ok, g_atomic_int_get(&d.s.ok) + 100);
+    want = g_atomic_int_get(&d.s.ok) + 100;
+    TU_WAIT_FOR(g_atomic_int_get(&d.s.ok) >= want);
     dispo_finish(e, &d);
     test_end(loop);
 }
@@ -1728,7 +1715,7 @@ static void test_target_errors(void)
 
     /* A failed request is reported and the stream goes on. */
     e = err_start(loop, &x, "sim:counter fail=10", -EIO);
-    WAIT_INT(&x.ok_after_error, 100);
+    TU_WAIT_FOR(g_atomic_int_get(&x.ok_after_error) >= 100);
     ASSERT_STATE(e, CRT_STATE_STREAMING);
     g_atomic_int_set(&x.s.stopping, 1);
     crt_engine_stop_and_wait(e);
@@ -1746,7 +1733,7 @@ static void test_target_errors(void)
      * same way and stops again. */
     e = err_start(loop, &x, "sim:counter fail=10 errno=EPROTO fatal", -EPROTO);
     g_atomic_int_set(&x.s.stopping, 1);
-    WAIT_INT(&x.errors, 1);
+    TU_WAIT_FOR(g_atomic_int_get(&x.errors) >= 1);
     assert_state_eventually(e, CRT_STATE_STOPPED);
     g_assert_cmpint(x.errors, ==, 1);
     g_assert_cmpint(x.ok_after_error, ==, 0);
@@ -1754,7 +1741,7 @@ static void test_target_errors(void)
     g_assert_cmpint(st.last_error, ==, -EPROTO);
     g_assert_cmpuint(st.requests_in_flight, ==, 0);
     g_assert_cmpint(crt_engine_start(e), ==, 0);
-    WAIT_INT(&x.errors, 2);
+    TU_WAIT_FOR(g_atomic_int_get(&x.errors) >= 2);
     assert_state_eventually(e, CRT_STATE_STOPPED);
     g_assert_cmpint(x.ok_after_error, ==, 0);
     crt_engine_stop_and_wait(e);
@@ -1811,6 +1798,7 @@ static void test_automatic_mode(void)
     CrtTarget *first;
     CrtEngine *e;
     Auto a;
+    gint want;
 
     memset(&a, 0, sizeof a);
     counter_config(&cfg, loop, &a.s, 4, 8, 64, CRT_COMPLETION_DEFAULT);
@@ -1826,7 +1814,7 @@ static void test_automatic_mode(void)
     engine_set_spec(e, "sim:counter");
     g_assert_true(crt_engine_has_target(e));
     ASSERT_STATE(e, CRT_STATE_STREAMING);
-    WAIT_INT(&a.s.ok, 100);
+    TU_WAIT_FOR(g_atomic_int_get(&a.s.ok) >= 100);
     crt_engine_io_target_clear(e);
     g_assert_false(crt_engine_has_target(e));
     ASSERT_STATE(e, CRT_STATE_STOPPED);
@@ -1843,12 +1831,13 @@ static void test_automatic_mode(void)
     crt_target_ref(first); /* ours, to watch its counters */
     g_assert_cmpint(crt_engine_io_target_set(e, first), ==, 0);
     ASSERT_STATE(e, CRT_STATE_STREAMING);
-    WAIT_INT(&a.nonzero, 200);
+    TU_WAIT_FOR(g_atomic_int_get(&a.nonzero) >= 200);
     engine_set_spec(e, "sim:zero");
     g_atomic_int_set(&a.zero_target, 1);
     ASSERT_STATE(e, CRT_STATE_STREAMING);
     crt_target_get_counters(first, &before);
-    WAIT_INT(&a.s.ok, g_atomic_int_get(&a.s.ok) + 200);
+    want = g_atomic_int_get(&a.s.ok) + 200;
+    TU_WAIT_FOR(g_atomic_int_get(&a.s.ok) >= want);
     crt_target_get_counters(first, &after);
     g_assert_cmpuint(after.bytes_read, ==, before.bytes_read);
     crt_target_unref(first);
@@ -1871,6 +1860,7 @@ static void suspend_resume_purge(CrtLoop *loop, CrtCompletion completion)
     guint32 ms = 10;
     Stream s;
     gint seen;
+    gint want;
 
     counter_config(&cfg, loop, &s, 4, 8, 64, completion);
     cfg.purge_on_suspend = TRUE;
@@ -1878,7 +1868,7 @@ static void suspend_resume_purge(CrtLoop *loop, CrtCompletion completion)
     engine_set_spec(e, "sim:counter rate=2000");
     g_assert_cmpint(crt_engine_resume(e), ==, -EALREADY);
     g_assert_cmpint(crt_engine_start(e), ==, 0);
-    WAIT_INT(&s.ok, 50);
+    TU_WAIT_FOR(g_atomic_int_get(&s.ok) >= 50);
 
     g_atomic_int_set(&s.stopping, 1);
     g_assert_cmpint(crt_engine_suspend(e), ==, 0);
@@ -1904,7 +1894,8 @@ static void suspend_resume_purge(CrtLoop *loop, CrtCompletion completion)
     /* Resume restarts the stream it stopped. */
     g_assert_cmpint(crt_engine_resume(e), ==, 0);
     ASSERT_STATE(e, CRT_STATE_STREAMING);
-    WAIT_INT(&s.ok, g_atomic_int_get(&s.ok) + 50);
+    want = g_atomic_int_get(&s.ok) + 50;
+    TU_WAIT_FOR(g_atomic_int_get(&s.ok) >= want);
     g_assert_cmpint(crt_engine_send_sync(e, &ms, sizeof ms, &ms, sizeof ms,
                                          CRT_REQUEST_IOCTL, CRT_SIM_IOCTL_SLEEP, 0, NULL),
                     ==, 0);
@@ -1928,23 +1919,26 @@ static void suspend_resume_no_purge(CrtLoop *loop)
     CrtEngine *e;
     guint32 ms = 10;
     Stream s;
+    gint want;
 
     counter_config(&cfg, loop, &s, 4, 8, 64, CRT_COMPLETION_DEFAULT);
     cfg.purge_on_suspend = FALSE;
     e = engine_new_ok(&cfg);
     engine_set_spec(e, "sim:counter rate=2000");
     g_assert_cmpint(crt_engine_start(e), ==, 0);
-    WAIT_INT(&s.ok, 50);
+    TU_WAIT_FOR(g_atomic_int_get(&s.ok) >= 50);
     /* Without purge, suspend is bookkeeping: the stream keeps going and
      * single requests still work. */
     g_assert_cmpint(crt_engine_suspend(e), ==, 0);
-    WAIT_INT(&s.ok, g_atomic_int_get(&s.ok) + 100);
+    want = g_atomic_int_get(&s.ok) + 100;
+    TU_WAIT_FOR(g_atomic_int_get(&s.ok) >= want);
     g_assert_cmpint(crt_engine_send_sync(e, &ms, sizeof ms, &ms, sizeof ms,
                                          CRT_REQUEST_IOCTL, CRT_SIM_IOCTL_SLEEP, 0, NULL),
                     ==, 0);
     g_assert_cmpint(crt_engine_resume(e), ==, 0);
     ASSERT_STATE(e, CRT_STATE_STREAMING);
-    WAIT_INT(&s.ok, g_atomic_int_get(&s.ok) + 50);
+    want = g_atomic_int_get(&s.ok) + 50;
+    TU_WAIT_FOR(g_atomic_int_get(&s.ok) >= want);
     g_atomic_int_set(&s.stopping, 1);
     crt_engine_stop_and_wait(e);
     assert_drained(e);
@@ -2032,7 +2026,7 @@ static void test_input_ready(void)
     e = engine_new_ok(&cfg);
     engine_set_spec(e, "sim:");
     g_assert_cmpint(crt_engine_start(e), ==, 0);
-    WAIT_INT(&p.eagain, 2);
+    TU_WAIT_FOR(g_atomic_int_get(&p.eagain) >= 2);
     g_usleep(50 * 1000);
     crt_engine_get_stats(e, &st);
     g_assert_cmpuint(st.slots_waiting, ==, 2);
@@ -2041,7 +2035,7 @@ static void test_input_ready(void)
     for (int round = 1; round <= 3; round++) {
         g_atomic_int_add(&p.tokens, 5);
         crt_engine_input_ready(e);
-        WAIT_INT(&p.ok, 5 * round);
+        TU_WAIT_FOR(g_atomic_int_get(&p.ok) >= 5 * round);
         g_usleep(50 * 1000);
         g_assert_cmpint(g_atomic_int_get(&p.ok), ==, 5 * round);
         crt_engine_get_stats(e, &st);
@@ -2099,7 +2093,7 @@ static void test_input_pool_short(void)
     e = engine_new_ok(&cfg);
     engine_set_spec(e, "sim:");
     g_assert_cmpint(crt_engine_start(e), ==, 0);
-    WAIT_INT(&sh.written, 1000);
+    TU_WAIT_FOR(g_atomic_int_get(&sh.written) >= 1000);
     g_atomic_int_set(&sh.stopping, 1);
     crt_engine_stop_and_wait(e);
     assert_drained(e);
@@ -2228,7 +2222,7 @@ static void collector_expect_marks(Collector *c, const char *want)
 {
     CollectorMarks m = {c, want};
 
-    tu_wait_until(collector_marks_are, &m, EVENTUALLY_MS);
+    tu_wait_until(collector_marks_are, &m, TU_EVENTUALLY_MS);
     g_mutex_lock(&c->lock);
     g_assert_cmpstr(c->marks->str, ==, want);
     g_mutex_unlock(&c->lock);
@@ -2256,7 +2250,7 @@ static void collector_expect(Collector *c, const guint8 *expected, gsize len)
 {
     CollectorHas w = {c, len};
 
-    if (!tu_wait_until(collector_has, &w, EVENTUALLY_MS)) {
+    if (!tu_wait_until(collector_has, &w, TU_EVENTUALLY_MS)) {
         g_mutex_lock(&c->lock);
         g_test_message("collected %u of %" G_GSIZE_FORMAT " bytes", c->data->len, len);
         g_mutex_unlock(&c->lock);
@@ -2397,7 +2391,7 @@ static void echo_through_engine(CrtLoop *loop, const char *spec, TuServer *serve
 
     /* connect() returns once the kernel queued the connection; the
      * server's accept may come a little later. */
-    g_assert_true(tu_wait_until(server_has_connection, server, EVENTUALLY_MS));
+    TU_WAIT_FOR(server_has_connection(server));
     g_assert_cmpuint(tu_server_connections(server), ==, 1);
     while (off < len) {
         gsize chunk = (gsize)g_random_int_range(1, 2000);
@@ -2491,7 +2485,7 @@ static void test_real_dev_zero(void)
     Collector c;
     CrtEngine *e = collector_start(&c, loop, "/dev/zero", 4096, TRUE);
 
-    WAIT_INT(&c.ok, 1000);
+    TU_WAIT_FOR(g_atomic_int_get(&c.ok) >= 1000);
     collector_finish(e, &c);
     test_end(loop);
 }
@@ -2507,7 +2501,7 @@ static void test_real_exec_seq(void)
     for (int i = 1; i <= 100000; i++)
         g_string_append_printf(expected, "%d\n", i);
     e = collector_start(&c, loop, "exec:seq 1 100000", 4096, FALSE);
-    WAIT_INT(&c.ended, 1);
+    TU_WAIT_FOR(g_atomic_int_get(&c.ended) >= 1);
     /* The end of the stream stops it without help. */
     assert_state_eventually(e, CRT_STATE_STOPPED);
     g_mutex_lock(&c.lock);
@@ -2607,7 +2601,7 @@ static void test_real_pty_ioctl(void)
     memset(junk, 'x', sizeof junk);
     write_all(master, junk, sizeof junk);
     g_assert_cmpint(crt_engine_start(e), ==, 0);
-    if (!tu_wait_until(fionread_is, &w, EVENTUALLY_MS))
+    if (!tu_wait_until(fionread_is, &w, TU_EVENTUALLY_MS))
         g_assert_cmpint(g_atomic_int_get(&f.value), ==, sizeof junk);
     g_atomic_int_set(&f.stopping, 1);
     crt_engine_stop_and_wait(e);
@@ -2649,7 +2643,7 @@ static void test_real_transaction(void)
         /* The stream has everything written so far: no stray bytes are in
          * the socket when the transaction starts, while the stream's four
          * reads wait at the target. */
-        g_assert_true(tu_wait_until(collector_has, &quiet, EVENTUALLY_MS));
+        TU_WAIT_FOR(collector_has(&quiet));
         memset(resp, 0, sizeof resp);
         g_assert_cmpint(crt_engine_send_sync(e, ping, strlen(ping), resp, strlen(ping),
                                              CRT_REQUEST_INTERNAL_IOCTL, 0, 0, &bytes),
@@ -2671,7 +2665,7 @@ static void test_real_transaction(void)
                                         CRT_REQUEST_WRITE, 0, 0, NULL, NULL),
                         ==, 0);
         g_string_append(stream, chunk);
-        WAIT_INT(&rec.calls, 1);
+        TU_WAIT_FOR(g_atomic_int_get(&rec.calls) >= 1);
         g_assert_cmpint(rec.status, ==, 0);
         g_assert_cmpuint(rec.out_read, ==, strlen(pong));
         g_assert_cmpstr(resp2, ==, pong);
@@ -2746,7 +2740,7 @@ static void read_exactly(int fd, char *buf, size_t len)
         struct pollfd pfd = {.fd = fd, .events = POLLIN};
         ssize_t n;
 
-        g_assert_cmpint(poll(&pfd, 1, EVENTUALLY_MS), ==, 1);
+        g_assert_cmpint(poll(&pfd, 1, TU_EVENTUALLY_MS), ==, 1);
         n = read(fd, buf + got, len - got);
         g_assert_cmpint(n, >, 0);
         got += (size_t)n;
@@ -2799,7 +2793,7 @@ static void test_real_transaction_busy_loop(void)
 
     /* Unsolicited data reaches the stream. */
     g_assert_cmpint(write(peer, "stream-1;", 9), ==, 9);
-    g_assert_true(tu_wait_until(collector_has, &first, EVENTUALLY_MS));
+    TU_WAIT_FOR(collector_has(&first));
 
     /* More arrives while the loop is busy; then a transaction is sent. */
     blocker = g_thread_new("loop-blocker", loop_block_thread, &b);
@@ -2824,9 +2818,9 @@ static void test_real_transaction_busy_loop(void)
     read_exactly(peer, req, sizeof req);
     g_assert_cmpmem(req, sizeof req, "REQ\n", 4);
     g_assert_cmpint(write(peer, "RESP\n", 5), ==, 5);
-    WAIT_INT(&rec.calls, 1);
+    TU_WAIT_FOR(g_atomic_int_get(&rec.calls) >= 1);
     g_assert_cmpint(rec.status, ==, 0);
-    g_assert_true(tu_wait_until(collector_has, &all, EVENTUALLY_MS));
+    TU_WAIT_FOR(collector_has(&all));
     g_usleep(50 * 1000);
 
     expect_mem("transaction response", resp, rec.out_read, "RESP\n", 5);

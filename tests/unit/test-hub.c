@@ -24,8 +24,6 @@
 
 /* Bytes per output buffer: eight counters. */
 #define ENTRY_SIZE 64
-/* Upper bound for "eventually": generous, the machine is noisy. */
-#define EVENTUALLY_MS 10000
 /* A case that runs longer than this has hung. */
 #define CASE_TIMEOUT_S 120
 #define READ_SIZE 65536
@@ -195,22 +193,13 @@ static void fix_close(Fix *f)
     g_mutex_clear(&f->lock);
 }
 
-/* Poll `expr` every millisecond until it holds or EVENTUALLY_MS pass. */
-#define WAIT_FOR(expr)                                                                   \
-    do {                                                                                 \
-        gint64 wait_deadline_ = g_get_monotonic_time() + EVENTUALLY_MS * 1000;           \
-        while (!(expr) && g_get_monotonic_time() < wait_deadline_)                       \
-            g_usleep(1000);                                                              \
-        g_assert_true(expr);                                                             \
-    } while (0)
-
 /* The stream stands still: a request waits for a buffer and no completion
  * arrives for 100 ms. */
 static void assert_paused(Fix *f)
 {
     guint64 completed;
 
-    WAIT_FOR(engine_stats(f).slots_waiting > 0);
+    TU_WAIT_FOR(engine_stats(f).slots_waiting > 0);
     completed = engine_stats(f).completed;
     g_usleep(100 * 1000);
     g_assert_cmpuint(engine_stats(f).completed, ==, completed);
@@ -457,7 +446,7 @@ static char *read_records_until(Fix *f, CrtHubReader *r, Records *p, guint64 wan
     char *problem = NULL;
 
     while (!problem && !p->error && records_last_seq(p) < want) {
-        gssize n = read_wait(f, r, buf, READ_SIZE, framing, EVENTUALLY_MS);
+        gssize n = read_wait(f, r, buf, READ_SIZE, framing, TU_EVENTUALLY_MS);
 
         if (n > 0)
             records_feed(p, buf, (size_t)n);
@@ -505,7 +494,7 @@ static void test_one_reader_records(void)
     r = crt_hub_reader_new(f.hub, TRUE);
     fix_start(&f);
     while (records_last_seq(&p) < 3000 && !p.error) {
-        gssize n = read_wait(&f, r, buf, READ_SIZE, CRT_FRAMING_RECORD, EVENTUALLY_MS);
+        gssize n = read_wait(&f, r, buf, READ_SIZE, CRT_FRAMING_RECORD, TU_EVENTUALLY_MS);
 
         g_assert_cmpint(n, >, ENTRY_SIZE);
         /* One read, one whole record. */
@@ -537,7 +526,7 @@ static void test_one_reader_data(void)
     r = crt_hub_reader_new(f.hub, FALSE);
     fix_start(&f);
     while (c.next < 20000 && !c.error) {
-        gssize n = read_wait(&f, r, buf, 1000, CRT_FRAMING_STREAM, EVENTUALLY_MS);
+        gssize n = read_wait(&f, r, buf, 1000, CRT_FRAMING_STREAM, TU_EVENTUALLY_MS);
 
         g_assert_cmpint(n, >, 0);
         counters_feed(&c, buf, (size_t)n);
@@ -890,7 +879,7 @@ static void test_overflow_drop_oldest_kept(void)
                             .overflow = CRT_OVERFLOW_DROP_OLDEST});
     records_init(&p);
     fix_start(&f);
-    WAIT_FOR(engine_stats(&f).completed >= 100);
+    TU_WAIT_FOR(engine_stats(&f).completed >= 100);
     g_assert_cmpuint(engine_stats(&f).slots_waiting, ==, 0);
     g_assert_cmpuint(hub_stats(&f).dropped, >, 0);
     g_assert_cmpuint(hub_stats(&f).queued, <=, 16);
@@ -974,7 +963,7 @@ static void test_overflow_drop_oldest_partial_read(void)
     fix_start(&f);
     /* The stalled reader takes the first 10 bytes of the first header. */
     g_assert_cmpint(
-        read_wait(&f, rs, head, sizeof head, CRT_FRAMING_RECORD, EVENTUALLY_MS), ==,
+        read_wait(&f, rs, head, sizeof head, CRT_FRAMING_RECORD, TU_EVENTUALLY_MS), ==,
         sizeof head);
     records_feed(&stalled, head, sizeof head);
     READ_RECORDS_UNTIL(&f, ra, &active, 200, CRT_FRAMING_STREAM);
@@ -1024,7 +1013,8 @@ static void test_framing_record(void)
                     ENTRY_SIZE - 10);
     counters_feed(&c, buf, ENTRY_SIZE - 10);
     for (int i = 0; i < 20; i++) {
-        gssize n = read_wait(&f, r, buf, sizeof buf, CRT_FRAMING_RECORD, EVENTUALLY_MS);
+        gssize n =
+            read_wait(&f, r, buf, sizeof buf, CRT_FRAMING_RECORD, TU_EVENTUALLY_MS);
 
         g_assert_cmpint(n, ==, ENTRY_SIZE);
         counters_feed(&c, buf, (size_t)n);
@@ -1150,7 +1140,7 @@ static void test_read_at_continues(void)
         size_t size = round == 2 ? 10 : sizeof buf;
         guint64 pos = window_end(a);
 
-        WAIT_FOR(crt_hub_readable(a) && crt_hub_readable(b));
+        TU_WAIT_FOR(crt_hub_readable(a) && crt_hub_readable(b));
         seen = read_at(a, pos, size, framing, &n);
         m = crt_hub_read(b, buf, size, framing);
         g_assert_cmpint(n, >, 0);
@@ -1185,7 +1175,7 @@ static void test_read_at_packs_small(void)
     for (int i = 0; i < niov; i++)
         counters_feed(&c, iov[i].iov_base, iov[i].iov_len);
     /* The buffers went back at once: the pool refills. */
-    WAIT_FOR(hub_stats(&f).queued == 8);
+    TU_WAIT_FOR(hub_stats(&f).queued == 8);
     n = crt_hub_read_at(r, (guint64)n, 100, CRT_FRAMING_STREAM, iov, &niov);
     g_assert_cmpint(n, ==, 100);
     for (int i = 0; i < niov; i++)
@@ -1214,7 +1204,7 @@ static void test_replay_window(void)
     fix_start(&f);
     /* More than the window, in reads of up to 4 KiB. */
     while (pos < 2 * CRT_HUB_WINDOW) {
-        WAIT_FOR(crt_hub_readable(r));
+        TU_WAIT_FOR(crt_hub_readable(r));
         got = read_at(r, pos, 4096, CRT_FRAMING_STREAM, &n);
         g_assert_nonnull(got);
         g_byte_array_append(all, got->data, got->len);
@@ -1240,7 +1230,7 @@ static void test_replay_window(void)
     g_assert_null(read_at(r, pos + 1, 10, CRT_FRAMING_STREAM, &n));
     g_assert_cmpint(n, ==, -ESPIPE);
     /* The stream goes on right after the position. */
-    WAIT_FOR(crt_hub_readable(r));
+    TU_WAIT_FOR(crt_hub_readable(r));
     got = read_at(r, pos, 4096, CRT_FRAMING_STREAM, &n);
     g_assert_nonnull(got);
     g_byte_array_append(all, got->data, got->len);
@@ -1334,7 +1324,7 @@ static void replay_zero_copy(gboolean records)
     g_assert_cmpint(m, ==, 10);
     g_byte_array_unref(again);
     g_assert_cmpint(crt_hub_read(twin, copy, 10, CRT_FRAMING_STREAM), ==, 10);
-    WAIT_FOR(engine_stats(&f).completed > completed);
+    TU_WAIT_FOR(engine_stats(&f).completed > completed);
     g_assert_null(read_at(r, 0, 10, CRT_FRAMING_STREAM, &m));
     g_assert_cmpint(m, ==, -ESPIPE);
     g_byte_array_unref(first);
@@ -1402,10 +1392,10 @@ static void test_replay_drop_oldest(void)
                             .overflow = CRT_OVERFLOW_DROP_OLDEST});
     r = crt_hub_reader_new(f.hub, FALSE);
     fix_start(&f);
-    WAIT_FOR(crt_hub_readable(r));
+    TU_WAIT_FOR(crt_hub_readable(r));
     first = read_at(r, 0, big, CRT_FRAMING_RECORD, &n);
     g_assert_cmpint(n, ==, (gssize)big);
-    WAIT_FOR(hub_stats(&f).dropped >= 10);
+    TU_WAIT_FOR(hub_stats(&f).dropped >= 10);
     again = read_at(r, 0, big, CRT_FRAMING_RECORD, &m);
     g_assert_cmpint(m, ==, n);
     g_assert_cmpmem(again->data, again->len, first->data, first->len);
@@ -1442,12 +1432,12 @@ static void test_end_of_stream_before_next(void)
     records_init(&q);
     r = crt_hub_reader_new(f.hub, TRUE);
     fix_start(&f);
-    WAIT_FOR(hub_stats(&f).queued >= 10); /* r reads nothing yet */
+    TU_WAIT_FOR(hub_stats(&f).queued >= 10); /* r reads nothing yet */
     crt_engine_stop_and_wait(f.engine);
     crt_hub_end_stream(f.hub);
     last_first = hub_stats(&f).last_seq;
     fix_start(&f);
-    WAIT_FOR(hub_stats(&f).last_seq >= last_first + 10);
+    TU_WAIT_FOR(hub_stats(&f).last_seq >= last_first + 10);
     /* Now r reads: the first stream, end of file, then the second. */
     n = drain_records(r, &p);
     g_assert_cmpint(n, ==, 0);
@@ -1569,7 +1559,7 @@ static void test_close(void)
     /* The buffers are home, the stream resumes and reaches nobody. */
     last_seq = hub_stats(&f).last_seq;
     completed = engine_stats(&f).completed;
-    WAIT_FOR(engine_stats(&f).completed >= completed + 100);
+    TU_WAIT_FOR(engine_stats(&f).completed >= completed + 100);
     crt_engine_stop_and_wait(f.engine);
     g_assert_cmpuint(hub_stats(&f).last_seq, ==, last_seq);
     g_assert_cmpuint(hub_stats(&f).queued, ==, 0);
@@ -1600,7 +1590,8 @@ static void test_error_completions(void)
     /* Each reader holds the other back by at most the pool (block). */
     READ_RECORDS_UNTIL(&f, rr, &p, 50, CRT_FRAMING_RECORD);
     while (c.next < 45 * 8) {
-        gssize n = read_wait(&f, rd, buf, sizeof buf, CRT_FRAMING_STREAM, EVENTUALLY_MS);
+        gssize n =
+            read_wait(&f, rd, buf, sizeof buf, CRT_FRAMING_STREAM, TU_EVENTUALLY_MS);
 
         g_assert_cmpint(n, >, 0);
         counters_feed(&c, buf, (size_t)n);
@@ -1671,7 +1662,7 @@ static void test_bufferless_kept_bounded(void)
 
     fix_open(&f, &(FixOpts){.no_buffers = TRUE, .requests = 1});
     fix_start(&f);
-    WAIT_FOR(engine_stats(&f).completed >= 1000);
+    TU_WAIT_FOR(engine_stats(&f).completed >= 1000);
     g_usleep(300 * 1000);
     g_test_message("completed %" G_GUINT64_FORMAT ", kept %" G_GUINT64_FORMAT,
                    engine_stats(&f).completed, hub_stats(&f).queued);
@@ -1699,7 +1690,7 @@ static void test_bufferless_block_paces(void)
     fix_start(&f);
     /* Slow: one record at a time with pauses, while the target could
      * complete millions a second. */
-    gint64 deadline = g_get_monotonic_time() + EVENTUALLY_MS * 1000;
+    gint64 deadline = g_get_monotonic_time() + TU_EVENTUALLY_MS * 1000;
 
     while (p.recs->len < 300 && g_get_monotonic_time() < deadline) {
         char buf[256];
@@ -1737,7 +1728,7 @@ static void test_bufferless_no_reader_flows(void)
     fix_open(&f,
              &(FixOpts){.write_stream = TRUE, .bufferless_cap = cap, .spec = "sim:zero"});
     fix_start(&f);
-    WAIT_FOR(engine_stats(&f).completed >= 1000);
+    TU_WAIT_FOR(engine_stats(&f).completed >= 1000);
     g_assert_cmpuint(hub_stats(&f).queued, <=, cap);
     g_assert_cmpuint(hub_stats(&f).dropped, >=, 1000 - cap);
     fix_close(&f);
@@ -1755,13 +1746,13 @@ static void test_bufferless_reader_leaves(void)
              &(FixOpts){.write_stream = TRUE, .bufferless_cap = cap, .spec = "sim:zero"});
     r = crt_hub_reader_new(f.hub, FALSE);
     fix_start(&f);
-    WAIT_FOR(hub_stats(&f).queued >= cap);
+    TU_WAIT_FOR(hub_stats(&f).queued >= cap);
     g_usleep(100 * 1000);
     before = engine_stats(&f).completed;
     g_usleep(100 * 1000);
     g_assert_cmpuint(engine_stats(&f).completed, ==, before); /* paused */
     crt_hub_reader_free(r);
-    WAIT_FOR(engine_stats(&f).completed >= before + 1000);
+    TU_WAIT_FOR(engine_stats(&f).completed >= before + 1000);
     fix_close(&f);
 }
 
@@ -1859,7 +1850,7 @@ static void test_readable(void)
                             .out_count = 4,
                             .capture = TRUE});
     fix_start(&f);
-    WAIT_FOR(captured_count(&f) == 5);
+    TU_WAIT_FOR(captured_count(&f) == 5);
     crt_engine_stop_and_wait(f.engine);
     err = take_captured(&f, FALSE);
     ok1 = take_captured(&f, TRUE);

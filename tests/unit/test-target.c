@@ -72,7 +72,7 @@ static char *read_some(int fd)
     struct pollfd pfd = {.fd = fd, .events = POLLIN};
     char buf[256];
 
-    g_assert_cmpint(poll(&pfd, 1, 10000), ==, 1);
+    g_assert_cmpint(poll(&pfd, 1, TU_EVENTUALLY_MS), ==, 1);
     ssize_t n = read(fd, buf, sizeof buf - 1);
     g_assert_cmpint(n, >, 0);
     return g_strndup(buf, (gsize)n);
@@ -611,7 +611,7 @@ static void test_unix_connect(void)
     CrtTarget *t = open_ok(spec);
     g_assert_cmpint(crt_target_kind(t), ==, CRT_TARGET_UNIX);
     g_assert_cmpint(crt_target_fd(t), >=, 0);
-    g_assert_true(tu_wait_until(has_connections, &w, 10000));
+    TU_WAIT_FOR(has_connections(&w));
     crt_target_unref(t);
     tu_server_stop(w.server);
     g_free(spec);
@@ -676,11 +676,11 @@ static void test_unix_echo_roundtrip(void)
     g_assert_nonnull(server);
     CrtTarget *t = open_ok(spec);
     submit(t, &w);
-    g_assert_true(tu_wait_until(io_is_done, &w, 10000));
+    TU_WAIT_FOR(io_is_done(&w));
     g_assert_cmpint(w.io.status, ==, 0);
     g_assert_cmpuint(w.io.bytes_in, ==, 4);
     submit(t, &r);
-    g_assert_true(tu_wait_until(io_is_done, &r, 10000));
+    TU_WAIT_FOR(io_is_done(&r));
     g_assert_cmpint(r.io.status, ==, 0);
     g_assert_cmpmem(out, r.io.bytes_out, "ping", r.io.bytes_out);
     crt_target_get_counters(t, &c);
@@ -761,7 +761,7 @@ static void check_tcp_connect(const char *host)
     CrtTarget *t = open_ok(spec);
     g_assert_cmpint(crt_target_kind(t), ==, CRT_TARGET_TCP);
     g_assert_cmpint(crt_target_fd(t), >=, 0);
-    g_assert_true(tu_wait_until(has_connections, &w, 10000));
+    TU_WAIT_FOR(has_connections(&w));
     crt_target_unref(t);
     tu_server_stop(w.server);
     g_free(spec);
@@ -831,7 +831,7 @@ static void test_exec_stubborn(void)
     assert_no_children();
     /* SIGKILL is delivered asynchronously, and the orphaned `sleep` is
      * reaped by init: the group disappears soon, not at once. */
-    g_assert_true(tu_wait_until(group_is_gone, GINT_TO_POINTER(pgid), 10000));
+    TU_WAIT_FOR(group_is_gone(GINT_TO_POINTER(pgid)));
     g_free(got);
 }
 
@@ -855,7 +855,7 @@ static void wait_hangup(CrtTarget *t)
     char buf[64];
 
     do {
-        g_assert_cmpint(poll(&pfd, 1, 10000), ==, 1);
+        g_assert_cmpint(poll(&pfd, 1, TU_EVENTUALLY_MS), ==, 1);
     } while (read(pfd.fd, buf, sizeof buf) > 0);
 }
 
@@ -958,10 +958,10 @@ static void test_no_fd_leak(void)
     specs[5] = g_strdup("sim:echo");
     open_and_unref_all(specs, G_N_ELEMENTS(specs));
     /* The servers close their side when they see our EOF. */
-    g_assert_true(tu_wait_until(servers_idle, servers, 10000));
+    TU_WAIT_FOR(servers_idle(servers));
     guint before = count_fds();
     open_and_unref_all(specs, G_N_ELEMENTS(specs));
-    g_assert_true(tu_wait_until(servers_idle, servers, 10000));
+    TU_WAIT_FOR(servers_idle(servers));
     g_assert_cmpuint(count_fds(), ==, before);
     assert_no_children();
 

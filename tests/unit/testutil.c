@@ -249,17 +249,35 @@ int tu_openpty(int *master, char **slave_path)
     return 0;
 }
 
+gboolean tu_wait_tick(gint64 *deadline, guint timeout_ms, const char *expr,
+                      const char *file, int line, const char *func)
+{
+    gint64 now = g_get_monotonic_time();
+
+    if (*deadline == 0)
+        *deadline = now + (gint64)timeout_ms * G_TIME_SPAN_MILLISECOND;
+    if (now < *deadline) {
+        g_usleep(1000);
+        return TRUE;
+    }
+    if (expr != NULL) {
+        char *msg = g_strdup_printf("still false after %u ms: %s", timeout_ms, expr);
+
+        g_assertion_message(G_LOG_DOMAIN, file, line, func, msg);
+        g_free(msg);
+    }
+    return FALSE;
+}
+
 gboolean tu_wait_until(gboolean (*cond)(gpointer data), gpointer data, guint timeout_ms)
 {
-    gint64 deadline = g_get_monotonic_time() + (gint64)timeout_ms * 1000;
+    gint64 deadline = 0;
 
-    for (;;) {
-        if (cond(data))
-            return TRUE;
-        if (g_get_monotonic_time() >= deadline)
+    while (!cond(data)) {
+        if (!tu_wait_tick(&deadline, timeout_ms, NULL, NULL, 0, NULL))
             return FALSE;
-        g_usleep(1000);
     }
+    return TRUE;
 }
 
 static guint isolated_timeout_s;

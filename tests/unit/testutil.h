@@ -39,9 +39,39 @@ void tu_server_stop(TuServer *server);
  * close-on-exec) and *slave_path the slave's name (g_free).  0 or -errno. */
 int tu_openpty(int *master, char **slave_path);
 
+/* ---- waiting ---------------------------------------------------------
+ *
+ * The one way the unit tests wait for something another thread does: poll
+ * every millisecond up to a bound.  TU_WAIT_FOR(expr) fails the test when
+ * `expr` does not come true; tu_wait_until() says whether `cond` did, for a
+ * caller that reports the failure itself or must not fail. */
+
+/* Upper bound for "eventually": generous, the machine is noisy. */
+#define TU_EVENTUALLY_MS 10000
+
 /* Call cond(data) every millisecond until it returns TRUE (then TRUE) or
  * `timeout_ms` have passed (then FALSE). */
 gboolean tu_wait_until(gboolean (*cond)(gpointer data), gpointer data, guint timeout_ms);
+
+/* Evaluate `expr` every millisecond until it holds; if it still does not
+ * after TU_EVENTUALLY_MS, fail the test with the condition's text and
+ * file:line (an assertion: fatal unless g_test_set_nonfatal_assertions). */
+#define TU_WAIT_FOR(expr)                                                                \
+    G_STMT_START                                                                         \
+    {                                                                                    \
+        gint64 tu_wait_deadline_ = 0;                                                    \
+        while (!(expr) && tu_wait_tick(&tu_wait_deadline_, TU_EVENTUALLY_MS, #expr,      \
+                                       __FILE__, __LINE__, G_STRFUNC))                   \
+            ;                                                                            \
+    }                                                                                    \
+    G_STMT_END
+
+/* One step of a wait (TU_WAIT_FOR, tu_wait_until): *deadline 0 starts the
+ * clock.  Before the deadline, sleep a millisecond and return TRUE (try
+ * again); after it, return FALSE, and if `expr` is not NULL first fail the
+ * test as an assertion at file:line would. */
+gboolean tu_wait_tick(gint64 *deadline, guint timeout_ms, const char *expr,
+                      const char *file, int line, const char *func);
 
 /* A counter other threads bump and a test waits on (callback counts). */
 typedef struct {
