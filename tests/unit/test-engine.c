@@ -26,96 +26,7 @@
 
 #include "testutil.h"
 
-/* ---- failures seen on other threads ------------------------------------- */
-
-static GMutex check_lock;
-static char *check_first;   /* check_lock: the first failure, with its line */
-static gint check_failures; /* atomic */
-
-static void check_fail(int line, const char *fmt, ...) G_GNUC_PRINTF(2, 3);
-
-static void check_fail(int line, const char *fmt, ...)
-{
-    va_list ap;
-    char *msg;
-
-    va_start(ap, fmt);
-    msg = g_strdup_vprintf(fmt, ap);
-    va_end(ap);
-    g_atomic_int_inc(&check_failures);
-    g_mutex_lock(&check_lock);
-    if (check_first == NULL)
-        check_first = g_strdup_printf("test-engine.c:%d: %s", line, msg);
-    g_mutex_unlock(&check_lock);
-    g_free(msg);
-}
-
-#define CHECK(cond)                                                                      \
-    do {                                                                                 \
-        if (G_UNLIKELY(!(cond)))                                                         \
-            check_fail(__LINE__, "%s", #cond);                                           \
-    } while (0)
-#define CHECKF(cond, ...)                                                                \
-    do {                                                                                 \
-        if (G_UNLIKELY(!(cond)))                                                         \
-            check_fail(__LINE__, __VA_ARGS__);                                           \
-    } while (0)
-
-static void checks_assert_clean(void)
-{
-    char *first;
-
-    g_mutex_lock(&check_lock);
-    first = g_strdup(check_first);
-    g_mutex_unlock(&check_lock);
-    /* Prints the first failure a callback recorded. */
-    g_assert_cmpstr(first, ==, NULL);
-    g_assert_cmpint(g_atomic_int_get(&check_failures), ==, 0);
-}
-
-/* Every test runs on a private loop, so one test's leftovers cannot reach
- * the next, and ends by checking what its callbacks recorded. */
-static CrtLoop *test_begin(void)
-{
-    g_mutex_lock(&check_lock);
-    g_clear_pointer(&check_first, g_free);
-    g_mutex_unlock(&check_lock);
-    g_atomic_int_set(&check_failures, 0);
-    return crt_loop_new();
-}
-
-static void test_end(CrtLoop *loop)
-{
-    crt_loop_unref(loop);
-    checks_assert_clean();
-}
-
 /* ---- waiting ------------------------------------------------------------ */
-
-typedef struct {
-    CrtEngine *engine;
-    CrtEngineState state;
-} StateIs;
-
-static gboolean state_is(gpointer data)
-{
-    StateIs *w = data;
-
-    return crt_engine_get_state(w->engine) == w->state;
-}
-
-static void assert_state_eventually(CrtEngine *e, CrtEngineState state)
-{
-    StateIs w = {e, state};
-
-    if (!tu_wait_until(state_is, &w, TU_EVENTUALLY_MS))
-        g_assert_cmpstr(crt_engine_state_to_string(crt_engine_get_state(e)), ==,
-                        crt_engine_state_to_string(state));
-}
-
-#define ASSERT_STATE(e, st)                                                              \
-    g_assert_cmpstr(crt_engine_state_to_string(crt_engine_get_state(e)), ==,             \
-                    crt_engine_state_to_string(st))
 
 /* Run fn(data) on its own thread; a call that has not returned after
  * `timeout_ms` is a hang, and the program stops there with a message rather
@@ -159,52 +70,6 @@ static void stop_and_wait_fn(gpointer data)
 static void engine_free_fn(gpointer data)
 {
     crt_engine_free(data);
-}
-
-/* ---- engines and targets ---------------------------------------------- */
-
-static CrtEngine *engine_new_ok(const CrtEngineConfig *cfg)
-{
-    CrtEngine *e = NULL;
-    GError *error = NULL;
-    int r = crt_engine_new(cfg, &e, &error);
-
-    g_assert_no_error(error);
-    g_assert_cmpint(r, ==, 0);
-    g_assert_nonnull(e);
-    return e;
-}
-
-static CrtTarget *target_open_ok(const char *spec, CrtLoop *loop)
-{
-    CrtTarget *t = NULL;
-    GError *error = NULL;
-    int r = crt_target_open_spec(spec, loop, &t, &error);
-
-    g_assert_no_error(error);
-    g_assert_cmpint(r, ==, 0);
-    g_assert_nonnull(t);
-    return t;
-}
-
-/* Open `spec` on the engine's loop and hand it to the engine. */
-static void engine_set_spec(CrtEngine *e, const char *spec)
-{
-    CrtTarget *t = target_open_ok(spec, crt_engine_get_config(e)->loop);
-
-    g_assert_cmpint(crt_engine_io_target_set(e, t), ==, 0);
-}
-
-/* Nothing in flight, stopped, every buffer back in its pool. */
-static void assert_drained(CrtEngine *e)
-{
-    CrtEngineStats st;
-
-    crt_engine_get_stats(e, &st);
-    g_assert_cmpuint(st.requests_in_flight, ==, 0);
-    ASSERT_STATE(e, CRT_STATE_STOPPED);
-    g_assert_cmpuint(st.out_pool_free, ==, st.out_pool_size);
-    g_assert_cmpuint(st.in_pool_free, ==, st.in_pool_size);
 }
 
 /* ---- a checked `sim:counter` read stream ---------------------------------- */
@@ -361,16 +226,15 @@ static CrtDisposition zero_ioctl_output(CrtEngine *e, const CrtOutput *o,
     return CRT_DISPOSITION_ENGINE_CONTINUE;
 }
 
-static void output_stream(CrtCompletion completion)
+static void output_stream(TuEngine *fx, CrtCompletion completion)
 {
-    CrtLoop *loop = test_begin();
+    CrtLoop *loop = fx->loop;
     ZeroIoctl z = {.loop = loop, .completion = completion};
     CrtEngineConfig cfg;
     CrtEngineStats st;
     CrtEngine *e;
 
-    crt_engine_config_init(&cfg);
-    cfg.loop = loop;
+    cfg = fx->cfg;
     cfg.request_count = 32;
     cfg.type = CRT_REQUEST_IOCTL;
     cfg.ioctl = CRT_SIM_IOCTL_ZERO;
@@ -381,17 +245,16 @@ static void output_stream(CrtCompletion completion)
     cfg.completion = completion;
     cfg.buffer_output = zero_ioctl_output;
     cfg.user_data = &z;
-    e = engine_new_ok(&cfg);
-    engine_set_spec(e, "sim: delay=0-50");
+    e = tu_engine_new(&cfg, "sim: delay=0-50");
     g_assert_cmpint(crt_engine_start(e), ==, 0);
-    ASSERT_STATE(e, CRT_STATE_STREAMING);
+    TU_ASSERT_ENGINE_STATE(e, CRT_STATE_STREAMING);
     g_usleep(3 * G_USEC_PER_SEC);
     g_atomic_int_set(&z.stopping, 1);
     crt_engine_stop_and_wait(e);
 
     crt_engine_get_stats(e, &st);
     g_assert_cmpuint(st.requests_in_flight, ==, 0);
-    ASSERT_STATE(e, CRT_STATE_STOPPED);
+    TU_ASSERT_ENGINE_STATE(e, CRT_STATE_STOPPED);
     g_assert_cmpuint(st.out_pool_size, ==, 64);
     g_assert_cmpuint(st.out_pool_free, ==, st.out_pool_size);
     /* 32 requests of at most 50 ms for 3 s: far more than 32, even on a
@@ -403,17 +266,16 @@ static void output_stream(CrtCompletion completion)
     g_assert_cmpuint(st.completed + st.cancelled + st.failed, ==, (guint64)z.callbacks);
     g_test_message("%d zeroed buffers, %d cancelled at the stop", z.ok, z.cancelled);
     crt_engine_free(e);
-    test_end(loop);
 }
 
-static void test_output_stream_default(void)
+static void test_output_stream_default(TuEngine *fx, gconstpointer unused)
 {
-    output_stream(CRT_COMPLETION_DEFAULT);
+    output_stream(fx, CRT_COMPLETION_DEFAULT);
 }
 
-static void test_output_stream_passive(void)
+static void test_output_stream_passive(TuEngine *fx, gconstpointer unused)
 {
-    output_stream(CRT_COMPLETION_PASSIVE);
+    output_stream(fx, CRT_COMPLETION_PASSIVE);
 }
 
 /* ---- /engine/input-stream ------------------------------------------------- */
@@ -493,17 +355,15 @@ static CrtDisposition sleep_output(CrtEngine *e, const CrtOutput *o, gpointer us
     return CRT_DISPOSITION_ENGINE_CONTINUE;
 }
 
-static void test_input_stream(void)
+static void test_input_stream(TuEngine *fx, gconstpointer unused)
 {
-    CrtLoop *loop = test_begin();
     SleepStream s;
     CrtEngineConfig cfg;
     CrtEngine *e;
 
     memset(&s, 0, sizeof s);
     g_mutex_init(&s.lock);
-    crt_engine_config_init(&cfg);
-    cfg.loop = loop;
+    cfg = fx->cfg;
     cfg.request_count = 8;
     cfg.type = CRT_REQUEST_IOCTL;
     cfg.ioctl = CRT_SIM_IOCTL_SLEEP;
@@ -515,13 +375,12 @@ static void test_input_stream(void)
     cfg.buffer_input = sleep_input;
     cfg.buffer_output = sleep_output;
     cfg.user_data = &s;
-    e = engine_new_ok(&cfg);
-    engine_set_spec(e, "sim:");
+    e = tu_engine_new(&cfg, "sim:");
     g_assert_cmpint(crt_engine_start(e), ==, 0);
     g_usleep(2 * G_USEC_PER_SEC);
     g_atomic_int_set(&s.stopping, 1);
     crt_engine_stop_and_wait(e);
-    assert_drained(e);
+    tu_engine_assert_drained(e);
 
     /* 8 requests of at most 40 ms for 2 s. */
     g_assert_cmpint(s.ok, >, 8);
@@ -531,7 +390,6 @@ static void test_input_stream(void)
     for (guint i = 0; i <= SLEEP_MAX_MS; i++)
         g_queue_clear_full(&s.sent[i], g_free);
     g_mutex_clear(&s.lock);
-    test_end(loop);
 }
 
 /* ---- /engine/zero-buffer-stream ------------------------------------------ */
@@ -557,16 +415,14 @@ static CrtDisposition empty_output(CrtEngine *e, const CrtOutput *o, gpointer us
     return CRT_DISPOSITION_ENGINE_CONTINUE;
 }
 
-static void test_zero_buffer_stream(void)
+static void test_zero_buffer_stream(TuEngine *fx, gconstpointer unused)
 {
-    CrtLoop *loop = test_begin();
     Empty z = {0};
     CrtEngineConfig cfg;
     CrtEngineStats st;
     CrtEngine *e;
 
-    crt_engine_config_init(&cfg);
-    cfg.loop = loop;
+    cfg = fx->cfg;
     cfg.type = CRT_REQUEST_IOCTL;
     cfg.ioctl = CRT_SIM_IOCTL_ZERO_BYTES;
     cfg.in_size = 0;
@@ -575,19 +431,17 @@ static void test_zero_buffer_stream(void)
     cfg.out_count = 0;
     cfg.buffer_output = empty_output;
     cfg.user_data = &z;
-    e = engine_new_ok(&cfg);
-    engine_set_spec(e, "sim:");
+    e = tu_engine_new(&cfg, "sim:");
     g_assert_cmpint(crt_engine_start(e), ==, 0);
     TU_WAIT_FOR(g_atomic_int_get(&z.ok) >= 5000);
     g_atomic_int_set(&z.stopping, 1);
     crt_engine_stop_and_wait(e);
-    assert_drained(e);
+    tu_engine_assert_drained(e);
     crt_engine_get_stats(e, &st);
     g_assert_cmpuint(st.out_pool_size, ==, 0);
     g_assert_cmpuint(st.completed + st.cancelled + st.failed, ==, (guint64)z.callbacks);
     g_assert_cmpuint(st.bytes_read, ==, 0);
     crt_engine_free(e);
-    test_end(loop);
 }
 
 /* ---- /engine/matrix --------------------------------------------------------- */
@@ -605,18 +459,17 @@ static void matrix_one(CrtLoop *loop, CrtMemory memory, CrtCompletion completion
     counter_config(&cfg, loop, &s, 4, 8, 64, completion);
     cfg.out_memory = memory;
     cfg.mode = mode;
-    e = engine_new_ok(&cfg);
-    engine_set_spec(e, "sim:counter");
+    e = tu_engine_new(&cfg, "sim:counter");
     if (mode == CRT_MODE_AUTOMATIC) {
         /* Setting the target started the stream. */
-        ASSERT_STATE(e, CRT_STATE_STREAMING);
+        TU_ASSERT_ENGINE_STATE(e, CRT_STATE_STREAMING);
         g_assert_cmpint(crt_engine_start(e), ==, -EALREADY);
     } else {
-        ASSERT_STATE(e, CRT_STATE_STOPPED);
+        TU_ASSERT_ENGINE_STATE(e, CRT_STATE_STOPPED);
         g_usleep(20 * 1000);
         g_assert_cmpint(g_atomic_int_get(&s.callbacks), ==, 0);
         g_assert_cmpint(crt_engine_start(e), ==, 0);
-        ASSERT_STATE(e, CRT_STATE_STREAMING);
+        TU_ASSERT_ENGINE_STATE(e, CRT_STATE_STREAMING);
     }
     TU_WAIT_FOR(g_atomic_int_get(&s.ok) >= 300);
     g_atomic_int_set(&s.stopping, 1);
@@ -628,18 +481,18 @@ static void matrix_one(CrtLoop *loop, CrtMemory memory, CrtCompletion completion
         crt_engine_stop_and_wait(e);
         g_assert_true(crt_engine_has_target(e));
     }
-    assert_drained(e);
+    tu_engine_assert_drained(e);
     assert_stats_match(e, &s);
     seen = g_atomic_int_get(&s.callbacks);
     g_usleep(20 * 1000);
     g_assert_cmpint(g_atomic_int_get(&s.callbacks), ==, seen);
     crt_engine_free(e);
-    checks_assert_clean();
+    tu_checks_assert_clean();
 }
 
-static void test_matrix(void)
+static void test_matrix(TuEngine *fx, gconstpointer unused)
 {
-    CrtLoop *loop = test_begin();
+    CrtLoop *loop = fx->loop;
 
     for (int m = 0; m < 2; m++) {
         for (int c = 0; c < 2; c++) {
@@ -651,7 +504,6 @@ static void test_matrix(void)
                        CRT_MODE_MANUAL);
         }
     }
-    test_end(loop);
 }
 
 /* ---- single requests: a recording completion ---------------------------- */
@@ -700,9 +552,9 @@ static int send_sleep(CrtEngine *e, guint32 *ms_and_response, guint timeout_ms,
 
 /* ---- /engine/send-sync ---------------------------------------------------- */
 
-static void test_send_sync(void)
+static void test_send_sync(TuEngine *fx, gconstpointer unused)
 {
-    CrtLoop *loop = test_begin();
+    CrtLoop *loop = fx->loop;
     CrtEngineConfig cfg;
     CrtEngine *e, *lonely;
     CrtEngineStats st;
@@ -713,10 +565,8 @@ static void test_send_sync(void)
     SendRecord r1, r2, r3, none;
     guint32 req1 = 50, req2 = 300, req3 = 0;
 
-    crt_engine_config_init(&cfg);
-    cfg.loop = loop;
-    e = engine_new_ok(&cfg);
-    engine_set_spec(e, "sim:counter");
+    cfg = fx->cfg;
+    e = tu_engine_new(&cfg, "sim:counter");
 
     /* A sleep of 50 ms without a timeout succeeds and echoes its input. */
     ms = 50;
@@ -799,7 +649,7 @@ static void test_send_sync(void)
 
     /* No target: refused at once, never called back. */
     send_record_init(&none, loop);
-    lonely = engine_new_ok(&cfg);
+    lonely = tu_engine_new(&cfg, NULL);
     g_assert_cmpint(crt_engine_send(lonely, &req3, sizeof req3, &req3, sizeof req3,
                                     CRT_REQUEST_IOCTL, CRT_SIM_IOCTL_SLEEP, 0,
                                     record_send, &none),
@@ -833,7 +683,6 @@ static void test_send_sync(void)
     g_assert_cmpuint(st.sends, ==, 10);
     crt_engine_free(lonely);
     crt_engine_free(e);
-    test_end(loop);
 }
 
 /* ---- /engine/cancel ---------------------------------------------------------- */
@@ -907,20 +756,16 @@ static void cancel_races(CrtEngine *e, CrtLoop *loop, CrtCompletion completion)
     g_free(c);
 }
 
-static void test_cancel(void)
+static void test_cancel(TuEngine *fx, gconstpointer unused)
 {
-    CrtLoop *loop = test_begin();
-    CrtEngineConfig cfg;
+    CrtLoop *loop = fx->loop;
     CrtEngineStats st;
     CrtEngine *e;
     SendRecord a, b;
     guint32 ms_a = 200, ms_b = 2000;
     CrtRequestId id_a = 0, id_b = 0;
 
-    crt_engine_config_init(&cfg);
-    cfg.loop = loop;
-    e = engine_new_ok(&cfg);
-    engine_set_spec(e, "sim:");
+    e = tu_engine_open(fx, "sim:");
 
     /* (a) after the completion, cancel has nothing to cancel. */
     send_record_init(&a, loop);
@@ -950,8 +795,6 @@ static void test_cancel(void)
 
     crt_engine_get_stats(e, &st);
     g_assert_cmpuint(st.requests_in_flight, ==, 0);
-    crt_engine_free(e);
-    test_end(loop);
 }
 
 /* ---- /engine/client-owned-buffers ------------------------------------------ */
@@ -1029,9 +872,9 @@ static void holder_release(CrtEngine *e, Holder *h)
     g_array_free(held, TRUE);
 }
 
-static void test_client_owned_buffers(void)
+static void test_client_owned_buffers(TuEngine *fx, gconstpointer unused)
 {
-    CrtLoop *loop = test_begin();
+    CrtLoop *loop = fx->loop;
     CrtEngineConfig cfg;
     CrtEngineStats st;
     CrtEngine *e;
@@ -1047,8 +890,7 @@ static void test_client_owned_buffers(void)
                    CRT_COMPLETION_DEFAULT);
     cfg.buffer_output = holder_output;
     cfg.user_data = &h;
-    e = engine_new_ok(&cfg);
-    engine_set_spec(e, "sim:counter");
+    e = tu_engine_new(&cfg, "sim:counter");
     g_assert_cmpint(crt_engine_start(e), ==, 0);
 
     for (int cycle = 0; cycle < 5; cycle++) {
@@ -1061,7 +903,7 @@ static void test_client_owned_buffers(void)
         crt_engine_get_stats(e, &st);
         g_assert_cmpuint(st.slots_waiting, ==, HOLD_REQUESTS);
         g_assert_cmpuint(st.out_pool_free, ==, 0);
-        ASSERT_STATE(e, CRT_STATE_STREAMING);
+        TU_ASSERT_ENGINE_STATE(e, CRT_STATE_STREAMING);
 
         g_mutex_lock(&h.lock);
         memcpy(before, h.per_slot, sizeof before);
@@ -1086,12 +928,11 @@ static void test_client_owned_buffers(void)
     crt_engine_get_stats(e, &st);
     g_assert_cmpuint(st.out_pool_free, ==, 0);
     holder_release(e, &h);
-    assert_drained(e);
+    tu_engine_assert_drained(e);
     assert_stats_match(e, &h.s);
     crt_engine_free(e);
     g_array_free(h.held, TRUE);
     g_mutex_clear(&h.lock);
-    test_end(loop);
 }
 
 /* ---- /engine/ordering --------------------------------------------------------- */
@@ -1103,43 +944,41 @@ static gboolean ordering_done(gpointer data)
     return g_atomic_int_get(&((Stream *)data)->ok) >= ORDERING_BUFFERS;
 }
 
-static void ordering(CrtCompletion completion)
+static void ordering(TuEngine *fx, CrtCompletion completion)
 {
-    CrtLoop *loop = test_begin();
+    CrtLoop *loop = fx->loop;
     CrtEngineConfig cfg;
     CrtEngine *e;
     Stream s;
 
     counter_config(&cfg, loop, &s, 16, 32, 64, completion);
     s.stop_at = ORDERING_BUFFERS;
-    e = engine_new_ok(&cfg);
-    engine_set_spec(e, "sim:counter");
+    e = tu_engine_new(&cfg, "sim:counter");
     /* The callback's ENGINE_STOP ends the stream; completions still in the
      * queue then come with status 0 or -ECANCELED. */
     g_atomic_int_set(&s.stopping, 1);
     g_assert_cmpint(crt_engine_start(e), ==, 0);
     if (!tu_wait_until(ordering_done, &s, 60000))
         g_assert_cmpint(g_atomic_int_get(&s.ok), >=, ORDERING_BUFFERS);
-    assert_state_eventually(e, CRT_STATE_STOPPED);
+    tu_engine_wait_state(e, CRT_STATE_STOPPED);
     crt_engine_stop_and_wait(e);
-    assert_drained(e);
+    tu_engine_assert_drained(e);
     assert_stats_match(e, &s);
     /* Only buffers already completed when the stream stopped may follow
      * the one that stopped it. */
     g_assert_cmpint(s.ok, <=, ORDERING_BUFFERS + 16 - 1);
     g_assert_cmpuint(s.next_counter, ==, (guint64)s.ok * 8 + 1);
     crt_engine_free(e);
-    test_end(loop);
 }
 
-static void test_ordering_default(void)
+static void test_ordering_default(TuEngine *fx, gconstpointer unused)
 {
-    ordering(CRT_COMPLETION_DEFAULT);
+    ordering(fx, CRT_COMPLETION_DEFAULT);
 }
 
-static void test_ordering_passive(void)
+static void test_ordering_passive(TuEngine *fx, gconstpointer unused)
 {
-    ordering(CRT_COMPLETION_PASSIVE);
+    ordering(fx, CRT_COMPLETION_PASSIVE);
 }
 
 /* ---- /engine/stop-races ------------------------------------------------------- */
@@ -1196,8 +1035,7 @@ static void stop_race_slow_callback(CrtLoop *loop)
     counter_config(&cfg, loop, &config_only, 4, 8, 64, CRT_COMPLETION_PASSIVE);
     cfg.buffer_output = sleepy_output;
     cfg.user_data = &sleepy;
-    w.engine = engine_new_ok(&cfg);
-    engine_set_spec(w.engine, "sim:counter");
+    w.engine = tu_engine_new(&cfg, "sim:counter");
     g_assert_cmpint(crt_engine_start(w.engine), ==, 0);
     TU_WAIT_FOR(g_atomic_int_get(&sleepy.started) >= 1);
     run_bounded("stop_and_wait during a slow passive callback", stop_while_sleeping, &w,
@@ -1221,8 +1059,7 @@ static void stop_race_storm(CrtLoop *loop, CrtCompletion completion)
 
     counter_config(&cfg, loop, &s, 4, 8, 64, completion);
     g_atomic_int_set(&s.stopping, 1); /* cancellations come at any time here */
-    e = engine_new_ok(&cfg);
-    engine_set_spec(e, "sim:counter");
+    e = tu_engine_new(&cfg, "sim:counter");
     for (int i = 0; i < 1000; i++) {
         g_assert_cmpint(crt_engine_start(e), ==, 0);
         if (i % 4 == 0)
@@ -1233,7 +1070,7 @@ static void stop_race_storm(CrtLoop *loop, CrtCompletion completion)
             crt_engine_stop(e);
     }
     crt_engine_stop_and_wait(e);
-    assert_drained(e);
+    tu_engine_assert_drained(e);
     assert_stats_match(e, &s);
     g_test_message("%s storm: %d buffers, %d cancelled",
                    crt_completion_to_string(completion), s.ok, s.cancelled);
@@ -1301,8 +1138,7 @@ static void stop_race_free(CrtLoop *loop, CrtCompletion stream, CrtCompletion si
     cfg.buffer_input = sleep100_input;
     cfg.buffer_output = free_race_output;
     cfg.user_data = &f;
-    e = engine_new_ok(&cfg);
-    engine_set_spec(e, "sim:");
+    e = tu_engine_new(&cfg, "sim:");
     g_assert_cmpint(crt_engine_start(e), ==, 0);
     send_record_init(&rec, loop);
     g_assert_cmpint(send_sleep(e, &ms, 0, single, &rec, &id), ==, 0);
@@ -1370,8 +1206,7 @@ static void stop_race_from_callback(CrtLoop *loop, CrtCompletion completion,
     counter_config(&cfg, loop, &x.s, 4, 8, 64, completion);
     cfg.buffer_output = self_stop_output;
     cfg.user_data = &x;
-    x.engine = engine_new_ok(&cfg);
-    engine_set_spec(x.engine, "sim:counter");
+    x.engine = tu_engine_new(&cfg, "sim:counter");
     g_assert_cmpint(crt_engine_start(x.engine), ==, 0);
     if (!tu_wait_until(stopper_returned, &x, TU_EVENTUALLY_MS))
         g_error("%s from a %s callback did not return (deadlock?)",
@@ -1384,7 +1219,7 @@ static void stop_race_from_callback(CrtLoop *loop, CrtCompletion completion,
         g_assert_true(x.state_after == CRT_STATE_STOPPING ||
                       x.state_after == CRT_STATE_STOPPED);
     }
-    assert_state_eventually(x.engine, CRT_STATE_STOPPED);
+    tu_engine_wait_state(x.engine, CRT_STATE_STOPPED);
     seen = g_atomic_int_get(&x.s.callbacks);
     g_usleep(50 * 1000);
     g_assert_cmpint(g_atomic_int_get(&x.s.callbacks), ==, seen);
@@ -1393,48 +1228,45 @@ static void stop_race_from_callback(CrtLoop *loop, CrtCompletion completion,
     g_assert_cmpint(x.s.ok, <=, 50 + 3);
     run_bounded("stop_and_wait after a stop from a callback", stop_and_wait_fn, x.engine,
                 TU_EVENTUALLY_MS);
-    assert_drained(x.engine);
+    tu_engine_assert_drained(x.engine);
     assert_stats_match(x.engine, &x.s);
     /* And it starts again. */
     g_assert_cmpint(crt_engine_start(x.engine), ==, 0);
     TU_WAIT_FOR(g_atomic_int_get(&x.s.ok) >= 60);
     crt_engine_stop_and_wait(x.engine);
-    assert_drained(x.engine);
+    tu_engine_assert_drained(x.engine);
     crt_engine_free(x.engine);
 }
 
-static void test_stop_race_slow_callback(void)
+static void test_stop_race_slow_callback(TuEngine *fx, gconstpointer unused)
 {
-    CrtLoop *loop = test_begin();
+    CrtLoop *loop = fx->loop;
 
     stop_race_slow_callback(loop);
-    test_end(loop);
 }
 
-static void test_stop_race_storm(void)
+static void test_stop_race_storm(TuEngine *fx, gconstpointer unused)
 {
-    CrtLoop *loop = test_begin();
+    CrtLoop *loop = fx->loop;
 
     stop_race_storm(loop, CRT_COMPLETION_DEFAULT);
-    checks_assert_clean();
+    tu_checks_assert_clean();
     stop_race_storm(loop, CRT_COMPLETION_PASSIVE);
-    test_end(loop);
 }
 
-static void test_stop_race_free(void)
+static void test_stop_race_free(TuEngine *fx, gconstpointer unused)
 {
-    CrtLoop *loop = test_begin();
+    CrtLoop *loop = fx->loop;
 
     stop_race_free(loop, CRT_COMPLETION_PASSIVE, CRT_COMPLETION_DEFAULT);
-    checks_assert_clean();
+    tu_checks_assert_clean();
     stop_race_free(loop, CRT_COMPLETION_DEFAULT, CRT_COMPLETION_PASSIVE);
-    test_end(loop);
 }
 
 /* A deadlock here would stop the whole program, so the scenario runs in a
  * subprocess: a hang fails this case (the child's message is on stderr)
  * and the other cases still run. */
-static void test_stop_race_from_callback(void)
+static void test_stop_race_from_callback(TuEngine *fx, gconstpointer unused)
 {
     CrtLoop *loop;
 
@@ -1448,18 +1280,17 @@ static void test_stop_race_from_callback(void)
         }
         return;
     }
-    loop = test_begin();
+    loop = fx->loop;
     for (int i = 0; i < 5; i++) {
         stop_race_from_callback(loop, CRT_COMPLETION_PASSIVE, TRUE);
-        checks_assert_clean();
+        tu_checks_assert_clean();
         stop_race_from_callback(loop, CRT_COMPLETION_PASSIVE, FALSE);
-        checks_assert_clean();
+        tu_checks_assert_clean();
         stop_race_from_callback(loop, CRT_COMPLETION_DEFAULT, FALSE);
-        checks_assert_clean();
+        tu_checks_assert_clean();
         stop_race_from_callback(loop, CRT_COMPLETION_DEFAULT, TRUE);
-        checks_assert_clean();
+        tu_checks_assert_clean();
     }
-    test_end(loop);
 }
 
 /* ---- /engine/dispositions ------------------------------------------------------ */
@@ -1527,8 +1358,7 @@ static CrtEngine *dispo_start(CrtLoop *loop, Dispo *d, guint requests, guint out
     cfg.lookaside_output = lookaside;
     cfg.buffer_output = dispo_output;
     cfg.user_data = d;
-    e = engine_new_ok(&cfg);
-    engine_set_spec(e, "sim:counter");
+    e = tu_engine_new(&cfg, "sim:counter");
     g_assert_cmpint(crt_engine_start(e), ==, 0);
     return e;
 }
@@ -1538,7 +1368,7 @@ static void dispo_finish(CrtEngine *e, Dispo *d)
     g_atomic_int_set(&d->s.stopping, 1);
     crt_engine_stop_and_wait(e);
     dispo_put_back(e, d);
-    assert_drained(e);
+    tu_engine_assert_drained(e);
     assert_stats_match(e, &d->s);
     crt_engine_free(e);
     g_array_free(d->kept, TRUE);
@@ -1550,16 +1380,16 @@ static void assert_stopped_quietly(CrtEngine *e, Stream *s)
 {
     gint seen;
 
-    assert_state_eventually(e, CRT_STATE_STOPPED);
+    tu_engine_wait_state(e, CRT_STATE_STOPPED);
     seen = g_atomic_int_get(&s->callbacks);
     g_usleep(50 * 1000);
     g_assert_cmpint(g_atomic_int_get(&s->callbacks), ==, seen);
-    ASSERT_STATE(e, CRT_STATE_STOPPED);
+    TU_ASSERT_ENGINE_STATE(e, CRT_STATE_STOPPED);
 }
 
-static void test_dispositions(void)
+static void test_dispositions(TuEngine *fx, gconstpointer unused)
 {
-    CrtLoop *loop = test_begin();
+    CrtLoop *loop = fx->loop;
     CrtEngineStats st;
     CrtEngine *e;
     Dispo d;
@@ -1570,12 +1400,12 @@ static void test_dispositions(void)
     assert_stopped_quietly(e, &d.s);
     g_assert_cmpint(d.s.callbacks, ==, 1);
     g_assert_cmpint(d.s.ok, ==, 1);
-    assert_drained(e); /* the engine kept the buffer */
+    tu_engine_assert_drained(e); /* the engine kept the buffer */
     /* The stream can be started again and goes on where it stopped. */
     g_assert_cmpint(crt_engine_start(e), ==, 0);
     TU_WAIT_FOR(g_atomic_int_get(&d.s.ok) >= 20);
     dispo_finish(e, &d);
-    checks_assert_clean();
+    tu_checks_assert_clean();
 
     /* ENGINE_STOP, four requests: only buffers that had completed already
      * follow the one that stopped the stream. */
@@ -1584,9 +1414,9 @@ static void test_dispositions(void)
     assert_stopped_quietly(e, &d.s);
     g_assert_cmpint(d.s.ok, >=, 1);
     g_assert_cmpint(d.s.ok, <=, 4);
-    assert_drained(e);
+    tu_engine_assert_drained(e);
     dispo_finish(e, &d);
-    checks_assert_clean();
+    tu_checks_assert_clean();
 
     /* CLIENT_STOP: the stream stops and the client has the buffer. */
     e = dispo_start(loop, &d, 1, 4, FALSE, CRT_DISPOSITION_CLIENT_STOP, 0);
@@ -1601,13 +1431,13 @@ static void test_dispositions(void)
     g_assert_cmpint(crt_engine_start(e), ==, 0);
     TU_WAIT_FOR(g_atomic_int_get(&d.s.ok) >= 50);
     dispo_finish(e, &d);
-    checks_assert_clean();
+    tu_checks_assert_clean();
 
     /* CLIENT_CONTINUE: the client keeps two buffers, the stream goes on
      * with the other two. */
     e = dispo_start(loop, &d, 2, 4, FALSE, CRT_DISPOSITION_CLIENT_CONTINUE, 2);
     TU_WAIT_FOR(g_atomic_int_get(&d.s.ok) >= 200);
-    ASSERT_STATE(e, CRT_STATE_STREAMING);
+    TU_ASSERT_ENGINE_STATE(e, CRT_STATE_STREAMING);
     g_atomic_int_set(&d.s.stopping, 1);
     crt_engine_stop_and_wait(e);
     crt_engine_get_stats(e, &st);
@@ -1616,7 +1446,7 @@ static void test_dispositions(void)
     g_assert_cmpuint(d.kept->len, ==, 2);
     g_mutex_unlock(&d.lock);
     dispo_finish(e, &d);
-    checks_assert_clean();
+    tu_checks_assert_clean();
 
     /* ENGINE_CONTINUE: the plain case. */
     e = dispo_start(loop, &d, 2, 4, FALSE, CRT_DISPOSITION_ENGINE_CONTINUE, 0);
@@ -1624,7 +1454,6 @@ static void test_dispositions(void)
     crt_engine_get_stats(e, &st);
     g_assert_cmpuint(st.out_pool_free, >=, 2);
     dispo_finish(e, &d);
-    test_end(loop);
 }
 
 /* ---- /engine/lookaside --------------------------------------------------------------
@@ -1632,9 +1461,9 @@ static void test_dispositions(void)
 
 /* With look-aside output the pool grows instead of starving the stream,
  * however many buffers the client keeps. */
-static void test_lookaside(void)
+static void test_lookaside(TuEngine *fx, gconstpointer unused)
 {
-    CrtLoop *loop = test_begin();
+    CrtLoop *loop = fx->loop;
     CrtEngineStats st;
     CrtEngine *e;
     Dispo d;
@@ -1644,7 +1473,7 @@ static void test_lookaside(void)
     TU_WAIT_FOR(g_atomic_int_get(&d.s.ok) >= 200);
     crt_engine_get_stats(e, &st);
     g_assert_cmpuint(st.slots_waiting, ==, 0);
-    ASSERT_STATE(e, CRT_STATE_STREAMING);
+    TU_ASSERT_ENGINE_STATE(e, CRT_STATE_STREAMING);
     g_mutex_lock(&d.lock);
     g_assert_cmpuint(d.kept->len, ==, 40);
     g_mutex_unlock(&d.lock);
@@ -1653,7 +1482,6 @@ static void test_lookaside(void)
     want = g_atomic_int_get(&d.s.ok) + 100;
     TU_WAIT_FOR(g_atomic_int_get(&d.s.ok) >= want);
     dispo_finish(e, &d);
-    test_end(loop);
 }
 
 /* ---- /engine/target-errors ------------------------------------------------------------
@@ -1700,15 +1528,14 @@ static CrtEngine *err_start(CrtLoop *loop, ErrStream *x, const char *spec, int e
     x->expect = expect;
     cfg.buffer_output = err_output;
     cfg.user_data = x;
-    e = engine_new_ok(&cfg);
-    engine_set_spec(e, spec);
+    e = tu_engine_new(&cfg, spec);
     g_assert_cmpint(crt_engine_start(e), ==, 0);
     return e;
 }
 
-static void test_target_errors(void)
+static void test_target_errors(TuEngine *fx, gconstpointer unused)
 {
-    CrtLoop *loop = test_begin();
+    CrtLoop *loop = fx->loop;
     CrtEngineStats st;
     CrtEngine *e;
     ErrStream x;
@@ -1716,17 +1543,17 @@ static void test_target_errors(void)
     /* A failed request is reported and the stream goes on. */
     e = err_start(loop, &x, "sim:counter fail=10", -EIO);
     TU_WAIT_FOR(g_atomic_int_get(&x.ok_after_error) >= 100);
-    ASSERT_STATE(e, CRT_STATE_STREAMING);
+    TU_ASSERT_ENGINE_STATE(e, CRT_STATE_STREAMING);
     g_atomic_int_set(&x.s.stopping, 1);
     crt_engine_stop_and_wait(e);
-    assert_drained(e);
+    tu_engine_assert_drained(e);
     assert_stats_match(e, &x.s);
     crt_engine_get_stats(e, &st);
     g_assert_cmpint(x.errors, ==, 1);
     g_assert_cmpuint(st.failed, ==, 1);
     g_assert_cmpint(st.last_error, ==, -EIO);
     crt_engine_free(e);
-    checks_assert_clean();
+    tu_checks_assert_clean();
 
     /* A fatal failure ends the stream by itself: nothing but cancellations
      * after it.  The simulated device stays dead: a new start fails the
@@ -1734,7 +1561,7 @@ static void test_target_errors(void)
     e = err_start(loop, &x, "sim:counter fail=10 errno=EPROTO fatal", -EPROTO);
     g_atomic_int_set(&x.s.stopping, 1);
     TU_WAIT_FOR(g_atomic_int_get(&x.errors) >= 1);
-    assert_state_eventually(e, CRT_STATE_STOPPED);
+    tu_engine_wait_state(e, CRT_STATE_STOPPED);
     g_assert_cmpint(x.errors, ==, 1);
     g_assert_cmpint(x.ok_after_error, ==, 0);
     crt_engine_get_stats(e, &st);
@@ -1742,13 +1569,12 @@ static void test_target_errors(void)
     g_assert_cmpuint(st.requests_in_flight, ==, 0);
     g_assert_cmpint(crt_engine_start(e), ==, 0);
     TU_WAIT_FOR(g_atomic_int_get(&x.errors) >= 2);
-    assert_state_eventually(e, CRT_STATE_STOPPED);
+    tu_engine_wait_state(e, CRT_STATE_STOPPED);
     g_assert_cmpint(x.ok_after_error, ==, 0);
     crt_engine_stop_and_wait(e);
-    assert_drained(e);
+    tu_engine_assert_drained(e);
     assert_stats_match(e, &x.s);
     crt_engine_free(e);
-    test_end(loop);
 }
 
 /* ---- /engine/automatic-mode ------------------------------------------------------- */
@@ -1789,9 +1615,9 @@ static CrtDisposition auto_output(CrtEngine *e, const CrtOutput *o, gpointer use
     return CRT_DISPOSITION_ENGINE_CONTINUE;
 }
 
-static void test_automatic_mode(void)
+static void test_automatic_mode(TuEngine *fx, gconstpointer unused)
 {
-    CrtLoop *loop = test_begin();
+    CrtLoop *loop = fx->loop;
     CrtEngineConfig cfg;
     CrtEngineStats st;
     CrtTargetCounters before, after;
@@ -1805,19 +1631,19 @@ static void test_automatic_mode(void)
     cfg.mode = CRT_MODE_AUTOMATIC;
     cfg.buffer_output = auto_output;
     cfg.user_data = &a;
-    e = engine_new_ok(&cfg);
-    ASSERT_STATE(e, CRT_STATE_STOPPED);
+    e = tu_engine_new(&cfg, NULL);
+    TU_ASSERT_ENGINE_STATE(e, CRT_STATE_STOPPED);
     g_assert_false(crt_engine_has_target(e));
 
     /* Set starts, clear stops and waits. */
     g_atomic_int_set(&a.s.stopping, 1);
-    engine_set_spec(e, "sim:counter");
+    tu_engine_set_spec(e, "sim:counter");
     g_assert_true(crt_engine_has_target(e));
-    ASSERT_STATE(e, CRT_STATE_STREAMING);
+    TU_ASSERT_ENGINE_STATE(e, CRT_STATE_STREAMING);
     TU_WAIT_FOR(g_atomic_int_get(&a.s.ok) >= 100);
     crt_engine_io_target_clear(e);
     g_assert_false(crt_engine_has_target(e));
-    ASSERT_STATE(e, CRT_STATE_STOPPED);
+    TU_ASSERT_ENGINE_STATE(e, CRT_STATE_STOPPED);
     crt_engine_get_stats(e, &st);
     g_assert_cmpuint(st.requests_in_flight, ==, 0);
     g_assert_cmpuint(st.out_pool_free, ==, st.out_pool_size);
@@ -1827,14 +1653,14 @@ static void test_automatic_mode(void)
 
     /* Set again; then replace the target while it streams: the first is
      * stopped and let go, the second streams. */
-    first = target_open_ok("sim:counter", loop);
+    first = tu_target_open("sim:counter", loop);
     crt_target_ref(first); /* ours, to watch its counters */
     g_assert_cmpint(crt_engine_io_target_set(e, first), ==, 0);
-    ASSERT_STATE(e, CRT_STATE_STREAMING);
+    TU_ASSERT_ENGINE_STATE(e, CRT_STATE_STREAMING);
     TU_WAIT_FOR(g_atomic_int_get(&a.nonzero) >= 200);
-    engine_set_spec(e, "sim:zero");
+    tu_engine_set_spec(e, "sim:zero");
     g_atomic_int_set(&a.zero_target, 1);
-    ASSERT_STATE(e, CRT_STATE_STREAMING);
+    TU_ASSERT_ENGINE_STATE(e, CRT_STATE_STREAMING);
     crt_target_get_counters(first, &before);
     want = g_atomic_int_get(&a.s.ok) + 200;
     TU_WAIT_FOR(g_atomic_int_get(&a.s.ok) >= want);
@@ -1843,10 +1669,9 @@ static void test_automatic_mode(void)
     crt_target_unref(first);
 
     crt_engine_io_target_clear(e);
-    assert_drained(e);
+    tu_engine_assert_drained(e);
     assert_stats_match(e, &a.s);
     crt_engine_free(e);
-    test_end(loop);
 }
 
 /* ---- /engine/suspend-resume ----------------------------------------------------- */
@@ -1864,15 +1689,14 @@ static void suspend_resume_purge(CrtLoop *loop, CrtCompletion completion)
 
     counter_config(&cfg, loop, &s, 4, 8, 64, completion);
     cfg.purge_on_suspend = TRUE;
-    e = engine_new_ok(&cfg);
-    engine_set_spec(e, "sim:counter rate=2000");
+    e = tu_engine_new(&cfg, "sim:counter rate=2000");
     g_assert_cmpint(crt_engine_resume(e), ==, -EALREADY);
     g_assert_cmpint(crt_engine_start(e), ==, 0);
     TU_WAIT_FOR(g_atomic_int_get(&s.ok) >= 50);
 
     g_atomic_int_set(&s.stopping, 1);
     g_assert_cmpint(crt_engine_suspend(e), ==, 0);
-    ASSERT_STATE(e, CRT_STATE_SUSPENDED);
+    TU_ASSERT_ENGINE_STATE(e, CRT_STATE_SUSPENDED);
     crt_engine_get_stats(e, &st);
     g_assert_cmpuint(st.requests_in_flight, ==, 0);
     g_assert_cmpuint(st.out_pool_free, ==, st.out_pool_size);
@@ -1889,11 +1713,11 @@ static void suspend_resume_purge(CrtLoop *loop, CrtCompletion completion)
     g_assert_cmpint(crt_engine_send_sync(e, &ms, sizeof ms, &ms, sizeof ms,
                                          CRT_REQUEST_IOCTL, CRT_SIM_IOCTL_SLEEP, 0, NULL),
                     ==, -ESHUTDOWN);
-    ASSERT_STATE(e, CRT_STATE_SUSPENDED);
+    TU_ASSERT_ENGINE_STATE(e, CRT_STATE_SUSPENDED);
 
     /* Resume restarts the stream it stopped. */
     g_assert_cmpint(crt_engine_resume(e), ==, 0);
-    ASSERT_STATE(e, CRT_STATE_STREAMING);
+    TU_ASSERT_ENGINE_STATE(e, CRT_STATE_STREAMING);
     want = g_atomic_int_get(&s.ok) + 50;
     TU_WAIT_FOR(g_atomic_int_get(&s.ok) >= want);
     g_assert_cmpint(crt_engine_send_sync(e, &ms, sizeof ms, &ms, sizeof ms,
@@ -1904,9 +1728,9 @@ static void suspend_resume_purge(CrtLoop *loop, CrtCompletion completion)
     crt_engine_stop_and_wait(e);
     g_assert_cmpint(crt_engine_suspend(e), ==, 0);
     g_assert_cmpint(crt_engine_resume(e), ==, 0);
-    ASSERT_STATE(e, CRT_STATE_STOPPED);
+    TU_ASSERT_ENGINE_STATE(e, CRT_STATE_STOPPED);
 
-    assert_drained(e);
+    tu_engine_assert_drained(e);
     assert_stats_match(e, &s);
     g_usleep(50 * 1000);
     g_assert_cmpint(g_atomic_int_get(&rec.calls), ==, 0);
@@ -1923,8 +1747,7 @@ static void suspend_resume_no_purge(CrtLoop *loop)
 
     counter_config(&cfg, loop, &s, 4, 8, 64, CRT_COMPLETION_DEFAULT);
     cfg.purge_on_suspend = FALSE;
-    e = engine_new_ok(&cfg);
-    engine_set_spec(e, "sim:counter rate=2000");
+    e = tu_engine_new(&cfg, "sim:counter rate=2000");
     g_assert_cmpint(crt_engine_start(e), ==, 0);
     TU_WAIT_FOR(g_atomic_int_get(&s.ok) >= 50);
     /* Without purge, suspend is bookkeeping: the stream keeps going and
@@ -1936,27 +1759,26 @@ static void suspend_resume_no_purge(CrtLoop *loop)
                                          CRT_REQUEST_IOCTL, CRT_SIM_IOCTL_SLEEP, 0, NULL),
                     ==, 0);
     g_assert_cmpint(crt_engine_resume(e), ==, 0);
-    ASSERT_STATE(e, CRT_STATE_STREAMING);
+    TU_ASSERT_ENGINE_STATE(e, CRT_STATE_STREAMING);
     want = g_atomic_int_get(&s.ok) + 50;
     TU_WAIT_FOR(g_atomic_int_get(&s.ok) >= want);
     g_atomic_int_set(&s.stopping, 1);
     crt_engine_stop_and_wait(e);
-    assert_drained(e);
+    tu_engine_assert_drained(e);
     assert_stats_match(e, &s);
     g_assert_cmpint(s.cancelled + s.ok, ==, s.callbacks);
     crt_engine_free(e);
 }
 
-static void test_suspend_resume(void)
+static void test_suspend_resume(TuEngine *fx, gconstpointer unused)
 {
-    CrtLoop *loop = test_begin();
+    CrtLoop *loop = fx->loop;
 
     suspend_resume_purge(loop, CRT_COMPLETION_DEFAULT);
-    checks_assert_clean();
+    tu_checks_assert_clean();
     suspend_resume_purge(loop, CRT_COMPLETION_PASSIVE);
-    checks_assert_clean();
+    tu_checks_assert_clean();
     suspend_resume_no_purge(loop);
-    test_end(loop);
 }
 
 /* ---- /engine/input-ready ---------------------------------------------------------- */
@@ -2006,16 +1828,14 @@ static CrtDisposition producer_output(CrtEngine *e, const CrtOutput *o,
 
 /* A buffer-input callback that has nothing to send parks its request until
  * crt_engine_input_ready(). */
-static void test_input_ready(void)
+static void test_input_ready(TuEngine *fx, gconstpointer unused)
 {
-    CrtLoop *loop = test_begin();
     Producer p = {0};
     CrtEngineConfig cfg;
     CrtEngineStats st;
     CrtEngine *e;
 
-    crt_engine_config_init(&cfg);
-    cfg.loop = loop;
+    cfg = fx->cfg;
     cfg.type = CRT_REQUEST_WRITE;
     cfg.request_count = 2;
     cfg.in_size = 16;
@@ -2023,8 +1843,7 @@ static void test_input_ready(void)
     cfg.buffer_input = producer_input;
     cfg.buffer_output = producer_output;
     cfg.user_data = &p;
-    e = engine_new_ok(&cfg);
-    engine_set_spec(e, "sim:");
+    e = tu_engine_new(&cfg, "sim:");
     g_assert_cmpint(crt_engine_start(e), ==, 0);
     TU_WAIT_FOR(g_atomic_int_get(&p.eagain) >= 2);
     g_usleep(50 * 1000);
@@ -2044,10 +1863,9 @@ static void test_input_ready(void)
     }
     g_atomic_int_set(&p.stopping, 1);
     crt_engine_stop_and_wait(e);
-    assert_drained(e);
+    tu_engine_assert_drained(e);
     g_assert_cmpint(p.filled, ==, 15);
     crt_engine_free(e);
-    test_end(loop);
 }
 
 /* More requests than input buffers: the requests short of one wait for an
@@ -2074,15 +1892,13 @@ static CrtDisposition short_output(CrtEngine *e, const CrtOutput *o, gpointer da
     return CRT_DISPOSITION_ENGINE_CONTINUE;
 }
 
-static void test_input_pool_short(void)
+static void test_input_pool_short(TuEngine *fx, gconstpointer unused)
 {
-    CrtLoop *loop = test_begin();
     Short sh = {0};
     CrtEngineConfig cfg;
     CrtEngine *e;
 
-    crt_engine_config_init(&cfg);
-    cfg.loop = loop;
+    cfg = fx->cfg;
     cfg.type = CRT_REQUEST_WRITE;
     cfg.request_count = 8;
     cfg.in_count = 2;
@@ -2090,15 +1906,13 @@ static void test_input_pool_short(void)
     cfg.buffer_input = short_input;
     cfg.buffer_output = short_output;
     cfg.user_data = &sh;
-    e = engine_new_ok(&cfg);
-    engine_set_spec(e, "sim:");
+    e = tu_engine_new(&cfg, "sim:");
     g_assert_cmpint(crt_engine_start(e), ==, 0);
     TU_WAIT_FOR(g_atomic_int_get(&sh.written) >= 1000);
     g_atomic_int_set(&sh.stopping, 1);
     crt_engine_stop_and_wait(e);
-    assert_drained(e);
+    tu_engine_assert_drained(e);
     crt_engine_free(e);
-    test_end(loop);
 }
 
 /* ---- /engine/real-targets ------------------------------------------------------------
@@ -2185,8 +1999,7 @@ static CrtEngine *collector_start(Collector *c, CrtLoop *loop, const char *spec,
     cfg.out_size = out_size;
     cfg.buffer_output = collect_output;
     cfg.user_data = c;
-    e = engine_new_ok(&cfg);
-    engine_set_spec(e, spec);
+    e = tu_engine_new(&cfg, spec);
     g_assert_cmpint(crt_engine_start(e), ==, 0);
     return e;
 }
@@ -2195,7 +2008,7 @@ static void collector_finish(CrtEngine *e, Collector *c)
 {
     g_atomic_int_set(&c->stopping, 1);
     crt_engine_stop_and_wait(e);
-    assert_drained(e);
+    tu_engine_assert_drained(e);
     crt_engine_free(e);
     g_byte_array_unref(c->data);
     g_string_free(c->marks, TRUE);
@@ -2304,9 +2117,9 @@ static gpointer fifo_writer(gpointer p)
     return NULL;
 }
 
-static void test_real_fifo(void)
+static void test_real_fifo(TuEngine *fx, gconstpointer unused)
 {
-    CrtLoop *loop = test_begin();
+    CrtLoop *loop = fx->loop;
     char *dir = tu_tmpdir();
     char *path = g_build_filename(dir, "fifo", NULL);
     gsize len = 256 * 1024;
@@ -2334,15 +2147,14 @@ static void test_real_fifo(void)
     tu_rmrf(dir);
     g_free(path);
     g_free(dir);
-    test_end(loop);
 }
 
 /* `wait`: a FIFO absent at the start, then created, written, removed and
  * created again: every byte arrives in order, and each arrival (EISCONN)
  * and removal (ENOENT) is a marker between them. */
-static void test_real_fifo_wait(void)
+static void test_real_fifo_wait(TuEngine *fx, gconstpointer unused)
 {
-    CrtLoop *loop = test_begin();
+    CrtLoop *loop = fx->loop;
     char *dir = tu_tmpdir();
     char *path = g_build_filename(dir, "fifo", NULL);
     char *spec = g_strconcat(path, " wait", NULL);
@@ -2372,7 +2184,6 @@ static void test_real_fifo_wait(void)
     g_free(spec);
     g_free(path);
     g_free(dir);
-    test_end(loop);
 }
 
 static gboolean server_has_connection(gpointer data)
@@ -2409,9 +2220,9 @@ static void echo_through_engine(CrtLoop *loop, const char *spec, TuServer *serve
     g_free(data);
 }
 
-static void test_real_unix(void)
+static void test_real_unix(TuEngine *fx, gconstpointer unused)
 {
-    CrtLoop *loop = test_begin();
+    CrtLoop *loop = fx->loop;
     char *dir = tu_tmpdir();
     char *path = g_build_filename(dir, "echo.sock", NULL);
     char *spec = g_strdup_printf("unix:%s", path);
@@ -2424,12 +2235,11 @@ static void test_real_unix(void)
     g_free(spec);
     g_free(path);
     g_free(dir);
-    test_end(loop);
 }
 
-static void test_real_tcp(void)
+static void test_real_tcp(TuEngine *fx, gconstpointer unused)
 {
-    CrtLoop *loop = test_begin();
+    CrtLoop *loop = fx->loop;
     guint16 port = 0;
     TuServer *server = tu_echo_server_tcp(&port);
     char *spec;
@@ -2439,13 +2249,12 @@ static void test_real_tcp(void)
     echo_through_engine(loop, spec, server);
     tu_server_stop(server);
     g_free(spec);
-    test_end(loop);
 }
 
 /* (d) a pty slave configured raw, fed through the master. */
-static void test_real_pty(void)
+static void test_real_pty(TuEngine *fx, gconstpointer unused)
 {
-    CrtLoop *loop = test_begin();
+    CrtLoop *loop = fx->loop;
     gsize len = 16 * 1024;
     guint8 *data = pattern_new(len, 3);
     int master = -1;
@@ -2475,25 +2284,23 @@ static void test_real_pty(void)
     g_free(spec);
     g_free(slave);
     g_free(data);
-    test_end(loop);
 }
 
 /* (e) /dev/zero: every buffer all zero. */
-static void test_real_dev_zero(void)
+static void test_real_dev_zero(TuEngine *fx, gconstpointer unused)
 {
-    CrtLoop *loop = test_begin();
+    CrtLoop *loop = fx->loop;
     Collector c;
     CrtEngine *e = collector_start(&c, loop, "/dev/zero", 4096, TRUE);
 
     TU_WAIT_FOR(g_atomic_int_get(&c.ok) >= 1000);
     collector_finish(e, &c);
-    test_end(loop);
 }
 
 /* (f) a command's output, to its end. */
-static void test_real_exec_seq(void)
+static void test_real_exec_seq(TuEngine *fx, gconstpointer unused)
 {
-    CrtLoop *loop = test_begin();
+    CrtLoop *loop = fx->loop;
     GString *expected = g_string_new(NULL);
     Collector c;
     CrtEngine *e;
@@ -2503,14 +2310,13 @@ static void test_real_exec_seq(void)
     e = collector_start(&c, loop, "exec:seq 1 100000", 4096, FALSE);
     TU_WAIT_FOR(g_atomic_int_get(&c.ended) >= 1);
     /* The end of the stream stops it without help. */
-    assert_state_eventually(e, CRT_STATE_STOPPED);
+    tu_engine_wait_state(e, CRT_STATE_STOPPED);
     g_mutex_lock(&c.lock);
     g_assert_cmpmem(c.data->data, c.data->len, expected->str, expected->len);
     g_mutex_unlock(&c.lock);
     g_assert_cmpint(c.errors, ==, 0);
     collector_finish(e, &c);
     g_string_free(expected, TRUE);
-    test_end(loop);
 }
 
 /* (g) ioctls on a pty: one at a time, and as a stream. */
@@ -2550,9 +2356,8 @@ static gboolean fionread_is(gpointer data)
     return g_atomic_int_get(&w->f->value) == w->want;
 }
 
-static void test_real_pty_ioctl(void)
+static void test_real_pty_ioctl(TuEngine *fx, gconstpointer unused)
 {
-    CrtLoop *loop = test_begin();
     struct winsize set = {.ws_row = 33, .ws_col = 101, .ws_xpixel = 7, .ws_ypixel = 9};
     struct winsize got;
     guint8 junk[123];
@@ -2568,10 +2373,8 @@ static void test_real_pty_ioctl(void)
     spec = g_strdup_printf("%s raw", slave);
     g_assert_cmpint(ioctl(master, TIOCSWINSZ, &set), ==, 0);
 
-    crt_engine_config_init(&cfg);
-    cfg.loop = loop;
-    e = engine_new_ok(&cfg);
-    engine_set_spec(e, spec);
+    cfg = fx->cfg;
+    e = tu_engine_new(&cfg, spec);
     memset(&got, 0, sizeof got);
     g_assert_cmpint(crt_engine_send_sync(e, NULL, 0, &got, sizeof got, CRT_REQUEST_IOCTL,
                                          TIOCGWINSZ, 0, &bytes),
@@ -2585,8 +2388,7 @@ static void test_real_pty_ioctl(void)
 
     /* FIONREAD as the streaming request: it sees what the master wrote
      * (nobody reads the slave). */
-    crt_engine_config_init(&cfg);
-    cfg.loop = loop;
+    cfg = fx->cfg;
     cfg.type = CRT_REQUEST_IOCTL;
     cfg.ioctl = FIONREAD;
     cfg.request_count = 1;
@@ -2596,8 +2398,7 @@ static void test_real_pty_ioctl(void)
     cfg.out_count = 2;
     cfg.buffer_output = fionread_output;
     cfg.user_data = &f;
-    e = engine_new_ok(&cfg);
-    engine_set_spec(e, spec);
+    e = tu_engine_new(&cfg, spec);
     memset(junk, 'x', sizeof junk);
     write_all(master, junk, sizeof junk);
     g_assert_cmpint(crt_engine_start(e), ==, 0);
@@ -2605,12 +2406,11 @@ static void test_real_pty_ioctl(void)
         g_assert_cmpint(g_atomic_int_get(&f.value), ==, sizeof junk);
     g_atomic_int_set(&f.stopping, 1);
     crt_engine_stop_and_wait(e);
-    assert_drained(e);
+    tu_engine_assert_drained(e);
     crt_engine_free(e);
     close(master);
     g_free(spec);
     g_free(slave);
-    test_end(loop);
 }
 
 /* (h) transactions (internal ioctls) on a socket that also carries a read
@@ -2618,9 +2418,9 @@ static void test_real_pty_ioctl(void)
  * every other byte - none of the transactions', none lost to them. */
 #define TXN_ROUNDS 40
 
-static void test_real_transaction(void)
+static void test_real_transaction(TuEngine *fx, gconstpointer unused)
 {
-    CrtLoop *loop = test_begin();
+    CrtLoop *loop = fx->loop;
     char *dir = tu_tmpdir();
     char *path = g_build_filename(dir, "echo.sock", NULL);
     char *spec = g_strdup_printf("unix:%s", path);
@@ -2681,7 +2481,6 @@ static void test_real_transaction(void)
     g_free(spec);
     g_free(path);
     g_free(dir);
-    test_end(loop);
 }
 
 /* A transaction submitted while stream bytes that arrived earlier are still
@@ -2768,9 +2567,9 @@ static gboolean expect_mem(const char *what, const void *got, size_t got_len,
     return FALSE;
 }
 
-static void test_real_transaction_busy_loop(void)
+static void test_real_transaction_busy_loop(TuEngine *fx, gconstpointer unused)
 {
-    CrtLoop *loop = test_begin();
+    CrtLoop *loop = fx->loop;
     char *dir = tu_tmpdir();
     char *path = g_build_filename(dir, "peer.sock", NULL);
     char *spec = g_strdup_printf("unix:%s", path);
@@ -2837,7 +2636,6 @@ static void test_real_transaction_busy_loop(void)
     g_free(spec);
     g_free(path);
     g_free(dir);
-    test_end(loop);
 }
 
 /* ---- /engine/bad-config ------------------------------------------------------------ */
@@ -2988,9 +2786,9 @@ static const ConfigBreaker size_breakers[] = {
     br_out_context_overflow, br_in_size_huge,   br_in_total_overflow,
 };
 
-static void test_bad_config(void)
+static void test_bad_config(TuEngine *fx, gconstpointer unused)
 {
-    CrtLoop *loop = test_begin();
+    CrtLoop *loop = fx->loop;
     CrtEngineConfig cfg;
     CrtEngine *e;
     CrtTarget *t;
@@ -2999,28 +2797,25 @@ static void test_bad_config(void)
     char *missing_sock = g_strdup_printf("unix:%s/missing.sock", dir);
 
     for (guint i = 0; i < G_N_ELEMENTS(config_breakers); i++) {
-        crt_engine_config_init(&cfg);
-        cfg.loop = loop;
+        cfg = fx->cfg;
         config_breakers[i](&cfg);
         g_test_message("config breaker %u", i);
         assert_invalid(&cfg);
     }
     for (guint i = 0; i < G_N_ELEMENTS(size_breakers); i++) {
-        crt_engine_config_init(&cfg);
-        cfg.loop = loop;
+        cfg = fx->cfg;
         size_breakers[i](&cfg);
         g_test_message("size breaker %u", i);
         assert_new_invalid(&cfg);
     }
 
     /* Look-aside output needs no preallocated buffer. */
-    crt_engine_config_init(&cfg);
-    cfg.loop = loop;
+    cfg = fx->cfg;
     cfg.out_count = 0;
     cfg.lookaside_output = TRUE;
     g_assert_cmpint(crt_engine_config_validate(&cfg, &error), ==, 0);
     g_assert_no_error(error);
-    e = engine_new_ok(&cfg);
+    e = tu_engine_new(&cfg, NULL);
     crt_engine_free(e);
 
     /* Targets that cannot be opened: an error with words, no target. */
@@ -3044,31 +2839,28 @@ static void test_bad_config(void)
     g_assert_null(t);
 
     /* Starting without a target, and twice. */
-    crt_engine_config_init(&cfg);
-    cfg.loop = loop;
-    e = engine_new_ok(&cfg);
+    cfg = fx->cfg;
+    e = tu_engine_new(&cfg, NULL);
     g_assert_cmpint(crt_engine_start(e), ==, -ENOTCONN);
-    ASSERT_STATE(e, CRT_STATE_STOPPED);
-    engine_set_spec(e, "sim:counter rate=1000");
+    TU_ASSERT_ENGINE_STATE(e, CRT_STATE_STOPPED);
+    tu_engine_set_spec(e, "sim:counter rate=1000");
     g_assert_cmpint(crt_engine_start(e), ==, 0);
     g_assert_cmpint(crt_engine_start(e), ==, -EALREADY);
-    ASSERT_STATE(e, CRT_STATE_STREAMING);
+    TU_ASSERT_ENGINE_STATE(e, CRT_STATE_STREAMING);
     crt_engine_stop_and_wait(e);
-    assert_drained(e);
+    tu_engine_assert_drained(e);
     crt_engine_free(e);
 
     tu_rmrf(dir);
     g_free(dir);
     g_free(missing_sock);
-    test_end(loop);
 }
 
 /* crt_engine_config_validate is the check a configuration reader runs
  * before creating anything: sizes the pools will refuse must fail there
  * already, naming the member. */
-static void test_bad_config_validate_sizes(void)
+static void test_bad_config_validate_sizes(TuEngine *fx, gconstpointer unused)
 {
-    CrtLoop *loop = test_begin();
     CrtEngineConfig cfg;
     GError *error = NULL;
     guint accepted = 0;
@@ -3076,8 +2868,7 @@ static void test_bad_config_validate_sizes(void)
     for (guint i = 0; i < G_N_ELEMENTS(size_breakers); i++) {
         int r;
 
-        crt_engine_config_init(&cfg);
-        cfg.loop = loop;
+        cfg = fx->cfg;
         size_breakers[i](&cfg);
         r = crt_engine_config_validate(&cfg, &error);
         if (r == -EINVAL && error != NULL && error->message[0] != '\0') {
@@ -3095,7 +2886,6 @@ static void test_bad_config_validate_sizes(void)
                        accepted, (guint)G_N_ELEMENTS(size_breakers));
         g_test_fail();
     }
-    test_end(loop);
 }
 
 /* Waiting for a request on the loop thread would wait forever. */
@@ -3113,59 +2903,52 @@ static void send_sync_on_loop(gpointer data)
                                      CRT_REQUEST_IOCTL, CRT_SIM_IOCTL_SLEEP, 0, NULL);
 }
 
-static void test_send_sync_on_loop(void)
+static void test_send_sync_on_loop(TuEngine *fx, gconstpointer unused)
 {
-    CrtLoop *loop = test_begin();
-    CrtEngineConfig cfg;
+    CrtLoop *loop = fx->loop;
     OnLoop o = {0};
 
-    crt_engine_config_init(&cfg);
-    cfg.loop = loop;
-    o.engine = engine_new_ok(&cfg);
-    engine_set_spec(o.engine, "sim:");
+    o.engine = tu_engine_open(fx, "sim:");
     crt_loop_call(loop, send_sync_on_loop, &o);
     g_assert_cmpint(o.result, ==, -EDEADLK);
-    crt_engine_free(o.engine);
-    test_end(loop);
 }
 
 int main(int argc, char **argv)
 {
     g_test_init(&argc, &argv, NULL);
-    g_test_add_func("/engine/output-stream/default", test_output_stream_default);
-    g_test_add_func("/engine/output-stream/passive", test_output_stream_passive);
-    g_test_add_func("/engine/input-stream", test_input_stream);
-    g_test_add_func("/engine/zero-buffer-stream", test_zero_buffer_stream);
-    g_test_add_func("/engine/matrix", test_matrix);
-    g_test_add_func("/engine/send-sync", test_send_sync);
-    g_test_add_func("/engine/send-sync-on-loop", test_send_sync_on_loop);
-    g_test_add_func("/engine/cancel", test_cancel);
-    g_test_add_func("/engine/client-owned-buffers", test_client_owned_buffers);
-    g_test_add_func("/engine/ordering/default", test_ordering_default);
-    g_test_add_func("/engine/ordering/passive", test_ordering_passive);
-    g_test_add_func("/engine/stop-races/slow-callback", test_stop_race_slow_callback);
-    g_test_add_func("/engine/stop-races/start-stop-storm", test_stop_race_storm);
-    g_test_add_func("/engine/stop-races/free-in-flight", test_stop_race_free);
-    g_test_add_func("/engine/stop-races/from-callback", test_stop_race_from_callback);
-    g_test_add_func("/engine/dispositions", test_dispositions);
-    g_test_add_func("/engine/lookaside", test_lookaside);
-    g_test_add_func("/engine/target-errors", test_target_errors);
-    g_test_add_func("/engine/automatic-mode", test_automatic_mode);
-    g_test_add_func("/engine/suspend-resume", test_suspend_resume);
-    g_test_add_func("/engine/input-ready", test_input_ready);
-    g_test_add_func("/engine/input-pool-short", test_input_pool_short);
-    g_test_add_func("/engine/real-targets/fifo", test_real_fifo);
-    g_test_add_func("/engine/real-targets/fifo-wait", test_real_fifo_wait);
-    g_test_add_func("/engine/real-targets/unix", test_real_unix);
-    g_test_add_func("/engine/real-targets/tcp", test_real_tcp);
-    g_test_add_func("/engine/real-targets/pty", test_real_pty);
-    g_test_add_func("/engine/real-targets/dev-zero", test_real_dev_zero);
-    g_test_add_func("/engine/real-targets/exec-seq", test_real_exec_seq);
-    g_test_add_func("/engine/real-targets/pty-ioctl", test_real_pty_ioctl);
-    g_test_add_func("/engine/real-targets/transaction", test_real_transaction);
-    g_test_add_func("/engine/real-targets/transaction-busy-loop",
-                    test_real_transaction_busy_loop);
-    g_test_add_func("/engine/bad-config", test_bad_config);
-    g_test_add_func("/engine/bad-config/validate-sizes", test_bad_config_validate_sizes);
+    TU_TEST_ADD_ENGINE("/engine/output-stream/default", test_output_stream_default);
+    TU_TEST_ADD_ENGINE("/engine/output-stream/passive", test_output_stream_passive);
+    TU_TEST_ADD_ENGINE("/engine/input-stream", test_input_stream);
+    TU_TEST_ADD_ENGINE("/engine/zero-buffer-stream", test_zero_buffer_stream);
+    TU_TEST_ADD_ENGINE("/engine/matrix", test_matrix);
+    TU_TEST_ADD_ENGINE("/engine/send-sync", test_send_sync);
+    TU_TEST_ADD_ENGINE("/engine/send-sync-on-loop", test_send_sync_on_loop);
+    TU_TEST_ADD_ENGINE("/engine/cancel", test_cancel);
+    TU_TEST_ADD_ENGINE("/engine/client-owned-buffers", test_client_owned_buffers);
+    TU_TEST_ADD_ENGINE("/engine/ordering/default", test_ordering_default);
+    TU_TEST_ADD_ENGINE("/engine/ordering/passive", test_ordering_passive);
+    TU_TEST_ADD_ENGINE("/engine/stop-races/slow-callback", test_stop_race_slow_callback);
+    TU_TEST_ADD_ENGINE("/engine/stop-races/start-stop-storm", test_stop_race_storm);
+    TU_TEST_ADD_ENGINE("/engine/stop-races/free-in-flight", test_stop_race_free);
+    TU_TEST_ADD_ENGINE("/engine/stop-races/from-callback", test_stop_race_from_callback);
+    TU_TEST_ADD_ENGINE("/engine/dispositions", test_dispositions);
+    TU_TEST_ADD_ENGINE("/engine/lookaside", test_lookaside);
+    TU_TEST_ADD_ENGINE("/engine/target-errors", test_target_errors);
+    TU_TEST_ADD_ENGINE("/engine/automatic-mode", test_automatic_mode);
+    TU_TEST_ADD_ENGINE("/engine/suspend-resume", test_suspend_resume);
+    TU_TEST_ADD_ENGINE("/engine/input-ready", test_input_ready);
+    TU_TEST_ADD_ENGINE("/engine/input-pool-short", test_input_pool_short);
+    TU_TEST_ADD_ENGINE("/engine/real-targets/fifo", test_real_fifo);
+    TU_TEST_ADD_ENGINE("/engine/real-targets/fifo-wait", test_real_fifo_wait);
+    TU_TEST_ADD_ENGINE("/engine/real-targets/unix", test_real_unix);
+    TU_TEST_ADD_ENGINE("/engine/real-targets/tcp", test_real_tcp);
+    TU_TEST_ADD_ENGINE("/engine/real-targets/pty", test_real_pty);
+    TU_TEST_ADD_ENGINE("/engine/real-targets/dev-zero", test_real_dev_zero);
+    TU_TEST_ADD_ENGINE("/engine/real-targets/exec-seq", test_real_exec_seq);
+    TU_TEST_ADD_ENGINE("/engine/real-targets/pty-ioctl", test_real_pty_ioctl);
+    TU_TEST_ADD_ENGINE("/engine/real-targets/transaction", test_real_transaction);
+    TU_TEST_ADD_ENGINE("/engine/real-targets/transaction-busy-loop", test_real_transaction_busy_loop);
+    TU_TEST_ADD_ENGINE("/engine/bad-config", test_bad_config);
+    TU_TEST_ADD_ENGINE("/engine/bad-config/validate-sizes", test_bad_config_validate_sizes);
     return g_test_run();
 }

@@ -102,8 +102,6 @@ static void on_room(CrtHub *hub, gpointer data)
 static void fix_open(Fix *f, const FixOpts *o)
 {
     CrtEngineConfig ec;
-    CrtTarget *target = NULL;
-    GError *error = NULL;
 
     memset(f, 0, sizeof *f);
     g_mutex_init(&f->lock);
@@ -130,13 +128,7 @@ static void fix_open(Fix *f, const FixOpts *o)
     ec.buffer_output = on_output;
     ec.user_data = f;
     ec.loop = f->loop;
-    g_assert_cmpint(crt_engine_new(&ec, &f->engine, &error), ==, 0);
-    g_assert_no_error(error);
-    g_assert_cmpint(
-        crt_target_open_spec(o->spec ? o->spec : "sim:counter", f->loop, &target, &error),
-        ==, 0);
-    g_assert_no_error(error);
-    g_assert_cmpint(crt_engine_io_target_set(f->engine, target), ==, 0);
+    f->engine = tu_engine_new(&ec, o->spec ? o->spec : "sim:counter");
 }
 
 /* Start streaming as the channel does: the hub first, then the engine. */

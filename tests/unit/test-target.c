@@ -33,14 +33,7 @@ static CrtLoop *test_loop;
 
 static CrtTarget *open_ok(const char *spec)
 {
-    GError *error = NULL;
-    CrtTarget *t = NULL;
-    int r = crt_target_open_spec(spec, test_loop, &t, &error);
-
-    g_assert_no_error(error);
-    g_assert_cmpint(r, ==, 0);
-    g_assert_nonnull(t);
-    return t;
+    return tu_target_open(spec, test_loop);
 }
 
 /* Open `spec`, expect -err, and return the message (g_free). */

@@ -9,6 +9,8 @@
 
 #include <glib.h>
 
+#include <crtfs/crtfs.h>
+
 G_BEGIN_DECLS
 
 /* A fresh private directory (g_dir_make_tmp); free with g_free after
@@ -72,6 +74,70 @@ gboolean tu_wait_until(gboolean (*cond)(gpointer data), gpointer data, guint tim
  * test as an assertion at file:line would. */
 gboolean tu_wait_tick(gint64 *deadline, guint timeout_ms, const char *expr,
                       const char *file, int line, const char *func);
+
+/* ---- failures seen on other threads ------------------------------------
+ *
+ * Engine callbacks run on the loop thread or on pool workers, where a
+ * failed g_assert would take the whole program down without saying much;
+ * they record failures with CHECK() instead, and the test asserts at its end
+ * (tu_engine_teardown) that none were recorded: the message names the first
+ * one with its file and line.  Any thread. */
+
+void tu_check_fail(const char *file, int line, const char *fmt, ...) G_GNUC_PRINTF(3, 4);
+/* Forget what was recorded (tu_engine_setup does). */
+void tu_checks_reset(void);
+/* Fail the test if anything was recorded since the last reset. */
+void tu_checks_assert_clean(void);
+
+#define CHECK(cond)                                                                      \
+    do {                                                                                 \
+        if (G_UNLIKELY(!(cond)))                                                         \
+            tu_check_fail(__FILE__, __LINE__, "%s", #cond);                              \
+    } while (0)
+#define CHECKF(cond, ...)                                                                \
+    do {                                                                                 \
+        if (G_UNLIKELY(!(cond)))                                                         \
+            tu_check_fail(__FILE__, __LINE__, __VA_ARGS__);                              \
+    } while (0)
+
+/* ---- the engine fixture --------------------------------------------------
+ *
+ * What a test that drives engines sets up and tears down: a private loop, so
+ * one test's leftovers cannot reach the next, and a clean CHECK record.
+ * Use it with g_test_add (TU_TEST_ADD_ENGINE) or call setup and teardown
+ * directly.  `cfg` is a default configuration on that loop and `engine` the
+ * one tu_engine_open made from it; a test may as well make its own engines
+ * (tu_engine_new) and free them itself. */
+typedef struct {
+    CrtLoop *loop;
+    CrtEngineConfig cfg;
+    CrtEngine *engine; /* NULL until tu_engine_open; freed by the teardown */
+} TuEngine;
+
+void tu_engine_setup(TuEngine *f, gconstpointer data);
+/* Free f->engine, drop the loop, then assert that no CHECK failed. */
+void tu_engine_teardown(TuEngine *f, gconstpointer data);
+/* f->engine = tu_engine_new(&f->cfg, spec), after the test edited f->cfg. */
+CrtEngine *tu_engine_open(TuEngine *f, const char *spec);
+
+#define TU_TEST_ADD_ENGINE(path, fn)                                                     \
+    g_test_add((path), TuEngine, NULL, tu_engine_setup, (fn), tu_engine_teardown)
+
+/* An engine for `cfg`, or the test fails; with `spec` not NULL, that target
+ * opened on cfg->loop is set (in automatic mode that starts the stream). */
+CrtEngine *tu_engine_new(const CrtEngineConfig *cfg, const char *spec);
+/* Open `spec` on `loop`, or the test fails. */
+CrtTarget *tu_target_open(const char *spec, CrtLoop *loop);
+/* Open `spec` on the engine's loop and hand it to the engine. */
+void tu_engine_set_spec(CrtEngine *e, const char *spec);
+/* Nothing in flight, stopped, every buffer back in its pool. */
+void tu_engine_assert_drained(CrtEngine *e);
+/* Wait until the engine is in `state`; fail naming both states if not. */
+void tu_engine_wait_state(CrtEngine *e, CrtEngineState state);
+
+#define TU_ASSERT_ENGINE_STATE(e, st)                                                    \
+    g_assert_cmpstr(crt_engine_state_to_string(crt_engine_get_state(e)), ==,             \
+                    crt_engine_state_to_string(st))
 
 /* A counter other threads bump and a test waits on (callback counts). */
 typedef struct {
