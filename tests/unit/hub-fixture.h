@@ -18,8 +18,6 @@ G_BEGIN_DECLS
 
 /* Bytes per output buffer: eight counters. */
 #define ENTRY_SIZE 64
-/* A case that runs longer than this has hung. */
-#define CASE_TIMEOUT_S 120
 #define READ_SIZE 65536
 
 /* ---- the hub fed by a real engine ----------------------------------------- */

@@ -399,5 +399,5 @@ static const TuCase cases[] = {
 
 int main(int argc, char **argv)
 {
-    return tu_run_isolated(&argc, &argv, cases, G_N_ELEMENTS(cases), CASE_TIMEOUT_S);
+    return tu_run_isolated(&argc, &argv, cases, G_N_ELEMENTS(cases), TU_CASE_TIMEOUT_S);
 }

@@ -163,6 +163,8 @@ typedef struct {
 
 int tu_run_isolated(int *argc, char ***argv, const TuCase *cases, size_t n,
                     guint timeout_s);
+/* The usual timeout_s: a case that runs longer than this has hung. */
+#define TU_CASE_TIMEOUT_S 120
 
 G_END_DECLS
 
