@@ -24,13 +24,18 @@ typedef struct {
     TuCounter notified;
 } Chan;
 
+/* A channel named "test" without a target, its notify calls counted. */
 void chan_open(Chan *c);
 void chan_close(Chan *c);
+/* The command succeeds, without a GError. */
 void ctl_ok(Chan *c, const char *line);
 /* The command fails with `err`, with a GError and an error line. */
 void ctl_fails(Chan *c, const char *line, int err);
+/* Setting the target (as the daemon, NULL credentials) succeeds. */
 void target_ok(Chan *c, const char *spec);
+/* Setting `key` of config/ to `value` succeeds. */
 void config_ok(Chan *c, const char *key, const char *value);
+/* config/`key` reads back as `shown`. */
 void assert_config(Chan *c, const char *key, const char *shown);
 /* The value of the `key: value` line of `state`, or NULL. */
 char *state_line(Chan *c, const char *key);
@@ -44,6 +49,7 @@ char *state_word(Chan *c);
         g_free(state_word_);                                                             \
     } while (0)
 
+/* The first line of `state` is `word` (for TU_WAIT_FOR). */
 gboolean state_is(Chan *c, const char *word);
 
 /* The `error:` line contains `needle`. */

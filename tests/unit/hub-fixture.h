@@ -55,6 +55,7 @@ typedef struct {
 void fix_open(Fix *f, const FixOpts *o);
 /* Start streaming as the channel does: the hub first, then the engine. */
 void fix_start(Fix *f);
+/* Snapshots of the engine's and the hub's counters. */
 CrtEngineStats engine_stats(Fix *f);
 CrtHubStats hub_stats(Fix *f);
 /* Every output buffer is back in the engine's pool (none to check without
@@ -88,6 +89,7 @@ typedef struct {
     char *error;
 } Records;
 
+/* An empty parser; records_clear frees what it holds. */
 void records_init(Records *p);
 void records_clear(Records *p);
 const Rec *rec_at(const Records *p, guint i);
