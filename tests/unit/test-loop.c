@@ -6,8 +6,7 @@
 
 #include <crtfs/loop.h>
 
-/* Generous bound for "eventually": the machine running the tests is busy. */
-#define EVENTUALLY_MS 10000
+#include "testutil.h"
 
 /* ---- helpers ------------------------------------------------------------ */
 
@@ -89,40 +88,6 @@ static void counted_init(Counted *c, CrtLoop *loop)
     c->loop = loop;
 }
 
-typedef struct {
-    gint *counter;
-    gint target;
-} CountAtLeast;
-
-static gboolean count_at_least(gpointer data)
-{
-    CountAtLeast *w = data;
-
-    return g_atomic_int_get(w->counter) >= w->target;
-}
-
-/* This program links no test helpers (see Makefile.am), so it polls on
- * its own: TRUE once cond(data) holds, FALSE after `timeout_ms`. */
-static gboolean wait_until(gboolean (*cond)(gpointer data), gpointer data,
-                           guint timeout_ms)
-{
-    gint64 deadline = g_get_monotonic_time() + (gint64)timeout_ms * 1000;
-
-    while (!cond(data)) {
-        if (g_get_monotonic_time() >= deadline)
-            return FALSE;
-        g_usleep(1000);
-    }
-    return TRUE;
-}
-
-static gboolean wait_count(gint *counter, gint target)
-{
-    CountAtLeast w = {counter, target};
-
-    return wait_until(count_at_least, &w, EVENTUALLY_MS);
-}
-
 /* ---- /loop/post-many-threads ---------------------------------------------- */
 
 #define POST_THREADS 8
@@ -169,7 +134,7 @@ static void test_post_many_threads(void)
      * straggler runs a second time. */
     for (guint t = 0; t < POST_THREADS; t++) {
         for (guint i = 0; i < POST_PER_THREAD; i++)
-            g_assert_true(wait_count(&posters[t].tasks[i].runs, 1));
+            TU_WAIT_FOR(g_atomic_int_get(&posters[t].tasks[i].runs) >= 1);
     }
     g_usleep(50 * 1000);
     for (guint t = 0; t < POST_THREADS; t++) {
@@ -223,7 +188,7 @@ static void test_post_order(void)
     }
     g_assert_true(crt_loop_post(loop, &last.task));
     blocker_release(&b);
-    g_assert_true(wait_count(&last.runs, 1));
+    TU_WAIT_FOR(g_atomic_int_get(&last.runs) >= 1);
     g_assert_cmpuint(log->len, ==, ORDER_TASKS);
     for (guint i = 0; i < ORDER_TASKS; i++)
         g_assert_cmpuint(g_array_index(log, guint, i), ==, i);
@@ -264,7 +229,7 @@ static void test_repost_and_cancel(void)
     g_assert_true(crt_loop_post(loop, &fence.task));
 
     blocker_release(&blk);
-    g_assert_true(wait_count(&fence.runs, 1));
+    TU_WAIT_FOR(g_atomic_int_get(&fence.runs) >= 1);
     g_usleep(20 * 1000);
     g_assert_cmpint(g_atomic_int_get(&a.runs), ==, 1);
     g_assert_cmpint(g_atomic_int_get(&b.runs), ==, 0);
@@ -275,10 +240,10 @@ static void test_repost_and_cancel(void)
      * that is not queued is harmless. */
     g_assert_false(crt_loop_cancel(loop, &a.task));
     g_assert_true(crt_loop_post(loop, &a.task));
-    g_assert_true(wait_count(&a.runs, 2));
+    TU_WAIT_FOR(g_atomic_int_get(&a.runs) >= 2);
     /* A cancelled task can be posted again too. */
     g_assert_true(crt_loop_post(loop, &b.task));
-    g_assert_true(wait_count(&b.runs, 1));
+    TU_WAIT_FOR(g_atomic_int_get(&b.runs) >= 1);
 
     crt_loop_unref(loop);
     blocker_clear(&blk);
@@ -308,7 +273,7 @@ static void test_self_repost(void)
     SelfPoster s = {.task.fn = self_poster_run, .loop = loop, .limit = 5000};
 
     g_assert_true(crt_loop_post(loop, &s.task));
-    g_assert_true(wait_count(&s.runs, s.limit));
+    TU_WAIT_FOR(g_atomic_int_get(&s.runs) >= s.limit);
     g_usleep(20 * 1000);
     g_assert_cmpint(g_atomic_int_get(&s.runs), ==, s.limit);
     crt_loop_unref(loop);
@@ -401,7 +366,7 @@ static void test_timers(void)
     g_assert_true(ts.stop_result[4]);
     g_assert_true(ts.stop_result[1]);
 
-    g_assert_true(wait_count(&ts.fired_count, G_N_ELEMENTS(expected)));
+    TU_WAIT_FOR(g_atomic_int_get(&ts.fired_count) >= (gint)G_N_ELEMENTS(expected));
     /* Give a stopped timer every chance to fire wrongly: its deadline
      * (80 ms) is long past after this. */
     g_usleep(200 * 1000);
@@ -453,7 +418,7 @@ static void test_timer_rearm(void)
     Ticker t = {.timer.fn = ticker_fired, .loop = loop};
 
     crt_loop_call(loop, ticker_start, &t);
-    g_assert_true(wait_count(&t.fires, 10));
+    TU_WAIT_FOR(g_atomic_int_get(&t.fires) >= 10);
     g_usleep(50 * 1000);
     g_assert_cmpint(g_atomic_int_get(&t.fires), ==, 10);
     g_assert_false(t.timer.armed);
@@ -513,7 +478,7 @@ static void test_call(void)
 
     /* From the loop thread: inline. */
     g_assert_true(crt_loop_post(loop, &ci.task));
-    g_assert_true(wait_count(&ci.outer_done, 1));
+    TU_WAIT_FOR(g_atomic_int_get(&ci.outer_done) >= 1);
     g_assert_true(ci.inner_ran);
     g_assert_true(ci.inner_on_loop);
     g_assert_true(ci.inline_ok);
@@ -555,11 +520,11 @@ static void test_run_or_post(void)
     counted_init(&r.inner, loop);
     counted_init(&off, loop);
     g_assert_true(crt_loop_post(loop, &r.task));
-    g_assert_true(wait_count(&r.done, 1));
+    TU_WAIT_FOR(g_atomic_int_get(&r.done) >= 1);
     g_assert_cmpint(r.inline_runs, ==, 1);
     /* From another thread it is posted, and still runs on the loop. */
     crt_loop_run_or_post(loop, &off.task);
-    g_assert_true(wait_count(&off.runs, 1));
+    TU_WAIT_FOR(g_atomic_int_get(&off.runs) >= 1);
     g_assert_cmpint(off.off_loop_runs, ==, 0);
     g_assert_cmpint(r.inner.off_loop_runs, ==, 0);
     crt_loop_unref(loop);
@@ -624,13 +589,13 @@ static void test_pool(void)
             .task.fn = pool_task_run, .loop = loop, .on_loop = &on_loop, .done = &done};
         crt_loop_pool_push(loop, &tasks[i].task);
     }
-    g_assert_true(wait_count(&done, POOL_TASKS));
+    TU_WAIT_FOR(g_atomic_int_get(&done) >= POOL_TASKS);
     g_assert_cmpint(g_atomic_int_get(&on_loop), ==, 0);
     for (guint i = 0; i < POOL_TASKS; i++)
         g_assert_cmpint(g_atomic_int_get(&tasks[i].runs), ==, 1);
 
     crt_loop_pool_push(loop, &pb.work);
-    g_assert_true(wait_count(&pb.back_done, 1));
+    TU_WAIT_FOR(g_atomic_int_get(&pb.back_done) >= 1);
     g_assert_cmpint(g_atomic_int_get(&pb.back_on_loop), ==, 1);
 
     crt_loop_unref(loop);
@@ -688,7 +653,7 @@ static void test_ref_unref(void)
     g_assert_true(crt_loop_ref(loop) == loop);
     crt_loop_unref(loop);
     g_assert_true(crt_loop_post(loop, &c.task));
-    g_assert_true(wait_count(&c.runs, 1));
+    TU_WAIT_FOR(g_atomic_int_get(&c.runs) >= 1);
     g_assert_nonnull(crt_loop_context(loop));
     g_assert_false(crt_loop_is_current(loop));
     crt_loop_unref(loop);
@@ -704,7 +669,7 @@ static void test_default(void)
     g_assert_true(a == b);
     counted_init(&c, a);
     g_assert_true(crt_loop_post(a, &c.task));
-    g_assert_true(wait_count(&c.runs, 1));
+    TU_WAIT_FOR(g_atomic_int_get(&c.runs) >= 1);
     g_assert_cmpint(c.off_loop_runs, ==, 0);
     crt_loop_unref(b);
     crt_loop_unref(a);

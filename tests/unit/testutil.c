@@ -6,6 +6,7 @@
 #include <ftw.h>
 #include <netinet/in.h>
 #include <poll.h>
+#include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -249,17 +250,171 @@ int tu_openpty(int *master, char **slave_path)
     return 0;
 }
 
+gboolean tu_wait_tick(gint64 *deadline, guint timeout_ms, const char *expr,
+                      const char *file, int line, const char *func)
+{
+    gint64 now = g_get_monotonic_time();
+
+    if (*deadline == 0)
+        *deadline = now + (gint64)timeout_ms * G_TIME_SPAN_MILLISECOND;
+    if (now < *deadline) {
+        g_usleep(1000);
+        return TRUE;
+    }
+    if (expr != NULL) {
+        char *msg = g_strdup_printf("still false after %u ms: %s", timeout_ms, expr);
+
+        g_assertion_message(G_LOG_DOMAIN, file, line, func, msg);
+        g_free(msg);
+    }
+    return FALSE;
+}
+
 gboolean tu_wait_until(gboolean (*cond)(gpointer data), gpointer data, guint timeout_ms)
 {
-    gint64 deadline = g_get_monotonic_time() + (gint64)timeout_ms * 1000;
+    gint64 deadline = 0;
 
-    for (;;) {
-        if (cond(data))
-            return TRUE;
-        if (g_get_monotonic_time() >= deadline)
+    while (!cond(data)) {
+        if (!tu_wait_tick(&deadline, timeout_ms, NULL, NULL, 0, NULL))
             return FALSE;
-        g_usleep(1000);
     }
+    return TRUE;
+}
+
+/* ---- failures seen on other threads ------------------------------------ */
+
+static GMutex check_lock;
+static char *check_first;   /* check_lock: the first failure, with its line */
+static gint check_failures; /* atomic */
+
+void tu_check_fail(const char *file, int line, const char *fmt, ...)
+{
+    va_list ap;
+    char *msg;
+
+    va_start(ap, fmt);
+    msg = g_strdup_vprintf(fmt, ap);
+    va_end(ap);
+    g_atomic_int_inc(&check_failures);
+    g_mutex_lock(&check_lock);
+    if (check_first == NULL) {
+        char *base = g_path_get_basename(file);
+
+        check_first = g_strdup_printf("%s:%d: %s", base, line, msg);
+        g_free(base);
+    }
+    g_mutex_unlock(&check_lock);
+    g_free(msg);
+}
+
+void tu_checks_reset(void)
+{
+    g_mutex_lock(&check_lock);
+    g_clear_pointer(&check_first, g_free);
+    g_mutex_unlock(&check_lock);
+    g_atomic_int_set(&check_failures, 0);
+}
+
+void tu_checks_assert_clean(void)
+{
+    char *first;
+
+    g_mutex_lock(&check_lock);
+    first = g_strdup(check_first);
+    g_mutex_unlock(&check_lock);
+    /* Prints the first failure a callback recorded. */
+    g_assert_cmpstr(first, ==, NULL);
+    g_assert_cmpint(g_atomic_int_get(&check_failures), ==, 0);
+}
+
+/* ---- the engine fixture ------------------------------------------------ */
+
+void tu_engine_setup(TuEngine *f, gconstpointer data)
+{
+    tu_checks_reset();
+    f->loop = crt_loop_new();
+    crt_engine_config_init(&f->cfg);
+    f->cfg.loop = f->loop;
+    f->engine = NULL;
+}
+
+void tu_engine_teardown(TuEngine *f, gconstpointer data)
+{
+    g_clear_pointer(&f->engine, crt_engine_free);
+    crt_loop_unref(f->loop);
+    f->loop = NULL;
+    tu_checks_assert_clean();
+}
+
+CrtEngine *tu_engine_open(TuEngine *f, const char *spec)
+{
+    g_assert_null(f->engine);
+    f->engine = tu_engine_new(&f->cfg, spec);
+    return f->engine;
+}
+
+CrtEngine *tu_engine_new(const CrtEngineConfig *cfg, const char *spec)
+{
+    CrtEngine *e = NULL;
+    GError *error = NULL;
+    int r = crt_engine_new(cfg, &e, &error);
+
+    g_assert_no_error(error);
+    g_assert_cmpint(r, ==, 0);
+    g_assert_nonnull(e);
+    if (spec != NULL)
+        tu_engine_set_spec(e, spec);
+    return e;
+}
+
+CrtTarget *tu_target_open(const char *spec, CrtLoop *loop)
+{
+    CrtTarget *t = NULL;
+    GError *error = NULL;
+    int r = crt_target_open_spec(spec, loop, &t, &error);
+
+    g_assert_no_error(error);
+    g_assert_cmpint(r, ==, 0);
+    g_assert_nonnull(t);
+    return t;
+}
+
+void tu_engine_set_spec(CrtEngine *e, const char *spec)
+{
+    CrtTarget *t = tu_target_open(spec, crt_engine_get_config(e)->loop);
+
+    g_assert_cmpint(crt_engine_io_target_set(e, t), ==, 0);
+}
+
+void tu_engine_assert_drained(CrtEngine *e)
+{
+    CrtEngineStats st;
+
+    crt_engine_get_stats(e, &st);
+    g_assert_cmpuint(st.requests_in_flight, ==, 0);
+    TU_ASSERT_ENGINE_STATE(e, CRT_STATE_STOPPED);
+    g_assert_cmpuint(st.out_pool_free, ==, st.out_pool_size);
+    g_assert_cmpuint(st.in_pool_free, ==, st.in_pool_size);
+}
+
+typedef struct {
+    CrtEngine *engine;
+    CrtEngineState state;
+} StateIs;
+
+static gboolean state_is(gpointer data)
+{
+    StateIs *w = data;
+
+    return crt_engine_get_state(w->engine) == w->state;
+}
+
+void tu_engine_wait_state(CrtEngine *e, CrtEngineState state)
+{
+    StateIs w = {e, state};
+
+    if (!tu_wait_until(state_is, &w, TU_EVENTUALLY_MS))
+        TU_ASSERT_ENGINE_STATE(e, state);
 }
 
 static guint isolated_timeout_s;
