@@ -140,7 +140,7 @@ static int submit(CrtSendSession *s, const CrtSendHeader *h, const char *payload
     it->resp_len = h->size;
     g_mutex_lock(&ch->now.lock);
     it->engine = ch->now.engine;
-    r = it->engine ? 0 : -ENOTCONN;
+    r = it->engine ? 0 : -EDESTADDRREQ;
     g_mutex_unlock(&ch->now.lock);
     g_mutex_lock(&s->lock);
     s->refs++;
@@ -150,6 +150,8 @@ static int submit(CrtSendSession *s, const CrtSendHeader *h, const char *payload
         r = crt_engine_send_ex(it->engine, payload, len, it->resp, it->resp_len, h->type,
                                (guint32)h->ioctl, (guint)h->timeout,
                                CRT_COMPLETION_DEFAULT, on_send_done, it, &it->id);
+    if (r == -ENOTCONN) /* the engine has no target: see crt_channel_fail */
+        r = -EDESTADDRREQ;
     if (r < 0) {
         g_mutex_lock(&s->lock);
         g_queue_remove(&s->items, it);
@@ -157,7 +159,7 @@ static int submit(CrtSendSession *s, const CrtSendHeader *h, const char *payload
         g_mutex_unlock(&s->lock);
         g_free(it);
         return crt_set_error(error, -r, "send: %s",
-                             r == -ENOTCONN ? "no target is set" : g_strerror(-r));
+                             r == -EDESTADDRREQ ? "no target is set" : g_strerror(-r));
     }
     return 0;
 }

@@ -134,6 +134,10 @@ void crt_channel_set_error(CrtChannel *ch, const char *message)
 
 int crt_channel_fail(CrtChannel *ch, GError **error, int err, GError *cause)
 {
+    /* ENOTCONN on a FUSE file is what a user sees when the daemon is gone:
+     * the daemon never answers it (the engine's "no target" is this). */
+    if (err == ENOTCONN)
+        err = EDESTADDRREQ;
     if (!cause)
         cause = g_error_new_literal(G_IO_ERROR, g_io_error_from_errno(err), g_strerror(err));
     crt_channel_log_set_error_from(&ch->log, cause);
@@ -311,7 +315,7 @@ static int start_locked(CrtChannel *ch, gconstpointer arg, GError **error)
     int r;
 
     if (!ch->now.target)
-        return crt_channel_failf(ch, error, ENOTCONN,
+        return crt_channel_failf(ch, error, EDESTADDRREQ,
                                  "start: no target is set (write one to `target`)");
     if (ch->now.engine && crt_engine_get_state(ch->now.engine) == CRT_STATE_STREAMING)
         return crt_channel_failf(ch, error, EALREADY, "start: already streaming");
@@ -374,7 +378,7 @@ static int pause_locked(CrtChannel *ch, gconstpointer resume, GError **error)
     int r;
 
     if (!e)
-        return crt_channel_failf(ch, error, ENOTCONN, "%s: no target has been set yet", cmd);
+        return crt_channel_failf(ch, error, EDESTADDRREQ, "%s: no target has been set yet", cmd);
     if (resume) {
         crt_hub_begin_stream(ch->hub);
         crt_channel_log_clear_error(&ch->log); /* before the first completion */

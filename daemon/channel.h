@@ -54,13 +54,13 @@ void crt_channel_shutdown(CrtChannel *ch);
 const char *crt_channel_name(CrtChannel *ch);
 
 /* Start streaming; a target whose stream ended by itself, or whose path
- * names another file now, is opened again first.  -ENOTCONN without a
+ * names another file now, is opened again first.  -EDESTADDRREQ without a
  * target, -EALREADY while streaming. */
 int crt_channel_start(CrtChannel *ch, GError **error);
 /* Stop streaming; `wait`: until every request is back (stop-wait).
  * Readers get end of file. */
 int crt_channel_stop(CrtChannel *ch, gboolean wait, GError **error);
-/* Suspend and resume the stream (-ENOTCONN before any target, -EALREADY
+/* Suspend and resume the stream (-EDESTADDRREQ before any target, -EALREADY
  * when already so).  Under purge_on_suspend a suspend ends the readers'
  * stream. */
 int crt_channel_suspend(CrtChannel *ch, GError **error);

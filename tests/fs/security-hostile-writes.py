@@ -72,7 +72,7 @@ NON_LIVE = ("type", "requests", "out_count", "out_size", "in_count", "in_size", 
             "purge_on_suspend")
 
 SANE = {errno.EINVAL, errno.EFBIG, errno.EBUSY, errno.EMSGSIZE, errno.EAGAIN, errno.ERANGE,
-        errno.ENOTCONN, errno.EALREADY, errno.EOVERFLOW, errno.E2BIG, errno.EPERM,
+        errno.EDESTADDRREQ, errno.EALREADY, errno.EOVERFLOW, errno.E2BIG, errno.EPERM,
         errno.EACCES, errno.ENOMEM, errno.EILSEQ, errno.ENOENT, errno.ENODEV, errno.ESPIPE}
 # Opening a target spec can fail with the error of the open or connect.
 TARGET_SANE = SANE | {errno.EISDIR, errno.ENOTDIR, errno.ENAMETOOLONG, errno.ECONNREFUSED,

@@ -40,7 +40,7 @@ def main(tap):
     with ct.Mount(tap) as m:
         d = m.mkdir("snd")
         fd = os.open(d + "/send", os.O_RDWR)
-        tap.is_(submit(fd, "read"), errno.ENOTCONN, "send without a target: ENOTCONN")
+        tap.is_(submit(fd, "read"), errno.EDESTADDRREQ, "send without a target: EDESTADDRREQ")
         tap.like(ct.state(d)[1].get("error"), "no target", "error: no target is set")
         tap.is_(ct.read_fd(fd, 4096), b"", "nothing submitted: read gives end of file")
 

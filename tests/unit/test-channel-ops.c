@@ -88,9 +88,9 @@ static void test_without_target(void)
     CrtChannel *ch = crt_channel_new("ops", NULL, NULL, NULL);
     GError *error = NULL;
 
-    assert_failed(ch, crt_channel_start(ch, &error), error, ENOTCONN, "no target");
-    assert_failed(ch, crt_channel_suspend(ch, &error), error, ENOTCONN, "suspend:");
-    assert_failed(ch, crt_channel_resume(ch, &error), error, ENOTCONN, "resume:");
+    assert_failed(ch, crt_channel_start(ch, &error), error, EDESTADDRREQ, "no target");
+    assert_failed(ch, crt_channel_suspend(ch, &error), error, EDESTADDRREQ, "suspend:");
+    assert_failed(ch, crt_channel_resume(ch, &error), error, EDESTADDRREQ, "resume:");
     crt_channel_free(ch);
 }
 
@@ -175,7 +175,7 @@ static void test_error_clears(void)
     gint64 before = g_get_real_time() / G_USEC_PER_SEC;
     char *at, *err;
 
-    g_assert_cmpint(crt_channel_start(ch, NULL), ==, -ENOTCONN);
+    g_assert_cmpint(crt_channel_start(ch, NULL), ==, -EDESTADDRREQ);
     err = state_value(ch, "error");
     at = state_value(ch, "error_at");
     g_assert_nonnull(strstr(err, "no target"));

@@ -211,7 +211,7 @@ static void test_send_without_target(void)
 
     chan_open(&c);
     s = crt_send_open(c.ch);
-    g_assert_cmpint(crt_send_write(s, "read\n", 5, &error), ==, -ENOTCONN);
+    g_assert_cmpint(crt_send_write(s, "read\n", 5, &error), ==, -EDESTADDRREQ);
     g_assert_nonnull(error);
     g_clear_error(&error);
     g_assert_cmpint(crt_send_read(s, buf, sizeof buf), ==, 0);

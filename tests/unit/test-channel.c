@@ -20,7 +20,7 @@
 
 /* ---- ctl, target, state ---------------------------------------------------- */
 
-/* `start` without a target: ENOTCONN, and `state` says why. */
+/* `start` without a target: EDESTADDRREQ, and `state` says why. */
 static void test_ctl_start_without_target(void)
 {
     Chan c;
@@ -31,12 +31,12 @@ static void test_ctl_start_without_target(void)
     target = state_line(&c, "target");
     g_assert_cmpstr(target, ==, "none");
     g_free(target);
-    ctl_fails(&c, "start", ENOTCONN);
+    ctl_fails(&c, "start", EDESTADDRREQ);
     ASSERT_ERROR_LINE(&c, "no target");
     ASSERT_STATE(&c, "stopped");
     /* suspend and resume need a target too. */
-    ctl_fails(&c, "suspend", ENOTCONN);
-    ctl_fails(&c, "resume", ENOTCONN);
+    ctl_fails(&c, "suspend", EDESTADDRREQ);
+    ctl_fails(&c, "resume", EDESTADDRREQ);
     chan_close(&c);
 }
 
@@ -158,7 +158,7 @@ static void test_target_set_and_clear(void)
     g_assert_cmpstr(text, ==, "none");
     g_free(text);
     ASSERT_STATE(&c, "stopped");
-    ctl_fails(&c, "start", ENOTCONN);
+    ctl_fails(&c, "start", EDESTADDRREQ);
     target_ok(&c, ""); /* clearing nothing is fine */
     chan_close(&c);
 }
