@@ -81,8 +81,6 @@ int crt_channel_control(CrtChannel *ch, CrtChannelControlFn op, gconstpointer ar
  * (crtfs_present): a `wait` target says itself; any other is gone once its
  * stream ended by itself or its path names another file.  now.lock held. */
 gboolean crt_channel_presence_unlocked(CrtChannel *ch, char **text);
-/* A g_get_real_time figure as `state` shows times (channel-report.c). */
-char *crt_channel_time_text(gint64 us);
 /* Add a retired engine's counters to `sum`. */
 void crt_channel_add_stats(CrtEngineStats *sum, const CrtEngineStats *st);
 /* Wake whoever waits on the directory's files. */

@@ -89,6 +89,9 @@ char *crt_channel_config_get(CrtChannel *ch, const char *key);
 void crt_channel_set_error(CrtChannel *ch, const char *message);
 
 char *crt_channel_state_text(CrtChannel *ch);
+/* A g_get_real_time figure as `state` shows times: local ISO 8601 with the
+ * zone, to the millisecond (channel-report.c).  Newly allocated. */
+char *crt_channel_time_text(gint64 us);
 
 /* One figure of `stats`. */
 typedef struct {

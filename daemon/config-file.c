@@ -20,7 +20,8 @@ int crt_target_name_check(const char *name)
         return EINVAL;
     if (strlen(name) > NAME_MAX)
         return ENAMETOOLONG;
-    if (strcmp(name, "version") == 0 || strcmp(name, "metrics") == 0)
+    if (strcmp(name, "version") == 0 || strcmp(name, "metrics") == 0 ||
+        strcmp(name, "reload") == 0)
         return EEXIST;
     return 0;
 }
@@ -34,8 +35,8 @@ static gboolean check_group(GKeyFile *kf, const char *group, GError **error)
 
     if (crt_target_name_check(group) != 0) {
         g_set_error(error, G_KEY_FILE_ERROR, G_KEY_FILE_ERROR_GROUP_NOT_FOUND,
-                    "[%s]: not a valid target name (a directory name other than version "
-                    "and metrics)",
+                    "[%s]: not a valid target name (a directory name other than version, "
+                    "metrics and reload)",
                     group);
         return FALSE;
     }

@@ -12,7 +12,7 @@
 
 /* 0 when `name` may be a target directory at the mount root; else the
  * errno mkdir answers: EINVAL (empty, "." or "..", a slash), ENAMETOOLONG,
- * EEXIST (the root's own files, version and metrics). */
+ * EEXIST (the root's own files, version, metrics and reload). */
 int crt_target_name_check(const char *name);
 
 /* Parse and check a configuration file's text (len bytes, or NUL-ended with

@@ -51,12 +51,14 @@ static char *metrics_text(CrtFs *fs)
 {
     GPtrArray *dirs = crt_fs_dirs_ref(fs);
     CrtChannel **chs = g_new0(CrtChannel *, MAX(dirs->len, 1));
+    CrtReloadStatus reload;
     char *text;
 
     g_ptr_array_sort(dirs, dir_name_cmp);
     for (guint i = 0; i < dirs->len; i++)
         chs[i] = ((Dir *)g_ptr_array_index(dirs, i))->ch;
-    text = crt_metrics_text(chs, dirs->len, crt_fs_removed_held(fs));
+    crt_fs_reload_status(fs, &reload);
+    text = crt_metrics_text(chs, dirs->len, crt_fs_removed_held(fs), &reload);
     for (guint i = 0; i < dirs->len; i++)
         crt_fs_dir_unref(fs, g_ptr_array_index(dirs, i));
     g_ptr_array_free(dirs, TRUE);
@@ -72,6 +74,8 @@ static char *generate(CrtFs *fs, Node *n, Dir *d)
         return g_strdup(PACKAGE_STRING "\n");
     case N_METRICS:
         return metrics_text(fs);
+    case N_RELOAD:
+        return crt_fs_reload_text(fs);
     case N_STATE:
         return crt_channel_state_text(d->ch);
     case N_STATS:

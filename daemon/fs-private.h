@@ -9,12 +9,14 @@
 #include <sys/stat.h>
 
 #include "channel.h"
+#include "metrics.h"
 #include "fs.h"
 
 typedef enum {
     N_ROOT = 0,
     N_VERSION,
     N_METRICS,
+    N_RELOAD, /* the root's `reload`: the last SIGHUP's outcome */
     N_DIR,        /* a target directory */
     N_CONFIG_DIR, /* its config/ */
     N_CTL,
@@ -95,7 +97,10 @@ struct CrtFs {
     GHashTable *nodes; /* fuse_ino_t -> Node */
     GHashTable *dirs;  /* name -> Dir */
     fuse_ino_t next_ino;
-    Node *root, *version, *metrics;
+    Node *root, *version, *metrics, *reload;
+    /* The last reload (fs lock): for `reload` and the metrics. */
+    CrtReloadStatus reload_status;
+    char *reload_file, *reload_text;
     CrtFsOptions opts;
     gboolean shutting_down;
     gint open_files;  /* atomic: files the kernel has open */
@@ -106,6 +111,10 @@ struct CrtFs {
 };
 
 /* fs.c */
+/* The root file `reload` (newly allocated). */
+char *crt_fs_reload_text(CrtFs *fs);
+/* A copy of the last reload's status. */
+void crt_fs_reload_status(CrtFs *fs, CrtReloadStatus *out);
 Node *crt_fs_node(CrtFs *fs, fuse_ino_t ino); /* NULL if unknown */
 void crt_fs_dir_ref(CrtFs *fs, Dir *d);
 /* Every target directory now, each with a reference (crt_fs_dir_unref). */

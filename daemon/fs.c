@@ -74,6 +74,9 @@ CrtFs *crt_fs_new(const CrtFsOptions *opts)
         node_new(fs, N_VERSION, "version", NULL, S_IFREG | 0444, geteuid(), getegid());
     fs->metrics =
         node_new(fs, N_METRICS, "metrics", NULL, S_IFREG | 0444, geteuid(), getegid());
+    fs->reload =
+        node_new(fs, N_RELOAD, "reload", NULL, S_IFREG | 0444, geteuid(), getegid());
+    fs->reload_status = (CrtReloadStatus){TRUE, 0, g_get_real_time()};
     return fs;
 }
 
@@ -228,6 +231,8 @@ static Node *child_unlocked(CrtFs *fs, Node *parent, const char *name)
             return fs->version;
         if (strcmp(name, "metrics") == 0)
             return fs->metrics;
+        if (strcmp(name, "reload") == 0)
+            return fs->reload;
         d = g_hash_table_lookup(fs->dirs, name);
         return d ? d->node : NULL;
     }
@@ -336,7 +341,8 @@ static int setattr_unlocked(fuse_req_t req, Node *n, struct stat *attr, int to_s
     const struct fuse_ctx *ctx = fuse_req_ctx(req);
     gboolean owner = ctx->uid == 0 || ctx->uid == n->uid;
 
-    if (n->kind == N_ROOT || n->kind == N_VERSION || n->kind == N_METRICS)
+    if (n->kind == N_ROOT || n->kind == N_VERSION || n->kind == N_METRICS ||
+        n->kind == N_RELOAD)
         return (to_set & (FUSE_SET_ATTR_MODE | FUSE_SET_ATTR_UID | FUSE_SET_ATTR_GID))
                    ? EPERM
                    : 0;
@@ -408,6 +414,7 @@ static void listing_unlocked(fuse_req_t req, CrtFs *fs, Node *dir, Listing *buf)
 
         add_entry(req, buf, "version", fs->version, ++i);
         add_entry(req, buf, "metrics", fs->metrics, ++i);
+        add_entry(req, buf, "reload", fs->reload, ++i);
         g_hash_table_iter_init(&it, fs->dirs);
         while (g_hash_table_iter_next(&it, NULL, &v))
             add_entry(req, buf, ((Dir *)v)->name, ((Dir *)v)->node, ++i);
@@ -747,10 +754,12 @@ static int apply_group(Dir *d, GKeyFile *kf, const char *group, gboolean set_tar
     }
     if (r == 0 && set_target)
         r = crt_channel_set_target(d->ch, target ? target : "", NULL, error);
-    d->config_started = FALSE;
+    /* A stream the file started and a reload left running stays the file's. */
     if (r == 0 && autostart && crt_channel_state(d->ch) != CRT_STATE_STREAMING) {
         r = crt_channel_start(d->ch, error);
         d->config_started = r == 0;
+    } else if (!autostart || r < 0) {
+        d->config_started = FALSE;
     }
     g_free(target);
     g_strfreev(keys);
@@ -814,14 +823,42 @@ int crt_fs_load_config(CrtFs *fs, GKeyFile *kf, GError **error)
     return first;
 }
 
+/* Whether applying the group's new keys needs its stream stopped: a key
+ * that cannot change while streaming has a new value (`old_text` is the
+ * group as group_text() wrote it last time).  Live keys, the access keys
+ * and autostart change under a running stream; a new target replaces the
+ * old one by itself. */
+static gboolean needs_stop(const char *old_text, GKeyFile *kf, const char *group)
+{
+    char **lines = g_strsplit(old_text ? old_text : "", "\n", -1);
+    char **keys = g_key_file_get_keys(kf, group, NULL, NULL);
+    gboolean stop = FALSE;
+
+    for (guint i = 0; !stop && keys && keys[i]; i++) {
+        const char *k = keys[i];
+        char *v = g_key_file_get_value(kf, group, k, NULL);
+        char *line = g_strdup_printf("%s=%s", k, v ? v : "");
+
+        if (strcmp(k, "target") != 0 && strcmp(k, "autostart") != 0 &&
+            !crt_config_is_access_key(k, v) && !crt_config_key_is_live(k))
+            stop = !g_strv_contains((const char *const *)lines, line);
+        g_free(line);
+        g_free(v);
+    }
+    g_strfreev(keys);
+    g_strfreev(lines);
+    return stop;
+}
+
 /* A group that changed, applied to its directory. */
 static int reload_group(CrtFs *fs, Dir *d, GKeyFile *kf, const char *group,
                         GError **error)
 {
     char *old_target = crt_channel_target_text(d->ch);
     char *new_target = g_key_file_get_string(kf, group, "target", NULL);
-    gboolean restart =
-        d->config_started && crt_channel_state(d->ch) == CRT_STATE_STREAMING;
+    gboolean restart = d->config_started &&
+                       crt_channel_state(d->ch) == CRT_STATE_STREAMING &&
+                       needs_stop(d->group_text, kf, group);
     CrtFileAccess access;
     int r;
 
@@ -891,6 +928,47 @@ int crt_fs_reload_config(CrtFs *fs, GKeyFile *kf, GError **error)
     }
     g_strfreev(groups);
     return first;
+}
+
+void crt_fs_set_reload_result(CrtFs *fs, const char *file, gboolean ok, const char *text)
+{
+    gint64 now = g_get_real_time();
+
+    g_mutex_lock(&fs->lock);
+    fs->reload_status.ok = ok;
+    fs->reload_status.time_us = now;
+    if (ok)
+        fs->reload_status.success_us = now;
+    g_free(fs->reload_file);
+    fs->reload_file = g_strdup(file);
+    g_free(fs->reload_text);
+    fs->reload_text = g_strdup(text);
+    g_mutex_unlock(&fs->lock);
+}
+
+void crt_fs_reload_status(CrtFs *fs, CrtReloadStatus *out)
+{
+    g_mutex_lock(&fs->lock);
+    *out = fs->reload_status;
+    g_mutex_unlock(&fs->lock);
+}
+
+char *crt_fs_reload_text(CrtFs *fs)
+{
+    char *s, *at;
+
+    g_mutex_lock(&fs->lock);
+    at = crt_channel_time_text(fs->reload_status.time_us ? fs->reload_status.time_us
+                                                         : fs->reload_status.success_us);
+    if (!fs->reload_status.time_us)
+        s = g_strdup_printf("none\ntime: %s\nresult: no reload since the mount\n", at);
+    else
+        s = g_strdup_printf("%s\ntime: %s\nfile: %s\nresult: %s\n",
+                            fs->reload_status.ok ? "ok" : "failed", at,
+                            fs->reload_file ? fs->reload_file : "none", fs->reload_text);
+    g_mutex_unlock(&fs->lock);
+    g_free(at);
+    return s;
 }
 
 void crt_fs_sleep_before(gpointer data)
@@ -968,6 +1046,9 @@ void crt_fs_free(CrtFs *fs)
     g_free(fs->root);
     g_free(fs->version);
     g_free(fs->metrics);
+    g_free(fs->reload);
+    g_free(fs->reload_file);
+    g_free(fs->reload_text);
     g_hash_table_destroy(fs->nodes);
     g_mutex_clear(&fs->lock);
     g_free(fs);

@@ -35,6 +35,11 @@ int crt_fs_load_config(CrtFs *fs, GKeyFile *kf, GError **error);
  * first error (the others are logged). */
 int crt_fs_reload_config(CrtFs *fs, GKeyFile *kf, GError **error);
 
+/* The outcome of a SIGHUP reload, for the root file `reload` and the
+ * metrics: ok, and what happened in one line (the first error when not
+ * ok).  `file` is the configuration file read.  Any thread. */
+void crt_fs_set_reload_result(CrtFs *fs, const char *file, gboolean ok, const char *text);
+
 /* The system goes to sleep: every streaming target with purge_on_suspend=1
  * is suspended (stopped and drained); after the resume they are resumed. */
 void crt_fs_sleep_before(gpointer fs);

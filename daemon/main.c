@@ -83,9 +83,34 @@ static gboolean take_nonopts(Options *o, struct fuse_args *args, const char *pro
     return TRUE;
 }
 
+/* crtfs --check CONFIG: the checks a mount and a reload make, without
+ * mounting.  Exit 0 and a summary, or 1 and the reason. */
+static int check_config(const char *prog, const char *path)
+{
+    GError *error = NULL;
+    GKeyFile *kf = crt_config_file_load(path, &error);
+    char **groups;
+    gsize n;
+
+    if (!kf) {
+        fprintf(stderr, "%s: %s: %s\n", prog, path, error->message);
+        g_error_free(error);
+        return 1;
+    }
+    groups = g_key_file_get_groups(kf, &n);
+    printf("%s: ok, %zu target%s", path, (size_t)n, n == 1 ? "" : "s");
+    for (gsize i = 0; i < n; i++)
+        printf("%s%s", i ? ", " : ": ", groups[i]);
+    printf("\n");
+    g_strfreev(groups);
+    g_key_file_unref(kf);
+    return 0;
+}
+
 static void usage(const char *prog)
 {
-    printf("usage: %s [options] [CONFIG] MOUNTPOINT\n\n"
+    printf("usage: %s [options] [CONFIG] MOUNTPOINT\n"
+           "       %s --check CONFIG   check a configuration file, mount nothing\n\n"
            "crtfs options:\n"
            "    -o config=FILE         targets to create at mount (GKeyFile; default: a\n"
            "                           `demo` target on the simulator)\n"
@@ -93,7 +118,7 @@ static void usage(const char *prog)
            "    -o max_targets=N       most target directories (default 1024)\n"
            "    -o max_target_memory=MIB  most buffer memory per target, in MiB\n"
            "                           (default 1024; 0 = no limit but the pools')\n\n",
-           prog);
+           prog, prog);
     fuse_cmdline_help();
     fuse_lowlevel_help();
 }
@@ -108,19 +133,32 @@ static void reload(CrtFs *fs, const char *config)
     if (!config) {
         g_message(
             "SIGHUP: no configuration file to read again (mounted without -o config=)");
+        crt_fs_set_reload_result(fs, NULL, FALSE,
+                                 "no configuration file to read again (mounted without "
+                                 "-o config=)");
         return;
     }
     kf = crt_config_file_load(config, &error);
     if (!kf) {
-        g_message("SIGHUP: %s: %s; nothing changed", config, error->message);
+        char *why = g_strdup_printf("%s; nothing changed", error->message);
+
+        g_message("SIGHUP: %s: %s", config, why);
+        crt_fs_set_reload_result(fs, config, FALSE, why);
+        g_free(why);
         g_error_free(error);
         return;
     }
     g_message("SIGHUP: applying %s", config);
     crt_service_notify("RELOADING=1");
     if (crt_fs_reload_config(fs, kf, &error) < 0) {
+        char *why = g_strdup_printf("%s (the other groups applied)", error->message);
+
         g_warning("config: %s", error->message);
+        crt_fs_set_reload_result(fs, config, FALSE, why);
+        g_free(why);
         g_clear_error(&error);
+    } else {
+        crt_fs_set_reload_result(fs, config, TRUE, "applied");
     }
     crt_service_notify("READY=1");
     g_key_file_unref(kf);
@@ -257,6 +295,12 @@ int main(int argc, char **argv)
     GKeyFile *kf = NULL;
     int ret = 1;
 
+    if (argc >= 2 && strcmp(argv[1], "--check") == 0) {
+        if (argc == 3)
+            return check_config(argv[0], argv[2]);
+        fprintf(stderr, "%s: usage: %s --check CONFIG\n", argv[0], argv[0]);
+        return 2;
+    }
     gboolean args_ok = fuse_opt_parse(&args, &o, option_table, keep_nonopt) == 0 &&
                        take_nonopts(&o, &args, argv[0]) &&
                        fuse_parse_cmdline(&args, &cl) == 0;

@@ -48,7 +48,8 @@ static int find_stat(const CrtStat *st, guint n, const char *name)
     return -1;
 }
 
-char *crt_metrics_text(CrtChannel *const *channels, guint n, guint removed)
+char *crt_metrics_text(CrtChannel *const *channels, guint n, guint removed,
+                       const CrtReloadStatus *reload)
 {
     static const CrtEngineState states[] = {CRT_STATE_STOPPED, CRT_STATE_STREAMING,
                                             CRT_STATE_STOPPING, CRT_STATE_SUSPENDED};
@@ -62,6 +63,14 @@ char *crt_metrics_text(CrtChannel *const *channels, guint n, guint removed)
     family(s, "crtfs_removed_targets", "gauge",
            "Removed target directories still held by open files or the kernel's names.");
     g_string_append_printf(s, "crtfs_removed_targets %u\n", removed);
+    /* Named as Prometheus names its own (prometheus_config_last_reload_*). */
+    family(s, "crtfs_config_last_reload_successful", "gauge",
+           "Whether the last configuration reload (SIGHUP) applied.");
+    g_string_append_printf(s, "crtfs_config_last_reload_successful %d\n", reload->ok ? 1 : 0);
+    family(s, "crtfs_config_last_reload_success_timestamp_seconds", "gauge",
+           "When the configuration last applied (the mount, or a reload).");
+    g_string_append_printf(s, "crtfs_config_last_reload_success_timestamp_seconds %.3f\n",
+                           (double)reload->success_us / G_USEC_PER_SEC);
 #ifdef HAVE_MALLINFO2
     {
         struct mallinfo2 mi = mallinfo2();

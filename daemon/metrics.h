@@ -10,6 +10,15 @@
 /* The text for these channels (their names are the `target` labels) and
  * `removed` directories that are gone from the tree but still held by open
  * files or the kernel.  Newly allocated. */
-char *crt_metrics_text(CrtChannel *const *channels, guint n, guint removed);
+/* The last SIGHUP reload: whether it applied, and when (g_get_real_time;
+ * 0: none since the mount, which counts as a success at the mount time). */
+typedef struct {
+    gboolean ok;
+    gint64 time_us;
+    gint64 success_us;
+} CrtReloadStatus;
+
+char *crt_metrics_text(CrtChannel *const *channels, guint n, guint removed,
+                       const CrtReloadStatus *reload);
 
 #endif

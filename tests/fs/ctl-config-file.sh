@@ -23,7 +23,7 @@ mode=manual
 autostart=false
 CONF
 crt_mount -o config="$C" || exit 1
-is "$(ls "$MNT" | tr '\n' ' ')" "gps meter metrics version " "both groups became directories (and no demo)"
+is "$(ls "$MNT" | tr '\n' ' ')" "gps meter metrics reload version " "both groups became directories (and no demo)"
 is "$(state_word "$MNT/gps")" streaming "gps: autostart=true streams"
 is "$(state_field "$MNT/gps" target)" "sim:records rate=200" "gps: target set"
 is "$(t cat "$MNT/gps/config/out_size")" 32 "gps: out_size 32"

@@ -14,7 +14,7 @@ t "$CRTFS" >/dev/null 2>&1
 isnt $? 0 "no mount point: non-zero exit"
 
 crt_mount || exit 1
-is "$(ls "$MNT" | tr '\n' ' ')" "demo metrics version " "the root has demo, metrics and version"
+is "$(ls "$MNT" | tr '\n' ' ')" "demo metrics reload version " "the root has demo, metrics, reload and version"
 is "$(t cat "$MNT/version")" "$(t "$CRTFS" --version | head -1)" "version matches --version"
 is "$(state_word "$MNT/demo")" streaming "demo streams at once (autostart)"
 like "$(state_field "$MNT/demo" target)" '^sim:records' "on a sim:records target"
