@@ -30,8 +30,8 @@ static const struct {
     const char *word;
     int (*op)(CrtChannel *ch, GError **error);
 } ctl_words[] = {
-    {"start", crt_channel_start},     {"stop", ctl_stop},
-    {"stop-wait", ctl_stop_wait},     {"suspend", crt_channel_suspend},
+    {"start", crt_channel_start},   {"stop", ctl_stop},
+    {"stop-wait", ctl_stop_wait},   {"suspend", crt_channel_suspend},
     {"resume", crt_channel_resume},
 };
 

@@ -47,8 +47,8 @@ int crt_input_queue_push(CrtInputQueue *in, const void *buf, size_t len, GError 
         r = crt_set_error(error, EINVAL, "input: type %s sends no input",
                           crt_request_type_to_string(in->type));
     else if (len > in->size)
-        r = crt_set_error(error, EMSGSIZE, "input: %zu bytes exceed in_size %" PRIu64, len,
-                          in->size);
+        r = crt_set_error(error, EMSGSIZE, "input: %zu bytes exceed in_size %" PRIu64,
+                          len, in->size);
     else if (g_queue_get_length(&in->queue) >= in->count)
         r = -EAGAIN;
     else
@@ -67,8 +67,7 @@ gboolean crt_input_queue_has_room(CrtInputQueue *in)
     return ok;
 }
 
-int crt_input_queue_fill(CrtInputQueue *in, void *buf, size_t *size,
-                           gboolean *dequeued)
+int crt_input_queue_fill(CrtInputQueue *in, void *buf, size_t *size, gboolean *dequeued)
 {
     GBytes *b;
     int r = 0;

@@ -14,9 +14,9 @@
 
 typedef struct {
     GMutex lock;
-    GQueue queue;       /* lock: GBytes written to `input`, not sent yet */
-    char *payload;      /* lock: the `payload` key, sent when the queue is empty */
-    size_t payload_len; /* lock */
+    GQueue queue;        /* lock: GBytes written to `input`, not sent yet */
+    char *payload;       /* lock: the `payload` key, sent when the queue is empty */
+    size_t payload_len;  /* lock */
     CrtRequestType type; /* lock: copies of the configuration */
     guint count;         /* lock: the queue's bound (in_count, at least 1) */
     guint64 size;        /* lock: the largest write (in_size) */
@@ -37,7 +37,6 @@ gboolean crt_input_queue_has_room(CrtInputQueue *in);
 /* Fill an engine's input buffer (at most *size bytes, *size set to what was
  * put) from the queue, else from the payload.  0, or -EAGAIN when there is
  * neither.  *dequeued: a queued write left, so there is room again. */
-int crt_input_queue_fill(CrtInputQueue *in, void *buf, size_t *size,
-                           gboolean *dequeued);
+int crt_input_queue_fill(CrtInputQueue *in, void *buf, size_t *size, gboolean *dequeued);
 
 #endif

@@ -84,8 +84,8 @@ void crt_channel_log_event(CrtChannelLog *log, gboolean error, const char *fmt, 
     msg = g_strdup_vprintf(fmt, ap);
     va_end(ap);
     line = crt_channel_readable(msg);
-    g_log(CRT_TARGET_LOG_DOMAIN, error ? G_LOG_LEVEL_WARNING : G_LOG_LEVEL_MESSAGE, "%s: %s",
-          log->name, line);
+    g_log(CRT_TARGET_LOG_DOMAIN, error ? G_LOG_LEVEL_WARNING : G_LOG_LEVEL_MESSAGE,
+          "%s: %s", log->name, line);
     g_free(line);
     g_free(msg);
 }

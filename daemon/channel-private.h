@@ -45,10 +45,10 @@ struct CrtChannel {
      * blocking call. */
     struct {
         GMutex lock;
-        CrtEngine *engine;   /* NULL until the first target or config */
-        CrtEngineStats base; /* counters of retired engines */
-        CrtTarget *target;   /* the channel's own reference */
-        char *target_text;   /* the spec as written */
+        CrtEngine *engine;     /* NULL until the first target or config */
+        CrtEngineStats base;   /* counters of retired engines */
+        CrtTarget *target;     /* the channel's own reference */
+        char *target_text;     /* the spec as written */
         gboolean target_waits; /* its spec has `wait` */
         gboolean target_dead;  /* a fatal completion ended its stream */
         char *dead_reason;     /* why, or why `start` could not open it again */
@@ -62,8 +62,8 @@ struct CrtChannel {
         CrtKeep keep; /* as configured (auto unresolved) */
     } now;
 
-    CrtChannelLog log;     /* the `error:` line and the event log */
-    CrtInputQueue input;   /* the `input` queue */
+    CrtChannelLog log;   /* the `error:` line and the event log */
+    CrtInputQueue input; /* the `input` queue */
 };
 
 /* Record `err`'s reason (made one readable line, in `err` too) and pass it

@@ -31,7 +31,7 @@ static char *keep_text_unlocked(CrtChannel *ch)
     if (ch->now.keep.mode != CRT_KEEP_AUTO)
         return word;
     s = g_strdup_printf("%s (auto: %s)", word,
-                        !ch->now.target        ? "no target"
+                        !ch->now.target       ? "no target"
                         : ch->now.target_live ? "a live source"
                                               : "not a live source");
     g_free(word);
@@ -83,7 +83,8 @@ guint crt_channel_stats(CrtChannel *ch, CrtStat *out)
     g_mutex_unlock(&ch->now.lock);
     crt_hub_get_stats(ch->hub, &hs);
 #define STAT(k, v, c, h) out[n++] = (CrtStat){k, (guint64)(v), c, h}
-    STAT("requests_in_flight", st.requests_in_flight, FALSE, "Requests at the target now.");
+    STAT("requests_in_flight", st.requests_in_flight, FALSE,
+         "Requests at the target now.");
     STAT("completed", st.completed, TRUE, "Streaming requests completed.");
     STAT("failed", st.failed, TRUE, "Completions with an error status.");
     STAT("cancelled", st.cancelled, TRUE, "Requests cancelled.");
@@ -122,4 +123,3 @@ char *crt_channel_stats_text(CrtChannel *ch)
         g_string_append_printf(s, "%s %" G_GUINT64_FORMAT "\n", st[i].name, st[i].value);
     return g_string_free(s, FALSE);
 }
-

@@ -128,8 +128,8 @@ static void cancel_pending(CrtSendSession *s)
     g_array_free(ids, TRUE);
 }
 
-static int submit(CrtSendSession *s, const CrtSendHeader *h, const char *payload, size_t len,
-                  GError **error)
+static int submit(CrtSendSession *s, const CrtSendHeader *h, const char *payload,
+                  size_t len, GError **error)
 {
     CrtChannel *ch = s->ch;
     SendItem *it = g_malloc0(sizeof *it + h->size);

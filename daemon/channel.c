@@ -26,12 +26,12 @@ static void output_failed(CrtChannel *ch, CrtEngine *e, const CrtOutput *out)
 
     g_mutex_lock(&ch->now.lock);
     waits = ch->now.target_waits;
-    msg = g_strdup_printf("%s: %s (seq %" G_GUINT64_FORMAT ")",
-                          ended   ? "stream ended"
-                          : waits ? "target lost"
-                                  : "request failed",
-                          out->status == -ENODATA ? "end of file" : g_strerror(-out->status),
-                          out->seq);
+    msg = g_strdup_printf(
+        "%s: %s (seq %" G_GUINT64_FORMAT ")",
+        ended   ? "stream ended"
+        : waits ? "target lost"
+                : "request failed",
+        out->status == -ENODATA ? "end of file" : g_strerror(-out->status), out->seq);
     if (ended) {
         ch->now.target_dead = TRUE; /* `start` opens it again */
         g_free(ch->now.dead_reason);
@@ -139,7 +139,8 @@ int crt_channel_fail(CrtChannel *ch, GError **error, int err, GError *cause)
     if (err == ENOTCONN)
         err = EDESTADDRREQ;
     if (!cause)
-        cause = g_error_new_literal(G_IO_ERROR, g_io_error_from_errno(err), g_strerror(err));
+        cause =
+            g_error_new_literal(G_IO_ERROR, g_io_error_from_errno(err), g_strerror(err));
     crt_channel_log_set_error_from(&ch->log, cause);
     g_propagate_error(error, cause);
     return -err;
@@ -205,7 +206,8 @@ static int attach_target(CrtChannel *ch, CrtTarget *t)
  * look-aside pool at its largest (bufpool.h). */
 static guint64 pool_bytes(const CrtEngineConfig *ec)
 {
-    guint64 out = ec->lookaside_output ? MAX(8 * (guint64)ec->out_count, 64) : ec->out_count;
+    guint64 out =
+        ec->lookaside_output ? MAX(8 * (guint64)ec->out_count, 64) : ec->out_count;
     guint64 in = crt_request_type_has_input(ec->type) ? ec->in_count : 0;
 
     return out * ec->out_size + in * ec->in_size;
@@ -218,13 +220,15 @@ static int config_to_engine(CrtChannel *ch, CrtEngineConfig *ec, GError **error)
     int r = crt_config_to_engine(&ch->ctl.cfg, ec, error);
     guint64 need;
 
-    if (r < 0 || !ch->policy.max_memory || (need = pool_bytes(ec)) <= ch->policy.max_memory)
+    if (r < 0 || !ch->policy.max_memory ||
+        (need = pool_bytes(ec)) <= ch->policy.max_memory)
         return r;
-    return crt_set_error(error, ENOMEM,
-                         "the buffers need %" G_GUINT64_FORMAT " bytes, more than the "
-                         "%" G_GUINT64_FORMAT " a target may have (mount option "
-                         "max_target_memory); lower out_count, out_size, in_count or in_size",
-                         need, ch->policy.max_memory);
+    return crt_set_error(
+        error, ENOMEM,
+        "the buffers need %" G_GUINT64_FORMAT " bytes, more than the "
+        "%" G_GUINT64_FORMAT " a target may have (mount option "
+        "max_target_memory); lower out_count, out_size, in_count or in_size",
+        need, ch->policy.max_memory);
 }
 
 /* Put `e` in place of the current engine, which retires (its counters go
@@ -280,8 +284,8 @@ static int ensure_engine(CrtChannel *ch, GError **error)
 
 /* ---- the control operations ------------------------------------------ */
 
-int crt_channel_control(CrtChannel *ch, CrtChannelControlFn op, gconstpointer arg, const char *done,
-                   GError **error)
+int crt_channel_control(CrtChannel *ch, CrtChannelControlFn op, gconstpointer arg,
+                        const char *done, GError **error)
 {
     int r;
 
@@ -378,7 +382,8 @@ static int pause_locked(CrtChannel *ch, gconstpointer resume, GError **error)
     int r;
 
     if (!e)
-        return crt_channel_failf(ch, error, EDESTADDRREQ, "%s: no target has been set yet", cmd);
+        return crt_channel_failf(ch, error, EDESTADDRREQ,
+                                 "%s: no target has been set yet", cmd);
     if (resume) {
         crt_hub_begin_stream(ch->hub);
         crt_channel_log_clear_error(&ch->log); /* before the first completion */
@@ -490,9 +495,8 @@ static int install_target(CrtChannel *ch, CrtTarget *t, const char *text,
         return r;
     }
     if (r < 0 && error && !*error)
-        return crt_channel_failf(ch, error, -r,
-                                 "target set, but streaming did not start: %s",
-                                 g_strerror(-r));
+        return crt_channel_failf(
+            ch, error, -r, "target set, but streaming did not start: %s", g_strerror(-r));
     return r;
 }
 
@@ -512,8 +516,8 @@ static void keep_creds(CrtChannel *ch, const CrtCreds *creds)
     ch->ctl.has_creds = creds != NULL;
     if (creds) {
         ch->ctl.creds = *creds;
-        ch->ctl.creds.groups = g_memdup2(creds->groups, (gsize)MAX(creds->ngroups, 0) *
-                                                            sizeof(gid_t));
+        ch->ctl.creds.groups =
+            g_memdup2(creds->groups, (gsize)MAX(creds->ngroups, 0) * sizeof(gid_t));
     } else {
         memset(&ch->ctl.creds, 0, sizeof ch->ctl.creds);
     }
@@ -628,6 +632,39 @@ int crt_channel_set_target(CrtChannel *ch, const char *line, const CrtCreds *cre
     g_free(done);
     g_free((char *)a.text);
     return r;
+}
+
+gboolean crt_channel_holds_spec_file(CrtChannel *ch, const char *spec)
+{
+    CrtTargetSpec parsed;
+    gboolean holds = FALSE;
+
+    if (crt_target_spec_parse(spec, &parsed, NULL) < 0)
+        return FALSE;
+    if (parsed.kind == CRT_TARGET_PATH) {
+        g_mutex_lock(&ch->now.lock);
+        holds = ch->now.target && crt_target_holds_file(ch->now.target, parsed.path);
+        g_mutex_unlock(&ch->now.lock);
+    }
+    crt_target_spec_clear(&parsed);
+    return holds;
+}
+
+int crt_channel_explain_busy(CrtChannel *ch, const char *spec, const char *holder,
+                             GError **error)
+{
+    char *text = g_strstrip(g_strdup(spec));
+    GError *why =
+        g_error_new(G_IO_ERROR, G_IO_ERROR_BUSY,
+                    "%s is already the target of %s/ in this mount: read %s/data "
+                    "instead (every reader gets the whole stream), or add \"shared\" "
+                    "to both specs to open it twice",
+                    text, holder, holder);
+
+    g_free(text);
+    if (error)
+        g_clear_error(error);
+    return crt_channel_fail(ch, error, EBUSY, why);
 }
 
 char *crt_channel_target_text(CrtChannel *ch)

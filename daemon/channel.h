@@ -76,6 +76,15 @@ int crt_channel_ctl(CrtChannel *ch, const char *line, GError **error);
  * line clears.  0 or -errno. */
 int crt_channel_set_target(CrtChannel *ch, const char *line, const CrtCreds *creds,
                            GError **error);
+/* Whether the directory's target has the file open that the path spec
+ * `spec` names (another directory's spec, refused with EBUSY). */
+gboolean crt_channel_holds_spec_file(CrtChannel *ch, const char *spec);
+/* Setting `spec` failed with EBUSY because directory `holder` of the same
+ * mount has the file open: say so, and what to do, in `error:` and in
+ * *error.  Returns -EBUSY. */
+int crt_channel_explain_busy(CrtChannel *ch, const char *spec, const char *holder,
+                             GError **error);
+
 /* The spec as written with a newline, or "" when none.  Newly allocated. */
 char *crt_channel_target_text(CrtChannel *ch);
 

@@ -330,7 +330,9 @@ static int control_write(fuse_req_t req, OpenFile *of, const char *text, GError 
         return crt_channel_ctl(ch, text, error);
     case N_TARGET:
         fill_creds(req, &creds, groups, G_N_ELEMENTS(groups));
-        return crt_channel_set_target(ch, text, &creds, error);
+        return crt_fs_explain_busy(fs_of(req), of->dir, text,
+                                   crt_channel_set_target(ch, text, &creds, error),
+                                   error);
     case N_CONFIG:
         return crt_channel_config_set(ch, of->node->name, text, error);
     default:

@@ -16,7 +16,7 @@ typedef enum {
     N_ROOT = 0,
     N_VERSION,
     N_METRICS,
-    N_RELOAD, /* the root's `reload`: the last SIGHUP's outcome */
+    N_RELOAD,     /* the root's `reload`: the last SIGHUP's outcome */
     N_DIR,        /* a target directory */
     N_CONFIG_DIR, /* its config/ */
     N_CTL,
@@ -122,6 +122,9 @@ GPtrArray *crt_fs_dirs_ref(CrtFs *fs);
 void crt_fs_dir_unref(CrtFs *fs, Dir *d);
 /* Removed directories still held by open files or the kernel's names. */
 guint crt_fs_removed_held(CrtFs *fs);
+/* Setting `spec` on `d` failed with EBUSY: when another directory of this
+ * mount holds the file, say which (crt_channel_explain_busy).  Returns r. */
+int crt_fs_explain_busy(CrtFs *fs, Dir *d, const char *spec, int r, GError **error);
 /* Reply an errno with a reason in the channel's state (and the log). */
 void crt_fs_reply_error(fuse_req_t req, Dir *d, int err, GError *error);
 
@@ -129,8 +132,8 @@ void crt_fs_reply_error(fuse_req_t req, Dir *d, int err, GError *error);
 void crt_fs_op_open(fuse_req_t req, fuse_ino_t ino, struct fuse_file_info *fi);
 void crt_fs_op_read(fuse_req_t req, fuse_ino_t ino, size_t size, off_t off,
                     struct fuse_file_info *fi);
-void crt_fs_op_write(fuse_req_t req, fuse_ino_t ino, const char *buf, size_t size, off_t off,
-                     struct fuse_file_info *fi);
+void crt_fs_op_write(fuse_req_t req, fuse_ino_t ino, const char *buf, size_t size,
+                     off_t off, struct fuse_file_info *fi);
 void crt_fs_op_poll(fuse_req_t req, fuse_ino_t ino, struct fuse_file_info *fi,
                     struct fuse_pollhandle *ph);
 void crt_fs_op_release(fuse_req_t req, fuse_ino_t ino, struct fuse_file_info *fi);

@@ -198,6 +198,28 @@ void crt_fs_dir_unref(CrtFs *fs, Dir *d)
         dir_free(d);
 }
 
+int crt_fs_explain_busy(CrtFs *fs, Dir *d, const char *spec, int r, GError **error)
+{
+    GPtrArray *dirs;
+    Dir *holder = NULL;
+
+    if (r != -EBUSY)
+        return r;
+    dirs = crt_fs_dirs_ref(fs);
+    for (guint i = 0; i < dirs->len && !holder; i++) {
+        Dir *other = g_ptr_array_index(dirs, i);
+
+        if (other != d && crt_channel_holds_spec_file(other->ch, spec))
+            holder = other;
+    }
+    if (holder)
+        r = crt_channel_explain_busy(d->ch, spec, holder->name, error);
+    for (guint i = 0; i < dirs->len; i++)
+        crt_fs_dir_unref(fs, g_ptr_array_index(dirs, i));
+    g_ptr_array_free(dirs, TRUE);
+    return r;
+}
+
 void crt_fs_reply_error(fuse_req_t req, Dir *d, int err, GError *error)
 {
     if (error) {
@@ -632,7 +654,8 @@ static void refuse_new_file(fuse_req_t req, fuse_ino_t parent, const char *name)
         fuse_reply_err(req, EPERM);
         return;
     }
-    msg = g_strdup_printf("config/%s: no such key (the keys are the files of config/)", name);
+    msg = g_strdup_printf("config/%s: no such key (the keys are the files of config/)",
+                          name);
     crt_channel_set_error(d->ch, msg);
     g_free(msg);
     crt_fs_dir_unref(fs, d);
@@ -732,8 +755,8 @@ static void set_access_unlocked(Dir *d, const CrtFileAccess *a)
 /* A group's keys, target and autostart applied to `d`, which is stopped or
  * may stream on (then keys that cannot change live fail).  Returns 0 or the
  * first error. */
-static int apply_group(Dir *d, GKeyFile *kf, const char *group, gboolean set_target,
-                       GError **error)
+static int apply_group(CrtFs *fs, Dir *d, GKeyFile *kf, const char *group,
+                       gboolean set_target, GError **error)
 {
     char **keys = g_key_file_get_keys(kf, group, NULL, NULL);
     char *target = NULL;
@@ -753,7 +776,9 @@ static int apply_group(Dir *d, GKeyFile *kf, const char *group, gboolean set_tar
         g_free(v);
     }
     if (r == 0 && set_target)
-        r = crt_channel_set_target(d->ch, target ? target : "", NULL, error);
+        r = crt_fs_explain_busy(
+            fs, d, target ? target : "",
+            crt_channel_set_target(d->ch, target ? target : "", NULL, error), error);
     /* A stream the file started and a reload left running stays the file's. */
     if (r == 0 && autostart && crt_channel_state(d->ch) != CRT_STATE_STREAMING) {
         r = crt_channel_start(d->ch, error);
@@ -784,7 +809,7 @@ static int load_group(CrtFs *fs, GKeyFile *kf, const char *group, GError **error
     d->group_text = group_text(kf, group);
     g_mutex_unlock(&fs->lock);
     if (r == 0)
-        r = apply_group(d, kf, group, g_key_file_has_key(kf, group, "target", NULL),
+        r = apply_group(fs, d, kf, group, g_key_file_has_key(kf, group, "target", NULL),
                         error);
     if (r < 0 && error && *error)
         g_prefix_error(error, "[%s]: ", group);
@@ -876,7 +901,7 @@ static int reload_group(CrtFs *fs, Dir *d, GKeyFile *kf, const char *group,
             r = crt_channel_stop(d->ch, TRUE, error);
     }
     if (r == 0)
-        r = apply_group(d, kf, group,
+        r = apply_group(fs, d, kf, group,
                         g_strcmp0(old_target, new_target ? new_target : "") != 0, error);
     if (r < 0 && error && *error)
         g_prefix_error(error, "[%s]: ", group);

@@ -11,8 +11,8 @@ struct fuse_session;
 typedef struct CrtFs CrtFs;
 
 typedef struct {
-    gboolean allow_exec; /* exec: targets from non-root writers */
-    guint max_targets;   /* mkdir refuses more (ENOSPC) */
+    gboolean allow_exec;       /* exec: targets from non-root writers */
+    guint max_targets;         /* mkdir refuses more (ENOSPC) */
     guint64 max_target_memory; /* buffer bytes per target (ENOMEM at start) */
 } CrtFsOptions;
 

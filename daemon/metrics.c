@@ -66,7 +66,8 @@ char *crt_metrics_text(CrtChannel *const *channels, guint n, guint removed,
     /* Named as Prometheus names its own (prometheus_config_last_reload_*). */
     family(s, "crtfs_config_last_reload_successful", "gauge",
            "Whether the last configuration reload (SIGHUP) applied.");
-    g_string_append_printf(s, "crtfs_config_last_reload_successful %d\n", reload->ok ? 1 : 0);
+    g_string_append_printf(s, "crtfs_config_last_reload_successful %d\n",
+                           reload->ok ? 1 : 0);
     family(s, "crtfs_config_last_reload_success_timestamp_seconds", "gauge",
            "When the configuration last applied (the mount, or a reload).");
     g_string_append_printf(s, "crtfs_config_last_reload_success_timestamp_seconds %.3f\n",
@@ -76,8 +77,10 @@ char *crt_metrics_text(CrtChannel *const *channels, guint n, guint removed,
         struct mallinfo2 mi = mallinfo2();
 
         family(s, "crtfs_heap_allocated_bytes", "gauge",
-               "Bytes the daemon has allocated from the C library's heap (glibc mallinfo2).");
-        g_string_append_printf(s, "crtfs_heap_allocated_bytes %zu\n", mi.uordblks + mi.hblkhd);
+               "Bytes the daemon has allocated from the C library's heap (glibc "
+               "mallinfo2).");
+        g_string_append_printf(s, "crtfs_heap_allocated_bytes %zu\n",
+                               mi.uordblks + mi.hblkhd);
         family(s, "crtfs_heap_free_bytes", "gauge",
                "Bytes free in the heap but still held by the process (glibc mallinfo2).");
         g_string_append_printf(s, "crtfs_heap_free_bytes %zu\n", mi.fordblks);
@@ -85,7 +88,8 @@ char *crt_metrics_text(CrtChannel *const *channels, guint n, guint removed,
 #endif
     if (n == 0)
         goto out;
-    family(s, "crtfs_state", "gauge", "1 for the state the target is in, 0 for the others.");
+    family(s, "crtfs_state", "gauge",
+           "1 for the state the target is in, 0 for the others.");
     for (guint i = 0; i < n; i++) {
         CrtEngineState now = crt_channel_state(channels[i]);
 
@@ -104,7 +108,8 @@ char *crt_metrics_text(CrtChannel *const *channels, guint n, guint removed,
             gboolean seen = FALSE;
 
             for (guint j = 0; j < names->len && !seen; j++)
-                seen = strcmp(((const CrtStat *)g_ptr_array_index(names, j))->name, x->name) == 0;
+                seen = strcmp(((const CrtStat *)g_ptr_array_index(names, j))->name,
+                              x->name) == 0;
             if (!seen)
                 g_ptr_array_add(names, (gpointer)x);
         }

@@ -23,8 +23,9 @@ static int parse_word(const char *w, CrtSendHeader *h)
     if (g_str_has_prefix(w, "ioctl="))
         return parse_code(w + 6, &h->ioctl);
     if (g_str_has_prefix(w, "timeout="))
-        return g_ascii_string_to_unsigned(w + 8, 10, 0, G_MAXUINT32, &h->timeout, NULL) ? 0
-                                                                                         : -1;
+        return g_ascii_string_to_unsigned(w + 8, 10, 0, G_MAXUINT32, &h->timeout, NULL)
+                   ? 0
+                   : -1;
     if (g_str_has_prefix(w, "size="))
         return g_ascii_string_to_unsigned(w + 5, 10, 0, CRT_SEND_MAX_RESPONSE, &h->size,
                                           NULL)
@@ -48,10 +49,11 @@ int crt_send_header_parse(const char *line, size_t default_size, CrtSendHeader *
         if (i == 0 && crt_request_type_from_string(w, &h->type) == 0)
             continue;
         if (i == 0)
-            r = crt_set_error(error, EINVAL,
-                              "send: unknown request type \"%.64s\" (read, write, ioctl or "
-                              "internal-ioctl)",
-                              w);
+            r = crt_set_error(
+                error, EINVAL,
+                "send: unknown request type \"%.64s\" (read, write, ioctl or "
+                "internal-ioctl)",
+                w);
         else if (parse_word(w, h) < 0)
             r = crt_set_error(error, EINVAL,
                               "send: bad header word \"%.64s\" (expected ioctl=CODE, "

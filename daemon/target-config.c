@@ -348,7 +348,8 @@ static int parse_keep(const ConfigKey *key, CrtConfig *cfg, const char *value,
     else if (strcmp(value, "none") == 0)
         k.mode = CRT_KEEP_NONE;
     else if (g_str_has_prefix(value, "last:") &&
-             g_ascii_string_to_unsigned(value + 5, 10, 1, CRT_KEEP_MAX_LAST, &k.last, NULL))
+             g_ascii_string_to_unsigned(value + 5, 10, 1, CRT_KEEP_MAX_LAST, &k.last,
+                                        NULL))
         k.mode = CRT_KEEP_LAST;
     else if (g_str_has_prefix(value, "age:") &&
              parse_duration_ms(value + 4, CRT_KEEP_MAX_AGE_MS, &k.age_ms))
@@ -744,7 +745,8 @@ int crt_config_parse_mode(const char *value, guint *out, GError **error)
         return 0;
     }
     return crt_set_error(error, EINVAL,
-                         "mode: \"%s\" is not an octal mode from 0 to 0777 (as 0640)", value);
+                         "mode: \"%s\" is not an octal mode from 0 to 0777 (as 0640)",
+                         value);
 }
 
 gboolean crt_config_is_file_mode(const char *value)

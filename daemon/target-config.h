@@ -85,7 +85,8 @@ typedef struct {
 
 /* Defaults: type read, requests 4, out_count 16, out_size 4096, in_count 4,
  * in_size 4096, ioctl 0, mode manual, lookaside 0, memory normal, completion
- * default, purge_on_suspend 0, overflow block, payload none, framing record, keep auto. */
+ * default, purge_on_suspend 0, overflow block, payload none, framing record, keep auto.
+ */
 void crt_config_init(CrtConfig *cfg);
 void crt_config_clear(CrtConfig *cfg);
 void crt_config_copy(CrtConfig *dst, const CrtConfig *src);

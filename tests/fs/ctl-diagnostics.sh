@@ -58,6 +58,29 @@ is "$(t cat "$D/data")" three "its bytes"
 ok "clear the target" t sh -c "echo > '$D/target'"
 is "$(state_field "$D" presence)" none "no target: presence none"
 
+# The same tty in a second directory: the refusal names the directory
+# that holds it and what to do.
+t python3 -c 'import os, pty, sys, time
+m, s = pty.openpty()
+print(os.ttyname(s), flush=True)
+time.sleep(60)' >"$CRT_TMP/pty" &
+ptyholder=$!
+ok "a pty" wait_for 5 test -s "$CRT_TMP/pty"
+P=$(cat "$CRT_TMP/pty")
+mkdir "$MNT/first" "$MNT/second"
+ok "the first directory takes the tty" t sh -c "echo '$P raw' > '$MNT/first/target'"
+t bash -c "echo '$P raw' > '$MNT/second/target'" 2>"$CRT_TMP/busy.err"
+is "$?" 1 "the second directory is refused"
+like "$(cat "$CRT_TMP/busy.err")" 'Device or resource busy' "with EBUSY"
+like "$(state_field "$MNT/second" error)" "^$P raw is already the target of first/ in this mount: read first/data instead" \
+    "error: names the directory that holds it and suggests reading its data"
+like "$(state_field "$MNT/second" error)" 'add "shared"' "and the way to open it twice"
+ok "release it" t sh -c "echo > '$MNT/first/target'"
+ok "then the second may have it" t sh -c "echo '$P raw' > '$MNT/second/target'"
+ok "release it again" t sh -c "echo > '$MNT/second/target'"
+kill "$ptyholder" 2>/dev/null
+wait "$ptyholder" 2>/dev/null
+
 ok "daemon stops" crt_stop_daemon
 is "$CRT_EXIT" 0 "daemon exits 0"
 done_testing

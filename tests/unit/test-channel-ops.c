@@ -21,7 +21,8 @@ static CrtChannel *channel_with_sim(void)
     CrtChannel *ch = crt_channel_new("ops", NULL, NULL, NULL);
     GError *error = NULL;
 
-    g_assert_cmpint(crt_channel_set_target(ch, "sim:records size=64", NULL, &error), ==, 0);
+    g_assert_cmpint(crt_channel_set_target(ch, "sim:records size=64", NULL, &error), ==,
+                    0);
     g_assert_no_error(error);
     return ch;
 }
@@ -41,7 +42,8 @@ static char *error_line(CrtChannel *ch)
 
 /* `r` is -err with a GError whose message is also the `error:` line and
  * contains `words`; the error is freed. */
-static void assert_failed_as(CrtChannel *ch, int r, GError *error, int err, const char *words)
+static void assert_failed_as(CrtChannel *ch, int r, GError *error, int err,
+                             const char *words)
 {
     char *line = error_line(ch);
 
@@ -54,7 +56,7 @@ static void assert_failed_as(CrtChannel *ch, int r, GError *error, int err, cons
 }
 
 /* `call` (which sets `error`) fails so. */
-#define assert_failed(ch, call, error, err, words)                                      \
+#define assert_failed(ch, call, error, err, words)                                       \
     do {                                                                                 \
         int r_ = (call);                                                                 \
         assert_failed_as(ch, r_, error, err, words);                                     \
@@ -69,10 +71,12 @@ static void test_lifecycle(void)
     g_assert_cmpint(crt_channel_start(ch, &error), ==, 0);
     g_assert_no_error(error);
     g_assert_cmpint(crt_channel_state(ch), ==, CRT_STATE_STREAMING);
-    assert_failed(ch, crt_channel_start(ch, &error), error, EALREADY, "already streaming");
+    assert_failed(ch, crt_channel_start(ch, &error), error, EALREADY,
+                  "already streaming");
     g_assert_cmpint(crt_channel_suspend(ch, NULL), ==, 0);
     g_assert_cmpint(crt_channel_state(ch), ==, CRT_STATE_SUSPENDED);
-    assert_failed(ch, crt_channel_suspend(ch, &error), error, EALREADY, "already suspended");
+    assert_failed(ch, crt_channel_suspend(ch, &error), error, EALREADY,
+                  "already suspended");
     g_assert_cmpint(crt_channel_resume(ch, NULL), ==, 0);
     g_assert_cmpint(crt_channel_state(ch), ==, CRT_STATE_STREAMING);
     assert_failed(ch, crt_channel_resume(ch, &error), error, EALREADY, "not suspended");
@@ -121,8 +125,10 @@ static void test_after_shutdown(void)
                   "being removed");
     assert_failed(ch, crt_channel_set_target(ch, "sim:zero", NULL, &error), error, ENODEV,
                   "being removed");
-    assert_failed(ch, crt_channel_ctl(ch, "start", &error), error, ENODEV, "being removed");
-    assert_failed(ch, crt_channel_ctl(ch, "bogus", &error), error, ENODEV, "being removed");
+    assert_failed(ch, crt_channel_ctl(ch, "start", &error), error, ENODEV,
+                  "being removed");
+    assert_failed(ch, crt_channel_ctl(ch, "bogus", &error), error, ENODEV,
+                  "being removed");
     crt_channel_free(ch);
 }
 
@@ -264,8 +270,8 @@ static void test_presence_path_gone(void)
 
 /* ---- send headers ----------------------------------------------------------- */
 
-static void header_ok(const char *line, CrtRequestType type, guint64 ioctl, guint64 timeout,
-                      guint64 size)
+static void header_ok(const char *line, CrtRequestType type, guint64 ioctl,
+                      guint64 timeout, guint64 size)
 {
     CrtSendHeader h;
     GError *error = NULL;

@@ -114,8 +114,8 @@ static GArray *kept_after_stream(const char *keep, guint sleep_ms, CrtChannel **
 
     g_assert_cmpint(crt_channel_config_set(ch, "keep", keep, NULL), ==, 0);
     g_assert_cmpint(crt_channel_config_set(ch, "out_size", "64", NULL), ==, 0);
-    g_assert_cmpint(crt_channel_set_target(ch, "sim:records size=64 limit=40", NULL, NULL),
-                    ==, 0);
+    g_assert_cmpint(
+        crt_channel_set_target(ch, "sim:records size=64 limit=40", NULL, NULL), ==, 0);
     g_assert_cmpint(crt_channel_start(ch, NULL), ==, 0);
     if (strcmp(keep, "all") == 0 || g_str_has_prefix(keep, "age:"))
         /* the pool fills and the stream pauses */
@@ -227,8 +227,9 @@ static void test_auto(void)
 }
 
 static const TuCase cases[] = {
-    {"/keep/parse", test_parse}, {"/keep/resolve", test_resolve}, {"/keep/last", test_last},
-    {"/keep/none", test_none},   {"/keep/all", test_all},         {"/keep/age", test_age},
+    {"/keep/parse", test_parse}, {"/keep/resolve", test_resolve},
+    {"/keep/last", test_last},   {"/keep/none", test_none},
+    {"/keep/all", test_all},     {"/keep/age", test_age},
     {"/keep/auto", test_auto},
 };
 
