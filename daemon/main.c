@@ -19,12 +19,14 @@
 
 #include "config-file.h"
 #include "fs.h"
+#include "log.h"
 #include "logind.h"
 #include "service.h"
 #include "session.h"
 
 typedef struct {
     char *config;
+    char *log; /* -o log= */
     int allow_exec;
     unsigned max_targets;
     unsigned max_target_memory; /* MiB */
@@ -38,6 +40,7 @@ typedef struct {
     }
 static const struct fuse_opt option_table[] = {
     OPT("config=%s", config),
+    OPT("log=%s", log),
     OPT("allow_exec", allow_exec),
     OPT("max_targets=%u", max_targets),
     OPT("max_target_memory=%u", max_target_memory),
@@ -114,6 +117,7 @@ static void usage(const char *prog)
            "crtfs options:\n"
            "    -o config=FILE         targets to create at mount (GKeyFile; default: a\n"
            "                           `demo` target on the simulator)\n"
+           "    -o log=DEST            auto (default), journal, syslog, stderr or a file\n"
            "    -o allow_exec          let non-root writers set exec: targets\n"
            "    -o max_targets=N       most target directories (default 1024)\n"
            "    -o max_target_memory=MIB  most buffer memory per target, in MiB\n"
@@ -130,6 +134,7 @@ static void reload(CrtFs *fs, const char *config)
     GError *error = NULL;
     GKeyFile *kf;
 
+    crt_log_reopen(); /* after logrotate */
     if (!config) {
         g_message(
             "SIGHUP: no configuration file to read again (mounted without -o config=)");
@@ -245,6 +250,27 @@ static int signals_fd(void)
     return signalfd(-1, &set, SFD_CLOEXEC);
 }
 
+/* -o log=: where the daemon's log goes from now on; a file that cannot be
+ * opened fails the mount, nowhere to log is said before daemonizing. */
+static int start_log(const Options *o, gboolean foreground)
+{
+    CrtLogKind kind = CRT_LOG_AUTO;
+    GError *error = NULL;
+    char *warning = NULL;
+    int r = crt_log_parse(o->log ? o->log : "auto", &kind, &error);
+
+    if (r == 0)
+        r = crt_log_start(kind, o->log, foreground, &warning, &error);
+    if (r < 0) {
+        fprintf(stderr, "crtfs: %s\n", error->message);
+        g_error_free(error);
+    } else if (warning) {
+        fprintf(stderr, "crtfs: warning: %s\n", warning);
+    }
+    g_free(warning);
+    return r;
+}
+
 static int run(struct fuse_args *args, struct fuse_cmdline_opts *cl, GKeyFile *kf,
                const Options *o)
 {
@@ -258,14 +284,11 @@ static int run(struct fuse_args *args, struct fuse_cmdline_opts *cl, GKeyFile *k
     GError *error = NULL;
     int sfd, ret = 1;
 
-    if (!se)
-        goto out;
+    if (!se || start_log(o, cl->foreground) < 0)
+        goto out_session;
     crt_fs_set_session(fs, se);
     if (fuse_session_mount(se, cl->mountpoint) != 0)
         goto out_session;
-    if (!cl->foreground) {
-        crt_service_log_to_syslog();
-    }
     fuse_daemonize(cl->foreground);
     sfd = signals_fd();
     if (crt_fs_load_config(fs, kf, &error) < 0) {
@@ -280,8 +303,8 @@ static int run(struct fuse_args *args, struct fuse_cmdline_opts *cl, GKeyFile *k
     close(sfd);
     fuse_session_unmount(se);
 out_session:
-    fuse_session_destroy(se);
-out:
+    if (se)
+        fuse_session_destroy(se);
     crt_fs_free(fs);
     return ret;
 }
@@ -336,6 +359,7 @@ int main(int argc, char **argv)
     }
     free(cl.mountpoint);
     free(o.config);
+    free(o.log);
     for (int i = 0; i < MIN(o.nnonopt, (int)G_N_ELEMENTS(o.nonopt)); i++)
         free(o.nonopt[i]);
     fuse_opt_free_args(&args);

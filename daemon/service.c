@@ -10,7 +10,6 @@
 #include <string.h>
 #include <sys/socket.h>
 #include <sys/un.h>
-#include <syslog.h>
 #include <unistd.h>
 
 #include <glib.h>
@@ -36,25 +35,6 @@ void crt_service_notify(const char *state)
                (socklen_t)(offsetof(struct sockaddr_un, sun_path) + len)) < 0)
         g_debug("sd_notify: %s", g_strerror(errno));
     close(fd);
-}
-
-static void syslog_handler(const gchar *domain, GLogLevelFlags level, const gchar *msg,
-                           gpointer data)
-{
-    int prio = level & G_LOG_LEVEL_ERROR      ? LOG_ERR
-               : level & G_LOG_LEVEL_CRITICAL ? LOG_CRIT
-               : level & G_LOG_LEVEL_WARNING  ? LOG_WARNING
-               : level & G_LOG_LEVEL_MESSAGE  ? LOG_NOTICE
-               : level & G_LOG_LEVEL_INFO     ? LOG_INFO
-                                              : LOG_DEBUG;
-
-    syslog(prio, "%s", msg);
-}
-
-void crt_service_log_to_syslog(void)
-{
-    openlog("crtfs", LOG_PID, LOG_DAEMON);
-    g_log_set_default_handler(syslog_handler, NULL);
 }
 
 /* Buffers of many sizes come and go with targets and configurations, spread

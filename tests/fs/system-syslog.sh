@@ -39,7 +39,7 @@ for _ in $(seq 100); do [ -S "$dev/log" ] && break; sleep 0.05; done
 mount --rbind "$dev" /dev || exit 1
 printf '[bad]\ntarget=sim:records fail=1 errno=EIO fatal\n[ok]\ntarget=sim:records rate=5\nautostart=true\n' \
     >"$tmp/d.conf"
-timeout 10 "$crtfs" -o config="$tmp/d.conf" "$mnt" || exit 1 # daemonizes
+timeout 10 "$crtfs" -o config="$tmp/d.conf",log=syslog "$mnt" || exit 1 # daemonizes
 for _ in $(seq 100); do [ -d "$mnt/bad" ] && break; sleep 0.05; done
 for _ in $(seq 8); do
     echo start >"$mnt/bad/ctl"
