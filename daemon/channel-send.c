@@ -34,6 +34,12 @@ struct CrtSendSession {
     GMutex lock;
     GQueue items; /* lock: SendItem in submission order */
     guint refs;   /* lock: the open file + requests not completed */
+    /* A request whose header said len= and whose payload has not all come
+     * yet (the writes that follow carry the rest); NULL when none.  Only
+     * the writer touches these (one write at a time per open file). */
+    GByteArray *partial;
+    CrtSendHeader partial_h;
+    gint partial_pending; /* atomic: partial != NULL, for readers */
 };
 
 CrtSendSession *crt_send_open(CrtChannel *ch)
@@ -175,14 +181,68 @@ static size_t default_size(CrtChannel *ch)
     return n;
 }
 
+/* A request of `h` whose header was in this write, with `n` payload bytes
+ * after it: submitted when they are all there, else kept for the writes
+ * that bring the rest. */
+static int submit_or_keep(CrtSendSession *s, const CrtSendHeader *h, const char *payload,
+                          size_t n, GError **error)
+{
+    if (!h->has_len || n == h->len)
+        return submit(s, h, payload, n, error);
+    if (n > h->len)
+        return crt_set_error(error, EINVAL,
+                             "send: %zu payload bytes after a header with len=%" G_GUINT64_FORMAT,
+                             n, h->len);
+    s->partial = g_byte_array_sized_new((guint)h->len);
+    g_byte_array_append(s->partial, (const guint8 *)payload, (guint)n);
+    s->partial_h = *h;
+    g_atomic_int_set(&s->partial_pending, TRUE);
+    return 0;
+}
+
+/* The next piece of a request whose header said len=. */
+static int continue_partial(CrtSendSession *s, const char *buf, size_t len, GError **error)
+{
+    GByteArray *p = s->partial;
+    guint64 need = s->partial_h.len - p->len;
+    int r;
+
+    if (len > need) {
+        g_byte_array_unref(p);
+        s->partial = NULL;
+        g_atomic_int_set(&s->partial_pending, FALSE);
+        return crt_set_error(error, EINVAL,
+                             "send: %zu bytes where the request's len= left %" G_GUINT64_FORMAT
+                             "; the request is dropped",
+                             len, need);
+    }
+    g_byte_array_append(p, (const guint8 *)buf, (guint)len);
+    if (p->len < s->partial_h.len)
+        return 0;
+    s->partial = NULL;
+    r = submit(s, &s->partial_h, (const char *)p->data, p->len, error);
+    g_atomic_int_set(&s->partial_pending, FALSE); /* after: its item is queued */
+    g_byte_array_unref(p);
+    return r;
+}
+
 int crt_send_write(CrtSendSession *s, const char *buf, size_t len, GError **error)
 {
-    const char *nl = memchr(buf, '\n', len);
-    size_t hlen = nl ? (size_t)(nl - buf) : len;
-    char *header = g_strndup(buf, hlen);
+    const char *nl;
+    size_t hlen;
+    char *header;
     CrtSendHeader h;
     int r;
 
+    if (s->partial) {
+        r = continue_partial(s, buf, len, error);
+        if (r < 0 && error && *error)
+            crt_channel_log_set_error_from(&s->ch->log, *error);
+        return r;
+    }
+    nl = memchr(buf, '\n', len);
+    hlen = nl ? (size_t)(nl - buf) : len;
+    header = g_strndup(buf, hlen);
     g_strstrip(header);
     if (memchr(buf, '\0', hlen)) {
         /* g_strndup stopped there: what follows would go unchecked. */
@@ -193,7 +253,8 @@ int crt_send_write(CrtSendSession *s, const char *buf, size_t len, GError **erro
     } else {
         r = crt_send_header_parse(header, default_size(s->ch), &h, error);
         if (r == 0)
-            r = submit(s, &h, nl ? nl + 1 : buf + len, nl ? len - hlen - 1 : 0, error);
+            r = submit_or_keep(s, &h, nl ? nl + 1 : buf + len, nl ? len - hlen - 1 : 0,
+                               error);
     }
     if (r < 0 && error && *error)
         crt_channel_log_set_error_from(&s->ch->log, *error);
@@ -210,7 +271,8 @@ gssize crt_send_read(CrtSendSession *s, char *dst, size_t size)
     it = g_queue_peek_head(&s->items);
     if (!it) {
         g_mutex_unlock(&s->lock);
-        return 0;
+        /* a request still coming in pieces is pending too */
+        return g_atomic_int_get(&s->partial_pending) ? -EAGAIN : 0;
     }
     if (!it->done) {
         g_mutex_unlock(&s->lock);
@@ -234,13 +296,16 @@ gboolean crt_send_readable(CrtSendSession *s)
 
     g_mutex_lock(&s->lock);
     it = g_queue_peek_head(&s->items);
-    r = !it || it->done;
+    r = it ? it->done : !g_atomic_int_get(&s->partial_pending);
     g_mutex_unlock(&s->lock);
     return r;
 }
 
 void crt_send_close(CrtSendSession *s)
 {
+    if (s->partial) /* the rest never came: nothing was submitted */
+        g_byte_array_unref(s->partial);
+    s->partial = NULL;
     cancel_pending(s);
     g_mutex_lock(&s->lock);
     /* Completed items are read no more; pending ones free with the

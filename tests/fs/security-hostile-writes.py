@@ -1034,7 +1034,7 @@ def bad_groups(tap):
         # 255 bytes is fine
         name = "g" * 255
         with ct.Mount(tap, config="[%s]\ntarget=sim:zero\n" % name) as m2:
-            tap.is_(sorted(os.listdir(m2.path)), sorted([name, "metrics", "version"]),
+            tap.is_(sorted(os.listdir(m2.path)), sorted([name, "metrics", "reload", "version"]),
                     "a 255-byte group name mounts as a directory")
             tap.is_(m2.stop(), 0, "that daemon exits 0")
     finally:

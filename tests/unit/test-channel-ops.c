@@ -268,6 +268,81 @@ static void test_presence_path_gone(void)
     g_free(dir);
 }
 
+/* ---- send requests in pieces (len=) ------------------------------------------ */
+
+static gboolean send_readable(gpointer s)
+{
+    return crt_send_readable(s);
+}
+
+/* The next reply of `s`, whole (newly allocated). */
+static char *send_reply(CrtSendSession *s)
+{
+    char buf[256];
+    gssize n;
+
+    g_assert_true(tu_wait_until(send_readable, s, 10000));
+    n = crt_send_read(s, buf, sizeof buf - 1);
+    g_assert_cmpint(n, >, 0);
+    buf[n] = '\0';
+    return g_strdup(buf);
+}
+
+static void send_ok(CrtSendSession *s, const char *bytes)
+{
+    GError *error = NULL;
+
+    g_assert_cmpint(crt_send_write(s, bytes, strlen(bytes), &error), ==, 0);
+    g_assert_no_error(error);
+}
+
+/* A header with len= waits for the rest of its payload (bash's printf
+ * writes header and payload as two writes). */
+static void test_send_pieces(void)
+{
+    CrtChannel *ch = crt_channel_new("ops", NULL, NULL, NULL);
+    CrtSendSession *s;
+    GError *error = NULL;
+    char *reply;
+
+    g_assert_cmpint(crt_channel_set_target(ch, "sim:echo", NULL, NULL), ==, 0);
+    g_assert_cmpint(crt_channel_start(ch, NULL), ==, 0);
+    g_assert_cmpint(crt_channel_stop(ch, TRUE, NULL), ==, 0);
+    s = crt_send_open(ch);
+    send_ok(s, "write len=11\n");
+    g_assert_false(crt_send_readable(s)); /* it waits for its payload */
+    g_assert_cmpint(crt_send_read(s, (char[8]){0}, 8), ==, -EAGAIN);
+    send_ok(s, "hello");
+    send_ok(s, " world");
+    reply = send_reply(s);
+    g_assert_cmpstr(reply, ==, "ok 11\n");
+    g_free(reply);
+    send_ok(s, "read size=11");
+    reply = send_reply(s);
+    g_assert_cmpstr(reply, ==, "ok 11\nhello world");
+    g_free(reply);
+    /* len=0 and a whole payload in one write go at once, as before */
+    send_ok(s, "write len=3\nabc");
+    reply = send_reply(s);
+    g_assert_cmpstr(reply, ==, "ok 3\n");
+    g_free(reply);
+    /* more than len= says: refused, nothing sent */
+    g_assert_cmpint(crt_send_write(s, "write len=2\nabc", 15, &error), ==, -EINVAL);
+    g_assert_nonnull(strstr(error->message, "len=2"));
+    g_clear_error(&error);
+    send_ok(s, "write len=4\nab");
+    g_assert_cmpint(crt_send_write(s, "cde", 3, &error), ==, -EINVAL);
+    g_assert_nonnull(strstr(error->message, "dropped"));
+    g_clear_error(&error);
+    g_assert_true(crt_send_readable(s)); /* nothing pending: end of file */
+    g_assert_cmpint(crt_send_read(s, (char[8]){0}, 8), ==, 0);
+    g_assert_cmpint(crt_send_write(s, "write len=16777217", 18, &error), ==, -EINVAL);
+    g_clear_error(&error);
+    send_ok(s, "write len=5\nab"); /* closed before the rest: nothing sent */
+    crt_send_close(s);
+    crt_channel_free(ch);
+}
+
 /* ---- send headers ----------------------------------------------------------- */
 
 static void header_ok(const char *line, CrtRequestType type, guint64 ioctl,
@@ -302,6 +377,15 @@ static void test_header_words(void)
     header_ok("ioctl ioctl=0x5401 size=60", CRT_REQUEST_IOCTL, 0x5401, 0, 60);
     header_ok("internal-ioctl\tioctl=17 size=0", CRT_REQUEST_INTERNAL_IOCTL, 17, 0, 0);
     header_ok("read size=16777216", CRT_REQUEST_READ, 0, 0, CRT_SEND_MAX_RESPONSE);
+    {
+        CrtSendHeader h;
+
+        g_assert_cmpint(crt_send_header_parse("write len=7", 1, &h, NULL), ==, 0);
+        g_assert_true(h.has_len);
+        g_assert_cmpuint(h.len, ==, 7);
+        g_assert_cmpint(crt_send_header_parse("write", 1, &h, NULL), ==, 0);
+        g_assert_false(h.has_len);
+    }
 }
 
 static void test_header_errors(void)
@@ -312,6 +396,7 @@ static void test_header_errors(void)
     header_fails("read timeout=-1", "bad header word");
     header_fails("ioctl ioctl=0x100000000", "bad header word");
     header_fails("read until=x", "expected ioctl=CODE");
+    header_fails("write len=x", "bad header word \"len=x\"");
     header_fails("size=4 read", "unknown request type");
 }
 
@@ -324,6 +409,7 @@ static const TuCase cases[] = {
     {"/channel/ops/error-clears", test_error_clears},
     {"/channel/ops/presence-ended", test_presence_ended},
     {"/channel/ops/presence-path-gone", test_presence_path_gone},
+    {"/channel/ops/send-pieces", test_send_pieces},
     {"/send-header/words", test_header_words},
     {"/send-header/errors", test_header_errors},
 };
