@@ -9,8 +9,6 @@
 #ifndef CRTFS_TARGET_PRIVATE_H
 #define CRTFS_TARGET_PRIVATE_H
 
-#include <termios.h>
-
 #include <crtfs/target.h>
 
 typedef struct CrtIo CrtIo;
@@ -132,10 +130,6 @@ gboolean crt_fd_cancel(CrtTarget *t, CrtIo *io, int status);
 void crt_fd_close(CrtTarget *t);
 void crt_fd_kick(CrtTarget *t);
 void crt_fd_detach(CrtTarget *t);
-
-/* The termios B* constant of a standard rate, B0 for any other rate (the
- * spec parser admits only these).  target-path.c. */
-speed_t crt_baud_constant(guint baud);
 
 /* Set a descriptor O_NONBLOCK and FD_CLOEXEC; 0 or -errno. */
 int crt_fd_set_nonblock(int fd);

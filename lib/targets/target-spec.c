@@ -1,5 +1,6 @@
 /* crtfs - the target spec parser: the one function that turns a spec line
- * into a CrtTargetSpec (see include/crtfs/target.h). */
+ * into a CrtTargetSpec (see include/crtfs/target.h).  The baud rates it
+ * admits are baud.h's table, the one the tty code sets. */
 #include "config.h"
 
 #include <errno.h>
@@ -8,8 +9,7 @@
 
 #include <gio/gio.h>
 
-#include <termios.h>
-
+#include "baud.h"
 #include "target-private.h"
 
 /* ---- the spec parser ------------------------------------------------- */

@@ -14,8 +14,6 @@
 
 #include <gio/gio.h>
 
-#include <termios.h>
-
 #include "target-private.h"
 
 /* ---- request types ---------------------------------------------------- */
