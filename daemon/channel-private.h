@@ -7,8 +7,9 @@
 
 #include <gio/gio.h>
 
+#include <crtfs/error.h>
+
 #include "channel.h"
-#include "target-private.h"
 
 struct CrtChannel {
     char *name;

@@ -17,7 +17,6 @@
 #include <unistd.h>
 
 #include "channel-private.h"
-#include "target-private.h"
 
 #define MAX_GROUPS 256
 

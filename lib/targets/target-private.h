@@ -9,6 +9,7 @@
 #ifndef CRTFS_TARGET_PRIVATE_H
 #define CRTFS_TARGET_PRIVATE_H
 
+#include <crtfs/error.h>
 #include <crtfs/target.h>
 
 typedef struct CrtIo CrtIo;
@@ -147,8 +148,5 @@ void crt_target_submit(CrtTarget *t, CrtIo *io);
 gboolean crt_target_cancel(CrtTarget *t, CrtIo *io, int status);
 void crt_target_close(CrtTarget *t);
 void crt_target_kick(CrtTarget *t);
-
-/* A GError in the G_IO_ERROR domain for a positive errno; returns -err. */
-int crt_set_error(GError **error, int err, const char *fmt, ...) G_GNUC_PRINTF(3, 4);
 
 #endif

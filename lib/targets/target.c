@@ -9,7 +9,6 @@
 #include "config.h"
 
 #include <errno.h>
-#include <stdarg.h>
 #include <string.h>
 
 #include <gio/gio.h>
@@ -77,22 +76,6 @@ const char *crt_target_kind_to_string(CrtTargetKind kind)
         return "sim";
     }
     return "unknown";
-}
-
-int crt_set_error(GError **error, int err, const char *fmt, ...)
-{
-    g_return_val_if_fail(err > 0, -EINVAL);
-
-    if (error != NULL) {
-        va_list ap;
-
-        va_start(ap, fmt);
-        char *msg = g_strdup_vprintf(fmt, ap);
-        va_end(ap);
-        g_set_error_literal(error, G_IO_ERROR, g_io_error_from_errno(err), msg);
-        g_free(msg);
-    }
-    return -err;
 }
 
 /* ---- targets ---------------------------------------------------------- */
