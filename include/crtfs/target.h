@@ -143,9 +143,12 @@ CRT_API int crt_target_open(const CrtTargetSpec *spec, CrtLoop *loop, CrtTarget 
 CRT_API int crt_target_open_spec(const char *line, CrtLoop *loop, CrtTarget **out,
                                  GError **error);
 
-/* How crt_target_open_full opens: crt_target_open() by default; the daemon
- * passes one that takes the credentials of the spec's writer.  Called on
- * the caller's thread for the first attempt, then on pool threads. */
+/* How crt_target_open_full opens a spec without `wait` (for a `wait` spec:
+ * the target it waits for, the same spec with `wait` cleared): the plain
+ * kind as crt_target_open() would by default; the daemon passes one that
+ * takes the credentials of the spec's writer around crt_target_open().
+ * Called on the caller's thread for the first attempt, then on pool
+ * threads. */
 typedef int (*CrtTargetOpenFn)(const CrtTargetSpec *spec, CrtLoop *loop, CrtTarget **out,
                                GError **error, gpointer data);
 

@@ -223,10 +223,10 @@ static void exec_destroy(CrtTarget *t)
 
 /* Whether the command still runs, or how it ended (it stays a zombie until
  * the target is released, so its pid, and group, stay ours: waitid with
- * WNOWAIT only looks). */
-static char *exec_presence(CrtTarget *t)
+ * WNOWAIT only looks).  The target is there either way: what the command
+ * wrote can still be read. */
+static char *exec_state(const ExecState *es)
 {
-    ExecState *es = t->impl;
     siginfo_t info;
 
     memset(&info, 0, sizeof info);
@@ -240,6 +240,13 @@ static char *exec_presence(CrtTarget *t)
     return g_strdup_printf("killed by signal %d (SIG%s) (pid %d)", info.si_status,
                            sigabbrev_np(info.si_status) ? sigabbrev_np(info.si_status) : "?",
                            (int)es->pid);
+}
+
+static CrtPresence exec_presence(CrtTarget *t, char **reason)
+{
+    if (reason)
+        *reason = exec_state(t->impl);
+    return CRT_PRESENCE_PRESENT;
 }
 
 const CrtTargetOps crt_target_exec_ops = {
