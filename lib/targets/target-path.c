@@ -305,7 +305,8 @@ static void path_state_free(PathState *ps)
     g_free(ps);
 }
 
-static int path_open(CrtTarget *t, const CrtTargetSpec *spec, GError **error)
+static int path_open(CrtTarget *t, const CrtTargetSpec *spec, const CrtTargetCreds *creds,
+                     GError **error)
 {
     struct stat st;
     int fd = open_any_direction(spec->path);

@@ -82,10 +82,12 @@ void crt_io_complete(CrtIo *io, int status, size_t bytes_in, size_t bytes_out);
 
 typedef struct {
     const char *name;
-    /* Open what the spec names; caller's thread; may block.  On failure the
-     * kind has cleaned up after itself: neither close nor destroy is
-     * called. */
-    int (*open)(CrtTarget *t, const CrtTargetSpec *spec, GError **error);
+    /* Open what the spec names; caller's thread; may block.  `creds` (NULL:
+     * the caller) are whom a command the kind runs runs as (exec); kinds
+     * that run nothing ignore them.  On failure the kind has cleaned up
+     * after itself: neither close nor destroy is called. */
+    int (*open)(CrtTarget *t, const CrtTargetSpec *spec, const CrtTargetCreds *creds,
+                GError **error);
     /* Start a request.  Loop thread.  It may complete the request before it
      * returns: done() is reentrancy-safe in the engine. */
     void (*submit)(CrtTarget *t, CrtIo *io);

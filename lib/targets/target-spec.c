@@ -695,14 +695,12 @@ void crt_target_spec_copy(CrtTargetSpec *dst, const CrtTargetSpec *src)
     dst->path = g_strdup(src->path);
     dst->host = g_strdup(src->host);
     dst->command = g_strdup(src->command);
-    dst->run_groups = g_strdup(src->run_groups);
 }
 
 void crt_target_spec_clear(CrtTargetSpec *spec)
 {
     if (spec == NULL)
         return;
-    g_free(spec->run_groups);
     g_free(spec->text);
     g_free(spec->path);
     g_free(spec->host);

@@ -130,8 +130,8 @@ CrtTarget *crt_target_new_impl(const CrtTargetSpec *spec, CrtLoop *loop,
 }
 
 /* The plain kind of `spec`: its ops open it, once, with no `wait`. */
-static int open_kind(const CrtTargetSpec *spec, CrtLoop *loop, CrtTarget **out,
-                     GError **error)
+static int open_kind(const CrtTargetSpec *spec, CrtLoop *loop, const CrtTargetCreds *creds,
+                     CrtTarget **out, GError **error)
 {
     const CrtTargetOps *ops = ops_for_kind(spec->kind);
     g_return_val_if_fail(ops != NULL, -EINVAL);
@@ -139,7 +139,7 @@ static int open_kind(const CrtTargetSpec *spec, CrtLoop *loop, CrtTarget **out,
     CrtTarget *t = crt_target_new_impl(spec, loop, ops, NULL);
 
     *out = NULL;
-    int r = ops->open(t, spec, error);
+    int r = ops->open(t, spec, creds, error);
     if (r < 0) {
         if (error != NULL && *error == NULL)
             crt_set_error(error, -r, "cannot open %s: %s", t->text, g_strerror(-r));
@@ -150,11 +150,11 @@ static int open_kind(const CrtTargetSpec *spec, CrtLoop *loop, CrtTarget **out,
     return 0;
 }
 
-/* The default CrtTargetOpenFn. */
+/* The default CrtTargetOpenFn; `data` is the creds of crt_target_open_as. */
 static int open_plain(const CrtTargetSpec *spec, CrtLoop *loop, CrtTarget **out,
                       GError **error, gpointer data)
 {
-    return open_kind(spec, loop, out, error);
+    return open_kind(spec, loop, data, out, error);
 }
 
 /* Every open comes here, and only here is it decided how: a `wait` spec is
@@ -183,10 +183,21 @@ int crt_target_open_full(const CrtTargetSpec *spec, CrtLoop *loop, CrtTargetOpen
     return r;
 }
 
+int crt_target_open_as(const CrtTargetSpec *spec, CrtLoop *loop, const CrtTargetCreds *creds,
+                       CrtTarget **out, GError **error)
+{
+    g_return_val_if_fail(spec != NULL && out != NULL, -EINVAL);
+    /* A `wait` target opens again long after this call, when `creds` may
+     * be gone; it names a path or a socket, which runs nothing, so it
+     * needs none. */
+    return crt_target_open_full(spec, loop, open_plain, spec->wait ? NULL : (gpointer)creds,
+                                NULL, out, error);
+}
+
 int crt_target_open(const CrtTargetSpec *spec, CrtLoop *loop, CrtTarget **out,
                     GError **error)
 {
-    return crt_target_open_full(spec, loop, NULL, NULL, NULL, out, error);
+    return crt_target_open_as(spec, loop, NULL, out, error);
 }
 
 int crt_target_open_spec(const char *line, CrtLoop *loop, CrtTarget **out, GError **error)
