@@ -18,7 +18,8 @@ G_BEGIN_DECLS
  * the positive errno `err` (g_io_error_from_errno) and the printf-style
  * message; returns -err, so a failure reads `return crt_set_error(...)`.
  * `err` <= 0 is a programmer error (-EINVAL, nothing set).  Any thread. */
-CRT_API int crt_set_error(GError **error, int err, const char *fmt, ...) G_GNUC_PRINTF(3, 4);
+CRT_API int crt_set_error(GError **error, int err, const char *fmt, ...)
+    G_GNUC_PRINTF(3, 4);
 
 G_END_DECLS
 

@@ -112,8 +112,8 @@ static char **command_argv(const CrtTargetSpec *spec, const CrtTargetCreds *cred
 
 /* posix_spawn rather than fork: no copy of a multi-threaded address space,
  * and exec failures come back as a return value. */
-static int spawn_shell(const CrtTargetSpec *spec, const CrtTargetCreds *creds, int child_stdin,
-                       int child_stdout, pid_t *pid)
+static int spawn_shell(const CrtTargetSpec *spec, const CrtTargetCreds *creds,
+                       int child_stdin, int child_stdout, pid_t *pid)
 {
     char **argv = command_argv(spec, creds);
     posix_spawn_file_actions_t actions;
@@ -246,9 +246,9 @@ static char *exec_state(const ExecState *es)
     if (info.si_code == CLD_EXITED)
         return g_strdup_printf("exited with status %d (pid %d)", info.si_status,
                                (int)es->pid);
-    return g_strdup_printf("killed by signal %d (SIG%s) (pid %d)", info.si_status,
-                           sigabbrev_np(info.si_status) ? sigabbrev_np(info.si_status) : "?",
-                           (int)es->pid);
+    return g_strdup_printf(
+        "killed by signal %d (SIG%s) (pid %d)", info.si_status,
+        sigabbrev_np(info.si_status) ? sigabbrev_np(info.si_status) : "?", (int)es->pid);
 }
 
 static CrtPresence exec_presence(CrtTarget *t, char **reason)

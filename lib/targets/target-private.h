@@ -174,9 +174,9 @@ CrtTarget *crt_target_new_impl(const CrtTargetSpec *spec, CrtLoop *loop,
  * `destroy(data)` runs when the target no longer needs `data` (also on
  * failure).  The semantics are crt_target_open_full()'s; target.c's open
  * path is the only caller. */
-int crt_target_wait_open(const CrtTargetSpec *spec, CrtLoop *loop, CrtTargetOpenFn open_fn,
-                         gpointer data, GDestroyNotify destroy, CrtTarget **out,
-                         GError **error);
+int crt_target_wait_open(const CrtTargetSpec *spec, CrtLoop *loop,
+                         CrtTargetOpenFn open_fn, gpointer data, GDestroyNotify destroy,
+                         CrtTarget **out, GError **error);
 
 /* Engine-facing calls (loop thread): submit, cancel, close. */
 void crt_target_submit(CrtTarget *t, CrtIo *io);

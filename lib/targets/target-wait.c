@@ -2,14 +2,14 @@
  * DeviceInterfaceTarget, for paths and sockets).
  *
  * A `wait` target is a decorator (target-private.h) around an inner target
- * of the same spec without `wait`, which the opener target.c hands over
- * opens: this file never opens a target itself.  While the inner target is
- * there, requests go straight to it.  When it is
- * absent (at open, or after a loss), requests are held, in order, and the
- * wrapper watches for it: inotify on the parent directory for paths, plus a
- * retry timer with capped exponential backoff for everything (a socket has
- * nothing to watch).  The stream therefore never ends on a loss: the engine
- * keeps streaming, and the target's return continues it.
+ * of the same spec without `wait`, opened by the opener target.c hands
+ * over: this file never opens a target itself.  While the inner target is
+ * there, requests go straight to it.  When it is absent (at open, or after
+ * a loss), requests are held, in order, and the wrapper watches for it:
+ * inotify on the parent directory for paths, plus a retry timer with capped
+ * exponential backoff for everything (a socket has nothing to watch).  The
+ * stream therefore never ends on a loss: the engine keeps streaming, and
+ * the target's return continues it.
  *
  * A loss is a completion the inner target marks fatal (end of file, a read
  * or write error, a hang-up) or, for a path, the removal of the node once

@@ -130,8 +130,8 @@ CrtTarget *crt_target_new_impl(const CrtTargetSpec *spec, CrtLoop *loop,
 }
 
 /* The plain kind of `spec`: its ops open it, once, with no `wait`. */
-static int open_kind(const CrtTargetSpec *spec, CrtLoop *loop, const CrtTargetCreds *creds,
-                     CrtTarget **out, GError **error)
+static int open_kind(const CrtTargetSpec *spec, CrtLoop *loop,
+                     const CrtTargetCreds *creds, CrtTarget **out, GError **error)
 {
     const CrtTargetOps *ops = ops_for_kind(spec->kind);
     g_return_val_if_fail(ops != NULL, -EINVAL);
@@ -160,9 +160,9 @@ static int open_plain(const CrtTargetSpec *spec, CrtLoop *loop, CrtTarget **out,
 /* Every open comes here, and only here is it decided how: a `wait` spec is
  * the wait decorator around the plain kind that `open_fn` opens, any other
  * spec is what `open_fn` opens. */
-int crt_target_open_full(const CrtTargetSpec *spec, CrtLoop *loop, CrtTargetOpenFn open_fn,
-                         gpointer data, GDestroyNotify destroy, CrtTarget **out,
-                         GError **error)
+int crt_target_open_full(const CrtTargetSpec *spec, CrtLoop *loop,
+                         CrtTargetOpenFn open_fn, gpointer data, GDestroyNotify destroy,
+                         CrtTarget **out, GError **error)
 {
     int r;
 
@@ -183,15 +183,15 @@ int crt_target_open_full(const CrtTargetSpec *spec, CrtLoop *loop, CrtTargetOpen
     return r;
 }
 
-int crt_target_open_as(const CrtTargetSpec *spec, CrtLoop *loop, const CrtTargetCreds *creds,
-                       CrtTarget **out, GError **error)
+int crt_target_open_as(const CrtTargetSpec *spec, CrtLoop *loop,
+                       const CrtTargetCreds *creds, CrtTarget **out, GError **error)
 {
     g_return_val_if_fail(spec != NULL && out != NULL, -EINVAL);
     /* A `wait` target opens again long after this call, when `creds` may
      * be gone; it names a path or a socket, which runs nothing, so it
      * needs none. */
-    return crt_target_open_full(spec, loop, open_plain, spec->wait ? NULL : (gpointer)creds,
-                                NULL, out, error);
+    return crt_target_open_full(spec, loop, open_plain,
+                                spec->wait ? NULL : (gpointer)creds, NULL, out, error);
 }
 
 int crt_target_open(const CrtTargetSpec *spec, CrtLoop *loop, CrtTarget **out,
@@ -311,7 +311,8 @@ gboolean crt_target_holds_file(CrtTarget *target, const char *path)
     g_return_val_if_fail(target != NULL, FALSE);
     if (target->ops->holds_file != NULL)
         return target->ops->holds_file(target, path);
-    return crt_fd_names_path(target->read_fd >= 0 ? target->read_fd : target->write_fd, path);
+    return crt_fd_names_path(target->read_fd >= 0 ? target->read_fd : target->write_fd,
+                             path);
 }
 
 CrtPresence crt_target_presence(CrtTarget *target, char **reason)
