@@ -5,7 +5,7 @@
 #include <inttypes.h>
 #include <string.h>
 
-#include "target-private.h" /* MERGE: crtfs/error.h */
+#include <crtfs/error.h>
 
 #include "channel-input.h"
 

@@ -11,10 +11,11 @@
 
 #include <gio/gio.h>
 
+#include <crtfs/error.h>
+
 #include "channel-input.h"
 #include "channel-log.h"
 #include "channel.h"
-#include "target-private.h" /* MERGE: crtfs/error.h */
 
 struct CrtChannel {
     /* Set at creation, read-only after. */

@@ -6,7 +6,9 @@
  * calling thread only, with the raw system calls (glibc's wrappers would
  * apply setgroups to every thread of the daemon), around crt_target_open():
  * the kernel then checks open(2) and connect(2) on a unix socket against
- * the writer, exactly as if it had opened the target itself.
+ * the writer, exactly as if it had opened the target itself.  An exec:
+ * command is opened with crt_target_open_as(), so that it runs as the
+ * writer too.
  */
 #include "config.h"
 
@@ -17,7 +19,6 @@
 #include <unistd.h>
 
 #include "channel-private.h"
-#include "target-private.h"
 
 #define MAX_GROUPS 256
 
@@ -50,23 +51,13 @@ static void restore(const SavedCreds *saved)
 }
 
 /* An exec: command of a non-root writer runs as that writer, not as the
- * daemon. */
+ * daemon: the library runs it as the credentials it is opened for. */
 static int open_exec_as(const CrtTargetSpec *spec, const CrtCreds *c, CrtTarget **out,
                         GError **error)
 {
-    CrtTargetSpec as = *spec;
-    GString *groups = g_string_new(NULL);
-    int r;
+    const CrtTargetCreds as = {c->uid, c->gid, c->groups, c->ngroups};
 
-    for (int i = 0; i < c->ngroups; i++)
-        g_string_append_printf(groups, "%s%u", i ? "," : "", (unsigned)c->groups[i]);
-    as.run_as = TRUE;
-    as.run_uid = c->uid;
-    as.run_gid = c->gid;
-    as.run_groups = groups->str;
-    r = crt_target_open(&as, NULL, out, error);
-    g_string_free(groups, TRUE);
-    return r;
+    return crt_target_open_as(spec, NULL, &as, out, error);
 }
 
 /* A `wait` target opens again and again, on pool threads: each time as the

@@ -4,7 +4,7 @@
 #include <errno.h>
 
 #include "send-header.h"
-#include "target-private.h" /* MERGE: crtfs/error.h */
+#include <crtfs/error.h>
 
 /* An ioctl code: decimal or 0x hexadecimal, 32 bits. */
 static int parse_code(const char *s, guint64 *out)

@@ -10,7 +10,7 @@
 
 #include "target-config.h"
 
-#include "target-private.h"
+#include <crtfs/error.h>
 
 #include <errno.h>
 #include <grp.h>

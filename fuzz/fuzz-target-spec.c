@@ -33,8 +33,6 @@ static void assert_spec_equal(const CrtTargetSpec *a, const CrtTargetSpec *b)
     assert_str_equal(a->host, b->host);
     g_assert_cmpuint(a->port, ==, b->port);
     assert_str_equal(a->command, b->command);
-    g_assert_cmpint(a->run_as, ==, b->run_as);
-    assert_str_equal(a->run_groups, b->run_groups);
     g_assert_cmpuint(a->baud, ==, b->baud);
     g_assert_cmpint(a->raw, ==, b->raw);
     g_assert_cmpuint(a->data_bits, ==, b->data_bits);
@@ -98,8 +96,6 @@ static void assert_spec_in_range(const CrtTargetSpec *s, const char *line)
     g_assert_cmpuint(s->sim_delay_max, <=, 3600000);
     g_assert_cmpint(s->sim_fail_errno, >=, 1);
     g_assert_cmpint(s->sim_fail_errno, <=, 4095);
-    g_assert_false(s->run_as);
-    g_assert_null(s->run_groups);
 }
 
 static void check_good(const CrtTargetSpec *spec, const char *line)

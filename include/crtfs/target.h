@@ -75,13 +75,8 @@ typedef struct {
     char *path;    /* PATH kind, UNIX socket path */
     char *host;    /* TCP */
     guint16 port;  /* TCP */
-    char *command; /* EXEC */
-    /* EXEC: run the command as this user instead of the opener (set by the
-     * filesystem for a non-root writer; not part of the text of the spec). */
-    gboolean run_as;
-    uid_t run_uid;
-    gid_t run_gid;
-    char *run_groups; /* "g1,g2,..." supplementary groups; NULL for none */
+    char *command; /* EXEC (whom it runs as is the opener's business:
+                    * crt_target_open_as) */
 
     /* tty line settings (PATH kind; ignored for non-tty paths) */
     guint baud; /* 0 = leave as is */
@@ -143,9 +138,35 @@ CRT_API int crt_target_open(const CrtTargetSpec *spec, CrtLoop *loop, CrtTarget 
 CRT_API int crt_target_open_spec(const char *line, CrtLoop *loop, CrtTarget **out,
                                  GError **error);
 
-/* How crt_target_open_full opens: crt_target_open() by default; the daemon
- * passes one that takes the credentials of the spec's writer.  Called on
- * the caller's thread for the first attempt, then on pool threads. */
+/* Whom a target is opened for, when that is not the caller (the daemon: the
+ * process that wrote the spec).  Not part of the spec: the same spec line
+ * opens for anyone. */
+typedef struct {
+    uid_t uid;
+    gid_t gid;
+    const gid_t *groups; /* supplementary groups; the caller's array */
+    int ngroups;         /* 0: none (the command runs with no groups) */
+} CrtTargetCreds;
+
+/* crt_target_open() for someone else: the command of an exec: spec runs as
+ * `creds` (real and effective uid and gid, supplementary groups, through
+ * setpriv(1)) instead of as the caller; NULL creds is crt_target_open().
+ * The other kinds run nothing, and `creds` changes nothing for them: the
+ * kernel checks open(2) and connect(2) against the calling thread's
+ * credentials, which a caller that opens for someone else switches around
+ * the call itself (the daemon switches its file-system ids).  `creds` and
+ * its groups are the caller's, read during the call only.  Caller's thread;
+ * blocks like crt_target_open(). */
+CRT_API int crt_target_open_as(const CrtTargetSpec *spec, CrtLoop *loop,
+                               const CrtTargetCreds *creds, CrtTarget **out,
+                               GError **error);
+
+/* How crt_target_open_full opens a spec without `wait` (for a `wait` spec:
+ * the target it waits for, the same spec with `wait` cleared): the plain
+ * kind as crt_target_open() would by default; the daemon passes one that
+ * takes the credentials of the spec's writer around crt_target_open().
+ * Called on the caller's thread for the first attempt, then on pool
+ * threads. */
 typedef int (*CrtTargetOpenFn)(const CrtTargetSpec *spec, CrtLoop *loop, CrtTarget **out,
                                GError **error, gpointer data);
 

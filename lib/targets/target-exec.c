@@ -3,7 +3,8 @@
  *
  * The child runs in a session of its own, so that tearing the target down
  * reaches everything the command started: the whole process group gets
- * SIGTERM, and SIGKILL one second later.
+ * SIGTERM, and SIGKILL one second later.  Opened for someone else
+ * (crt_target_open_as), the command runs as them through setpriv(1).
  */
 #include "config.h"
 
@@ -79,22 +80,27 @@ static int make_pipes(int to_child[2], int from_child[2])
     return r;
 }
 
-/* posix_spawn rather than fork: no copy of a multi-threaded address space,
- * and exec failures come back as a return value. */
 /* The command line: /bin/sh -c COMMAND, through setpriv(1) when the
- * command must run as another user (the non-root writer of the spec). */
-static char **command_argv(const CrtTargetSpec *spec)
+ * command must run as someone else than the daemon (the non-root writer of
+ * the spec). */
+static char **command_argv(const CrtTargetSpec *spec, const CrtTargetCreds *creds)
 {
     GPtrArray *a = g_ptr_array_new_with_free_func(g_free);
 
-    if (spec->run_as) {
+    if (creds) {
         g_ptr_array_add(a, g_strdup(SETPRIV_PATH));
-        g_ptr_array_add(a, g_strdup_printf("--reuid=%u", (unsigned)spec->run_uid));
-        g_ptr_array_add(a, g_strdup_printf("--regid=%u", (unsigned)spec->run_gid));
-        if (spec->run_groups && *spec->run_groups)
-            g_ptr_array_add(a, g_strdup_printf("--groups=%s", spec->run_groups));
-        else
+        g_ptr_array_add(a, g_strdup_printf("--reuid=%u", (unsigned)creds->uid));
+        g_ptr_array_add(a, g_strdup_printf("--regid=%u", (unsigned)creds->gid));
+        if (creds->ngroups > 0) {
+            GString *groups = g_string_new("--groups=");
+
+            for (int i = 0; i < creds->ngroups; i++)
+                g_string_append_printf(groups, "%s%u", i ? "," : "",
+                                       (unsigned)creds->groups[i]);
+            g_ptr_array_add(a, g_string_free(groups, FALSE));
+        } else {
             g_ptr_array_add(a, g_strdup("--clear-groups"));
+        }
         g_ptr_array_add(a, g_strdup("--"));
     }
     g_ptr_array_add(a, g_strdup("/bin/sh"));
@@ -104,10 +110,12 @@ static char **command_argv(const CrtTargetSpec *spec)
     return (char **)g_ptr_array_free(a, FALSE);
 }
 
-static int spawn_shell(const CrtTargetSpec *spec, int child_stdin, int child_stdout,
-                       pid_t *pid)
+/* posix_spawn rather than fork: no copy of a multi-threaded address space,
+ * and exec failures come back as a return value. */
+static int spawn_shell(const CrtTargetSpec *spec, const CrtTargetCreds *creds,
+                       int child_stdin, int child_stdout, pid_t *pid)
 {
-    char **argv = command_argv(spec);
+    char **argv = command_argv(spec, creds);
     posix_spawn_file_actions_t actions;
     posix_spawnattr_t attr;
     sigset_t none, all;
@@ -170,7 +178,8 @@ static void reap_child(pid_t pid)
         ;
 }
 
-static int exec_open(CrtTarget *t, const CrtTargetSpec *spec, GError **error)
+static int exec_open(CrtTarget *t, const CrtTargetSpec *spec, const CrtTargetCreds *creds,
+                     GError **error)
 {
     int to_child[2], from_child[2];
     pid_t pid = 0;
@@ -179,7 +188,7 @@ static int exec_open(CrtTarget *t, const CrtTargetSpec *spec, GError **error)
     if (r < 0)
         return crt_set_error(error, -r, "cannot create pipes for exec:%s: %s",
                              spec->command, g_strerror(-r));
-    r = spawn_shell(spec, to_child[0], from_child[1], &pid);
+    r = spawn_shell(spec, creds, to_child[0], from_child[1], &pid);
     /* The child's ends are the child's now (or nobody's, on failure). */
     close(to_child[0]);
     close(from_child[1]);
@@ -223,10 +232,10 @@ static void exec_destroy(CrtTarget *t)
 
 /* Whether the command still runs, or how it ended (it stays a zombie until
  * the target is released, so its pid, and group, stay ours: waitid with
- * WNOWAIT only looks). */
-static char *exec_presence(CrtTarget *t)
+ * WNOWAIT only looks).  The target is there either way: what the command
+ * wrote can still be read. */
+static char *exec_state(const ExecState *es)
 {
-    ExecState *es = t->impl;
     siginfo_t info;
 
     memset(&info, 0, sizeof info);
@@ -237,9 +246,16 @@ static char *exec_presence(CrtTarget *t)
     if (info.si_code == CLD_EXITED)
         return g_strdup_printf("exited with status %d (pid %d)", info.si_status,
                                (int)es->pid);
-    return g_strdup_printf("killed by signal %d (SIG%s) (pid %d)", info.si_status,
-                           sigabbrev_np(info.si_status) ? sigabbrev_np(info.si_status) : "?",
-                           (int)es->pid);
+    return g_strdup_printf(
+        "killed by signal %d (SIG%s) (pid %d)", info.si_status,
+        sigabbrev_np(info.si_status) ? sigabbrev_np(info.si_status) : "?", (int)es->pid);
+}
+
+static CrtPresence exec_presence(CrtTarget *t, char **reason)
+{
+    if (reason)
+        *reason = exec_state(t->impl);
+    return CRT_PRESENCE_PRESENT;
 }
 
 const CrtTargetOps crt_target_exec_ops = {

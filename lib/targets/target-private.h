@@ -1,16 +1,28 @@
-/* crtfs - what target kinds implement and what the engine hands them.
+/* crtfs - the ops contract: what target kinds implement and what the engine
+ * hands them.  The one header of lib/targets/ that the rest of the library
+ * (the engine) includes.
  *
  * A request in flight at a target is a CrtIo, embedded in the engine's slot
  * or single-request structure (no allocation per request).  The engine calls
- * a kind's submit/cancel/close on the loop thread only, so a kind needs no
- * lock for its queues; a kind completes every submitted CrtIo exactly once,
- * on the loop thread, by crt_io_complete().
+ * a kind's submit/cancel/close/kick on the loop thread only, so a kind needs
+ * no lock for its queues; a kind completes every submitted CrtIo exactly
+ * once, on the loop thread, by crt_io_complete(), also when it is cancelled
+ * (with the status cancel gave) or closed (-ECANCELED).  Opening runs on the
+ * caller's thread and may block; counters, stale, presence and holds_file may
+ * be asked from any thread.
+ *
+ * A decorator is a target whose ops hand requests on to an inner target of
+ * a plain kind (the `wait` wrapper, target-wait.c): it keeps its own
+ * per-request state in CrtIo's `outer` fields, since the inner kind uses the
+ * others, and answers the any-thread questions by asking its inner target.
+ * target.c decides, once per open, whether a spec is opened plain or
+ * wrapped; a decorator opens its inner targets through the opener it was
+ * given, never through crt_target_open().
  */
 #ifndef CRTFS_TARGET_PRIVATE_H
 #define CRTFS_TARGET_PRIVATE_H
 
-#include <termios.h>
-
+#include <crtfs/error.h>
 #include <crtfs/target.h>
 
 typedef struct CrtIo CrtIo;
@@ -57,12 +69,12 @@ struct CrtIo {
     CrtTask work;    /* blocking work on the pool */
     CrtTask back;    /* return from the pool to the loop */
 
-    /* The `wait` wrapper's bookkeeping (target-wait.c), kept apart from the
-     * inner target's. */
-    CrtTarget *wait_target; /* the wrapper this request was submitted to */
-    CrtIoDoneFn wait_done;  /* the submitter's done while at the inner target */
-    CrtIo *wnext;           /* the wrapper's queues */
-    gboolean wheld;         /* on the wrapper's held queue */
+    /* A decorator's bookkeeping, apart from the inner kind's above (one
+     * level of decoration; crt_io_complete leaves these alone). */
+    CrtTarget *outer;       /* the decorator the request was submitted to */
+    CrtIoDoneFn outer_done; /* the submitter's done while at the inner target */
+    CrtIo *outer_next;      /* the decorator's queues */
+    guint outer_flags;      /* the decorator's own flags */
 };
 
 /* Fill status/bytes and call io->done.  Loop thread. */
@@ -70,10 +82,14 @@ void crt_io_complete(CrtIo *io, int status, size_t bytes_in, size_t bytes_out);
 
 typedef struct {
     const char *name;
-    /* Open what the spec names; caller's thread; may block. */
-    int (*open)(CrtTarget *t, const CrtTargetSpec *spec, GError **error);
-    /* Start a request.  Loop thread.  Must not complete it synchronously
-     * from inside submit? It may: done() is reentrancy-safe in the engine. */
+    /* Open what the spec names; caller's thread; may block.  `creds` (NULL:
+     * the caller) are whom a command the kind runs runs as (exec); kinds
+     * that run nothing ignore them.  On failure the kind has cleaned up
+     * after itself: neither close nor destroy is called. */
+    int (*open)(CrtTarget *t, const CrtTargetSpec *spec, const CrtTargetCreds *creds,
+                GError **error);
+    /* Start a request.  Loop thread.  It may complete the request before it
+     * returns: done() is reentrancy-safe in the engine. */
     void (*submit)(CrtTarget *t, CrtIo *io);
     /* Take back a queued request and complete it with `status`; TRUE if it
      * did, FALSE if the request is past cancelling (it completes on its
@@ -88,13 +104,20 @@ typedef struct {
     void (*destroy)(CrtTarget *t);
     /* A failed bind may succeed now: try the head read again.  Loop thread. */
     void (*kick)(CrtTarget *t);
-    /* Kind-specific counters (tty icount); may be NULL.  Any thread. */
+    /* Kind-specific counters (tty icount), added to `c`; may be NULL.  Any
+     * thread. */
     void (*counters)(CrtTarget *t, CrtTargetCounters *c);
     /* Whether what the spec names is no longer what is open (a path
      * replaced or removed); may be NULL (never).  Any thread. */
     gboolean (*stale)(CrtTarget *t);
-    /* What to say in `presence:` (g_free); may be NULL.  Any thread. */
-    char *(*presence)(CrtTarget *t);
+    /* Whether the target is there now and, when `reason` is not NULL, what
+     * to say in `presence:` (g_free; NULL for nothing); may be NULL (always
+     * there, nothing to say).  *reason is NULL on entry.  Any thread. */
+    CrtPresence (*presence)(CrtTarget *t, char **reason);
+    /* Whether the file `path` names is the one open now; may be NULL: the
+     * target's own descriptors are compared (crt_fd_names_path).  Any
+     * thread. */
+    gboolean (*holds_file)(CrtTarget *t, const char *path);
 } CrtTargetOps;
 
 struct CrtTarget {
@@ -133,10 +156,6 @@ void crt_fd_close(CrtTarget *t);
 void crt_fd_kick(CrtTarget *t);
 void crt_fd_detach(CrtTarget *t);
 
-/* The termios B* constant of a standard rate, B0 for any other rate (the
- * spec parser admits only these).  target-path.c. */
-speed_t crt_baud_constant(guint baud);
-
 /* Set a descriptor O_NONBLOCK and FD_CLOEXEC; 0 or -errno. */
 int crt_fd_set_nonblock(int fd);
 /* Whether `path` names the file open on `fd` now (the same device and
@@ -144,17 +163,25 @@ int crt_fd_set_nonblock(int fd);
 gboolean crt_fd_names_path(int fd, const char *path);
 
 /* A target of `ops` with state `impl`, for kinds that are not opened by
- * ops->open (the `wait` wrapper).  target.c. */
+ * ops->open (a decorator).  target.c. */
 CrtTarget *crt_target_new_impl(const CrtTargetSpec *spec, CrtLoop *loop,
                                const CrtTargetOps *ops, gpointer impl);
+
+/* The `wait` decorator (target-wait.c): a target for `spec` (which has
+ * `wait`) that stays for good around inner targets of the same spec without
+ * `wait`, which `open_fn(..., data)` opens: once here on the caller's
+ * thread, then on the pool whenever the inner one is absent or lost.
+ * `destroy(data)` runs when the target no longer needs `data` (also on
+ * failure).  The semantics are crt_target_open_full()'s; target.c's open
+ * path is the only caller. */
+int crt_target_wait_open(const CrtTargetSpec *spec, CrtLoop *loop,
+                         CrtTargetOpenFn open_fn, gpointer data, GDestroyNotify destroy,
+                         CrtTarget **out, GError **error);
 
 /* Engine-facing calls (loop thread): submit, cancel, close. */
 void crt_target_submit(CrtTarget *t, CrtIo *io);
 gboolean crt_target_cancel(CrtTarget *t, CrtIo *io, int status);
 void crt_target_close(CrtTarget *t);
 void crt_target_kick(CrtTarget *t);
-
-/* A GError in the G_IO_ERROR domain for a positive errno; returns -err. */
-int crt_set_error(GError **error, int err, const char *fmt, ...) G_GNUC_PRINTF(3, 4);
 
 #endif

@@ -422,7 +422,8 @@ static void sim_destroy(CrtTarget *t)
     t->impl = NULL;
 }
 
-static int sim_open(CrtTarget *t, const CrtTargetSpec *spec, GError **error)
+static int sim_open(CrtTarget *t, const CrtTargetSpec *spec, const CrtTargetCreds *creds,
+                    GError **error)
 {
     Sim *s = g_new0(Sim, 1);
 

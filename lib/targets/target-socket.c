@@ -81,7 +81,8 @@ static int unix_address(const char *path, struct sockaddr_un *sa, socklen_t *len
     return 0;
 }
 
-static int unix_open(CrtTarget *t, const CrtTargetSpec *spec, GError **error)
+static int unix_open(CrtTarget *t, const CrtTargetSpec *spec, const CrtTargetCreds *creds,
+                     GError **error)
 {
     struct sockaddr_un sa;
     socklen_t len = 0;
@@ -173,7 +174,8 @@ static int resolve_error(int gai, const char *name, GError **error)
                          gai == EAI_SYSTEM ? g_strerror(err) : gai_strerror(gai));
 }
 
-static int tcp_open(CrtTarget *t, const CrtTargetSpec *spec, GError **error)
+static int tcp_open(CrtTarget *t, const CrtTargetSpec *spec, const CrtTargetCreds *creds,
+                    GError **error)
 {
     struct addrinfo hints = {.ai_family = AF_UNSPEC, .ai_socktype = SOCK_STREAM};
     struct addrinfo *list = NULL;

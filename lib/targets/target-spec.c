@@ -1,5 +1,6 @@
 /* crtfs - the target spec parser: the one function that turns a spec line
- * into a CrtTargetSpec (see include/crtfs/target.h). */
+ * into a CrtTargetSpec (see include/crtfs/target.h).  The baud rates it
+ * admits are baud.h's table, the one the tty code sets. */
 #include "config.h"
 
 #include <errno.h>
@@ -8,8 +9,7 @@
 
 #include <gio/gio.h>
 
-#include <termios.h>
-
+#include "baud.h"
 #include "target-private.h"
 
 /* ---- the spec parser ------------------------------------------------- */
@@ -695,14 +695,12 @@ void crt_target_spec_copy(CrtTargetSpec *dst, const CrtTargetSpec *src)
     dst->path = g_strdup(src->path);
     dst->host = g_strdup(src->host);
     dst->command = g_strdup(src->command);
-    dst->run_groups = g_strdup(src->run_groups);
 }
 
 void crt_target_spec_clear(CrtTargetSpec *spec)
 {
     if (spec == NULL)
         return;
-    g_free(spec->run_groups);
     g_free(spec->text);
     g_free(spec->path);
     g_free(spec->host);

@@ -1,13 +1,15 @@
 /* crtfs - targets that come and go: the `wait` option (the seed's
  * DeviceInterfaceTarget, for paths and sockets).
  *
- * A `wait` target is a wrapper around an inner target of the same spec.
- * While the inner target is there, requests go straight to it.  When it is
- * absent (at open, or after a loss), requests are held, in order, and the
- * wrapper watches for it: inotify on the parent directory for paths, plus a
- * retry timer with capped exponential backoff for everything (a socket has
- * nothing to watch).  The stream therefore never ends on a loss: the engine
- * keeps streaming, and the target's return continues it.
+ * A `wait` target is a decorator (target-private.h) around an inner target
+ * of the same spec without `wait`, opened by the opener target.c hands
+ * over: this file never opens a target itself.  While the inner target is
+ * there, requests go straight to it.  When it is absent (at open, or after
+ * a loss), requests are held, in order, and the wrapper watches for it:
+ * inotify on the parent directory for paths, plus a retry timer with capped
+ * exponential backoff for everything (a socket has nothing to watch).  The
+ * stream therefore never ends on a loss: the engine keeps streaming, and
+ * the target's return continues it.
  *
  * A loss is a completion the inner target marks fatal (end of file, a read
  * or write error, a hang-up) or, for a path, the removal of the node once
@@ -21,8 +23,10 @@
  *
  * Threads: like every kind, loop thread only, except opening, which may
  * block and runs on the pool with the opener the caller gave (the daemon's
- * switches to the credentials of the spec's writer), and presence and
- * counters, which any thread may ask for (under `lock`).
+ * switches to the credentials of the spec's writer), and presence, counters
+ * and holds_file, which any thread may ask for (under `lock`; holds_file
+ * asks the inner target).  A request's wrapper state is in CrtIo's `outer`
+ * fields: no allocation per request.
  */
 #include "config.h"
 
@@ -42,6 +46,11 @@
 #define BACKOFF_MAX_US (5 * G_USEC_PER_SEC)
 /* A removed node still holding unread bytes is looked at again after this. */
 #define DRAIN_CHECK_US (20 * 1000)
+
+/* CrtIo.outer_flags. */
+enum {
+    IO_HELD = 1 << 0, /* on the wrapper's held (or reclaimed) queue */
+};
 
 typedef struct {
     CrtIo *head, *tail;
@@ -83,29 +92,29 @@ typedef struct {
 
 static void held_append(Held *h, CrtIo *io)
 {
-    io->wnext = NULL;
+    io->outer_next = NULL;
     if (h->tail)
-        h->tail->wnext = io;
+        h->tail->outer_next = io;
     else
         h->head = io;
     h->tail = io;
-    io->wheld = TRUE;
+    io->outer_flags |= IO_HELD;
 }
 
 static void held_remove(Held *h, CrtIo *io)
 {
     CrtIo *prev = NULL;
 
-    for (CrtIo *x = h->head; x && x != io; x = x->wnext)
+    for (CrtIo *x = h->head; x && x != io; x = x->outer_next)
         prev = x;
     if (prev)
-        prev->wnext = io->wnext;
+        prev->outer_next = io->outer_next;
     else
-        h->head = io->wnext;
+        h->head = io->outer_next;
     if (h->tail == io)
         h->tail = prev;
-    io->wnext = NULL;
-    io->wheld = FALSE;
+    io->outer_next = NULL;
+    io->outer_flags &= ~(guint)IO_HELD;
 }
 
 static CrtIo *held_pop(Held *h)
@@ -122,7 +131,7 @@ static void held_prepend_all(Held *h, Held *front)
 {
     if (!front->head)
         return;
-    front->tail->wnext = h->head;
+    front->tail->outer_next = h->head;
     if (!h->tail)
         h->tail = front->tail;
     h->head = front->head;
@@ -167,12 +176,6 @@ static void watch_path(Wait *w);
 
 /* ---- opening -------------------------------------------------------- */
 
-static int default_open(const CrtTargetSpec *spec, CrtLoop *loop, CrtTarget **out,
-                        GError **error, gpointer data)
-{
-    return crt_target_open(spec, loop, out, error);
-}
-
 static void open_work(CrtTask *task)
 {
     Wait *w = G_STRUCT_MEMBER_P(task, -G_STRUCT_OFFSET(Wait, open_work));
@@ -215,7 +218,7 @@ static gboolean inner_is_regular(CrtTarget *inner)
  * bytes) with `status` and no data: the marker of a loss or a return. */
 static void mark(Wait *w, int status)
 {
-    for (CrtIo *io = w->held.head; io; io = io->wnext) {
+    for (CrtIo *io = w->held.head; io; io = io->outer_next) {
         if (io->type != CRT_REQUEST_WRITE) {
             held_remove(&w->held, io);
             io->fatal = FALSE;
@@ -230,7 +233,7 @@ static void check_removed(Wait *w);
 
 static void forward(Wait *w, CrtIo *io)
 {
-    io->wait_done = io->done;
+    io->outer_done = io->done;
     io->done = inner_done;
     crt_target_submit(w->inner, io);
 }
@@ -348,11 +351,11 @@ static void lose(Wait *w, const char *why)
 
 static void inner_done(CrtIo *io)
 {
-    CrtTarget *t = io->wait_target, *from = io->target;
+    CrtTarget *t = io->outer, *from = io->target;
     Wait *w = t->impl;
 
     io->target = t;
-    io->done = io->wait_done;
+    io->done = io->outer_done;
     if (w->reclaiming && io->status == -ECANCELED) {
         held_append(&w->reclaimed, io); /* taken back, goes again */
         return;
@@ -468,7 +471,7 @@ static void wait_submit(CrtTarget *t, CrtIo *io)
 {
     Wait *w = t->impl;
 
-    io->wait_target = t;
+    io->outer = t;
     io->fatal = FALSE;
     if (t->closed) {
         crt_io_complete(io, -ESHUTDOWN, 0, 0);
@@ -491,7 +494,7 @@ static gboolean wait_cancel(CrtTarget *t, CrtIo *io, int status)
 {
     Wait *w = t->impl;
 
-    if (io->wheld) {
+    if (io->outer_flags & IO_HELD) {
         held_remove(&w->held, io);
         crt_io_complete(io, status, 0, 0);
         return TRUE;
@@ -560,6 +563,37 @@ static void wait_counters(CrtTarget *t, CrtTargetCounters *c)
     }
 }
 
+/* Present while an inner target is open; the reason says since when and
+ * why it waits or waited, and how often it was lost and came back. */
+static CrtPresence wait_presence(CrtTarget *t, char **reason)
+{
+    Wait *w = t->impl;
+    CrtPresence p;
+
+    g_mutex_lock(&w->lock);
+    p = w->inner ? CRT_PRESENCE_PRESENT : CRT_PRESENCE_WAITING;
+    if (reason)
+        *reason = g_strdup_printf("%s%s%s (lost %" G_GUINT64_FORMAT ", back %" G_GUINT64_FORMAT
+                                  ")",
+                                  p == CRT_PRESENCE_PRESENT ? "present" : "absent",
+                                  w->reason[0] ? ", " : "", w->reason, w->losses,
+                                  w->returns);
+    g_mutex_unlock(&w->lock);
+    return p;
+}
+
+/* The current inner target's answer; none while absent. */
+static gboolean wait_holds_file(CrtTarget *t, const char *path)
+{
+    Wait *w = t->impl;
+    gboolean r;
+
+    g_mutex_lock(&w->lock);
+    r = w->inner && crt_target_holds_file(w->inner, path);
+    g_mutex_unlock(&w->lock);
+    return r;
+}
+
 static const CrtTargetOps wait_ops = {
     .name = "wait",
     .submit = wait_submit,
@@ -568,9 +602,11 @@ static const CrtTargetOps wait_ops = {
     .destroy = wait_destroy,
     .kick = wait_kick,
     .counters = wait_counters,
+    .presence = wait_presence,
+    .holds_file = wait_holds_file,
 };
 
-int crt_target_open_full(const CrtTargetSpec *spec, CrtLoop *loop, CrtTargetOpenFn open_fn,
+int crt_target_wait_open(const CrtTargetSpec *spec, CrtLoop *loop, CrtTargetOpenFn open_fn,
                          gpointer data, GDestroyNotify destroy, CrtTarget **out,
                          GError **error)
 {
@@ -579,15 +615,7 @@ int crt_target_open_full(const CrtTargetSpec *spec, CrtLoop *loop, CrtTargetOpen
     Wait *w;
     int r;
 
-    g_return_val_if_fail(spec != NULL && out != NULL, -EINVAL);
-    if (!open_fn)
-        open_fn = default_open;
-    if (!spec->wait) {
-        r = open_fn(spec, loop, out, error, data);
-        if (destroy)
-            destroy(data);
-        return r;
-    }
+    g_return_val_if_fail(spec != NULL && spec->wait && open_fn != NULL && out != NULL, -EINVAL);
     if (spec->kind != CRT_TARGET_PATH && spec->kind != CRT_TARGET_UNIX &&
         spec->kind != CRT_TARGET_TCP) {
         if (destroy)
@@ -633,52 +661,4 @@ int crt_target_open_full(const CrtTargetSpec *spec, CrtLoop *loop, CrtTargetOpen
     g_clear_error(&err);
     *out = t;
     return 0;
-}
-
-/* `inner` (a kind's own target, or NULL) has the file `path` names open. */
-static gboolean has_open(CrtTarget *inner, const char *path)
-{
-    return inner &&
-           crt_fd_names_path(inner->read_fd >= 0 ? inner->read_fd : inner->write_fd, path);
-}
-
-gboolean crt_target_holds_file(CrtTarget *t, const char *path)
-{
-    Wait *w;
-    gboolean r;
-
-    g_return_val_if_fail(t != NULL, FALSE);
-    if (t->ops != &wait_ops)
-        return has_open(t, path);
-    w = t->impl;
-    g_mutex_lock(&w->lock);
-    r = has_open(w->inner, path);
-    g_mutex_unlock(&w->lock);
-    return r;
-}
-
-CrtPresence crt_target_presence(CrtTarget *t, char **reason)
-{
-    Wait *w;
-    CrtPresence p;
-
-    g_return_val_if_fail(t != NULL, CRT_PRESENCE_PRESENT);
-    if (reason)
-        *reason = NULL;
-    if (t->ops != &wait_ops) {
-        if (reason && t->ops->presence)
-            *reason = t->ops->presence(t);
-        return CRT_PRESENCE_PRESENT;
-    }
-    w = t->impl;
-    g_mutex_lock(&w->lock);
-    p = w->inner ? CRT_PRESENCE_PRESENT : CRT_PRESENCE_WAITING;
-    if (reason)
-        *reason = g_strdup_printf("%s%s%s (lost %" G_GUINT64_FORMAT ", back %" G_GUINT64_FORMAT
-                                  ")",
-                                  p == CRT_PRESENCE_PRESENT ? "present" : "absent",
-                                  w->reason[0] ? ", " : "", w->reason, w->losses,
-                                  w->returns);
-    g_mutex_unlock(&w->lock);
-    return p;
 }

@@ -4,17 +4,18 @@
  * Every kind is a small ops table in its own file (target-path.c,
  * target-socket.c, target-exec.c, target-sim.c); this file only chooses the
  * table and owns what all kinds share: the reference count, the loop
- * reference and the byte counters.
+ * reference and the byte counters.  It is also the one place that decides
+ * how a spec opens: plain, or wrapped in the `wait` decorator
+ * (target-wait.c) around the plain kind; and it answers the questions every
+ * target takes (presence, the file it holds) through the ops slots, so a
+ * decorator answers them for its inner target.
  */
 #include "config.h"
 
 #include <errno.h>
-#include <stdarg.h>
 #include <string.h>
 
 #include <gio/gio.h>
-
-#include <termios.h>
 
 #include "target-private.h"
 
@@ -81,22 +82,6 @@ const char *crt_target_kind_to_string(CrtTargetKind kind)
     return "unknown";
 }
 
-int crt_set_error(GError **error, int err, const char *fmt, ...)
-{
-    g_return_val_if_fail(err > 0, -EINVAL);
-
-    if (error != NULL) {
-        va_list ap;
-
-        va_start(ap, fmt);
-        char *msg = g_strdup_vprintf(fmt, ap);
-        va_end(ap);
-        g_set_error_literal(error, G_IO_ERROR, g_io_error_from_errno(err), msg);
-        g_free(msg);
-    }
-    return -err;
-}
-
 /* ---- targets ---------------------------------------------------------- */
 
 static const CrtTargetOps *ops_for_kind(CrtTargetKind kind)
@@ -144,20 +129,17 @@ CrtTarget *crt_target_new_impl(const CrtTargetSpec *spec, CrtLoop *loop,
     return t;
 }
 
-int crt_target_open(const CrtTargetSpec *spec, CrtLoop *loop, CrtTarget **out,
-                    GError **error)
+/* The plain kind of `spec`: its ops open it, once, with no `wait`. */
+static int open_kind(const CrtTargetSpec *spec, CrtLoop *loop,
+                     const CrtTargetCreds *creds, CrtTarget **out, GError **error)
 {
-    g_return_val_if_fail(spec != NULL && out != NULL, -EINVAL);
     const CrtTargetOps *ops = ops_for_kind(spec->kind);
     g_return_val_if_fail(ops != NULL, -EINVAL);
-
-    if (spec->wait)
-        return crt_target_open_full(spec, loop, NULL, NULL, NULL, out, error);
 
     CrtTarget *t = crt_target_new_impl(spec, loop, ops, NULL);
 
     *out = NULL;
-    int r = ops->open(t, spec, error);
+    int r = ops->open(t, spec, creds, error);
     if (r < 0) {
         if (error != NULL && *error == NULL)
             crt_set_error(error, -r, "cannot open %s: %s", t->text, g_strerror(-r));
@@ -166,6 +148,56 @@ int crt_target_open(const CrtTargetSpec *spec, CrtLoop *loop, CrtTarget **out,
     }
     *out = t;
     return 0;
+}
+
+/* The default CrtTargetOpenFn; `data` is the creds of crt_target_open_as. */
+static int open_plain(const CrtTargetSpec *spec, CrtLoop *loop, CrtTarget **out,
+                      GError **error, gpointer data)
+{
+    return open_kind(spec, loop, data, out, error);
+}
+
+/* Every open comes here, and only here is it decided how: a `wait` spec is
+ * the wait decorator around the plain kind that `open_fn` opens, any other
+ * spec is what `open_fn` opens. */
+int crt_target_open_full(const CrtTargetSpec *spec, CrtLoop *loop,
+                         CrtTargetOpenFn open_fn, gpointer data, GDestroyNotify destroy,
+                         CrtTarget **out, GError **error)
+{
+    int r;
+
+    g_return_val_if_fail(spec != NULL && out != NULL, -EINVAL);
+    if (!open_fn) {
+        /* The default opener needs no data: it can go now. */
+        if (destroy)
+            destroy(data);
+        open_fn = open_plain;
+        data = NULL;
+        destroy = NULL;
+    }
+    if (spec->wait)
+        return crt_target_wait_open(spec, loop, open_fn, data, destroy, out, error);
+    r = open_fn(spec, loop, out, error, data);
+    if (destroy)
+        destroy(data);
+    return r;
+}
+
+int crt_target_open_as(const CrtTargetSpec *spec, CrtLoop *loop,
+                       const CrtTargetCreds *creds, CrtTarget **out, GError **error)
+{
+    g_return_val_if_fail(spec != NULL && out != NULL, -EINVAL);
+    /* A `wait` target opens again long after this call, when `creds` may
+     * be gone; it names a path or a socket, which runs nothing, so it
+     * needs none. */
+    return crt_target_open_full(spec, loop, open_plain,
+                                spec->wait ? NULL : (gpointer)creds, NULL, out, error);
+}
+
+int crt_target_open(const CrtTargetSpec *spec, CrtLoop *loop, CrtTarget **out,
+                    GError **error)
+{
+    return crt_target_open_as(spec, loop, NULL, out, error);
 }
 
 int crt_target_open_spec(const char *line, CrtLoop *loop, CrtTarget **out, GError **error)
@@ -272,4 +304,23 @@ void crt_target_get_counters(CrtTarget *target, CrtTargetCounters *counters)
     counters->bytes_written = __atomic_load_n(&target->bytes_written, __ATOMIC_RELAXED);
     if (target->ops->counters != NULL)
         target->ops->counters(target, counters);
+}
+
+gboolean crt_target_holds_file(CrtTarget *target, const char *path)
+{
+    g_return_val_if_fail(target != NULL, FALSE);
+    if (target->ops->holds_file != NULL)
+        return target->ops->holds_file(target, path);
+    return crt_fd_names_path(target->read_fd >= 0 ? target->read_fd : target->write_fd,
+                             path);
+}
+
+CrtPresence crt_target_presence(CrtTarget *target, char **reason)
+{
+    g_return_val_if_fail(target != NULL, CRT_PRESENCE_PRESENT);
+    if (reason)
+        *reason = NULL;
+    if (target->ops->presence == NULL)
+        return CRT_PRESENCE_PRESENT;
+    return target->ops->presence(target, reason);
 }

@@ -1,0 +1,13 @@
+/* crtfs - the standard serial line rates and their termios constants, shared
+ * by the spec parser (which admits only these rates) and the tty code of
+ * the path target (which sets them).  Pure functions, any thread. */
+#ifndef CRTFS_BAUD_H
+#define CRTFS_BAUD_H
+
+#include <glib.h>
+#include <termios.h>
+
+/* The termios B* constant of a standard rate, B0 for any other rate. */
+speed_t crt_baud_constant(guint baud);
+
+#endif
