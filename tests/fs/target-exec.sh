@@ -46,6 +46,14 @@ done
 ok "the command received the input buffers" wait_for 5 sh -c "[ \"\$(cat '$CRT_TMP/fed')\" = \"\$(printf 'one\ntwo\nthree')\" ]"
 ok "clear (the command ends)" t sh -c "echo > '$D/target'"
 
+# The command's stderr goes to the log and its last lines to presence:.
+ok "stop-wait" t sh -c "echo stop-wait > '$D/ctl'"
+ok "type read" t sh -c "echo read > '$D/config/type'"
+ok "a command that complains" t sh -c "echo 'exec:echo out; echo \"no such sensor\" >&2; exec sleep 30 2>/dev/null' > '$D/target'"
+ok "presence: shows its last stderr line" wait_for 5 sh -c "grep -q '^presence: running (pid [0-9]*); stderr: \"no such sensor\"' '$D/state'"
+ok "and the log has it" wait_for 5 grep -q 'stderr: no such sensor' "$CRT_ERR"
+ok "clear" t sh -c "echo > '$D/target'"
+
 ok "daemon stops" crt_stop_daemon
 is "$CRT_EXIT" 0 "daemon exits 0"
 done_testing

@@ -86,6 +86,41 @@ static gint64 cpu_time_us(void)
            ru.ru_utime.tv_usec + ru.ru_stime.tv_usec;
 }
 
+static gboolean presence_has(CrtTarget *t, const char *words)
+{
+    char *reason = NULL;
+    gboolean has;
+
+    crt_target_presence(t, &reason);
+    has = reason && strstr(reason, words);
+    g_free(reason);
+    return has;
+}
+
+static gboolean shows_last_line(gpointer t)
+{
+    return presence_has(t, "| \"no newline\"");
+}
+
+/* The command's stderr is read (a daemon has none to inherit): its last
+ * lines show in presence, control bytes escaped, and a last line without a
+ * newline once the command closes stderr. */
+static void test_exec_stderr(void)
+{
+    CrtTarget *t = open_ok("exec:printf 'one\\ntwo\\033[2J\\n' >&2; printf 'no newline' >&2; "
+                           "exec sleep 30 2>/dev/null");
+    char *reason = NULL;
+
+    g_assert_true(tu_wait_until(shows_last_line, t, TU_EVENTUALLY_MS));
+    crt_target_presence(t, &reason);
+    g_assert_nonnull(strstr(reason, "running (pid "));
+    g_assert_nonnull(
+        strstr(reason, "; stderr: \"one\" | \"two\\x1b[2J\" | \"no newline\""));
+    g_free(reason);
+    crt_target_unref(t);
+    assert_no_children();
+}
+
 /* A hung-up descriptor with no request waiting costs no CPU: nothing
  * polls it in a loop. */
 static void test_exec_idle_after_exit(void)
@@ -147,6 +182,7 @@ int main(int argc, char **argv)
     g_test_add_func("/target/exec/reaped", test_exec_reaped);
     g_test_add_func("/target/exec/stubborn", test_exec_stubborn);
     g_test_add_func("/target/exec/stdin", test_exec_stdin);
+    g_test_add_func("/target/exec/stderr", test_exec_stderr);
     g_test_add_func("/target/exec/idle-after-exit", test_exec_idle_after_exit);
     g_test_add_func("/target/exec/unref-after-exit", test_exec_unref_after_exit);
     TU_TEST_ADD_ENGINE("/engine/real-targets/exec-seq", test_real_exec_seq);
