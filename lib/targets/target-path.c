@@ -27,6 +27,7 @@
 
 #include "baud.h"
 #include "target-private.h"
+#include "uucp-lock.h"
 
 typedef struct {
     int fd;
@@ -34,6 +35,7 @@ typedef struct {
     gboolean is_tty;
     gboolean flocked;       /* flock(LOCK_EX) taken: release on destroy */
     gboolean exclusive;     /* TIOCEXCL set: clear on destroy */
+    char **uucp_locks;      /* the UUCP lock files taken: remove on destroy */
     gboolean termios_saved; /* `saved` holds the termios found at open */
     struct termios saved;
 } PathState;
@@ -208,6 +210,11 @@ static int tty_lock(PathState *ps, const char *path, GError **error)
         return crt_set_error(error, err, "cannot lock %s: %s", path, g_strerror(err));
     }
     ps->flocked = TRUE;
+    /* Programs that know neither flock nor TIOCEXCL (root ignores it) go by
+     * UUCP lock files: ser2net, minicom, cu. */
+    int r = crt_uucp_lock(path, &ps->uucp_locks, error);
+    if (r < 0)
+        return r;
     if (ioctl(ps->fd, TIOCEXCL) < 0) {
         int err = errno;
         return crt_set_error(error, err, "cannot make %s exclusive (TIOCEXCL): %s", path,
@@ -298,6 +305,8 @@ static void path_state_free(PathState *ps)
     }
     if (ps->exclusive)
         ioctl(ps->fd, TIOCNXCL);
+    crt_uucp_unlock(ps->uucp_locks);
+    g_strfreev(ps->uucp_locks);
     if (ps->flocked)
         flock(ps->fd, LOCK_UN);
     close(ps->fd);

@@ -10,6 +10,7 @@
 #include <sys/ioctl.h>
 #include <sys/stat.h>
 #include <termios.h>
+#include <sys/wait.h>
 #include <unistd.h>
 
 #include "engine-streams.h"
@@ -200,6 +201,81 @@ static void test_tty_foreign_exclusive(void)
     crt_target_unref(t);
     g_free(pid);
     g_free(msg);
+    pty_close(&pty);
+}
+
+/* LCK..pts_N for a pty at /dev/pts/N. */
+static char *uucp_file(const char *slave)
+{
+    char *name = g_strdelimit(g_strdup(slave + strlen("/dev/")), "/", '_');
+    char *file = g_strdup_printf("/var/lock/LCK..%s", name);
+
+    g_free(name);
+    return file;
+}
+
+static void write_lock(const char *file, pid_t pid)
+{
+    char *text = g_strdup_printf("%10d\n", (int)pid);
+
+    g_assert_true(g_file_set_contents(file, text, -1, NULL));
+    g_free(text);
+}
+
+/* UUCP lock files: ours while the target is open, holding our pid; another
+ * live process's keeps us out, naming it; a dead process's is stale and
+ * taken over. */
+static void test_tty_uucp_lock(void)
+{
+    Pty pty;
+    char *file, *text = NULL, *msg, *want;
+    pid_t dead;
+
+    if (access("/var/lock", W_OK) < 0) {
+        g_test_skip("/var/lock is not writable here");
+        return;
+    }
+    pty_open(&pty);
+    file = uucp_file(pty.slave);
+    CrtTarget *t = open_ok(pty.slave);
+    g_assert_true(g_file_get_contents(file, &text, NULL, NULL));
+    want = g_strdup_printf("%10d\n", (int)getpid());
+    g_assert_cmpstr(text, ==, want);
+    crt_target_unref(t);
+    g_assert_false(g_file_test(file, G_FILE_TEST_EXISTS)); /* released */
+
+    write_lock(file, getppid()); /* a live process that is not us */
+    msg = open_fails(pty.slave, EBUSY);
+    assert_contains(msg, "UUCP lock file");
+    assert_contains(msg, file);
+    g_free(msg);
+    g_assert_true(g_file_test(file, G_FILE_TEST_EXISTS)); /* not ours: left alone */
+
+    dead = fork();
+    if (dead == 0)
+        _exit(0);
+    g_assert_cmpint(waitpid(dead, NULL, 0), ==, dead);
+    write_lock(file, dead); /* stale */
+    t = open_ok(pty.slave);
+    g_free(text);
+    g_assert_true(g_file_get_contents(file, &text, NULL, NULL));
+    g_assert_cmpstr(text, ==, want);
+    crt_target_unref(t);
+    g_assert_false(g_file_test(file, G_FILE_TEST_EXISTS));
+
+    /* shared takes no lock, and so is not kept out by one */
+    write_lock(file, getppid());
+    {
+        char *spec = g_strdup_printf("%s shared", pty.slave);
+
+        t = open_ok(spec);
+        crt_target_unref(t);
+        g_free(spec);
+    }
+    unlink(file);
+    g_free(text);
+    g_free(want);
+    g_free(file);
     pty_close(&pty);
 }
 
@@ -427,6 +503,7 @@ int main(int argc, char **argv)
     g_test_add_func("/target/tty/lock", test_tty_lock);
     g_test_add_func("/target/tty/foreign-exclusive", test_tty_foreign_exclusive);
     g_test_add_func("/target/tty/shared", test_tty_shared);
+    g_test_add_func("/target/tty/uucp-lock", test_tty_uucp_lock);
     g_test_add_func("/target/tty/counters", test_tty_counters);
     TU_TEST_ADD_ENGINE("/engine/real-targets/fifo", test_real_fifo);
     TU_TEST_ADD_ENGINE("/engine/real-targets/pty", test_real_pty);
