@@ -176,8 +176,10 @@ static void test_all(void)
     CrtChannel *ch;
     GArray *nums = kept_after_stream("all", 0, &ch);
 
-    /* Everything the pool holds, from the first record on. */
-    g_assert_cmpuint(nums->len, ==, 16);
+    /* Everything the pool holds, from the first record on (and, as the
+     * reader gives buffers back, the stream goes on: maybe more). */
+    g_assert_cmpuint(nums->len, >=, 16);
+    g_assert_cmpuint(g_array_index(nums, guint64, 0), ==, 1);
     assert_consecutive(nums);
     g_assert_cmpuint(stat_value(ch, "buffers_discarded"), ==, 0);
     g_array_free(nums, TRUE);
