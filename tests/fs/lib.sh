@@ -249,6 +249,19 @@ crt_check_log() {
 # log has been checked.
 done_testing() { _tap_done=1; }
 
+# crt_bind_devices DIR: DIR becomes a /dev of its own for a private mount
+# namespace (unshare -m): the devices crtfs needs, bound from the real one;
+# nothing is created in the real /dev.  The scenarios that run a script in
+# such a namespace hand it this function with `declare -f`.
+crt_bind_devices() {
+    local n
+    mkdir -p "$1" || return 1
+    for n in null zero full random urandom tty fuse; do
+        [ -e "/dev/$n" ] || continue
+        touch "$1/$n" && mount --bind "/dev/$n" "$1/$n" || return 1
+    done
+}
+
 # crt_log_clean: the current mount's stderr has nothing bad so far.
 crt_log_clean() { ! _crt_bad_lines "$CRT_ERR" >/dev/null; }
 

@@ -15,11 +15,9 @@ cat >"$CRT_TMP/inner.sh" <<'INNER'
 set -u
 crtfs=$1 tmp=$2
 mnt=$tmp/lmnt dev=$tmp/dev
-mkdir -p "$mnt" "$dev"
-for n in null zero full random urandom tty fuse; do
-    [ -e "/dev/$n" ] || continue
-    touch "$dev/$n" && mount --bind "/dev/$n" "$dev/$n" || exit 1
-done
+mkdir -p "$mnt"
+. "$tmp/devices.sh"
+crt_bind_devices "$dev" || exit 1
 mount --rbind "$dev" /dev || exit 1            # a /dev without /dev/log
 mount -t tmpfs crtfs-test-run /run || exit 1   # a /run without a journal
 printf '[bad]\ntarget=sim:records fail=1 errno=EIO fatal\n[ok]\ntarget=sim:records rate=5\nautostart=true\n' \
@@ -83,6 +81,7 @@ sleep 1
 kill $listener 2>/dev/null
 wait
 INNER
+declare -f crt_bind_devices >"$CRT_TMP/devices.sh"
 t unshare -m bash "$CRT_TMP/inner.sh" "$CRTFS" "$CRT_TMP" >"$CRT_TMP/inner.out" 2>&1
 is $? 0 "the daemonized runs went through" || diag "$(cat "$CRT_TMP/inner.out")"
 

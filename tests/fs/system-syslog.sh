@@ -17,11 +17,9 @@ cat >"$CRT_TMP/inner.sh" <<'INNER'
 set -u
 crtfs=$1 tmp=$2
 mnt=$tmp/dmnt dev=$tmp/dev
-mkdir -p "$mnt" "$dev"
-for n in null zero full random urandom tty fuse; do
-    [ -e "/dev/$n" ] || continue
-    touch "$dev/$n" && mount --bind "/dev/$n" "$dev/$n" || exit 1
-done
+mkdir -p "$mnt"
+. "$tmp/devices.sh"
+crt_bind_devices "$dev" || exit 1
 python3 - "$dev/log" "$tmp/syslog.txt" <<'PY' &
 import socket, sys
 s = socket.socket(socket.AF_UNIX, socket.SOCK_DGRAM)
@@ -51,6 +49,7 @@ kill $listener 2>/dev/null
 wait
 INNER
 touch "$LOG"
+declare -f crt_bind_devices >"$CRT_TMP/devices.sh"
 t unshare -m bash "$CRT_TMP/inner.sh" "$CRTFS" "$CRT_TMP" >"$CRT_TMP/inner.out" 2>&1
 is $? 0 "the daemonized run went through" || diag "$(cat "$CRT_TMP/inner.out")"
 # <29> = daemon.notice, <28> = daemon.warning
