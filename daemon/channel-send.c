@@ -34,7 +34,7 @@ struct CrtSendSession {
     GMutex lock;
     GQueue items; /* lock: SendItem in submission order */
     guint refs;   /* lock: the open file + requests not completed */
-    /* A request whose header said len= and whose payload has not all come
+    /* A request whose header said payload= and whose payload has not all come
      * yet (the writes that follow carry the rest); NULL when none.  Only
      * the writer touches these (one write at a time per open file). */
     GByteArray *partial;
@@ -191,7 +191,7 @@ static int submit_or_keep(CrtSendSession *s, const CrtSendHeader *h, const char 
         return submit(s, h, payload, n, error);
     if (n > h->len)
         return crt_set_error(error, EINVAL,
-                             "send: %zu payload bytes after a header with len=%" G_GUINT64_FORMAT,
+                             "send: %zu payload bytes after a header with payload=%" G_GUINT64_FORMAT,
                              n, h->len);
     s->partial = g_byte_array_sized_new((guint)h->len);
     g_byte_array_append(s->partial, (const guint8 *)payload, (guint)n);
@@ -200,7 +200,7 @@ static int submit_or_keep(CrtSendSession *s, const CrtSendHeader *h, const char 
     return 0;
 }
 
-/* The next piece of a request whose header said len=. */
+/* The next piece of a request whose header said payload=. */
 static int continue_partial(CrtSendSession *s, const char *buf, size_t len, GError **error)
 {
     GByteArray *p = s->partial;
@@ -212,7 +212,7 @@ static int continue_partial(CrtSendSession *s, const char *buf, size_t len, GErr
         s->partial = NULL;
         g_atomic_int_set(&s->partial_pending, FALSE);
         return crt_set_error(error, EINVAL,
-                             "send: %zu bytes where the request's len= left %" G_GUINT64_FORMAT
+                             "send: %zu bytes where the request's payload= left %" G_GUINT64_FORMAT
                              "; the request is dropped",
                              len, need);
     }

@@ -26,9 +26,9 @@ static int parse_word(const char *w, CrtSendHeader *h)
         return g_ascii_string_to_unsigned(w + 8, 10, 0, G_MAXUINT32, &h->timeout, NULL)
                    ? 0
                    : -1;
-    if (g_str_has_prefix(w, "len=")) {
+    if (g_str_has_prefix(w, "payload=")) {
         h->has_len = TRUE;
-        return g_ascii_string_to_unsigned(w + 4, 10, 0, CRT_SEND_MAX_RESPONSE, &h->len, NULL)
+        return g_ascii_string_to_unsigned(w + 8, 10, 0, CRT_SEND_MAX_RESPONSE, &h->len, NULL)
                    ? 0
                    : -1;
     }
@@ -63,7 +63,7 @@ int crt_send_header_parse(const char *line, size_t default_size, CrtSendHeader *
         else if (parse_word(w, h) < 0)
             r = crt_set_error(error, EINVAL,
                               "send: bad header word \"%.64s\" (expected ioctl=CODE, "
-                              "timeout=MS, size=BYTES or len=BYTES up to %zu)",
+                              "timeout=MS, size=BYTES or payload=BYTES up to %zu)",
                               w, CRT_SEND_MAX_RESPONSE);
     }
     g_strfreev(words);

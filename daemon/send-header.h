@@ -1,5 +1,5 @@
 /* crtfs - the header line of a `send` request (the man page, "send"):
- * `TYPE [ioctl=CODE] [timeout=MS] [size=BYTES] [len=BYTES]`.  No state, any
+ * `TYPE [ioctl=CODE] [timeout=MS] [size=BYTES] [payload=BYTES]`.  No state, any
  * thread. */
 #ifndef CRTFS_SEND_HEADER_H
 #define CRTFS_SEND_HEADER_H
@@ -16,7 +16,7 @@ typedef struct {
     guint64 ioctl;   /* 32 bits */
     guint64 timeout; /* ms, 32 bits; 0: none */
     guint64 size;    /* bytes of response to take, at most CRT_SEND_MAX_RESPONSE */
-    gboolean has_len; /* len= given: the payload is that long, maybe in pieces */
+    gboolean has_len; /* payload= given: the payload is that long, maybe in pieces */
     guint64 len;      /* at most CRT_SEND_MAX_RESPONSE */
 } CrtSendHeader;
 

@@ -292,7 +292,7 @@ static gboolean has_no_output(const char *header)
     return strncmp(header + n, "write", 5) == 0 && strchr(" \t", header[n + 5]) != NULL;
 }
 
-/* One request: the header (len= added) and payload in one write, then the
+/* One request: the header (payload= added) and payload in one write, then the
  * reply: `ok N` and N bytes to stdout (exit 0), or `ERRNAME 0` (exit 1). */
 static int cmd_send(const char *mount, int argc, char **argv)
 {
@@ -309,7 +309,7 @@ static int cmd_send(const char *mount, int argc, char **argv)
         plen = strlen(payload);
     path = file_of(mount, argv[0], "send");
     fd = open(path, O_RDWR);
-    req = g_strdup_printf("%s len=%zu\n", argv[1], (size_t)plen);
+    req = g_strdup_printf("%s payload=%zu\n", argv[1], (size_t)plen);
     if (fd < 0 || write(fd, req, strlen(req)) < 0 ||
         (plen && write(fd, payload, plen) < 0)) {
         fprintf(stderr, "%s: send %s: %s\n", prog, argv[0], g_strerror(errno));

@@ -1,6 +1,6 @@
 #!/bin/bash
 # `send` from the shell and from Python as users write it: a header with
-# len= waits for its payload, so bash's builtin printf (which may write the
+# payload= waits for its payload, so bash's builtin printf (which may write the
 # header and the payload separately) and a payload written in pieces make
 # one request; Python's unbuffered binary file (the man page's example)
 # does a round trip.
@@ -12,11 +12,11 @@ mkdir "$D"
 ok "an echo target" t sh -c "echo sim:echo > '$D/target'"
 
 exec 3<>"$D/send"
-printf 'write len=%d\n' 5 >&3
+printf 'write payload=%d\n' 5 >&3
 printf '%s' hello >&3
 IFS= read -r -t 5 reply <&3
 is "$reply" "ok 5" "header, then payload: one request of 5 bytes"
-printf 'write len=11\n%s' "hello " >&3
+printf 'write payload=11\n%s' "hello " >&3
 printf '%s' world >&3
 IFS= read -r -t 5 reply <&3
 is "$reply" "ok 11" "a payload in two pieces"
@@ -25,15 +25,15 @@ IFS= read -r -t 5 reply <&3
 is "$reply" "ok 16" "read back what was written"
 IFS= read -r -N 16 -t 5 data <&3
 is "$data" "hellohello world" "the bytes, in order"
-printf 'write len=2\nabc' >&3 2>/dev/null
-is "$?" 1 "more bytes than len= is refused"
-like "$(state_field "$D" error)" "(after a header with len=2|where the request's len= left 2)" "error: says so"
+printf 'write payload=2\nabc' >&3 2>/dev/null
+is "$?" 1 "more bytes than payload= is refused"
+like "$(state_field "$D" error)" "(after a header with payload=2|where the request's payload= left 2)" "error: says so"
 exec 3>&-
 
 out=$(t python3 - "$D/send" <<'PY'
 import sys
 with open(sys.argv[1], "r+b", buffering=0) as f:   # the man page's example
-    f.write(b"write len=3\n")
+    f.write(b"write payload=3\n")
     f.write(b"abc")
     print(f.readline().decode().strip())
     f.write(b"read size=3\n")

@@ -268,7 +268,7 @@ static void test_presence_path_gone(void)
     g_free(dir);
 }
 
-/* ---- send requests in pieces (len=) ------------------------------------------ */
+/* ---- send requests in pieces (payload=) ------------------------------------------ */
 
 static gboolean send_readable(gpointer s)
 {
@@ -296,7 +296,7 @@ static void send_ok(CrtSendSession *s, const char *bytes)
     g_assert_no_error(error);
 }
 
-/* A header with len= waits for the rest of its payload (bash's printf
+/* A header with payload= waits for the rest of its payload (bash's printf
  * writes header and payload as two writes). */
 static void test_send_pieces(void)
 {
@@ -309,7 +309,7 @@ static void test_send_pieces(void)
     g_assert_cmpint(crt_channel_start(ch, NULL), ==, 0);
     g_assert_cmpint(crt_channel_stop(ch, TRUE, NULL), ==, 0);
     s = crt_send_open(ch);
-    send_ok(s, "write len=11\n");
+    send_ok(s, "write payload=11\n");
     g_assert_false(crt_send_readable(s)); /* it waits for its payload */
     g_assert_cmpint(crt_send_read(s, (char[8]){0}, 8), ==, -EAGAIN);
     send_ok(s, "hello");
@@ -321,24 +321,24 @@ static void test_send_pieces(void)
     reply = send_reply(s);
     g_assert_cmpstr(reply, ==, "ok 11\nhello world");
     g_free(reply);
-    /* len=0 and a whole payload in one write go at once, as before */
-    send_ok(s, "write len=3\nabc");
+    /* payload=0 and a whole payload in one write go at once, as before */
+    send_ok(s, "write payload=3\nabc");
     reply = send_reply(s);
     g_assert_cmpstr(reply, ==, "ok 3\n");
     g_free(reply);
-    /* more than len= says: refused, nothing sent */
-    g_assert_cmpint(crt_send_write(s, "write len=2\nabc", 15, &error), ==, -EINVAL);
-    g_assert_nonnull(strstr(error->message, "len=2"));
+    /* more than payload= says: refused, nothing sent */
+    g_assert_cmpint(crt_send_write(s, "write payload=2\nabc", 19, &error), ==, -EINVAL);
+    g_assert_nonnull(strstr(error->message, "payload=2"));
     g_clear_error(&error);
-    send_ok(s, "write len=4\nab");
+    send_ok(s, "write payload=4\nab");
     g_assert_cmpint(crt_send_write(s, "cde", 3, &error), ==, -EINVAL);
     g_assert_nonnull(strstr(error->message, "dropped"));
     g_clear_error(&error);
     g_assert_true(crt_send_readable(s)); /* nothing pending: end of file */
     g_assert_cmpint(crt_send_read(s, (char[8]){0}, 8), ==, 0);
-    g_assert_cmpint(crt_send_write(s, "write len=16777217", 18, &error), ==, -EINVAL);
+    g_assert_cmpint(crt_send_write(s, "write payload=16777217", 22, &error), ==, -EINVAL);
     g_clear_error(&error);
-    send_ok(s, "write len=5\nab"); /* closed before the rest: nothing sent */
+    send_ok(s, "write payload=5\nab"); /* closed before the rest: nothing sent */
     crt_send_close(s);
     crt_channel_free(ch);
 }
@@ -380,7 +380,7 @@ static void test_header_words(void)
     {
         CrtSendHeader h;
 
-        g_assert_cmpint(crt_send_header_parse("write len=7", 1, &h, NULL), ==, 0);
+        g_assert_cmpint(crt_send_header_parse("write payload=7", 1, &h, NULL), ==, 0);
         g_assert_true(h.has_len);
         g_assert_cmpuint(h.len, ==, 7);
         g_assert_cmpint(crt_send_header_parse("write", 1, &h, NULL), ==, 0);
@@ -396,7 +396,7 @@ static void test_header_errors(void)
     header_fails("read timeout=-1", "bad header word");
     header_fails("ioctl ioctl=0x100000000", "bad header word");
     header_fails("read until=x", "expected ioctl=CODE");
-    header_fails("write len=x", "bad header word \"len=x\"");
+    header_fails("write payload=x", "bad header word \"payload=x\"");
     header_fails("size=4 read", "unknown request type");
 }
 
