@@ -152,7 +152,11 @@ static int submit(CrtSendSession *s, const CrtSendHeader *h, const char *payload
     s->refs++;
     g_queue_push_tail(&s->items, it);
     g_mutex_unlock(&s->lock);
-    if (r == 0)
+    if (r == 0 && h->has_end)
+        r = crt_engine_send_until(it->engine, payload, len, it->resp, it->resp_len,
+                                  (guint32)h->ioctl, (guint)h->timeout, &h->end,
+                                  CRT_COMPLETION_DEFAULT, on_send_done, it, &it->id);
+    else if (r == 0)
         r = crt_engine_send_ex(it->engine, payload, len, it->resp, it->resp_len, h->type,
                                (guint32)h->ioctl, (guint)h->timeout,
                                CRT_COMPLETION_DEFAULT, on_send_done, it, &it->id);

@@ -1,6 +1,7 @@
 /* crtfs - the header line of a `send` request (the man page, "send"):
- * `TYPE [ioctl=CODE] [timeout=MS] [size=BYTES] [payload=BYTES]`.  No state, any
- * thread. */
+ * `TYPE [ioctl=CODE] [timeout=MS] [size=BYTES] [payload=BYTES]`, and for an
+ * internal-ioctl the end of its response: `[exact=BYTES] [until=TEXT]
+ * [gap=DURATION] [len=OFFSET:WIDTH:ADJUST]`.  No state, any thread. */
 #ifndef CRTFS_SEND_HEADER_H
 #define CRTFS_SEND_HEADER_H
 
@@ -18,6 +19,8 @@ typedef struct {
     guint64 size;    /* bytes of response to take, at most CRT_SEND_MAX_RESPONSE */
     gboolean has_len; /* payload= given: the payload is that long, maybe in pieces */
     guint64 len;      /* at most CRT_SEND_MAX_RESPONSE */
+    gboolean has_end; /* an end condition was given */
+    CrtSendEnd end;
 } CrtSendHeader;
 
 /* Parse a trimmed header line; `size` defaults to `default_size` (the

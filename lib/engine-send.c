@@ -29,6 +29,7 @@ struct Send {
     CrtSendCompletionFn callback;
     gpointer context;
     guint timeout_ms;
+    CrtSendEnd end; /* io.end points here when given */
     CrtTimer timer;
     CrtTask submit;
     CrtTask deliver;
@@ -134,11 +135,11 @@ static int send_check_unlocked(CrtEngine *e)
     return 0;
 }
 
-int crt_engine_send_ex(CrtEngine *e, const void *request, size_t request_len,
+static int send_submit(CrtEngine *e, const void *request, size_t request_len,
                        void *response, size_t response_len, CrtRequestType type,
-                       guint32 ioctl, guint timeout_ms, CrtCompletion completion,
-                       CrtSendCompletionFn callback, gpointer request_context,
-                       CrtRequestId *id)
+                       guint32 ioctl, guint timeout_ms, const CrtSendEnd *end,
+                       CrtCompletion completion, CrtSendCompletionFn callback,
+                       gpointer request_context, CrtRequestId *id)
 {
     Send *r;
     int err;
@@ -148,6 +149,10 @@ int crt_engine_send_ex(CrtEngine *e, const void *request, size_t request_len,
         (response_len && !response) || (type == CRT_REQUEST_IOCTL && ioctl == 0))
         return -EINVAL;
     r = g_malloc0(sizeof *r + request_len);
+    if (end) {
+        r->end = *end;
+        r->io.end = &r->end;
+    }
     if (request_len)
         memcpy(r->request, request, request_len);
     r->engine = e;
@@ -179,6 +184,31 @@ int crt_engine_send_ex(CrtEngine *e, const void *request, size_t request_len,
     g_mutex_unlock(&e->lock);
     crt_loop_run_or_post(e->loop, &r->submit);
     return 0;
+}
+
+int crt_engine_send_ex(CrtEngine *e, const void *request, size_t request_len,
+                       void *response, size_t response_len, CrtRequestType type,
+                       guint32 ioctl, guint timeout_ms, CrtCompletion completion,
+                       CrtSendCompletionFn callback, gpointer request_context,
+                       CrtRequestId *id)
+{
+    return send_submit(e, request, request_len, response, response_len, type, ioctl,
+                       timeout_ms, NULL, completion, callback, request_context, id);
+}
+
+int crt_engine_send_until(CrtEngine *e, const void *request, size_t request_len,
+                          void *response, size_t response_len, guint32 ioctl,
+                          guint timeout_ms, const CrtSendEnd *end, CrtCompletion completion,
+                          CrtSendCompletionFn callback, gpointer request_context,
+                          CrtRequestId *id)
+{
+    if (end && (end->size > response_len || end->until_len > sizeof end->until ||
+                (end->len_width != 0 && end->len_width != 1 && end->len_width != 2 &&
+                 end->len_width != 4)))
+        return -EINVAL;
+    return send_submit(e, request, request_len, response, response_len,
+                       CRT_REQUEST_INTERNAL_IOCTL, ioctl, timeout_ms, end, completion,
+                       callback, request_context, id);
 }
 
 int crt_engine_send(CrtEngine *e, const void *request, size_t request_len, void *response,

@@ -184,6 +184,32 @@ CRT_API int crt_engine_send_ex(CrtEngine *engine, const void *request, size_t re
                                CrtSendCompletionFn callback, gpointer request_context,
                                CrtRequestId *id);
 
+/* When the response of a transaction (internal-ioctl) is complete.  All
+ * zero: with the first bytes that arrive, as a plain send.  Otherwise with
+ * whichever of the set conditions holds first; bytes read past the end go
+ * back to the stream (the next streaming read gets them first), never to
+ * the next transaction.  A response that fills the response buffer ends
+ * there; the timeout bounds them all (-ETIMEDOUT). */
+typedef struct {
+    size_t size;        /* exactly this many bytes; 0: not this condition */
+    guint8 until[16];   /* ends after these bytes (a terminator) */
+    guint until_len;    /* 0: not this condition */
+    guint gap_ms;       /* ends after this much silence once bytes came; 0: not */
+    guint len_offset;   /* a big-endian length field at this offset ... */
+    guint len_width;    /* ... of 1, 2 or 4 bytes; 0: not this condition */
+    gint64 len_adjust;  /* total response length = field value + len_adjust */
+} CrtSendEnd;
+
+/* A transaction (internal-ioctl) whose response ends as `end` says (copied;
+ * NULL: as crt_engine_send_ex).  The rest as crt_engine_send_ex; -EINVAL
+ * for an `end` that cannot hold (size over response_len, until_len over
+ * 16, len_width not 1, 2 or 4). */
+CRT_API int crt_engine_send_until(CrtEngine *engine, const void *request,
+                                  size_t request_len, void *response, size_t response_len,
+                                  guint32 ioctl, guint timeout_ms, const CrtSendEnd *end,
+                                  CrtCompletion completion, CrtSendCompletionFn callback,
+                                  gpointer request_context, CrtRequestId *id);
+
 /* DMF_..._SendSynchronously: submit and block until completion.  Returns the
  * completion status; *bytes (may be NULL) gets the bytes transferred (read
  * into `response` for types with output, else written).  Not on the loop

@@ -7,7 +7,10 @@
  * sides: its write goes out in order with other writes, and its read side
  * stands in the read queue ahead of every streaming read from the moment it
  * is submitted, so the response goes to the transaction and no stream byte is
- * taken by it.  Ioctls may block, so they run on the loop's worker pool.
+ * taken by it.  A transaction with end conditions (CrtSendEnd) reads until
+ * they hold; what it read past its end is pushed back for the stream: the
+ * next streaming read gets it before anything new.  Ioctls may block, so
+ * they run on the loop's worker pool.
  */
 #include "config.h"
 
@@ -39,6 +42,7 @@ typedef struct CrtFdDriver {
     gboolean stalled;         /* EOF or a read error: wait for a new stream */
     gboolean bind_blocked;    /* no output buffer: wait for crt_fd_kick */
     GIOCondition rev, wev;    /* events watched now */
+    GByteArray *pushback;     /* stream bytes a transaction read past its end */
 } FdDriver;
 
 int crt_fd_set_nonblock(int fd)
@@ -131,6 +135,8 @@ static void rq_remove(FdDriver *d, CrtIo *io)
 
 static void unlink_io(FdDriver *d, CrtIo *io)
 {
+    if (io->end && io->timer.armed)
+        crt_loop_timer_stop(d->t->loop, &io->timer);
     if (io->flags & IO_IN_WRITEQ)
         wq_remove(d, io);
     if (io->flags & IO_IN_READQ)
@@ -193,10 +199,115 @@ static gpointer unwatch_idle(FdDriver *d, gpointer tag, GIOCondition watched)
 
 static void complete_read(FdDriver *d, CrtIo *io, int status, size_t n)
 {
+    if (io->end && io->timer.armed)
+        crt_loop_timer_stop(d->t->loop, &io->timer);
     rq_remove(d, io);
     if (status < 0 && status != -ECANCELED)
         io->fatal = TRUE;
     crt_io_complete(io, status, (io->flags & IO_TXN) ? io->in_len : 0, n);
+}
+
+/* Where a transaction's response ends in its first `got` bytes, or 0 while
+ * it goes on. */
+static size_t response_end(const CrtSendEnd *end, const guint8 *p, size_t got)
+{
+    if (end->size && got >= end->size)
+        return end->size;
+    if (end->until_len && got >= end->until_len) {
+        const guint8 *at = memmem(p, got, end->until, end->until_len);
+
+        if (at)
+            return (size_t)(at - p) + end->until_len;
+    }
+    if (end->len_width && got >= (size_t)end->len_offset + end->len_width) {
+        guint64 v = 0;
+        gint64 total;
+
+        for (guint i = 0; i < end->len_width; i++)
+            v = v << 8 | p[end->len_offset + i];
+        total = (gint64)v + end->len_adjust;
+        /* A field that says less than itself: the response is the field. */
+        total = MAX(total, (gint64)end->len_offset + end->len_width);
+        if ((guint64)total <= got)
+            return (size_t)total;
+    }
+    return 0;
+}
+
+/* The transaction at the head is complete at `n` of its `got` bytes; the
+ * rest goes back to the stream. */
+static void finish_transaction(FdDriver *d, CrtIo *io, size_t n)
+{
+    if (io->got > n) {
+        if (!d->pushback)
+            d->pushback = g_byte_array_new();
+        g_byte_array_append(d->pushback, (const guint8 *)io->out + n, (guint)(io->got - n));
+    }
+    complete_read(d, io, 0, n);
+}
+
+/* An idle gap after the last bytes of a transaction: its response is what
+ * came.  Loop thread. */
+static void gap_fired(CrtTimer *timer)
+{
+    CrtIo *io = G_STRUCT_MEMBER_P(timer, -G_STRUCT_OFFSET(CrtIo, timer));
+    FdDriver *d = io->target->fdd;
+
+    if (d && d->rq_head == io && io->got > 0) {
+        finish_transaction(d, io, io->got);
+        update_events(d);
+    }
+}
+
+/* One read for a transaction with end conditions: FALSE when the loop of
+ * reads should stop (nothing more now, or the end of the stream). */
+static gboolean read_transaction(FdDriver *d, CrtIo *io)
+{
+    CrtTarget *t = d->t;
+    ssize_t n = read(t->read_fd, (guint8 *)io->out + io->got, io->out_cap - io->got);
+    size_t e;
+
+    if (n < 0 && (errno == EAGAIN || errno == EINTR))
+        return FALSE;
+    if (n <= 0) {
+        d->stalled = TRUE;
+        if (io->got > 0) /* what came before the end: the response */
+            finish_transaction(d, io, io->got);
+        else
+            complete_read(d, io, n == 0 ? -ENODATA : -errno, 0);
+        return FALSE;
+    }
+    __atomic_add_fetch(&t->bytes_read, (guint64)n, __ATOMIC_RELAXED);
+    io->got += (size_t)n;
+    e = response_end(io->end, io->out, io->got);
+    if (e || io->got == io->out_cap) {
+        finish_transaction(d, io, e ? e : io->got);
+        return TRUE;
+    }
+    if (io->end->gap_ms) {
+        if (io->timer.armed)
+            crt_loop_timer_stop(t->loop, &io->timer);
+        io->timer.fn = gap_fired;
+        crt_loop_timer_start(t->loop, &io->timer,
+                             g_get_monotonic_time() + (gint64)io->end->gap_ms * 1000);
+    }
+    return FALSE;
+}
+
+/* A streaming read served from what a transaction pushed back. */
+static gboolean read_pushback(FdDriver *d, CrtIo *io)
+{
+    size_t n;
+
+    if (io->out_cap && !io->out && !io->bind(io)) {
+        d->bind_blocked = TRUE;
+        return FALSE;
+    }
+    n = MIN(io->out_cap, (size_t)d->pushback->len);
+    memcpy(io->out, d->pushback->data, n);
+    g_byte_array_remove_range(d->pushback, 0, (guint)n);
+    complete_read(d, io, 0, n);
+    return TRUE;
 }
 
 static void do_reads(FdDriver *d)
@@ -207,6 +318,17 @@ static void do_reads(FdDriver *d)
         CrtIo *io = d->rq_head;
         size_t cap = io->out_cap; /* io may be reused once completed */
         ssize_t n;
+
+        if ((io->flags & IO_TXN) && io->end) {
+            if (!read_transaction(d, io))
+                break;
+            continue;
+        }
+        if (!(io->flags & IO_TXN) && d->pushback && d->pushback->len) {
+            if (!read_pushback(d, io))
+                break;
+            continue;
+        }
 
         if (cap && !io->out && !io->bind(io)) {
             d->bind_blocked = TRUE;
@@ -322,6 +444,9 @@ void crt_fd_detach(CrtTarget *t)
 {
     if (!t->fdd)
         return;
+    if (t->fdd->pushback)
+        g_byte_array_unref(t->fdd->pushback);
+    t->fdd->pushback = NULL;
     g_source_destroy(&t->fdd->base);
     g_source_unref(&t->fdd->base);
     t->fdd = NULL;
@@ -390,6 +515,13 @@ void crt_fd_submit(CrtTarget *t, CrtIo *io)
         if (!d->rq_head)
             d->stalled = d->bind_blocked = FALSE;
         rq_insert(d, io, NULL);
+        if (d->pushback && d->pushback->len && d->rq_head == io) {
+            /* No readiness will come for bytes we hold already. */
+            io->tstate = CRT_IO_QUEUED;
+            do_reads(d);
+            update_events(d);
+            return;
+        }
         break;
     case CRT_REQUEST_WRITE:
         wq_append(d, io);
@@ -407,6 +539,7 @@ void crt_fd_submit(CrtTarget *t, CrtIo *io)
         while (pos && (pos->flags & IO_TXN))
             pos = pos->rnext;
         io->flags |= IO_TXN;
+        io->got = 0;
         rq_insert(d, io, pos);
         wq_append(d, io);
         d->stalled = FALSE;

@@ -23,6 +23,7 @@
 #define CRTFS_TARGET_PRIVATE_H
 
 #include <crtfs/error.h>
+#include <crtfs/engine.h>
 #include <crtfs/target.h>
 
 typedef struct CrtIo CrtIo;
@@ -51,6 +52,10 @@ struct CrtIo {
      * the buffer just returned by the consumer in use, so a stream cycles
      * through one cache-hot buffer instead of one per request. */
     gboolean (*bind)(CrtIo *io);
+    /* A transaction's end conditions (crtfs/engine.h), NULL for the first
+     * bytes; `got` is the response read so far (the kind's). */
+    const CrtSendEnd *end;
+    size_t got;
 
     /* Results, written by the target before done(). */
     int status;       /* 0 or -errno; -ENODATA means end of stream */

@@ -385,6 +385,22 @@ static void test_header_words(void)
         g_assert_cmpuint(h.len, ==, 7);
         g_assert_cmpint(crt_send_header_parse("write", 1, &h, NULL), ==, 0);
         g_assert_false(h.has_len);
+        g_assert_false(h.has_end);
+        g_assert_cmpint(crt_send_header_parse("internal-ioctl until=\\r\\n\\x7e gap=5ms "
+                                              "len=4:2:-6 exact=9",
+                                              1, &h, NULL),
+                        ==, 0);
+        g_assert_true(h.has_end);
+        g_assert_cmpuint(h.end.until_len, ==, 3);
+        g_assert_cmpmem(h.end.until, 3, "\r\n\x7e", 3);
+        g_assert_cmpuint(h.end.gap_ms, ==, 5);
+        g_assert_cmpuint(h.end.len_offset, ==, 4);
+        g_assert_cmpuint(h.end.len_width, ==, 2);
+        g_assert_cmpint(h.end.len_adjust, ==, -6);
+        g_assert_cmpuint(h.end.size, ==, 9);
+        g_assert_cmpuint(h.size, ==, 9); /* raised from 1 to fit exact= */
+        g_assert_cmpint(crt_send_header_parse("internal-ioctl gap=2s", 1, &h, NULL), ==, 0);
+        g_assert_cmpuint(h.end.gap_ms, ==, 2000);
     }
 }
 
@@ -395,8 +411,14 @@ static void test_header_errors(void)
     header_fails("read size=16777217", "bad header word \"size=16777217\"");
     header_fails("read timeout=-1", "bad header word");
     header_fails("ioctl ioctl=0x100000000", "bad header word");
-    header_fails("read until=x", "expected ioctl=CODE");
     header_fails("write payload=x", "bad header word \"payload=x\"");
+    header_fails("read until=x", "internal-ioctl only");
+    header_fails("internal-ioctl until=01234567890123456", "bad header word");
+    header_fails("internal-ioctl until=\\q", "bad header word");
+    header_fails("internal-ioctl len=4:3:0", "bad header word");
+    header_fails("internal-ioctl len=4:2", "bad header word");
+    header_fails("internal-ioctl gap=0ms", "bad header word");
+    header_fails("internal-ioctl gap=61s", "bad header word");
     header_fails("size=4 read", "unknown request type");
 }
 
