@@ -444,9 +444,6 @@ void crt_fd_detach(CrtTarget *t)
 {
     if (!t->fdd)
         return;
-    if (t->fdd->pushback)
-        g_byte_array_unref(t->fdd->pushback);
-    t->fdd->pushback = NULL;
     g_source_destroy(&t->fdd->base);
     g_source_unref(&t->fdd->base);
     t->fdd = NULL;
@@ -582,6 +579,11 @@ void crt_fd_close(CrtTarget *t)
         unlink_io(d, io);
         crt_io_complete(io, -ECANCELED, io->progress, 0);
     }
+    /* The stream is over: bytes a transaction pushed back go with it (here,
+     * on the loop thread that alone touches them). */
+    if (d->pushback)
+        g_byte_array_unref(d->pushback);
+    d->pushback = NULL;
     /* Destroyed here, on the loop thread, so no dispatch can run once the
      * last reference drops on another thread. */
     g_source_destroy(&d->base);
