@@ -9,6 +9,8 @@
 #ifndef CRTFS_CHANNEL_PRIVATE_H
 #define CRTFS_CHANNEL_PRIVATE_H
 
+#include <errno.h>
+
 #include <gio/gio.h>
 
 #include <crtfs/error.h>
@@ -78,6 +80,18 @@ int crt_channel_failf(CrtChannel *ch, GError **error, int err, const char *fmt, 
 typedef int (*CrtChannelControlFn)(CrtChannel *ch, gconstpointer arg, GError **error);
 int crt_channel_control(CrtChannel *ch, CrtChannelControlFn op, gconstpointer arg,
                         const char *done, GError **error);
+/* The errno a user gets for `err`: ENOTCONN on a FUSE file is what users
+ * see when the daemon is gone, so the daemon never answers it; the
+ * engine's "no target" becomes EDESTADDRREQ.  Positive errnos. */
+static inline int crt_channel_user_errno(int err)
+{
+    return err == ENOTCONN ? EDESTADDRREQ : err;
+}
+
+/* The keep policy in force: the configured one, auto resolved for the
+ * current target.  now.lock held. */
+CrtKeep crt_channel_keep_unlocked(CrtChannel *ch);
+
 /* What `presence:` says (newly allocated) and whether the target is there
  * (crtfs_present): a `wait` target says itself; any other is gone once its
  * stream ended by itself or its path names another file.  now.lock held. */

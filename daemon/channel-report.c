@@ -25,7 +25,7 @@ char *crt_channel_time_text(gint64 us)
  * held. */
 static char *keep_text_unlocked(CrtChannel *ch)
 {
-    CrtKeep k = crt_keep_resolve(&ch->now.keep, ch->now.target_live);
+    CrtKeep k = crt_channel_keep_unlocked(ch);
     char *word = crt_keep_to_string(&k), *s;
 
     if (ch->now.keep.mode != CRT_KEEP_AUTO)

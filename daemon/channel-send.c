@@ -160,8 +160,7 @@ static int submit(CrtSendSession *s, const CrtSendHeader *h, const char *payload
         r = crt_engine_send_ex(it->engine, payload, len, it->resp, it->resp_len, h->type,
                                (guint32)h->ioctl, (guint)h->timeout,
                                CRT_COMPLETION_DEFAULT, on_send_done, it, &it->id);
-    if (r == -ENOTCONN) /* the engine has no target: see crt_channel_fail */
-        r = -EDESTADDRREQ;
+    r = -crt_channel_user_errno(-r);
     if (r < 0) {
         g_mutex_lock(&s->lock);
         g_queue_remove(&s->items, it);
@@ -194,9 +193,10 @@ static int submit_or_keep(CrtSendSession *s, const CrtSendHeader *h, const char 
     if (!h->has_len || n == h->len)
         return submit(s, h, payload, n, error);
     if (n > h->len)
-        return crt_set_error(error, EINVAL,
-                             "send: %zu payload bytes after a header with payload=%" G_GUINT64_FORMAT,
-                             n, h->len);
+        return crt_set_error(
+            error, EINVAL,
+            "send: %zu payload bytes after a header with payload=%" G_GUINT64_FORMAT, n,
+            h->len);
     s->partial = g_byte_array_sized_new((guint)h->len);
     g_byte_array_append(s->partial, (const guint8 *)payload, (guint)n);
     s->partial_h = *h;
@@ -205,7 +205,8 @@ static int submit_or_keep(CrtSendSession *s, const CrtSendHeader *h, const char 
 }
 
 /* The next piece of a request whose header said payload=. */
-static int continue_partial(CrtSendSession *s, const char *buf, size_t len, GError **error)
+static int continue_partial(CrtSendSession *s, const char *buf, size_t len,
+                            GError **error)
 {
     GByteArray *p = s->partial;
     guint64 need = s->partial_h.len - p->len;
@@ -215,10 +216,11 @@ static int continue_partial(CrtSendSession *s, const char *buf, size_t len, GErr
         g_byte_array_unref(p);
         s->partial = NULL;
         g_atomic_int_set(&s->partial_pending, FALSE);
-        return crt_set_error(error, EINVAL,
-                             "send: %zu bytes where the request's payload= left %" G_GUINT64_FORMAT
-                             "; the request is dropped",
-                             len, need);
+        return crt_set_error(
+            error, EINVAL,
+            "send: %zu bytes where the request's payload= left %" G_GUINT64_FORMAT
+            "; the request is dropped",
+            len, need);
     }
     g_byte_array_append(p, (const guint8 *)buf, (guint)len);
     if (p->len < s->partial_h.len)

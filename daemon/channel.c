@@ -134,10 +134,7 @@ void crt_channel_set_error(CrtChannel *ch, const char *message)
 
 int crt_channel_fail(CrtChannel *ch, GError **error, int err, GError *cause)
 {
-    /* ENOTCONN on a FUSE file is what a user sees when the daemon is gone:
-     * the daemon never answers it (the engine's "no target" is this). */
-    if (err == ENOTCONN)
-        err = EDESTADDRREQ;
+    err = crt_channel_user_errno(err);
     if (!cause)
         cause =
             g_error_new_literal(G_IO_ERROR, g_io_error_from_errno(err), g_strerror(err));
@@ -434,9 +431,7 @@ static gboolean spec_is_live(const CrtTargetSpec *spec)
            S_ISCHR(st.st_mode);
 }
 
-/* The keep policy the hub follows: the configured one, auto resolved for
- * the current target.  now.lock held. */
-static CrtKeep keep_now_unlocked(CrtChannel *ch)
+CrtKeep crt_channel_keep_unlocked(CrtChannel *ch)
 {
     return crt_keep_resolve(&ch->now.keep, ch->now.target_live);
 }
@@ -447,7 +442,7 @@ static void apply_keep(CrtChannel *ch)
     CrtKeep k;
 
     g_mutex_lock(&ch->now.lock);
-    k = keep_now_unlocked(ch);
+    k = crt_channel_keep_unlocked(ch);
     g_mutex_unlock(&ch->now.lock);
     crt_hub_set_keep(ch->hub, &k);
 }

@@ -341,27 +341,28 @@ static gboolean keep_allows(const CrtKeep *k, const Entry *e, guint64 kept_after
 }
 
 /* With nobody reading, let go of what the keep policy does not keep: the
- * oldest entries first (end-of-stream markers stay).  Lock held. */
+ * oldest entries first, up to the first one it keeps (end-of-stream markers
+ * stay).  Lock held. */
 static void apply_keep_unlocked(CrtHub *hub, gint64 now_ns)
 {
-    guint64 kept = 0;
+    guint64 kept = hub->stats.queued; /* with nobody reading, every entry is kept */
 
     if (hub->nreaders > 0 || hub->keep.mode == CRT_KEEP_ALL)
         return;
-    for (Entry *e = hub->head; e; e = e->next)
-        kept += !e->eos;
     for (Entry *prev = NULL, *e = hub->head; e;) {
         Entry *next = e->next;
 
         if (!e->eos) {
             kept--;
-            if (!keep_allows(&hub->keep, e, kept, now_ns)) {
-                e->unclaimed = FALSE; /* not a drop for a reader */
-                hub->stats.discarded++;
-                drop_entry_unlocked(hub, prev, e);
-                e = next;
-                continue;
-            }
+            /* Newer entries are younger and have fewer after them: the
+             * first one kept ends the walk. */
+            if (keep_allows(&hub->keep, e, kept, now_ns))
+                return;
+            e->unclaimed = FALSE; /* not a drop for a reader */
+            hub->stats.discarded++;
+            drop_entry_unlocked(hub, prev, e);
+            e = next;
+            continue;
         }
         prev = e;
         e = next;

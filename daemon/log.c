@@ -47,14 +47,28 @@ int crt_log_parse(const char *value, CrtLogKind *kind, GError **error)
     return -EINVAL;
 }
 
-static int syslog_priority(GLogLevelFlags level)
+/* GLib's levels as syslog priorities and as the words of a log file. */
+static const struct {
+    GLogLevelFlags level;
+    int priority;
+    const char *word;
+} levels[] = {
+    {G_LOG_LEVEL_ERROR, LOG_ERR, "error"},
+    {G_LOG_LEVEL_CRITICAL, LOG_CRIT, "critical"},
+    {G_LOG_LEVEL_WARNING, LOG_WARNING, "warning"},
+    {G_LOG_LEVEL_MESSAGE, LOG_NOTICE, "notice"},
+    {G_LOG_LEVEL_INFO, LOG_INFO, "info"},
+    {G_LOG_LEVEL_DEBUG, LOG_DEBUG, "debug"},
+};
+
+/* The most severe of `level`'s bits, as a row of `levels`. */
+static size_t level_row(GLogLevelFlags level)
 {
-    return level & G_LOG_LEVEL_ERROR      ? LOG_ERR
-           : level & G_LOG_LEVEL_CRITICAL ? LOG_CRIT
-           : level & G_LOG_LEVEL_WARNING  ? LOG_WARNING
-           : level & G_LOG_LEVEL_MESSAGE  ? LOG_NOTICE
-           : level & G_LOG_LEVEL_INFO     ? LOG_INFO
-                                          : LOG_DEBUG;
+    size_t i = 0;
+
+    while (i + 1 < G_N_ELEMENTS(levels) && !(level & levels[i].level))
+        i++;
+    return i;
 }
 
 /* One journal entry: the fields as KEY=VALUE lines, MESSAGE in the
@@ -62,10 +76,10 @@ static int syslog_priority(GLogLevelFlags level)
 static void journal_send(const char *domain, int prio, const char *msg)
 {
     struct sockaddr_un sa = {.sun_family = AF_UNIX, .sun_path = JOURNAL_SOCKET};
-    char *head = g_strdup_printf("PRIORITY=%d\nSYSLOG_IDENTIFIER=crtfs\nSYSLOG_PID=%d\n"
-                                 "SYSLOG_FACILITY=%d\nGLIB_DOMAIN=%s\nMESSAGE\n",
-                                 prio, (int)getpid(), LOG_DAEMON >> 3,
-                                 domain ? domain : "crtfs");
+    char *head =
+        g_strdup_printf("PRIORITY=%d\nSYSLOG_IDENTIFIER=crtfs\nSYSLOG_PID=%d\n"
+                        "SYSLOG_FACILITY=%d\nGLIB_DOMAIN=%s\nMESSAGE\n",
+                        prio, (int)getpid(), LOG_DAEMON >> 3, domain ? domain : "crtfs");
     guint64 len = GUINT64_TO_LE((guint64)strlen(msg));
     struct iovec iov[] = {{head, strlen(head)},
                           {&len, sizeof len},
@@ -80,24 +94,15 @@ static void journal_send(const char *domain, int prio, const char *msg)
     g_free(head);
 }
 
-static const char *level_word(GLogLevelFlags level)
-{
-    return level & G_LOG_LEVEL_ERROR      ? "error"
-           : level & G_LOG_LEVEL_CRITICAL ? "critical"
-           : level & G_LOG_LEVEL_WARNING  ? "warning"
-           : level & G_LOG_LEVEL_MESSAGE  ? "notice"
-           : level & G_LOG_LEVEL_INFO     ? "info"
-                                          : "debug";
-}
-
 /* "2026-12-03T12:00:01.250+00:00 crtfs[PID]: crtfs-target warning: MSG" */
 static void file_write(const char *domain, GLogLevelFlags level, const char *msg)
 {
     GDateTime *now = g_date_time_new_now_local();
     char *day = g_date_time_format(now, "%FT%T"), *zone = g_date_time_format(now, "%:z");
-    char *line = g_strdup_printf("%s.%03d%s crtfs[%d]: %s %s: %s\n", day,
-                                 g_date_time_get_microsecond(now) / 1000, zone, (int)getpid(),
-                                 domain ? domain : "crtfs", level_word(level), msg);
+    char *line =
+        g_strdup_printf("%s.%03d%s crtfs[%d]: %s %s: %s\n", day,
+                        g_date_time_get_microsecond(now) / 1000, zone, (int)getpid(),
+                        domain ? domain : "crtfs", levels[level_row(level)].word, msg);
 
     if (write(out.fd, line, strlen(line)) < 0) {
         /* nowhere to say so */
@@ -117,9 +122,9 @@ static void handler(const gchar *domain, GLogLevelFlags level, const gchar *msg,
         return;
     g_mutex_lock(&out.lock);
     if (out.kind == CRT_LOG_JOURNAL)
-        journal_send(domain, syslog_priority(level), msg);
+        journal_send(domain, levels[level_row(level)].priority, msg);
     else if (out.kind == CRT_LOG_SYSLOG)
-        syslog(syslog_priority(level), "%s", msg);
+        syslog(levels[level_row(level)].priority, "%s", msg);
     else if (out.kind == CRT_LOG_FILE)
         file_write(domain, level, msg);
     g_mutex_unlock(&out.lock);
@@ -153,8 +158,9 @@ static CrtLogKind auto_kind(char **warning)
         return CRT_LOG_JOURNAL;
     if (socket_there(SYSLOG_SOCKET))
         return CRT_LOG_SYSLOG;
-    *warning = g_strdup("no systemd journal (" JOURNAL_SOCKET ") and no syslog (" SYSLOG_SOCKET
-                        "): the daemon's log goes nowhere; mount with -o log=FILE to keep it");
+    *warning =
+        g_strdup("no systemd journal (" JOURNAL_SOCKET ") and no syslog (" SYSLOG_SOCKET
+                 "): the daemon's log goes nowhere; mount with -o log=FILE to keep it");
     return CRT_LOG_SYSLOG; /* it may come later */
 }
 
@@ -170,7 +176,8 @@ int crt_log_start(CrtLogKind kind, const char *path, gboolean foreground, char *
         return 0; /* GLib's own handler */
     if (kind == CRT_LOG_FILE && (fd = open_file(path, error)) < 0)
         return fd;
-    if (kind == CRT_LOG_JOURNAL && (fd = socket(AF_UNIX, SOCK_DGRAM | SOCK_CLOEXEC, 0)) < 0) {
+    if (kind == CRT_LOG_JOURNAL &&
+        (fd = socket(AF_UNIX, SOCK_DGRAM | SOCK_CLOEXEC, 0)) < 0) {
         int err = errno;
 
         g_set_error(error, G_IO_ERROR, g_io_error_from_errno(err), "log=journal: %s",

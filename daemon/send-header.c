@@ -70,7 +70,8 @@ static int parse_len_field(const char *s, CrtSendEnd *end)
     gint64 adj;
     int r = g_strv_length(f) == 3 &&
                     g_ascii_string_to_unsigned(f[0], 10, 0, 65535, &off, NULL) &&
-                    g_ascii_string_to_unsigned(f[1], 10, 1, 4, &width, NULL) && width != 3 &&
+                    g_ascii_string_to_unsigned(f[1], 10, 1, 4, &width, NULL) &&
+                    width != 3 &&
                     g_ascii_string_to_signed(f[2], 10, -65535, 65535, &adj, NULL)
                 ? 0
                 : -1;
@@ -90,11 +91,12 @@ static int parse_end_word(const char *w, CrtSendHeader *h)
     guint64 v;
     int r = 1;
 
-    if (g_str_has_prefix(w, "exact="))
+    if (g_str_has_prefix(w, "exact=")) {
         r = g_ascii_string_to_unsigned(w + 6, 10, 1, CRT_SEND_MAX_RESPONSE, &v, NULL)
-                ? (h->end.size = (size_t)v, 0)
+                ? 0
                 : -1;
-    else if (g_str_has_prefix(w, "until="))
+        h->end.size = r == 0 ? (size_t)v : 0;
+    } else if (g_str_has_prefix(w, "until="))
         r = parse_until(w + 6, &h->end);
     else if (g_str_has_prefix(w, "gap="))
         r = parse_gap(w + 4, &h->end);
@@ -120,7 +122,8 @@ static int parse_word(const char *w, CrtSendHeader *h)
                    : -1;
     if (g_str_has_prefix(w, "payload=")) {
         h->has_len = TRUE;
-        return g_ascii_string_to_unsigned(w + 8, 10, 0, CRT_SEND_MAX_RESPONSE, &h->len, NULL)
+        return g_ascii_string_to_unsigned(w + 8, 10, 0, CRT_SEND_MAX_RESPONSE, &h->len,
+                                          NULL)
                    ? 0
                    : -1;
     }

@@ -111,7 +111,8 @@ static guint64 stat_value(const char *stats, const char *key)
 
 /* Write `text` to a control file in one write; on failure print the
  * directory's error line. */
-static int control(const char *mount, const char *name, const char *file, const char *text)
+static int control(const char *mount, const char *name, const char *file,
+                   const char *text)
 {
     char *path = file_of(mount, name, file);
     int fd = open(path, O_WRONLY), r = 0;
@@ -182,7 +183,7 @@ static void json_string(GString *s, const char *v)
     g_string_append_c(s, '"');
 }
 
-static void print_row(GString *out, const char *mount, Row *r, double secs, gboolean json)
+static void print_row(GString *out, Row *r, double secs, gboolean json)
 {
     char *state = r->state;
     char *target = field(state, "target"), *presence = field(state, "presence");
@@ -205,7 +206,8 @@ static void print_row(GString *out, const char *mount, Row *r, double secs, gboo
                                ", \"bytes_per_second\": %.0f}",
                                readers, bytes, rate);
     } else {
-        g_string_append_printf(out, "%-16s %-10s %-10.10s %7" G_GUINT64_FORMAT " %10.0f  %s\n",
+        g_string_append_printf(out,
+                               "%-16s %-10s %-10.10s %7" G_GUINT64_FORMAT " %10.0f  %s\n",
                                r->name, r->word,
                                g_str_has_prefix(presence, "present") ? "present"
                                : g_str_has_prefix(presence, "none")  ? "none"
@@ -222,11 +224,8 @@ static void load_row(const char *mount, Row *r)
 {
     char *sp = file_of(mount, r->name, "state"), *tp = file_of(mount, r->name, "stats");
 
-    g_free(r->state);
-    g_free(r->stats);
     r->state = read_text(sp);
     r->stats = read_text(tp);
-    g_free(r->word);
     r->word = r->state ? g_strndup(r->state, strcspn(r->state, "\n")) : g_strdup("?");
     g_free(sp);
     g_free(tp);
@@ -242,10 +241,13 @@ static int cmd_status(const char *mount, int argc, char **argv)
     int r = 0;
 
     for (guint i = 0; i < names->len; i++) {
+        char *tp = file_of(mount, g_ptr_array_index(names, i), "stats");
+        char *stats = read_text(tp);
+
         rows[i].name = g_ptr_array_index(names, i);
-        load_row(mount, &rows[i]);
-        rows[i].bytes0 = stat_value(rows[i].stats, "bytes_read");
-        r |= rows[i].state == NULL;
+        rows[i].bytes0 = stat_value(stats, "bytes_read");
+        g_free(stats);
+        g_free(tp);
     }
     /* Rates: the bytes read over half a second. */
     g_usleep(RATE_SAMPLE_US);
@@ -254,8 +256,9 @@ static int cmd_status(const char *mount, int argc, char **argv)
                                "PRESENCE", "READERS", "BYTES/S", "ERROR");
     for (guint i = 0; i < names->len; i++) {
         load_row(mount, &rows[i]);
+        r |= rows[i].state == NULL;
         if (rows[i].state)
-            print_row(out, mount, &rows[i],
+            print_row(out, &rows[i],
                       (double)(g_get_monotonic_time() - t0) / G_USEC_PER_SEC, json);
         g_free(rows[i].state);
         g_free(rows[i].stats);
@@ -304,7 +307,7 @@ static int cmd_send(const char *mount, int argc, char **argv)
     if (argc < 2 || argc > 3)
         return usage();
     payload = argc == 3 && strcmp(argv[2], "-") == 0 ? read_all_stdin(&plen)
-                                                      : g_strdup(argc == 3 ? argv[2] : "");
+                                                     : g_strdup(argc == 3 ? argv[2] : "");
     if (argc == 3 && strcmp(argv[2], "-") != 0)
         plen = strlen(payload);
     path = file_of(mount, argv[0], "send");
@@ -331,7 +334,8 @@ static int cmd_send(const char *mount, int argc, char **argv)
         if ((size_t)(got - (nl + 1 - reply)) < want)
             continue;
         if (!g_str_has_prefix(reply, "ok ")) {
-            fprintf(stderr, "%s: send %s: %.*s\n", prog, argv[0], (int)(nl - reply), reply);
+            fprintf(stderr, "%s: send %s: %.*s\n", prog, argv[0], (int)(nl - reply),
+                    reply);
         } else {
             fwrite(nl + 1, 1, (size_t)want, stdout);
             r = 0;
@@ -473,7 +477,8 @@ int main(int argc, char **argv)
     else if (strcmp(cmd, "stop") == 0 && n == 1)
         r = control(mount, args[0], "ctl", "stop-wait");
     else if (strcmp(cmd, "restart") == 0 && n == 1)
-        r = control(mount, args[0], "ctl", "stop-wait") || control(mount, args[0], "ctl", "start");
+        r = control(mount, args[0], "ctl", "stop-wait") ||
+            control(mount, args[0], "ctl", "start");
     else if (strcmp(cmd, "send") == 0)
         r = cmd_send(mount, n, args);
     else if (strcmp(cmd, "follow") == 0)

@@ -16,11 +16,11 @@
 /* LCK..NAME for `dev`: its name under /dev (or the whole path), '/' made
  * '_': /dev/ttyUSB0 -> LCK..ttyUSB0, /dev/pts/3 -> LCK..pts_3, and
  * /tmp/ttyA -> LCK.._tmp_ttyA as ser2net names a path outside /dev. */
-static char *lock_file_for(const char *dev)
+static char *lock_file_for(const char *dir, const char *dev)
 {
     const char *name = g_str_has_prefix(dev, "/dev/") ? dev + 5 : dev;
     char *flat = g_strdelimit(g_strdup(name), "/", '_');
-    char *file = g_strdup_printf("%s/LCK..%s", CRT_UUCP_LOCK_DIR, flat);
+    char *file = g_strdup_printf("%s/LCK..%s", dir, flat);
 
     g_free(flat);
     return file;
@@ -28,14 +28,14 @@ static char *lock_file_for(const char *dev)
 
 /* The lock files of `path`: the name as given (what ser2net and minicom
  * lock) and, when it is a symlink (a by-id name), the real device's. */
-static char **lock_files_for(const char *path)
+static char **lock_files_for(const char *dir, const char *path)
 {
     char *real = realpath(path, NULL);
     GPtrArray *files = g_ptr_array_new();
 
-    g_ptr_array_add(files, lock_file_for(path));
+    g_ptr_array_add(files, lock_file_for(dir, path));
     if (real && strcmp(real, path) != 0)
-        g_ptr_array_add(files, lock_file_for(real));
+        g_ptr_array_add(files, lock_file_for(dir, real));
     g_ptr_array_add(files, NULL);
     free(real);
     return (char **)g_ptr_array_free(files, FALSE);
@@ -70,10 +70,11 @@ static gboolean alive(pid_t pid)
     return kill(pid, 0) == 0 || errno == EPERM;
 }
 
-/* Create `file` with our pid, atomically: 0, -EEXIST, or another -errno. */
-static int create_lock(const char *file)
+/* Create `file` in `dir` with our pid, atomically: 0, -EEXIST, or another
+ * -errno. */
+static int create_lock(const char *dir, const char *file)
 {
-    char *tmp = g_strdup_printf("%s/LTMP.%d", CRT_UUCP_LOCK_DIR, (int)getpid());
+    char *tmp = g_strdup_printf("%s/LTMP.%d", dir, (int)getpid());
     char text[16];
     int fd = open(tmp, O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC, 0644), r = 0;
 
@@ -93,15 +94,16 @@ static int create_lock(const char *file)
     return r;
 }
 
-/* Take one lock file: 0 (taken, or nowhere to take it), or -EBUSY. */
-static int lock_one(const char *path, const char *file, GError **error)
+/* Take one lock file: 0 when taken, 1 when it could not be made (going on
+ * without it), -EBUSY when another live process holds it. */
+static int lock_one(const char *dir, const char *path, const char *file, GError **error)
 {
     int r = -EEXIST;
 
     for (int tries = 0; tries < 3 && r == -EEXIST; tries++) {
         pid_t owner;
 
-        r = create_lock(file);
+        r = create_lock(dir, file);
         if (r != -EEXIST)
             break;
         owner = lock_owner(file);
@@ -119,18 +121,18 @@ static int lock_one(const char *path, const char *file, GError **error)
     return r < 0 ? 1 : 0; /* 1: not taken */
 }
 
-int crt_uucp_lock(const char *path, char ***locks, GError **error)
+int crt_uucp_lock_in(const char *dir, const char *path, char ***locks, GError **error)
 {
     char **files;
     GPtrArray *taken;
 
     *locks = NULL;
-    if (access(CRT_UUCP_LOCK_DIR, W_OK) < 0)
+    if (access(dir, W_OK) < 0)
         return 0; /* nowhere to lock: flock and TIOCEXCL still hold */
-    files = lock_files_for(path);
+    files = lock_files_for(dir, path);
     taken = g_ptr_array_new();
     for (int i = 0; files[i]; i++) {
-        int r = lock_one(path, files[i], error);
+        int r = lock_one(dir, path, files[i], error);
 
         if (r < 0) {
             g_ptr_array_add(taken, NULL);
@@ -146,6 +148,11 @@ int crt_uucp_lock(const char *path, char ***locks, GError **error)
     g_strfreev(files);
     *locks = (char **)g_ptr_array_free(taken, FALSE);
     return 0;
+}
+
+int crt_uucp_lock(const char *path, char ***locks, GError **error)
+{
+    return crt_uucp_lock_in(CRT_UUCP_LOCK_DIR, path, locks, error);
 }
 
 void crt_uucp_unlock(char **locks)

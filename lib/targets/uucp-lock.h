@@ -22,6 +22,8 @@
  * named in `error` when another live process holds one (none is kept
  * then). */
 int crt_uucp_lock(const char *path, char ***locks, GError **error);
+/* The same with the lock files in `dir` (the tests' own directory). */
+int crt_uucp_lock_in(const char *dir, const char *path, char ***locks, GError **error);
 /* Remove the locks crt_uucp_lock took (those that still hold our pid). */
 void crt_uucp_unlock(char **locks);
 

@@ -6,8 +6,8 @@
 # EBUSY naming ser2net's pid and its lock file; released, the other gets it.
 . "$(dirname "$0")/lib.sh"
 
-command -v ser2net >/dev/null || crt_skip_all "ser2net is not installed (scripts/deps.sh installs it)"
-[ -w /var/lock ] || crt_skip_all "/var/lock is not writable"
+ok "ser2net is installed (scripts/deps.sh installs it)" command -v ser2net || exit 1
+ok "/var/lock is writable (root on Debian)" test -w /var/lock || exit 1
 crt_mount -o config="$CRT_EMPTY" || exit 1
 D=$MNT/serial
 mkdir "$D"

@@ -16,6 +16,7 @@
 #include "engine-streams.h"
 #include "target-private.h"
 #include "target-fixture.h"
+#include "uucp-lock.h"
 
 /* ---- paths ------------------------------------------------------------ */
 
@@ -204,13 +205,14 @@ static void test_tty_foreign_exclusive(void)
     pty_close(&pty);
 }
 
-/* LCK..pts_N for a pty at /dev/pts/N. */
-static char *uucp_file(const char *slave)
+/* LCK..NAME in `dir` for the device `dev` (/dev/pts/N -> LCK..pts_N). */
+static char *uucp_file(const char *dir, const char *dev)
 {
-    char *name = g_strdelimit(g_strdup(slave + strlen("/dev/")), "/", '_');
-    char *file = g_strdup_printf("/var/lock/LCK..%s", name);
+    const char *name = g_str_has_prefix(dev, "/dev/") ? dev + strlen("/dev/") : dev;
+    char *flat = g_strdelimit(g_strdup(name), "/", '_');
+    char *file = g_strdup_printf("%s/LCK..%s", dir, flat);
 
-    g_free(name);
+    g_free(flat);
     return file;
 }
 
@@ -222,60 +224,74 @@ static void write_lock(const char *file, pid_t pid)
     g_free(text);
 }
 
-/* UUCP lock files: ours while the target is open, holding our pid; another
- * live process's keeps us out, naming it; a dead process's is stale and
- * taken over. */
+static void assert_ours(const char *file)
+{
+    char *text = NULL, *want = g_strdup_printf("%10d\n", (int)getpid());
+
+    g_assert_true(g_file_get_contents(file, &text, NULL, NULL));
+    g_assert_cmpstr(text, ==, want);
+    g_free(text);
+    g_free(want);
+}
+
+/* UUCP lock files, in a directory of the test's own: ours while held (the
+ * name as given and, for a symlink, the real device's), holding our pid;
+ * another live process's keeps us out, naming it, and is left alone; a dead
+ * process's is stale and taken over; no writable directory, no lock. */
 static void test_tty_uucp_lock(void)
 {
     Pty pty;
-    char *file, *text = NULL, *msg, *want;
+    char *dir = tu_tmpdir(), *link = g_build_filename(dir, "by-id-modem", NULL);
+    char *given = uucp_file(dir, link), *real, *missing;
+    char **locks = NULL;
+    GError *error = NULL;
     pid_t dead;
 
-    if (access("/var/lock", W_OK) < 0) {
-        g_test_skip("/var/lock is not writable here");
-        return;
-    }
     pty_open(&pty);
-    file = uucp_file(pty.slave);
-    CrtTarget *t = open_ok(pty.slave);
-    g_assert_true(g_file_get_contents(file, &text, NULL, NULL));
-    want = g_strdup_printf("%10d\n", (int)getpid());
-    g_assert_cmpstr(text, ==, want);
-    crt_target_unref(t);
-    g_assert_false(g_file_test(file, G_FILE_TEST_EXISTS)); /* released */
+    real = uucp_file(dir, pty.slave);
+    g_assert_cmpint(symlink(pty.slave, link), ==, 0);
+    g_assert_cmpint(crt_uucp_lock_in(dir, link, &locks, &error), ==, 0);
+    g_assert_no_error(error);
+    g_assert_cmpuint(g_strv_length(locks), ==, 2);
+    assert_ours(given);
+    assert_ours(real);
+    crt_uucp_unlock(locks);
+    g_strfreev(locks);
+    g_assert_false(g_file_test(given, G_FILE_TEST_EXISTS));
+    g_assert_false(g_file_test(real, G_FILE_TEST_EXISTS));
 
-    write_lock(file, getppid()); /* a live process that is not us */
-    msg = open_fails(pty.slave, EBUSY);
-    assert_contains(msg, "UUCP lock file");
-    assert_contains(msg, file);
-    g_free(msg);
-    g_assert_true(g_file_test(file, G_FILE_TEST_EXISTS)); /* not ours: left alone */
+    write_lock(real, getppid()); /* a live process that is not us */
+    g_assert_cmpint(crt_uucp_lock_in(dir, link, &locks, &error), ==, -EBUSY);
+    g_assert_null(locks);
+    assert_contains(error->message, "UUCP lock file");
+    assert_contains(error->message, real);
+    g_clear_error(&error);
+    g_assert_true(g_file_test(real, G_FILE_TEST_EXISTS));   /* not ours: left alone */
+    g_assert_false(g_file_test(given, G_FILE_TEST_EXISTS)); /* none kept half-taken */
 
     dead = fork();
     if (dead == 0)
         _exit(0);
     g_assert_cmpint(waitpid(dead, NULL, 0), ==, dead);
-    write_lock(file, dead); /* stale */
-    t = open_ok(pty.slave);
-    g_free(text);
-    g_assert_true(g_file_get_contents(file, &text, NULL, NULL));
-    g_assert_cmpstr(text, ==, want);
-    crt_target_unref(t);
-    g_assert_false(g_file_test(file, G_FILE_TEST_EXISTS));
+    write_lock(real, dead); /* stale */
+    g_assert_cmpint(crt_uucp_lock_in(dir, pty.slave, &locks, &error), ==, 0);
+    g_assert_cmpuint(g_strv_length(locks), ==, 1);
+    assert_ours(real);
+    crt_uucp_unlock(locks);
+    g_strfreev(locks);
+    g_assert_false(g_file_test(real, G_FILE_TEST_EXISTS));
 
-    /* shared takes no lock, and so is not kept out by one */
-    write_lock(file, getppid());
-    {
-        char *spec = g_strdup_printf("%s shared", pty.slave);
-
-        t = open_ok(spec);
-        crt_target_unref(t);
-        g_free(spec);
-    }
-    unlink(file);
-    g_free(text);
-    g_free(want);
-    g_free(file);
+    missing = g_build_filename(dir, "no-such-dir", NULL);
+    g_assert_cmpint(crt_uucp_lock_in(missing, pty.slave, &locks, &error), ==, 0);
+    g_assert_no_error(error);
+    g_assert_null(locks);
+    g_free(missing);
+    unlink(link);
+    tu_rmrf(dir);
+    g_free(given);
+    g_free(real);
+    g_free(link);
+    g_free(dir);
     pty_close(&pty);
 }
 
