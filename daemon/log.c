@@ -15,6 +15,7 @@
 
 #include <gio/gio.h>
 
+#include "channel.h"
 #include "log.h"
 
 #define JOURNAL_SOCKET "/run/systemd/journal/socket"
@@ -97,20 +98,15 @@ static void journal_send(const char *domain, int prio, const char *msg)
 /* "2026-12-03T12:00:01.250+00:00 crtfs[PID]: crtfs-target warning: MSG" */
 static void file_write(const char *domain, GLogLevelFlags level, const char *msg)
 {
-    GDateTime *now = g_date_time_new_now_local();
-    char *day = g_date_time_format(now, "%FT%T"), *zone = g_date_time_format(now, "%:z");
-    char *line =
-        g_strdup_printf("%s.%03d%s crtfs[%d]: %s %s: %s\n", day,
-                        g_date_time_get_microsecond(now) / 1000, zone, (int)getpid(),
-                        domain ? domain : "crtfs", levels[level_row(level)].word, msg);
+    char *now = crt_channel_time_text(g_get_real_time()); /* as `state` shows times */
+    char *line = g_strdup_printf("%s crtfs[%d]: %s %s: %s\n", now, (int)getpid(),
+                                 domain ? domain : "crtfs", levels[level_row(level)].word, msg);
 
     if (write(out.fd, line, strlen(line)) < 0) {
         /* nowhere to say so */
     }
     g_free(line);
-    g_free(zone);
-    g_free(day);
-    g_date_time_unref(now);
+    g_free(now);
 }
 
 static void handler(const gchar *domain, GLogLevelFlags level, const gchar *msg,
