@@ -5,6 +5,7 @@
 #include <crtfs/bufpool.h>
 #include <crtfs/engine.h>
 #include <crtfs/error.h>
+#include <crtfs/lines.h>
 #include <crtfs/loop.h>
 #include <crtfs/sim.h>
 #include <crtfs/target.h>

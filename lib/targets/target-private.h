@@ -24,6 +24,7 @@
 
 #include <crtfs/error.h>
 #include <crtfs/engine.h>
+#include <crtfs/lines.h>
 #include <crtfs/target.h>
 
 typedef struct CrtIo CrtIo;
@@ -123,6 +124,21 @@ typedef struct {
      * target's own descriptors are compared (crt_fd_names_path).  Any
      * thread. */
     gboolean (*holds_file)(CrtTarget *t, const char *path);
+
+    /* Modem lines, break and line events (crtfs/lines.h); each may be NULL:
+     * the kind has none, and target-lines.c answers -ENOTTY in words.  Not
+     * the loop thread; may block briefly (a break for its duration). */
+    int (*lines_get)(CrtTarget *t, guint *lines, GError **error);
+    int (*lines_set)(CrtTarget *t, guint mask, guint values, GError **error);
+    int (*send_break)(CrtTarget *t, guint ms, GError **error);
+    /* Start reporting events through crt_target_line_event(), from a
+     * thread of the kind's own; unwatch stops it, and when it returns no
+     * event is being or will be reported.  close() is preceded by unwatch
+     * when a watch is on. */
+    int (*watch_lines)(CrtTarget *t, GError **error);
+    void (*unwatch_lines)(CrtTarget *t);
+    /* crt_target_line_inject (the simulator only). */
+    int (*line_inject)(CrtTarget *t, CrtLineEventKind kind, guint count, GError **error);
 } CrtTargetOps;
 
 struct CrtTarget {
@@ -140,7 +156,22 @@ struct CrtTarget {
     GCond cond;
     guint64 bytes_read;    /* atomic */
     guint64 bytes_written; /* atomic */
+
+    /* The line-event watcher (target-lines.c); `watch_lock` is held while
+     * it runs, so unwatch waits for a call in progress. */
+    GMutex watch_lock;
+    CrtLineEventFn watch_fn;
+    gpointer watch_data;
+    GDestroyNotify watch_destroy;
+    gboolean watching; /* the kind's watch_lines succeeded */
 };
+
+/* A kind reports one line event to the watcher, if any (target-lines.c).
+ * From the kind's event thread; never the loop thread while it holds a
+ * queue it also takes in the watcher's path. */
+void crt_target_line_event(CrtTarget *t, const CrtLineEvent *ev);
+/* Stop a watch before the target closes (target.c's close path). */
+void crt_target_lines_release(CrtTarget *t);
 
 /* Per-kind ops tables. */
 extern const CrtTargetOps crt_target_path_ops;

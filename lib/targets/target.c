@@ -106,6 +106,7 @@ static void target_free(CrtTarget *t)
     g_free(t->text);
     crt_loop_unref(t->loop);
     g_mutex_clear(&t->lock);
+    g_mutex_clear(&t->watch_lock);
     g_cond_clear(&t->cond);
     g_free(t);
 }
@@ -125,6 +126,7 @@ CrtTarget *crt_target_new_impl(const CrtTargetSpec *spec, CrtLoop *loop,
     t->text = g_strdup(spec->text ? spec->text : crt_target_kind_to_string(spec->kind));
     t->read_fd = t->write_fd = -1;
     g_mutex_init(&t->lock);
+    g_mutex_init(&t->watch_lock);
     g_cond_init(&t->cond);
     return t;
 }
@@ -232,6 +234,8 @@ void crt_target_unref(CrtTarget *target)
     g_return_if_fail(target != NULL);
     if (!g_atomic_int_dec_and_test(&target->ref))
         return;
+    /* A line watch runs on a thread of the kind's; it ends before close. */
+    crt_target_lines_release(target);
     /* `closed` belongs to the loop thread, so ask there rather than read it
      * here; crt_loop_call runs inline when we already are on it. */
     crt_loop_call(target->loop, close_on_loop, target);
