@@ -48,8 +48,8 @@ typedef struct {
     char **uucp_locks;      /* the UUCP lock files taken: remove on destroy */
     gboolean termios_saved; /* `saved` holds the termios found at open */
     struct termios saved;
-    CrtTtySpeed speed;    /* the rate found at open, termios2 */
-    CrtTtySerial serial;  /* RS-485 and low latency as found */
+    CrtTtySpeed speed;   /* the rate found at open, termios2 */
+    CrtTtySerial serial; /* RS-485 and low latency as found */
     gboolean serial_set; /* `serial` may hold something to put back */
 
     GMutex watch_mutex; /* guards `watch` (lines calls: any thread) */
@@ -297,14 +297,16 @@ static int tty_set_other_rate(PathState *ps, guint baud, const char *path, GErro
     int r = crt_tty_speed_set(ps->fd, baud, &actual);
 
     if (r < 0)
-        return crt_set_error(error, -r, "%s does not support baud=%u (TCSETS2 with BOTHER: %s)",
+        return crt_set_error(error, -r,
+                             "%s does not support baud=%u (TCSETS2 with BOTHER: %s)",
                              path, baud, g_strerror(-r));
     if ((guint64)(actual > baud ? actual - baud : baud - actual) * 100 >
         (guint64)baud * BAUD_TOLERANCE_PERCENT)
-        return crt_set_error(error, EINVAL,
-                             "%s does not support baud=%u: its driver set %u, more than %d %% "
-                             "off",
-                             path, baud, actual, BAUD_TOLERANCE_PERCENT);
+        return crt_set_error(
+            error, EINVAL,
+            "%s does not support baud=%u: its driver set %u, more than %d %% "
+            "off",
+            path, baud, actual, BAUD_TOLERANCE_PERCENT);
     return 0;
 }
 
@@ -448,8 +450,8 @@ static int not_a_tty(PathState *ps, GError **error)
         what = "a regular file, not a tty";
     else if (fstat(ps->fd, &st) == 0 && S_ISCHR(st.st_mode))
         what = "a character device that is not a tty";
-    return crt_set_error(error, ENOTTY, "%s is %s: it has no modem lines or break", ps->path,
-                         what);
+    return crt_set_error(error, ENOTTY, "%s is %s: it has no modem lines or break",
+                         ps->path, what);
 }
 
 static int path_lines_get(CrtTarget *t, guint *lines, GError **error)

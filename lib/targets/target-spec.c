@@ -312,7 +312,9 @@ static int opt_rs485(SpecParser *p, const char *key, const char *value, const ch
                      GError **error)
 {
     CrtTargetSpec *s = p->spec;
-    char **items = g_strsplit(value ? value : "", ",", -1);
+    /* "rs485=" is one empty item, not none. */
+    char **items =
+        g_strsplit(value && value[0] ? value : ",", ",", value && value[0] ? -1 : 2);
     int r = 0;
 
     s->rs485 = TRUE;
@@ -321,16 +323,18 @@ static int opt_rs485(SpecParser *p, const char *key, const char *value, const ch
     s->rs485_delay_before = s->rs485_delay_after = 0;
     for (guint i = 0; r == 0 && value && items[i]; i++) {
         if (!rs485_item(s, items[i]))
-            r = crt_set_error(error, EINVAL,
-                              "invalid item \"%s\" in \"%s\": expected rts_on_send[=0|1], "
-                              "rts_after_send[=0|1], rx_during_tx[=0|1], delay_before=MS "
-                              "or delay_after=MS (MS from 0 to %u)",
-                              items[i], token, CRT_RS485_DELAY_MAX);
+            r = crt_set_error(
+                error, EINVAL,
+                "invalid item \"%s\" in \"%s\": expected rts_on_send[=0|1], "
+                "rts_after_send[=0|1], rx_during_tx[=0|1], delay_before=MS "
+                "or delay_after=MS (MS from 0 to %u)",
+                items[i], token, CRT_RS485_DELAY_MAX);
     }
     g_strfreev(items);
     if (r == 0)
         r = claim(p, F_RS485,
-                  (guint64)s->rs485_rts_on_send << 40 | (guint64)s->rs485_rts_after_send << 41 |
+                  (guint64)s->rs485_rts_on_send << 40 |
+                      (guint64)s->rs485_rts_after_send << 41 |
                       (guint64)s->rs485_rx_during_tx << 42 |
                       (guint64)s->rs485_delay_before << 16 | s->rs485_delay_after,
                   token, error);
@@ -369,10 +373,11 @@ static int opt_chardelay(SpecParser *p, const char *key, const char *value,
         g_free(digits);
     }
     if (!ok)
-        return crt_set_error(error, EINVAL,
-                             "invalid value \"%s\" for chardelay: expected a whole number "
-                             "with us, ms or s (a bare number is ms), from 1us to 1s",
-                             value);
+        return crt_set_error(
+            error, EINVAL,
+            "invalid value \"%s\" for chardelay: expected a whole number "
+            "with us, ms or s (a bare number is ms), from 1us to 1s",
+            value);
     int r = claim(p, F_CHARDELAY, n, token, error);
     if (r == 0)
         p->spec->chardelay_us = (guint)n;
@@ -602,7 +607,8 @@ static int unknown_option(CrtTargetKind kind, const char *key, const char *token
     size_t n;
     const SpecOption *table = options_for(CRT_TARGET_PATH, &n);
 
-    if (kind != CRT_TARGET_PATH && (strcmp(key, "wait") == 0 || strcmp(key, "chardelay") == 0))
+    if (kind != CRT_TARGET_PATH &&
+        (strcmp(key, "wait") == 0 || strcmp(key, "chardelay") == 0))
         return crt_set_error(error, EINVAL,
                              "option \"%s\" applies to path and socket targets, not to a "
                              "%s target",
@@ -620,8 +626,7 @@ static int unknown_option(CrtTargetKind kind, const char *key, const char *token
         return crt_set_error(error, EINVAL,
                              "unknown option \"%s\": %s targets take only \"wait\" and "
                              "\"chardelay\"",
-                             token,
-                             crt_target_kind_to_string(kind));
+                             token, crt_target_kind_to_string(kind));
     return crt_set_error(error, EINVAL, "unknown option \"%s\" for a %s target", token,
                          crt_target_kind_to_string(kind));
 }

@@ -87,8 +87,8 @@ static int refusal(GError **error, int err, int fd, const char *name, const char
         return crt_set_error(error, err, "%s: a pseudo-terminal has no %s (%s: %s)", name,
                              missing, ioctl_name, g_strerror(err));
     if (err == ENOTTY || err == EINVAL)
-        return crt_set_error(error, err, "%s: its driver has no %s (%s: %s)", name, missing,
-                             ioctl_name, g_strerror(err));
+        return crt_set_error(error, err, "%s: its driver has no %s (%s: %s)", name,
+                             missing, ioctl_name, g_strerror(err));
     return crt_set_error(error, err, "%s: cannot %s (%s: %s)", name, action, ioctl_name,
                          g_strerror(err));
 }
@@ -131,10 +131,11 @@ int crt_tty_send_break(int fd, const char *name, guint ms, GError **error)
     /* A pty has no break_ctl, and the kernel answers TIOCSBRK with 0 for a
      * driver without one: refuse rather than pretend. */
     if (crt_tty_is_pty(fd))
-        return crt_set_error(error, ENOTTY,
-                             "%s: a pseudo-terminal has no break (the kernel would accept "
-                             "one and send nothing)",
-                             name);
+        return crt_set_error(
+            error, ENOTTY,
+            "%s: a pseudo-terminal has no break (the kernel would accept "
+            "one and send nothing)",
+            name);
     if (ioctl(fd, TIOCSBRK) < 0)
         return refusal(error, errno, fd, name, "break", "start a break", "TIOCSBRK");
     g_usleep((gulong)ms * 1000);
@@ -247,7 +248,8 @@ static guint edges(const struct serial_icounter_struct *a,
 /* One CHANGE per input line whose level differs from last time; a line
  * that went and came back in between (the counters say so) is reported as
  * both changes. */
-static void compare_lines(CrtTtyWatch *w, int tiocm, const struct serial_icounter_struct *ic)
+static void compare_lines(CrtTtyWatch *w, int tiocm,
+                          const struct serial_icounter_struct *ic)
 {
     for (size_t i = 2; i < G_N_ELEMENTS(line_bits); i++) {
         int bit = line_bits[i].tiocm;
@@ -397,8 +399,8 @@ int crt_tty_watch_start(CrtTarget *t, int fd, const char *name, CrtTtyWatch **ou
     int tiocm, r;
 
     if (io->get_lines(fd, &tiocm) < 0)
-        return refusal(error, errno, fd, name, "modem lines to watch", "read the modem lines",
-                       "TIOCMGET");
+        return refusal(error, errno, fd, name, "modem lines to watch",
+                       "read the modem lines", "TIOCMGET");
     g_once(&once, install_wake_handler, NULL);
     w = g_new0(CrtTtyWatch, 1);
     w->t = t;
@@ -419,7 +421,7 @@ int crt_tty_watch_start(CrtTarget *t, int fd, const char *name, CrtTtyWatch **ou
     if (r < 0) {
         pthread_join(w->thread, NULL);
         watch_free(w);
-        return refusal(error, -r, fd, name, "line events (it cannot wait for line changes)",
+        return refusal(error, -r, fd, name, "way to wait for line changes",
                        "wait for line changes", "TIOCMIWAIT");
     }
     *out = w;

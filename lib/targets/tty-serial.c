@@ -45,11 +45,13 @@ static int apply_rs485(int fd, const char *name, const CrtTargetSpec *spec,
      * must at least be on. */
     memset(&check, 0, sizeof check);
     if (ioctl(fd, TIOCGRS485, &check) == 0 && !(check.flags & SER_RS485_ENABLED))
-        return crt_set_error(error, EINVAL, "%s did not turn RS-485 on (TIOCSRS485)", name);
+        return crt_set_error(error, EINVAL, "%s did not turn RS-485 on (TIOCSRS485)",
+                             name);
     return 0;
 }
 
-static int apply_low_latency(int fd, const char *name, CrtTtySerial *saved, GError **error)
+static int apply_low_latency(int fd, const char *name, CrtTtySerial *saved,
+                             GError **error)
 {
     struct serial_struct ss;
 
