@@ -243,8 +243,7 @@ static void finish_transaction(FdDriver *d, CrtIo *io, size_t n)
     if (io->got > n) {
         if (!d->pushback)
             d->pushback = g_byte_array_new();
-        g_byte_array_append(d->pushback, (const guint8 *)io->out + n,
-                            (guint)(io->got - n));
+        g_byte_array_append(d->pushback, (const guint8 *)io->out + n, (guint)(io->got - n));
     }
     complete_read(d, io, 0, n);
 }
