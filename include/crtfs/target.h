@@ -9,7 +9,10 @@
  *
  * Options follow the first word, separated by blanks, as `key` or
  * `key=value`.  An `exec:` spec takes no options: the whole rest of the
- * line is the command.
+ * line is the command.  A tty takes baud=N (any rate), raw, 8N1 and the
+ * like, parity=, flow=, shared, rs485[=ITEM,...] and low_latency (see the
+ * fields below and crtfs(8)); paths and sockets take chardelay=DURATION and
+ * wait.
  *
  * Threads: parsing is pure; opening may block (connect, open of a tty) and is
  * done on the caller's thread; a target is then driven by the engine on the
