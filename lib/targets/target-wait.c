@@ -476,7 +476,16 @@ static void setup_inotify(Wait *w, const char *path)
     watch_path(w);
     w->inotify_src = g_unix_fd_source_new(w->inotify_fd, G_IO_IN);
     g_source_set_callback(w->inotify_src, G_SOURCE_FUNC(inotify_ready), w, NULL);
-    g_source_attach(w->inotify_src, crt_loop_context(w->t->loop));
+}
+
+/* On the loop thread, once the opener's thread has set up everything
+ * inotify_ready reads (the call orders those writes before it). */
+static void attach_inotify(gpointer data)
+{
+    Wait *w = data;
+
+    if (w->inotify_src)
+        g_source_attach(w->inotify_src, crt_loop_context(w->t->loop));
 }
 
 /* ---- modem lines ------------------------------------------------------ */
@@ -827,6 +836,7 @@ int crt_target_wait_open(const CrtTargetSpec *spec, CrtLoop *loop, CrtTargetOpen
         set_reason(w, err ? err->message : g_strerror(-r));
         /* Retries start with the first request (or a watch event). */
     }
+    crt_loop_call(t->loop, attach_inotify, w);
     g_clear_error(&err);
     *out = t;
     return 0;
