@@ -523,6 +523,43 @@ static void test_chardelay_pty(void)
     pty_close(&pty);
 }
 
+/* A transaction (what `send` submits) paces its request the same way, and
+ * its response still comes back to it. */
+static void test_chardelay_transaction(void)
+{
+    Pty pty;
+    struct termios tio;
+    char got[8] = {0}, out[16] = {0};
+    TestIo x = {{.type = CRT_REQUEST_INTERNAL_IOCTL,
+                 .in = "ping",
+                 .in_len = 4,
+                 .out = out,
+                 .out_cap = sizeof out,
+                 .done = test_io_done}};
+
+    pty_open(&pty);
+    g_assert_cmpint(tcgetattr(pty.master, &tio), ==, 0);
+    cfmakeraw(&tio);
+    g_assert_cmpint(tcsetattr(pty.master, TCSANOW, &tio), ==, 0);
+    char *spec = g_strdup_printf("%s raw chardelay=25ms", pty.slave);
+    CrtTarget *t = open_ok(spec);
+    gint64 start = g_get_monotonic_time();
+    submit(t, &x);
+    gint64 last = read_n(pty.master, got, 4);
+    g_test_message("request of 4 bytes at 25 ms: last byte after %" G_GINT64_FORMAT " us",
+                   last - start);
+    g_assert_cmpstr(got, ==, "ping");
+    g_assert_cmpint(last - start, >=, 3 * 25000);
+    g_assert_cmpint(write(pty.master, "pong", 4), ==, 4);
+    TU_WAIT_FOR(g_atomic_int_get(&x.done));
+    g_assert_cmpint(x.io.status, ==, 0);
+    g_assert_cmpuint(x.io.bytes_in, ==, 4);
+    g_assert_cmpmem(out, x.io.bytes_out, "pong", 4);
+    crt_target_unref(t);
+    g_free(spec);
+    pty_close(&pty);
+}
+
 /* A socket kind paces the same way (the fd driver is shared). */
 static void test_chardelay_socket(void)
 {
@@ -848,6 +885,7 @@ int main(int argc, char **argv)
     g_test_add_func("/lines/baud/bother", test_bother_rate);
     g_test_add_func("/lines/baud/bother-restored", test_bother_restored);
     g_test_add_func("/lines/chardelay/pty", test_chardelay_pty);
+    g_test_add_func("/lines/chardelay/transaction", test_chardelay_transaction);
     g_test_add_func("/lines/chardelay/socket", test_chardelay_socket);
     g_test_add_func("/lines/chardelay/cancel", test_chardelay_cancel);
     g_test_add_func("/lines/watch/events", test_watch_events);
