@@ -30,8 +30,9 @@ typedef struct CrtTtyWatch CrtTtyWatch;
 /* Start a thread that reports `t`'s line events (crt_target_line_event)
  * from the tty `fd`: changes of CTS, DSR, DCD and RI, and the deltas of the
  * break, framing, parity and overrun counters.  0 and *out, or -errno with
- * words when the driver cannot tell (a pty: -ENOTTY).  Blocks up to
- * ~50 ms: a driver without TIOCMIWAIT is only found out by trying. */
+ * words when the driver cannot tell (a pty: -ENOTTY).  Blocks about
+ * 50 ms when it succeeds: a driver without TIOCMIWAIT is only found out by
+ * trying, and one that has it answers nothing until a line changes. */
 int crt_tty_watch_start(CrtTarget *t, int fd, const char *name, CrtTtyWatch **out,
                         GError **error);
 /* Stop the thread and free the watch: when this returns, no event is being
