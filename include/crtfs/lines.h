@@ -84,7 +84,7 @@ typedef void (*CrtLineEventFn)(CrtTarget *target, const CrtLineEvent *event,
 CRT_API int crt_target_watch_lines(CrtTarget *target, CrtLineEventFn fn, gpointer data,
                                    GDestroyNotify destroy, GError **error);
 /* Stop reporting; when it returns, `fn` is not running and will not run
- * again. */
+ * again.  Not from within `fn` (it would wait for itself). */
 CRT_API void crt_target_unwatch_lines(CrtTarget *target);
 
 /* Make `count` events of `kind` (not CHANGE) happen at the far end of the

@@ -9,7 +9,10 @@
  *
  * Options follow the first word, separated by blanks, as `key` or
  * `key=value`.  An `exec:` spec takes no options: the whole rest of the
- * line is the command.
+ * line is the command.  A tty takes baud=N (any rate), raw, 8N1 and the
+ * like, parity=, flow=, shared, rs485[=ITEM,...] and low_latency (see the
+ * fields below and crtfs(8)); paths and sockets take chardelay=DURATION and
+ * wait.
  *
  * Threads: parsing is pure; opening may block (connect, open of a tty) and is
  * done on the caller's thread; a target is then driven by the engine on the
@@ -79,7 +82,8 @@ typedef struct {
                     * crt_target_open_as) */
 
     /* tty line settings (PATH kind; ignored for non-tty paths) */
-    guint baud; /* 0 = leave as is */
+    guint baud; /* 0 = leave as is; a rate outside the B* table is set with
+                 * termios2 BOTHER */
     gboolean raw;
     guint data_bits; /* 0 = leave, else 5..8 */
     CrtParity parity;
@@ -88,6 +92,19 @@ typedef struct {
     CrtFlow flow;
     gboolean flow_set;
     gboolean shared; /* do not lock the tty against other programs */
+    /* Driver options termios lacks; a tty whose driver has not got them (a
+     * pty) fails the open with the errno and words.  Put back on release. */
+    gboolean rs485;                /* TIOCSRS485 at open */
+    gboolean rs485_rts_on_send;    /* RTS up while sending (default) */
+    gboolean rs485_rts_after_send; /* RTS up after sending */
+    gboolean rs485_rx_during_tx;   /* receive while sending */
+    guint rs485_delay_before;      /* ms, RTS before the first byte */
+    guint rs485_delay_after;       /* ms, RTS after the last byte */
+    gboolean low_latency;          /* ASYNC_LOW_LATENCY (TIOCSSERIAL) */
+
+    /* PATH, UNIX, TCP: write one byte at a time, this many microseconds
+     * apart (0: as fast as the descriptor takes them). */
+    guint chardelay_us;
 
     /* PATH, UNIX, TCP: wait for the target when it is absent, and again
      * whenever it is lost (see crt_target_open_full). */

@@ -43,6 +43,8 @@ typedef struct CrtFdDriver {
     gboolean bind_blocked;    /* no output buffer: wait for crt_fd_kick */
     GIOCondition rev, wev;    /* events watched now */
     GByteArray *pushback;     /* stream bytes a transaction read past its end */
+    guint chardelay_us;       /* write pacing: one byte, then this long (0: none) */
+    CrtTimer pace;            /* armed while the next byte waits */
 } FdDriver;
 
 int crt_fd_set_nonblock(int fd)
@@ -167,7 +169,7 @@ static gpointer watch(FdDriver *d, gpointer tag, int fd, GIOCondition ev)
 static void update_events(FdDriver *d)
 {
     GIOCondition rev = head_can_read(d) ? G_IO_IN : 0;
-    GIOCondition wev = d->wq_head ? G_IO_OUT : 0;
+    GIOCondition wev = d->wq_head && !d->pace.armed ? G_IO_OUT : 0;
     CrtTarget *t = d->t;
     gboolean shared = t->read_fd == t->write_fd;
     gboolean watched =
@@ -371,11 +373,47 @@ static void finish_write(FdDriver *d, CrtIo *io, int status)
     crt_io_complete(io, status, io->progress, 0);
 }
 
+static void pace_fired(CrtTimer *timer);
+
+/* Paced writes (chardelay): one byte, then the pace timer, whoever's the
+ * next byte is; a request completes with its last byte. */
+static void do_paced_writes(FdDriver *d)
+{
+    CrtTarget *t = d->t;
+    CrtIo *io;
+
+    while (!d->pace.armed && (io = d->wq_head)) {
+        ssize_t n = 0;
+
+        if (io->progress < io->in_len)
+            n = write(t->write_fd, (const char *)io->in + io->progress, 1);
+        if (n < 0 && (errno == EAGAIN || errno == EINTR))
+            break;
+        if (n < 0) {
+            finish_write(d, io, -errno);
+            continue;
+        }
+        if (n > 0) {
+            __atomic_add_fetch(&t->bytes_written, 1, __ATOMIC_RELAXED);
+            io->progress++;
+            d->pace.fn = pace_fired;
+            crt_loop_timer_start(t->loop, &d->pace,
+                                 g_get_monotonic_time() + d->chardelay_us);
+        }
+        if (io->progress == io->in_len)
+            finish_write(d, io, 0);
+    }
+}
+
 static void do_writes(FdDriver *d)
 {
     CrtTarget *t = d->t;
     CrtIo *io;
 
+    if (d->chardelay_us) {
+        do_paced_writes(d);
+        return;
+    }
     while ((io = d->wq_head)) {
         const char *p = (const char *)io->in + io->progress;
         ssize_t n = 0;
@@ -393,6 +431,17 @@ static void do_writes(FdDriver *d)
         if (io->progress == io->in_len)
             finish_write(d, io, 0);
     }
+}
+
+static void pace_fired(CrtTimer *timer)
+{
+    FdDriver *d = G_STRUCT_MEMBER_P(timer, -G_STRUCT_OFFSET(FdDriver, pace));
+
+    if (d->t->closed)
+        return;
+    do_writes(d);
+    if (!d->t->closed)
+        update_events(d);
 }
 
 static gboolean fd_dispatch(GSource *source, GSourceFunc cb, gpointer data)
@@ -437,6 +486,11 @@ void crt_fd_attach(CrtTarget *t, int read_fd, int write_fd)
     g_source_set_name(&d->base, "crtfs-fd");
     g_source_set_can_recurse(&d->base, TRUE); /* see loop.c: no allocation per dispatch */
     g_source_attach(&d->base, crt_loop_context(t->loop));
+}
+
+void crt_fd_set_chardelay(CrtTarget *t, guint us)
+{
+    t->fdd->chardelay_us = us;
 }
 
 /* After close (which destroyed the source on the loop thread): free it. */
@@ -575,6 +629,7 @@ void crt_fd_close(CrtTarget *t)
     CrtIo *io;
 
     /* t->closed is already set: completions cannot resubmit here. */
+    crt_loop_timer_stop(t->loop, &d->pace);
     while ((io = d->wq_head) || (io = d->rq_head)) {
         unlink_io(d, io);
         crt_io_complete(io, -ECANCELED, io->progress, 0);

@@ -5,7 +5,10 @@
  * against other programs (flock, which cooperating tools such as ours see,
  * and TIOCEXCL, which keeps out every non-root opener) unless the spec says
  * `shared`.  Its original termios are put back when the target goes away, so
- * a console or a modem is left the way we found it.
+ * a console or a modem is left the way we found it; so are a rate set with
+ * termios2 (tty-speed.c) and the driver options RS-485 and low latency
+ * (tty-serial.c).  A tty's modem lines, break and line events are
+ * tty-lines.c's; other paths have none and say so.
  */
 #include "config.h"
 
@@ -27,7 +30,14 @@
 
 #include "baud.h"
 #include "target-private.h"
+#include "tty-lines.h"
+#include "tty-serial.h"
+#include "tty-speed.h"
 #include "uucp-lock.h"
+
+/* How far a UART's rate may be from the one asked for (a receiver copes
+ * with about 2 to 3 %). */
+#define BAUD_TOLERANCE_PERCENT 2
 
 typedef struct {
     int fd;
@@ -38,6 +48,12 @@ typedef struct {
     char **uucp_locks;      /* the UUCP lock files taken: remove on destroy */
     gboolean termios_saved; /* `saved` holds the termios found at open */
     struct termios saved;
+    CrtTtySpeed speed;   /* the rate found at open, termios2 */
+    CrtTtySerial serial; /* RS-485 and low latency as found */
+    gboolean serial_set; /* `serial` may hold something to put back */
+
+    GMutex watch_mutex; /* guards `watch` (lines calls: any thread) */
+    CrtTtyWatch *watch; /* the line-event thread, NULL when none */
 } PathState;
 
 /* ---- opening ---------------------------------------------------------- */
@@ -236,7 +252,7 @@ static void tty_apply_spec(struct termios *tio, const CrtTargetSpec *spec)
         tio->c_cc[VMIN] = 1;
         tio->c_cc[VTIME] = 0;
     }
-    if (spec->baud != 0) {
+    if (crt_baud_constant(spec->baud) != B0) { /* others: tty_set_other_rate */
         cfsetispeed(tio, crt_baud_constant(spec->baud));
         cfsetospeed(tio, crt_baud_constant(spec->baud));
     }
@@ -273,6 +289,27 @@ static int tty_error(GError **error, const char *what, const char *path)
     return crt_set_error(error, err, "cannot %s %s: %s", what, path, g_strerror(err));
 }
 
+/* A rate without a B* constant, with termios2 BOTHER; the driver answers
+ * with the rate its divisor gives, which must be close enough. */
+static int tty_set_other_rate(PathState *ps, guint baud, const char *path, GError **error)
+{
+    guint actual = 0;
+    int r = crt_tty_speed_set(ps->fd, baud, &actual);
+
+    if (r < 0)
+        return crt_set_error(error, -r,
+                             "%s does not support baud=%u (TCSETS2 with BOTHER: %s)",
+                             path, baud, g_strerror(-r));
+    if ((guint64)(actual > baud ? actual - baud : baud - actual) * 100 >
+        (guint64)baud * BAUD_TOLERANCE_PERCENT)
+        return crt_set_error(
+            error, EINVAL,
+            "%s does not support baud=%u: its driver set %u, more than %d %% "
+            "off",
+            path, baud, actual, BAUD_TOLERANCE_PERCENT);
+    return 0;
+}
+
 static int tty_configure(PathState *ps, const CrtTargetSpec *spec, GError **error)
 {
     struct termios tio, check;
@@ -282,26 +319,38 @@ static int tty_configure(PathState *ps, const CrtTargetSpec *spec, GError **erro
         return tty_error(error, "read the settings of", path);
     ps->saved = tio;
     ps->termios_saved = TRUE;
+    crt_tty_speed_save(ps->fd, &ps->speed);
     tty_apply_spec(&tio, spec);
     if (tcsetattr(ps->fd, TCSANOW, &tio) < 0)
         return tty_error(error, "configure", path);
     /* tcsetattr() succeeds if any one change took; a UART that cannot do
      * the requested rate would otherwise run silently at another. */
-    if (spec->baud != 0 && tcgetattr(ps->fd, &check) == 0 &&
+    if (crt_baud_constant(spec->baud) != B0 && tcgetattr(ps->fd, &check) == 0 &&
         cfgetospeed(&check) != crt_baud_constant(spec->baud))
         return crt_set_error(error, EINVAL, "%s does not support baud=%u", path,
                              spec->baud);
-    return 0;
+    if (spec->baud != 0 && crt_baud_constant(spec->baud) == B0) {
+        int r = tty_set_other_rate(ps, spec->baud, path, error);
+        if (r < 0)
+            return r;
+    }
+    ps->serial_set = TRUE;
+    return crt_tty_serial_apply(ps->fd, path, spec, &ps->serial, error);
 }
 
 /* ---- the ops ---------------------------------------------------------- */
 
 static void path_state_free(PathState *ps)
 {
+    crt_tty_watch_stop(ps->watch);
+    if (ps->serial_set)
+        crt_tty_serial_restore(ps->fd, &ps->serial);
     if (ps->termios_saved) {
         /* TCSANOW, not TCSADRAIN: with flow control stopped, draining could
          * wait forever. */
         tcsetattr(ps->fd, TCSANOW, &ps->saved);
+        /* struct termios cannot carry a BOTHER rate, ours or the one found. */
+        crt_tty_speed_restore(ps->fd, &ps->speed);
     }
     if (ps->exclusive)
         ioctl(ps->fd, TIOCNXCL);
@@ -310,6 +359,7 @@ static void path_state_free(PathState *ps)
     if (ps->flocked)
         flock(ps->fd, LOCK_UN);
     close(ps->fd);
+    g_mutex_clear(&ps->watch_mutex);
     g_free(ps->path);
     g_free(ps);
 }
@@ -335,6 +385,7 @@ static int path_open(CrtTarget *t, const CrtTargetSpec *spec, const CrtTargetCre
     int r = 0;
 
     ps->fd = fd;
+    g_mutex_init(&ps->watch_mutex);
     ps->path = g_strdup(spec->path);
     ps->is_tty = isatty(fd);
     if (ps->is_tty && !spec->shared)
@@ -385,6 +436,72 @@ static gboolean path_stale(CrtTarget *t)
     return ps != NULL && !crt_fd_names_path(ps->fd, ps->path);
 }
 
+/* ---- modem lines (ttys only) ------------------------------------------ */
+
+/* The refusal for a path that is not a tty. */
+static int not_a_tty(PathState *ps, GError **error)
+{
+    struct stat st;
+    const char *what = "not a tty";
+
+    if (fstat(ps->fd, &st) == 0 && S_ISFIFO(st.st_mode))
+        what = "a FIFO, not a tty";
+    else if (fstat(ps->fd, &st) == 0 && S_ISREG(st.st_mode))
+        what = "a regular file, not a tty";
+    else if (fstat(ps->fd, &st) == 0 && S_ISCHR(st.st_mode))
+        what = "a character device that is not a tty";
+    return crt_set_error(error, ENOTTY, "%s is %s: it has no modem lines or break",
+                         ps->path, what);
+}
+
+static int path_lines_get(CrtTarget *t, guint *lines, GError **error)
+{
+    PathState *ps = t->impl;
+
+    return ps->is_tty ? crt_tty_lines_get(ps->fd, ps->path, lines, error)
+                      : not_a_tty(ps, error);
+}
+
+static int path_lines_set(CrtTarget *t, guint mask, guint values, GError **error)
+{
+    PathState *ps = t->impl;
+
+    return ps->is_tty ? crt_tty_lines_set(ps->fd, ps->path, mask, values, error)
+                      : not_a_tty(ps, error);
+}
+
+static int path_send_break(CrtTarget *t, guint ms, GError **error)
+{
+    PathState *ps = t->impl;
+
+    return ps->is_tty ? crt_tty_send_break(ps->fd, ps->path, ms, error)
+                      : not_a_tty(ps, error);
+}
+
+static int path_watch_lines(CrtTarget *t, GError **error)
+{
+    PathState *ps = t->impl;
+    int r = 0;
+
+    if (!ps->is_tty)
+        return not_a_tty(ps, error);
+    g_mutex_lock(&ps->watch_mutex);
+    if (ps->watch == NULL)
+        r = crt_tty_watch_start(t, ps->fd, ps->path, &ps->watch, error);
+    g_mutex_unlock(&ps->watch_mutex);
+    return r;
+}
+
+static void path_unwatch_lines(CrtTarget *t)
+{
+    PathState *ps = t->impl;
+
+    g_mutex_lock(&ps->watch_mutex);
+    crt_tty_watch_stop(ps->watch);
+    ps->watch = NULL;
+    g_mutex_unlock(&ps->watch_mutex);
+}
+
 const CrtTargetOps crt_target_path_ops = {
     .name = "path",
     .open = path_open,
@@ -395,4 +512,9 @@ const CrtTargetOps crt_target_path_ops = {
     .destroy = path_destroy,
     .counters = path_counters,
     .stale = path_stale,
+    .lines_get = path_lines_get,
+    .lines_set = path_lines_set,
+    .send_break = path_send_break,
+    .watch_lines = path_watch_lines,
+    .unwatch_lines = path_unwatch_lines,
 };

@@ -191,6 +191,10 @@ gboolean crt_fd_cancel(CrtTarget *t, CrtIo *io, int status);
 void crt_fd_close(CrtTarget *t);
 void crt_fd_kick(CrtTarget *t);
 void crt_fd_detach(CrtTarget *t);
+/* Pace writes: one byte, then `us` microseconds, before the next (the
+ * spec's chardelay); the loop's timers wait, never the loop thread.  After
+ * attach, before the first request (target.c's open does it). */
+void crt_fd_set_chardelay(CrtTarget *t, guint us);
 
 /* Set a descriptor O_NONBLOCK and FD_CLOEXEC; 0 or -errno. */
 int crt_fd_set_nonblock(int fd);

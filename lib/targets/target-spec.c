@@ -1,6 +1,7 @@
 /* crtfs - the target spec parser: the one function that turns a spec line
- * into a CrtTargetSpec (see include/crtfs/target.h).  The baud rates it
- * admits are baud.h's table, the one the tty code sets. */
+ * into a CrtTargetSpec (see include/crtfs/target.h).  It admits any baud
+ * rate up to CRT_BAUD_MAX; whether a UART can run at it is the open's
+ * question. */
 #include "config.h"
 
 #include <errno.h>
@@ -14,6 +15,10 @@
 
 /* ---- the spec parser ------------------------------------------------- */
 
+/* The kernel's limit for RS-485 RTS delays (serial_core clamps to it). */
+#define CRT_RS485_DELAY_MAX 100u
+#define CRT_CHARDELAY_MAX_US 1000000u
+
 /* Fields an option sets.  Each remembers the token that set it, so that a
  * repeated option is harmless but a contradicting one is reported with both
  * tokens: "baud=9600 ... baud=19200" is a typo an admin wants to hear about. */
@@ -25,6 +30,9 @@ enum {
     F_STOP_BITS,
     F_FLOW,
     F_SHARED,
+    F_RS485,
+    F_LOW_LATENCY,
+    F_CHARDELAY,
     F_WAIT,
     F_RATE,
     F_SIZE,
@@ -45,9 +53,12 @@ typedef struct {
 typedef int (*OptionFn)(SpecParser *p, const char *key, const char *value,
                         const char *token, GError **error);
 
+/* SpecOption.has_value: FALSE, a bare flag; TRUE, key=value; or either. */
+#define VALUE_OPTIONAL 2
+
 typedef struct {
     const char *key;
-    gboolean has_value; /* key=value, else a bare flag */
+    int has_value;
     OptionFn fn;
 } SpecOption;
 
@@ -79,21 +90,19 @@ static int parse_number(const char *key, const char *value, guint64 min, guint64
                          value, key, min, max);
 }
 
+/* Any rate: the standard ones are set as B* constants, the others with
+ * termios2 BOTHER (tty-speed.h); whether the UART can is the open's
+ * question. */
 static int opt_baud(SpecParser *p, const char *key, const char *value, const char *token,
                     GError **error)
 {
     guint64 v = 0;
-    gboolean standard = FALSE;
 
-    if (g_ascii_string_to_unsigned(value, 10, 1, 4000000, &v, NULL)) {
-        standard = crt_baud_constant((guint)v) != B0;
-    }
-    if (!standard)
+    if (!g_ascii_string_to_unsigned(value, 10, 1, CRT_BAUD_MAX, &v, NULL))
         return crt_set_error(error, EINVAL,
-                             "invalid value \"%s\" for baud: expected a standard rate "
-                             "such as 9600, 19200, 38400, 57600 or 115200 "
-                             "(50 to 4000000)",
-                             value);
+                             "invalid value \"%s\" for baud: expected a rate in bits per "
+                             "second from 1 to %u, such as 9600, 115200 or 250000",
+                             value, CRT_BAUD_MAX);
     int r = claim(p, F_BAUD, v, token, error);
     if (r == 0)
         p->spec->baud = (guint)v;
@@ -259,6 +268,122 @@ static gboolean parse_line_format(SpecParser *p, const char *token, int *r,
     return TRUE;
 }
 
+/* A whole number of milliseconds, "N" or "Nms", from 0 to `max`. */
+static gboolean parse_ms(const char *s, guint max, guint *out)
+{
+    char *digits = g_str_has_suffix(s, "ms") ? g_strndup(s, strlen(s) - 2) : g_strdup(s);
+    guint64 v;
+    gboolean ok = g_ascii_string_to_unsigned(digits, 10, 0, max, &v, NULL);
+
+    g_free(digits);
+    if (ok)
+        *out = (guint)v;
+    return ok;
+}
+
+/* One item of rs485=ITEM,ITEM: a flag with an optional =0|1, or a delay. */
+static gboolean rs485_item(CrtTargetSpec *s, const char *item)
+{
+    static const char *const flags[] = {"rts_on_send", "rts_after_send", "rx_during_tx"};
+    gboolean *fields[] = {&s->rs485_rts_on_send, &s->rs485_rts_after_send,
+                          &s->rs485_rx_during_tx};
+    const char *eq = strchr(item, '=');
+    size_t len = eq ? (size_t)(eq - item) : strlen(item);
+
+    for (size_t i = 0; i < G_N_ELEMENTS(flags); i++) {
+        if (strlen(flags[i]) != len || strncmp(item, flags[i], len) != 0)
+            continue;
+        if (eq && strcmp(eq + 1, "0") != 0 && strcmp(eq + 1, "1") != 0)
+            return FALSE;
+        *fields[i] = !eq || eq[1] == '1';
+        return TRUE;
+    }
+    if (g_str_has_prefix(item, "delay_before="))
+        return parse_ms(item + strlen("delay_before="), CRT_RS485_DELAY_MAX,
+                        &s->rs485_delay_before);
+    if (g_str_has_prefix(item, "delay_after="))
+        return parse_ms(item + strlen("delay_after="), CRT_RS485_DELAY_MAX,
+                        &s->rs485_delay_after);
+    return FALSE;
+}
+
+/* `rs485` (RTS up while sending) or `rs485=ITEM,...`. */
+static int opt_rs485(SpecParser *p, const char *key, const char *value, const char *token,
+                     GError **error)
+{
+    CrtTargetSpec *s = p->spec;
+    /* "rs485=" is one empty item, not none. */
+    char **items =
+        g_strsplit(value && value[0] ? value : ",", ",", value && value[0] ? -1 : 2);
+    int r = 0;
+
+    s->rs485 = TRUE;
+    s->rs485_rts_on_send = TRUE;
+    s->rs485_rts_after_send = s->rs485_rx_during_tx = FALSE;
+    s->rs485_delay_before = s->rs485_delay_after = 0;
+    for (guint i = 0; r == 0 && value && items[i]; i++) {
+        if (!rs485_item(s, items[i]))
+            r = crt_set_error(
+                error, EINVAL,
+                "invalid item \"%s\" in \"%s\": expected rts_on_send[=0|1], "
+                "rts_after_send[=0|1], rx_during_tx[=0|1], delay_before=MS "
+                "or delay_after=MS (MS from 0 to %u)",
+                items[i], token, CRT_RS485_DELAY_MAX);
+    }
+    g_strfreev(items);
+    if (r == 0)
+        r = claim(p, F_RS485,
+                  (guint64)s->rs485_rts_on_send << 40 |
+                      (guint64)s->rs485_rts_after_send << 41 |
+                      (guint64)s->rs485_rx_during_tx << 42 |
+                      (guint64)s->rs485_delay_before << 16 | s->rs485_delay_after,
+                  token, error);
+    return r;
+}
+
+static int opt_low_latency(SpecParser *p, const char *key, const char *value,
+                           const char *token, GError **error)
+{
+    p->spec->low_latency = TRUE;
+    return claim(p, F_LOW_LATENCY, 1, token, error);
+}
+
+/* chardelay=DURATION: a whole number with us, ms or s (a bare number is
+ * ms), from 1 us to 1 s. */
+static int opt_chardelay(SpecParser *p, const char *key, const char *value,
+                         const char *token, GError **error)
+{
+    static const struct {
+        const char *unit;
+        guint64 us;
+    } units[] = {{"us", 1}, {"ms", 1000}, {"s", 1000000}, {"", 1000}};
+    const char *unit = value;
+    guint64 n = 0;
+    gboolean ok = FALSE;
+
+    while (g_ascii_isdigit(*unit))
+        unit++;
+    for (size_t i = 0; !ok && unit > value && i < G_N_ELEMENTS(units); i++) {
+        char *digits = g_strndup(value, (gsize)(unit - value));
+
+        ok = strcmp(unit, units[i].unit) == 0 &&
+             g_ascii_string_to_unsigned(digits, 10, 1, CRT_CHARDELAY_MAX_US / units[i].us,
+                                        &n, NULL);
+        n *= units[i].us;
+        g_free(digits);
+    }
+    if (!ok)
+        return crt_set_error(
+            error, EINVAL,
+            "invalid value \"%s\" for chardelay: expected a whole number "
+            "with us, ms or s (a bare number is ms), from 1us to 1s",
+            value);
+    int r = claim(p, F_CHARDELAY, n, token, error);
+    if (r == 0)
+        p->spec->chardelay_us = (guint)n;
+    return r;
+}
+
 static const SpecOption path_options[] = {
     {"baud", TRUE, opt_baud},
     {"raw", FALSE, opt_raw},
@@ -273,10 +398,14 @@ static const SpecOption path_options[] = {
     {"xonxoff", FALSE, opt_flow_flag},
     {"flow", TRUE, opt_flow},
     {"shared", FALSE, opt_shared},
+    {"rs485", VALUE_OPTIONAL, opt_rs485},
+    {"low_latency", FALSE, opt_low_latency},
+    {"chardelay", TRUE, opt_chardelay},
     {"wait", FALSE, opt_wait},
 };
 
 static const SpecOption socket_options[] = {
+    {"chardelay", TRUE, opt_chardelay},
     {"wait", FALSE, opt_wait},
 };
 
@@ -478,7 +607,8 @@ static int unknown_option(CrtTargetKind kind, const char *key, const char *token
     size_t n;
     const SpecOption *table = options_for(CRT_TARGET_PATH, &n);
 
-    if (kind != CRT_TARGET_PATH && strcmp(key, "wait") == 0)
+    if (kind != CRT_TARGET_PATH &&
+        (strcmp(key, "wait") == 0 || strcmp(key, "chardelay") == 0))
         return crt_set_error(error, EINVAL,
                              "option \"%s\" applies to path and socket targets, not to a "
                              "%s target",
@@ -494,8 +624,9 @@ static int unknown_option(CrtTargetKind kind, const char *key, const char *token
                              token, crt_target_kind_to_string(kind));
     if (kind == CRT_TARGET_UNIX || kind == CRT_TARGET_TCP)
         return crt_set_error(error, EINVAL,
-                             "unknown option \"%s\": %s targets take only \"wait\"", token,
-                             crt_target_kind_to_string(kind));
+                             "unknown option \"%s\": %s targets take only \"wait\" and "
+                             "\"chardelay\"",
+                             token, crt_target_kind_to_string(kind));
     return crt_set_error(error, EINVAL, "unknown option \"%s\" for a %s target", token,
                          crt_target_kind_to_string(kind));
 }
@@ -512,7 +643,7 @@ static int parse_option(SpecParser *p, const char *token, GError **error)
     if (opt == NULL) {
         if (p->spec->kind != CRT_TARGET_PATH || !parse_line_format(p, token, &r, error))
             r = unknown_option(p->spec->kind, key, token, error);
-    } else if (opt->has_value && eq == NULL) {
+    } else if (opt->has_value == TRUE && eq == NULL) {
         r = crt_set_error(error, EINVAL, "option \"%s\" needs a value (%s=...)", token,
                           key);
     } else if (!opt->has_value && eq != NULL) {

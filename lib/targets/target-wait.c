@@ -27,6 +27,13 @@
  * and holds_file, which any thread may ask for (under `lock`; holds_file
  * asks the inner target).  A request's wrapper state is in CrtIo's `outer`
  * fields: no allocation per request.
+ *
+ * Modem lines, break and line events (crtfs/lines.h) go to the inner target
+ * there is now; while there is none they fail with ENODEV and the reason it
+ * is absent.  A line watch outlives the inner targets: each new one is
+ * watched in turn (on the pool, as it arrives), and only the current one's
+ * events are passed on.  Lock order: `watch_mutex`, then an inner target's
+ * own watch lock, then `lock`.
  */
 #include "config.h"
 
@@ -88,6 +95,10 @@ typedef struct {
     char *reason;     /* why absent, "" when present */
     guint64 losses, returns;
     CrtTargetCounters base; /* counters of inner targets already gone */
+
+    /* Line events: any thread but the loop's, under `watch_mutex`. */
+    GMutex watch_mutex;
+    gboolean watching; /* watch each inner target as it arrives */
 } Wait;
 
 static void held_append(Held *h, CrtIo *io)
@@ -246,6 +257,8 @@ static void forward_held(Wait *w)
         forward(w, io);
 }
 
+static void rewatch(Wait *w, CrtTarget *inner);
+
 static void arrived(Wait *w, CrtTarget *inner)
 {
     g_mutex_lock(&w->lock);
@@ -261,6 +274,7 @@ static void arrived(Wait *w, CrtTarget *inner)
     if (w->was_absent)
         mark(w, -EISCONN);
     w->was_absent = FALSE;
+    rewatch(w, inner);
     forward_held(w);
     /* Removed between the open on the pool and now: the watch saw it while
      * nothing was open, so look again (bench/soak found it). */
@@ -462,7 +476,164 @@ static void setup_inotify(Wait *w, const char *path)
     watch_path(w);
     w->inotify_src = g_unix_fd_source_new(w->inotify_fd, G_IO_IN);
     g_source_set_callback(w->inotify_src, G_SOURCE_FUNC(inotify_ready), w, NULL);
-    g_source_attach(w->inotify_src, crt_loop_context(w->t->loop));
+}
+
+/* On the loop thread, once the opener's thread has set up everything
+ * inotify_ready reads (the call orders those writes before it). */
+static void attach_inotify(gpointer data)
+{
+    Wait *w = data;
+
+    if (w->inotify_src)
+        g_source_attach(w->inotify_src, crt_loop_context(w->t->loop));
+}
+
+/* ---- modem lines ------------------------------------------------------ */
+
+/* The inner target there is now (a reference), or NULL. */
+static CrtTarget *current_inner(Wait *w)
+{
+    CrtTarget *inner;
+
+    g_mutex_lock(&w->lock);
+    inner = w->inner ? crt_target_ref(w->inner) : NULL;
+    g_mutex_unlock(&w->lock);
+    return inner;
+}
+
+static int absent(Wait *w, GError **error)
+{
+    int r;
+
+    g_mutex_lock(&w->lock);
+    r = crt_set_error(error, ENODEV, "%s: the device is absent (%s)", w->t->text,
+                      w->reason[0] ? w->reason : "waiting for it");
+    g_mutex_unlock(&w->lock);
+    return r;
+}
+
+static int wait_lines_get(CrtTarget *t, guint *lines, GError **error)
+{
+    CrtTarget *inner = current_inner(t->impl);
+    int r = inner ? crt_target_lines_get(inner, lines, error) : absent(t->impl, error);
+
+    if (inner)
+        crt_target_unref(inner);
+    return r;
+}
+
+static int wait_lines_set(CrtTarget *t, guint mask, guint values, GError **error)
+{
+    CrtTarget *inner = current_inner(t->impl);
+    int r =
+        inner ? crt_target_lines_set(inner, mask, values, error) : absent(t->impl, error);
+
+    if (inner)
+        crt_target_unref(inner);
+    return r;
+}
+
+static int wait_send_break(CrtTarget *t, guint ms, GError **error)
+{
+    CrtTarget *inner = current_inner(t->impl);
+    int r = inner ? crt_target_send_break(inner, ms, error) : absent(t->impl, error);
+
+    if (inner)
+        crt_target_unref(inner);
+    return r;
+}
+
+/* An inner target's event, passed on while it is the current one (a lost
+ * one's thread runs until its last reference goes). */
+static void forward_event(CrtTarget *inner, const CrtLineEvent *ev, gpointer data)
+{
+    Wait *w = data;
+    gboolean current;
+
+    g_mutex_lock(&w->lock);
+    current = w->inner == inner;
+    g_mutex_unlock(&w->lock);
+    if (current)
+        crt_target_line_event(w->t, ev);
+}
+
+static int wait_watch_lines(CrtTarget *t, GError **error)
+{
+    Wait *w = t->impl;
+    CrtTarget *inner;
+    int r = 0;
+
+    g_mutex_lock(&w->watch_mutex);
+    inner = current_inner(w);
+    if (inner)
+        r = crt_target_watch_lines(inner, forward_event, w, NULL, error);
+    /* Absent: the watch starts with the target's return. */
+    w->watching = r == 0;
+    g_mutex_unlock(&w->watch_mutex);
+    if (inner)
+        crt_target_unref(inner);
+    return r;
+}
+
+static void wait_unwatch_lines(CrtTarget *t)
+{
+    Wait *w = t->impl;
+    CrtTarget *inner;
+
+    g_mutex_lock(&w->watch_mutex);
+    w->watching = FALSE;
+    inner = current_inner(w);
+    if (inner)
+        crt_target_unwatch_lines(inner);
+    g_mutex_unlock(&w->watch_mutex);
+    if (inner)
+        crt_target_unref(inner);
+}
+
+typedef struct {
+    CrtTask task;
+    Wait *w;
+    CrtTarget *inner;
+} Rewatch;
+
+/* Pool: watch a new inner target if a watch is on (a driver takes up to
+ * ~50 ms to refuse TIOCMIWAIT: not on the loop thread). */
+static void rewatch_work(CrtTask *task)
+{
+    Rewatch *rw = (Rewatch *)task;
+    Wait *w = rw->w;
+    CrtTarget *t = w->t;
+    GError *err = NULL;
+
+    g_mutex_lock(&w->watch_mutex);
+    g_mutex_lock(&w->lock);
+    gboolean current = w->inner == rw->inner;
+    g_mutex_unlock(&w->lock);
+    if (w->watching && current &&
+        crt_target_watch_lines(rw->inner, forward_event, w, NULL, &err) < 0)
+        g_message("%s: no line events from it now: %s", t->text, err->message);
+    g_mutex_unlock(&w->watch_mutex);
+    g_clear_error(&err);
+    crt_target_unref(rw->inner);
+    g_free(rw);
+    g_mutex_lock(&t->lock);
+    t->running--;
+    g_cond_broadcast(&t->cond);
+    g_mutex_unlock(&t->lock);
+}
+
+/* Loop thread, as `inner` arrives. */
+static void rewatch(Wait *w, CrtTarget *inner)
+{
+    Rewatch *rw = g_new0(Rewatch, 1);
+
+    rw->task.fn = rewatch_work;
+    rw->w = w;
+    rw->inner = crt_target_ref(inner);
+    g_mutex_lock(&w->t->lock);
+    w->t->running++; /* the last unref waits for it */
+    g_mutex_unlock(&w->t->lock);
+    crt_loop_pool_push(w->t->loop, &rw->task);
 }
 
 /* ---- ops ------------------------------------------------------------ */
@@ -535,6 +706,7 @@ static void wait_destroy(CrtTarget *t)
     g_free(w->name);
     g_free(w->reason);
     g_mutex_clear(&w->lock);
+    g_mutex_clear(&w->watch_mutex);
     g_free(w);
 }
 
@@ -604,6 +776,11 @@ static const CrtTargetOps wait_ops = {
     .counters = wait_counters,
     .presence = wait_presence,
     .holds_file = wait_holds_file,
+    .lines_get = wait_lines_get,
+    .lines_set = wait_lines_set,
+    .send_break = wait_send_break,
+    .watch_lines = wait_watch_lines,
+    .unwatch_lines = wait_unwatch_lines,
 };
 
 int crt_target_wait_open(const CrtTargetSpec *spec, CrtLoop *loop, CrtTargetOpenFn open_fn,
@@ -644,6 +821,7 @@ int crt_target_wait_open(const CrtTargetSpec *spec, CrtLoop *loop, CrtTargetOpen
     t = crt_target_new_impl(spec, loop, &wait_ops, w);
     w->t = t;
     g_mutex_init(&w->lock);
+    g_mutex_init(&w->watch_mutex);
     w->reason = g_strdup("");
     w->open_work.fn = open_work;
     w->open_back.fn = open_back;
@@ -658,6 +836,7 @@ int crt_target_wait_open(const CrtTargetSpec *spec, CrtLoop *loop, CrtTargetOpen
         set_reason(w, err ? err->message : g_strerror(-r));
         /* Retries start with the first request (or a watch event). */
     }
+    crt_loop_call(t->loop, attach_inotify, w);
     g_clear_error(&err);
     *out = t;
     return 0;

@@ -148,6 +148,8 @@ static int open_kind(const CrtTargetSpec *spec, CrtLoop *loop,
         target_free(t);
         return r;
     }
+    if (spec->chardelay_us && t->fdd)
+        crt_fd_set_chardelay(t, spec->chardelay_us);
     *out = t;
     return 0;
 }

@@ -81,6 +81,32 @@ static const GoodSpec good_specs[] = {
      {PATH("/dev/ttyS0"), .baud = 4000000, .raw = TRUE}},
     {"/dev/ttyS0 baud=50 cs8 databits=8",
      {PATH("/dev/ttyS0"), .baud = 50, .data_bits = 8}},
+    {"/dev/ttyS0 baud=12345", {PATH("/dev/ttyS0"), .baud = 12345}},
+    {"/dev/ttyS0 baud=1 baud=1", {PATH("/dev/ttyS0"), .baud = 1}},
+    {"/dev/ttyS0 baud=20000000", {PATH("/dev/ttyS0"), .baud = 20000000}},
+    {"/dev/ttyS0 rs485", {PATH("/dev/ttyS0"), .rs485 = TRUE, .rs485_rts_on_send = TRUE}},
+    {"/dev/ttyS0 rs485=rts_on_send=0,rts_after_send,delay_before=5ms,delay_after=100",
+     {PATH("/dev/ttyS0"), .rs485 = TRUE, .rs485_rts_after_send = TRUE,
+      .rs485_delay_before = 5, .rs485_delay_after = 100}},
+    {"/dev/ttyS0 rs485=rx_during_tx=1,rts_after_send=0 rs485=rx_during_tx",
+     {PATH("/dev/ttyS0"), .rs485 = TRUE, .rs485_rts_on_send = TRUE,
+      .rs485_rx_during_tx = TRUE}},
+    {"/dev/ttyS0 rs485 rs485=rts_on_send", /* the same settings */
+     {PATH("/dev/ttyS0"), .rs485 = TRUE, .rs485_rts_on_send = TRUE}},
+    {"/dev/ttyS0 low_latency low_latency", {PATH("/dev/ttyS0"), .low_latency = TRUE}},
+    {"/dev/ttyS0 chardelay=5ms", {PATH("/dev/ttyS0"), .chardelay_us = 5000}},
+    {"/dev/ttyS0 chardelay=7", {PATH("/dev/ttyS0"), .chardelay_us = 7000}},
+    {"/dev/ttyS0 chardelay=1us", {PATH("/dev/ttyS0"), .chardelay_us = 1}},
+    {"/dev/ttyS0 chardelay=1s chardelay=1000ms",
+     {PATH("/dev/ttyS0"), .chardelay_us = 1000000}},
+    {"tcp:h:1 chardelay=250us wait",
+     {.kind = CRT_TARGET_TCP,
+      .host = (char *)"h",
+      .port = 1,
+      .chardelay_us = 250,
+      .wait = TRUE}},
+    {"unix:/s chardelay=2ms",
+     {.kind = CRT_TARGET_UNIX, .path = (char *)"/s", .chardelay_us = 2000}},
     {"/run/fifo", {PATH("/run/fifo")}},
     {"/dev/ttyACM0 raw wait wait", {PATH("/dev/ttyACM0"), .raw = TRUE, .wait = TRUE}},
     {"unix:/run/app.sock wait", {.kind = CRT_TARGET_UNIX, .path = (char *)"/run/app.sock",
@@ -141,6 +167,14 @@ static void assert_spec_equal(const CrtTargetSpec *got, const CrtTargetSpec *wan
     g_assert_cmpint(got->flow, ==, want->flow);
     g_assert_cmpint(got->flow_set, ==, want->flow_set);
     g_assert_cmpint(got->shared, ==, want->shared);
+    g_assert_cmpint(got->rs485, ==, want->rs485);
+    g_assert_cmpint(got->rs485_rts_on_send, ==, want->rs485_rts_on_send);
+    g_assert_cmpint(got->rs485_rts_after_send, ==, want->rs485_rts_after_send);
+    g_assert_cmpint(got->rs485_rx_during_tx, ==, want->rs485_rx_during_tx);
+    g_assert_cmpuint(got->rs485_delay_before, ==, want->rs485_delay_before);
+    g_assert_cmpuint(got->rs485_delay_after, ==, want->rs485_delay_after);
+    g_assert_cmpint(got->low_latency, ==, want->low_latency);
+    g_assert_cmpuint(got->chardelay_us, ==, want->chardelay_us);
     g_assert_cmpint(got->wait, ==, want->wait);
     g_assert_cmpint(got->sim_gen, ==, want->sim_gen);
     g_assert_cmpuint(got->sim_rate, ==, want->sim_rate);
@@ -193,8 +227,29 @@ static const struct {
     {"tcp:[::1]80", NULL},
     {"tcp:[::1:80", NULL},
     {"tcp:h:80 raw", "raw"},
-    {"/dev/x baud=12345", "12345"},
+    {"/dev/x baud=0", "from 1 to 20000000"},
+    {"/dev/x baud=20000001", "20000001"},
     {"/dev/x baud=", "baud"},
+    {"/dev/x rs485=bogus", "invalid item \"bogus\""},
+    {"/dev/x rs485=rts_on_send=2", "rts_on_send=2"},
+    {"/dev/x rs485=delay_before=101", "MS from 0 to 100"},
+    {"/dev/x rs485=delay_after=-1", "delay_after=-1"},
+    {"/dev/x rs485=delay_after", "delay_after"},
+    {"/dev/x rs485=", "invalid item \"\""},
+    {"/dev/x rs485=rts_on_send,,delay_after=1", "invalid item \"\""},
+    {"/dev/x rs485 rs485=rts_after_send", "conflicts"},
+    {"/dev/x low_latency=1", "takes no value"},
+    {"/dev/x chardelay", "needs a value"},
+    {"/dev/x chardelay=0", "from 1us to 1s"},
+    {"/dev/x chardelay=2s", "chardelay"},
+    {"/dev/x chardelay=1000001us", NULL},
+    {"/dev/x chardelay=5min", NULL},
+    {"/dev/x chardelay=ms", NULL},
+    {"/dev/x chardelay=-5ms", NULL},
+    {"/dev/x chardelay=5ms chardelay=6ms", "conflicts"},
+    {"sim: chardelay=5ms", "path and socket targets"},
+    {"sim: rs485", "path targets"},
+    {"tcp:h:1 low_latency", "path targets"},
     {"/dev/x baud", "needs a value"},
     {"/dev/x baud=-9600", NULL},
     {"/dev/x baud=+9600", NULL},
