@@ -31,7 +31,11 @@ struct SimUart {
     GMutex lock;
     guint outputs; /* CRT_LINE_DTR | CRT_LINE_RTS bits */
     guint64 breaks, framing, parity, overruns;
-    GAsyncQueue *events; /* of CrtLineEvent*, NULL when not watching */
+    /* Our own queue rather than a GAsyncQueue: TSan sees GLib's locks only
+     * where crtfs takes them (lib/tsan-glib.c). */
+    GQueue events; /* of CrtLineEvent*, for the event thread */
+    GCond wake;
+    gboolean watching, stopping;
     GThread *thread;
 };
 
@@ -47,6 +51,7 @@ SimUart *crt_sim_uart_new(CrtTarget *t, guint baud)
     /* Opening a tty raises DTR and RTS. */
     u->outputs = CRT_LINE_DTR | CRT_LINE_RTS;
     g_mutex_init(&u->lock);
+    g_cond_init(&u->wake);
     return u;
 }
 
@@ -57,6 +62,7 @@ void crt_sim_uart_free(SimUart *u)
     g_byte_array_unref(u->wire);
     g_array_unref(u->bursts);
     g_mutex_clear(&u->lock);
+    g_cond_clear(&u->wake);
     g_free(u);
 }
 
@@ -125,7 +131,7 @@ static void post_locked(SimUart *u, CrtLineEventKind kind, CrtLine line, gboolea
 {
     CrtLineEvent *ev;
 
-    if (!u->events)
+    if (!u->watching)
         return;
     ev = g_new0(CrtLineEvent, 1);
     ev->kind = kind;
@@ -133,7 +139,8 @@ static void post_locked(SimUart *u, CrtLineEventKind kind, CrtLine line, gboolea
     ev->up = up;
     ev->count = count;
     ev->time_ns = g_get_real_time() * 1000;
-    g_async_queue_push(u->events, ev);
+    g_queue_push_tail(&u->events, ev);
+    g_cond_signal(&u->wake);
 }
 
 int crt_sim_uart_lines_get(SimUart *u, guint *lines, GError **error)
@@ -212,27 +219,33 @@ void crt_sim_uart_counters(SimUart *u, CrtTargetCounters *c)
 }
 
 /* The event thread: hands queued events to the watcher, in order, until
- * the stop event (kind 0). */
+ * unwatch stops it (after the events queued before). */
 static gpointer event_thread(gpointer data)
 {
     SimUart *u = data;
-    GAsyncQueue *q = g_async_queue_ref(u->events);
     CrtLineEvent *ev;
 
-    while ((ev = g_async_queue_pop(q))->kind != 0) {
+    g_mutex_lock(&u->lock);
+    for (;;) {
+        while (!(ev = g_queue_pop_head(&u->events)) && !u->stopping)
+            g_cond_wait(&u->wake, &u->lock);
+        if (!ev)
+            break;
+        g_mutex_unlock(&u->lock);
         crt_target_line_event(u->t, ev);
         g_free(ev);
+        g_mutex_lock(&u->lock);
     }
-    g_free(ev);
-    g_async_queue_unref(q);
+    g_mutex_unlock(&u->lock);
     return NULL;
 }
 
 int crt_sim_uart_watch(SimUart *u)
 {
     g_mutex_lock(&u->lock);
-    if (!u->events) {
-        u->events = g_async_queue_new();
+    if (!u->watching) {
+        u->watching = TRUE;
+        u->stopping = FALSE;
         u->thread = g_thread_new("crtfs-uart", event_thread, u);
     }
     g_mutex_unlock(&u->lock);
@@ -241,18 +254,15 @@ int crt_sim_uart_watch(SimUart *u)
 
 void crt_sim_uart_unwatch(SimUart *u)
 {
-    GAsyncQueue *q;
     GThread *thread;
 
     g_mutex_lock(&u->lock);
-    q = u->events;
     thread = u->thread;
-    u->events = NULL;
     u->thread = NULL;
+    u->watching = FALSE; /* nothing new is queued */
+    u->stopping = TRUE;
+    g_cond_signal(&u->wake);
     g_mutex_unlock(&u->lock);
-    if (!q)
-        return;
-    g_async_queue_push(q, g_new0(CrtLineEvent, 1)); /* kind 0: stop */
-    g_thread_join(thread);
-    g_async_queue_unref(q);
+    if (thread)
+        g_thread_join(thread);
 }
