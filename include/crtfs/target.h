@@ -278,8 +278,9 @@ CRT_API char *crt_split_to_string(const CrtSplit *split);
 /* Frame the target's streaming reads by `split` (copied; NULL = none).
  * Takes effect from the next message: a message in progress ends by the
  * rules it began with.  It applies to descriptor-based kinds (paths, ttys,
- * FIFOs, sockets, exec:) and a `wait` target passes it to every inner target
- * it opens; the simulator keeps it but its reads stay unframed.  An idle
+ * FIFOs, sockets, exec:, and sim:uart, whose line is a descriptor too) and a
+ * `wait` target passes it to every inner target it opens; the simulator's
+ * other generators keep it but their reads stay unframed.  An idle
  * gap given in characters is timed from the tty's rate and character size
  * as opened (start, data, parity and stop bits; a spec without baud= uses
  * the tty's current speed), and for targets that are not ttys from 9600

@@ -6,7 +6,11 @@
  * is a break received; errors can be injected.  Received breaks and errors
  * are events and counters only: no byte enters the data for them.
  *
- * Threads: the wire (transmit/receive) belongs to the loop thread; the
+ * The target's side is an ordinary descriptor driven by the shared fd driver
+ * (so framing, transactions and write pacing work as for a tty); the UART
+ * is the other end of its socketpair, on the loop.
+ *
+ * Threads: the wire (the far end) belongs to the loop thread; the
  * lines, counters and events may be used from any thread; events reach the
  * watcher from the UART's own event thread, in order.
  */
@@ -19,17 +23,16 @@ typedef struct SimUart SimUart;
 
 #define CRT_SIM_UART_DEFAULT_BAUD 115200
 
-SimUart *crt_sim_uart_new(CrtTarget *t, guint baud);
-/* After unwatch: frees everything. */
+/* The UART behind a target whose descriptor is one end of a socketpair:
+ * `far` (taken over) is the other end, which the line's far end reads what
+ * the target writes from and writes it back to as it arrives.  Loop thread
+ * work starts at once on t's loop. */
+SimUart *crt_sim_uart_new(CrtTarget *t, guint baud, int far);
+guint crt_sim_uart_baud(SimUart *u);
+/* Stop the far end (the target's close, on the loop thread). */
+void crt_sim_uart_stop(SimUart *u);
+/* After stop and unwatch: frees everything, closes `far`. */
 void crt_sim_uart_free(SimUart *u);
-
-/* Loop thread.  Put `n` bytes on the wire behind what is on it; returns the
- * monotonic time (us) at which the last of them has been sent. */
-gint64 crt_sim_uart_transmit(SimUart *u, const void *p, size_t n);
-/* Loop thread.  Copy up to `cap` bytes that have arrived by now into
- * `dst`; returns how many.  When none has, *next is the monotonic time (us)
- * the next one arrives, or 0 when the wire is empty. */
-size_t crt_sim_uart_receive(SimUart *u, void *dst, size_t cap, gint64 *next);
 
 /* The ops slots of a sim:uart target (lines.h semantics). */
 int crt_sim_uart_lines_get(SimUart *u, guint *lines, GError **error);

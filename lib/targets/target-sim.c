@@ -10,6 +10,8 @@
 #include <inttypes.h>
 #include <stdio.h>
 #include <string.h>
+#include <sys/socket.h>
+#include <unistd.h>
 
 #include <crtfs/sim.h>
 
@@ -182,18 +184,8 @@ static gssize generate(Sim *s, CrtIo *io)
         memset(io->out, 0, io->out_cap);
         s->produced++;
         return (gssize)io->out_cap;
-    case CRT_SIM_GEN_UART: {
-        gint64 next;
-
-        n = crt_sim_uart_receive(s->uart, io->out, io->out_cap, &next);
-        if (n == 0) {
-            /* Nothing on the wire: a write posts the serve task. */
-            if (next)
-                crt_loop_timer_start(s->t->loop, &s->rate_timer, next);
-            return -1;
-        }
-        return (gssize)n;
-    }
+    case CRT_SIM_GEN_UART: /* served by the fd driver (open_uart) */
+        return -1;
     case CRT_SIM_GEN_ECHO:
         if (s->echo->len == 0)
             return -1;
@@ -328,29 +320,6 @@ static void submit_ioctl(Sim *s, CrtIo *io)
                          g_get_monotonic_time() + (gint64)ms * 1000);
 }
 
-/* A write to the UART completes once its last byte has left the
- * transmitter, as tcdrain(3) would see it: the line's speed paces writers. */
-static void uart_write_sent(CrtTimer *timer)
-{
-    CrtIo *io = G_STRUCT_MEMBER_P(timer, -G_STRUCT_OFFSET(CrtIo, timer));
-    Sim *s = io->target->impl;
-
-    list_remove(&s->timed, io);
-    crt_io_complete(io, 0, io->in_len, 0);
-}
-
-static void submit_uart_write(Sim *s, CrtIo *io)
-{
-    gint64 sent = crt_sim_uart_transmit(s->uart, io->in, io->in_len);
-
-    __atomic_add_fetch(&s->t->bytes_written, (guint64)io->in_len, __ATOMIC_RELAXED);
-    crt_loop_post(s->t->loop, &s->serve);
-    io->tstate = CRT_IO_QUEUED;
-    list_append(&s->timed, io, ON_TIMER);
-    io->timer.fn = uart_write_sent;
-    crt_loop_timer_start(s->t->loop, &io->timer, sent);
-}
-
 static gboolean inject_failure(Sim *s, CrtIo *io)
 {
     s->requests++;
@@ -374,6 +343,10 @@ static void sim_submit(CrtTarget *t, CrtIo *io)
 {
     Sim *s = t->impl;
 
+    if (s->uart) {
+        crt_fd_submit(t, io);
+        return;
+    }
     io->fatal = FALSE;
     io->flags = 0;
     if (t->closed) {
@@ -393,10 +366,6 @@ static void sim_submit(CrtTarget *t, CrtIo *io)
         crt_loop_post(t->loop, &s->serve);
         return;
     case CRT_REQUEST_WRITE:
-        if (s->uart) {
-            submit_uart_write(s, io);
-            return;
-        }
         if (s->gen == CRT_SIM_GEN_ECHO) {
             g_byte_array_append(s->echo, io->in, (guint)io->in_len);
             crt_loop_post(t->loop, &s->serve);
@@ -418,6 +387,10 @@ static void sim_kick(CrtTarget *t)
 {
     Sim *s = t->impl;
 
+    if (s->uart) {
+        crt_fd_kick(t);
+        return;
+    }
     s->bind_blocked = FALSE;
     crt_loop_post(t->loop, &s->serve);
 }
@@ -427,6 +400,8 @@ static gboolean sim_cancel(CrtTarget *t, CrtIo *io, int status)
     Sim *s = t->impl;
     IoList *l = list_of(s, io);
 
+    if (s->uart)
+        return crt_fd_cancel(t, io, status);
     if (io->tstate != CRT_IO_QUEUED || !l)
         return FALSE;
     if ((io->flags & ON_MASK) == ON_TIMER)
@@ -441,6 +416,11 @@ static void sim_close(CrtTarget *t)
     Sim *s = t->impl;
     CrtIo *io;
 
+    if (s->uart) {
+        crt_fd_close(t);
+        crt_sim_uart_stop(s->uart);
+        return;
+    }
     crt_loop_timer_stop(t->loop, &s->rate_timer);
     while ((io = s->reads.head) || (io = s->timed.head))
         sim_cancel(t, io, -ECANCELED);
@@ -450,6 +430,13 @@ static void sim_close(CrtTarget *t)
     }
 }
 
+static void sim_free(Sim *s)
+{
+    g_byte_array_unref(s->echo);
+    g_rand_free(s->rand);
+    g_free(s);
+}
+
 static void sim_destroy(CrtTarget *t)
 {
     Sim *s = t->impl;
@@ -457,11 +444,35 @@ static void sim_destroy(CrtTarget *t)
     /* close() emptied the lists, so the serve task cannot re-post itself;
      * take it back if a completion left it queued. */
     crt_loop_cancel(t->loop, &s->serve);
-    g_byte_array_unref(s->echo);
-    crt_sim_uart_free(s->uart);
-    g_rand_free(s->rand);
-    g_free(s);
+    if (s->uart) {
+        crt_fd_detach(t);
+        close(t->read_fd);
+        crt_sim_uart_free(s->uart);
+    }
+    sim_free(s);
     t->impl = NULL;
+}
+
+/* sim:uart: the target's side is one end of a socketpair, driven by the
+ * shared fd driver like any descriptor (framing, transactions, pacing); the
+ * UART is the other end (sim-uart.c). */
+static int open_uart(CrtTarget *t, Sim *s, const CrtTargetSpec *spec, GError **error)
+{
+    int sv[2];
+
+    if (socketpair(AF_UNIX, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0, sv) < 0) {
+        int e = errno;
+
+        sim_free(s);
+        t->impl = NULL;
+        return crt_set_error(error, e, "%s: cannot make the simulated line: %s", t->text,
+                             g_strerror(e));
+    }
+    s->uart = crt_sim_uart_new(t, spec->baud, sv[1]);
+    t->line_baud = crt_sim_uart_baud(s->uart);
+    t->line_char_bits = 10;
+    crt_fd_attach(t, sv[0], sv[0]);
+    return 0;
 }
 
 static int sim_open(CrtTarget *t, const CrtTargetSpec *spec, const CrtTargetCreds *creds,
@@ -483,11 +494,9 @@ static int sim_open(CrtTarget *t, const CrtTargetSpec *spec, const CrtTargetCred
     s->serve.fn = serve_task;
     s->rate_timer.fn = rate_timer_fired;
     s->echo = g_byte_array_new();
-    if (s->gen == CRT_SIM_GEN_UART)
-        s->uart = crt_sim_uart_new(t, spec->baud);
     s->rand = g_rand_new();
     t->impl = s;
-    return 0;
+    return s->gen == CRT_SIM_GEN_UART ? open_uart(t, s, spec, error) : 0;
 }
 
 /* ---- the UART's lines (sim:uart only) ---- */
