@@ -102,6 +102,11 @@ guint crt_channel_stats(CrtChannel *ch, CrtStat *out)
     STAT("last_seq", hs.last_seq, FALSE, "Sequence number of the newest buffer.");
     STAT("slots_waiting", st.slots_waiting, FALSE, "Requests waiting for a buffer.");
     STAT("sends", st.sends, TRUE, "Single requests sent.");
+    STAT("messages", tc.messages, TRUE, "Messages framed by split (one buffer each).");
+    STAT("messages_cut_size", tc.messages_cut_size, TRUE,
+         "Messages ended by split_max before their end.");
+    STAT("messages_cut_wait", tc.messages_cut_wait, TRUE,
+         "Messages ended by split_wait before their end.");
     if (tc.has_icount) {
         STAT("tty_overruns", tc.overruns, TRUE, "UART and buffer overruns.");
         STAT("tty_framing", tc.framing, TRUE, "UART framing errors.");

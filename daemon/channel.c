@@ -447,6 +447,21 @@ static void apply_keep(CrtChannel *ch)
     crt_hub_set_keep(ch->hub, &k);
 }
 
+/* Frame the current target's reads by the configured split (live: from
+ * its next message).  ctl.lock held (or creation). */
+static void apply_split(CrtChannel *ch)
+{
+    CrtTarget *t;
+
+    g_mutex_lock(&ch->now.lock);
+    t = ch->now.target ? crt_target_ref(ch->now.target) : NULL;
+    g_mutex_unlock(&ch->now.lock);
+    if (t) {
+        crt_target_set_split(t, &ch->ctl.cfg.split);
+        crt_target_unref(t);
+    }
+}
+
 /* Release the target; readers get end of file unless the stream ended
  * already (a dead target opened again at `start`).  ctl.lock held. */
 static void drop_target(CrtChannel *ch, gboolean end_stream)
@@ -482,6 +497,7 @@ static int install_target(CrtChannel *ch, CrtTarget *t, const char *text,
     ch->now.target_live = spec_is_live(spec);
     g_mutex_unlock(&ch->now.lock);
     apply_keep(ch);
+    apply_split(ch);
     r = ensure_engine(ch, error);
     if (r == 0 && !ch->ctl.cfg_dirty && crt_engine_has_target(ch->now.engine) == FALSE)
         r = attach_target(ch, t);
@@ -691,6 +707,7 @@ static void apply_live(CrtChannel *ch)
     ch->now.keep = cfg->keep;
     g_mutex_unlock(&ch->now.lock);
     apply_keep(ch);
+    apply_split(ch);
 }
 
 typedef struct {

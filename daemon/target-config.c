@@ -27,6 +27,8 @@
 #define CONFIG_MAX_PAYLOAD (1024u * 1024u)
 /* How much of a rejected value an error message quotes. */
 #define CONFIG_QUOTE_MAX 64
+/* split_wait: a message never waits longer than this. */
+#define SPLIT_WAIT_MAX_MS (3600u * 1000u)
 
 typedef struct ConfigKey ConfigKey;
 
@@ -336,6 +338,17 @@ static gboolean parse_duration_ms(const char *s, guint64 max_ms, guint64 *out)
     return FALSE;
 }
 
+/* The largest unit that divides `ms` exactly ("30s", "500ms"). */
+static char *format_duration_ms(guint64 ms)
+{
+    for (size_t i = G_N_ELEMENTS(duration_units); i-- > 0;) {
+        if (ms % duration_units[i].ms == 0)
+            return g_strdup_printf("%" G_GUINT64_FORMAT "%s", ms / duration_units[i].ms,
+                                   duration_units[i].unit);
+    }
+    g_assert_not_reached();
+}
+
 static int parse_keep(const ConfigKey *key, CrtConfig *cfg, const char *value,
                       GError **error)
 {
@@ -370,13 +383,10 @@ char *crt_keep_to_string(const CrtKeep *keep)
         return g_strdup_printf("last:%" G_GUINT64_FORMAT, keep->last);
     if (keep->mode != CRT_KEEP_AGE)
         return g_strdup(words[keep->mode]);
-    for (size_t i = G_N_ELEMENTS(duration_units); i-- > 0;) {
-        if (keep->age_ms % duration_units[i].ms == 0)
-            return g_strdup_printf("age:%" G_GUINT64_FORMAT "%s",
-                                   keep->age_ms / duration_units[i].ms,
-                                   duration_units[i].unit);
-    }
-    g_assert_not_reached();
+    char *d = format_duration_ms(keep->age_ms), *s = g_strconcat("age:", d, NULL);
+
+    g_free(d);
+    return s;
 }
 
 static char *format_keep(const ConfigKey *key, const CrtConfig *cfg)
@@ -391,6 +401,76 @@ CrtKeep crt_keep_resolve(const CrtKeep *keep, gboolean live_source)
     if (k.mode == CRT_KEEP_AUTO)
         k.mode = live_source ? CRT_KEEP_NONE : CRT_KEEP_ALL;
     return k;
+}
+
+/* ---- split -------------------------------------------------------------- */
+
+static int parse_split(const ConfigKey *key, CrtConfig *cfg, const char *value,
+                       GError **error)
+{
+    GError *err = NULL;
+    CrtSplit s = cfg->split;
+
+    if (crt_split_parse(value, &s, &err) < 0) {
+        crt_set_error(error, EINVAL, "%s: %s", key->name, err->message);
+        g_error_free(err);
+        return -EINVAL;
+    }
+    cfg->split = s;
+    return 0;
+}
+
+static char *format_split(const ConfigKey *key, const CrtConfig *cfg)
+{
+    return crt_split_to_string(&cfg->split);
+}
+
+/* A message is one buffer: it cannot be larger than out_size. */
+static int check_split_max(guint64 max, guint64 out_size, GError **error)
+{
+    if (max > out_size)
+        return crt_set_error(error, EINVAL,
+                             "split_max: %" G_GUINT64_FORMAT
+                             " is more than out_size (%" G_GUINT64_FORMAT
+                             "): a message is one buffer, so it cannot "
+                             "be larger (0 means out_size)",
+                             max, out_size);
+    return 0;
+}
+
+static int parse_split_max(const ConfigKey *key, CrtConfig *cfg, const char *value,
+                           GError **error)
+{
+    guint64 n;
+    int r = parse_number(key, value, &n, error);
+
+    if (r == 0)
+        r = check_split_max(n, cfg->out_size, error);
+    if (r == 0)
+        cfg->split.max_size = (guint)n;
+    return r;
+}
+
+static char *format_split_max(const ConfigKey *key, const CrtConfig *cfg)
+{
+    return g_strdup_printf("%u", cfg->split.max_size);
+}
+
+static int parse_split_wait(const ConfigKey *key, CrtConfig *cfg, const char *value,
+                            GError **error)
+{
+    guint64 ms;
+
+    if (!parse_duration_ms(value, SPLIT_WAIT_MAX_MS, &ms))
+        return reject(key->name, value, error,
+                      "a duration from 1ms to 1h (a whole number with ms, s, min or h)");
+    cfg->split.max_wait_ms = (guint)ms;
+    return 0;
+}
+
+static char *format_split_wait(const ConfigKey *key, const CrtConfig *cfg)
+{
+    return format_duration_ms(cfg->split.max_wait_ms);
 }
 
 /* ---- payload ----------------------------------------------------------- */
@@ -458,6 +538,17 @@ static const ConfigKey config_keys[] = {
      .raw = TRUE},
     {.name = "framing", .parse = parse_framing, .format = format_framing, .live = TRUE},
     {.name = "keep", .parse = parse_keep, .format = format_keep, .live = TRUE},
+    {.name = "split", .parse = parse_split, .format = format_split, .live = TRUE},
+    {.name = "split_max",
+     .parse = parse_split_max,
+     .format = format_split_max,
+     .live = TRUE,
+     .min = 0,
+     .max = CRT_BUFPOOL_MAX_SIZE},
+    {.name = "split_wait",
+     .parse = parse_split_wait,
+     .format = format_split_wait,
+     .live = TRUE},
 };
 
 static const ConfigKey *find_key(const char *name)
@@ -488,6 +579,7 @@ void crt_config_init(CrtConfig *cfg)
     cfg->completion = CRT_COMPLETION_DEFAULT;
     cfg->overflow = CRT_OVERFLOW_BLOCK;
     cfg->framing = CRT_FRAMING_RECORD;
+    cfg->split.max_wait_ms = CRT_SPLIT_DEFAULT_WAIT_MS;
 }
 
 void crt_config_clear(CrtConfig *cfg)
@@ -674,6 +766,8 @@ int crt_config_to_engine(const CrtConfig *cfg, CrtEngineConfig *out, GError **er
                              cfg->out_size > CRT_BUFPOOL_MAX_SIZE ? "out_size"
                                                                   : "in_size",
                              CRT_BUFPOOL_MAX_SIZE);
+    if ((r = check_split_max(cfg->split.max_size, cfg->out_size, error)) < 0)
+        return r;
     crt_engine_config_init(&ec);
     ec.request_count = cfg->requests;
     ec.type = cfg->type;

@@ -24,6 +24,13 @@
  *   keep              what is kept for the next reader while nobody reads:
  *                     auto | all | none | last:N (1..1000000) |
  *                     age:DURATION (e.g. 500ms, 30s, 5min, 2h; up to 7 days)
+ *   split             how reads cut the stream into messages: none |
+ *                     idle=DURATION | idle=Nchar | delim=BYTES | length=N
+ *                     (crt_split_parse)
+ *   split_max         a message's maximum size in bytes, 0 = out_size; at most
+ *                     out_size
+ *   split_wait        how long a message may wait from its first byte
+ *                     (DURATION, 1ms to 1h; default 1s)
  * The config file also has `target` (a spec) and `autostart` (0|1|true|false),
  * handled by the caller.
  *
@@ -81,11 +88,13 @@ typedef struct {
     char *payload; /* owned; NULL or "" = none */
     CrtFraming framing;
     CrtKeep keep;
+    CrtSplit split; /* split, split_max (max_size), split_wait (max_wait_ms) */
 } CrtConfig;
 
 /* Defaults: type read, requests 4, out_count 16, out_size 4096, in_count 4,
  * in_size 4096, ioctl 0, mode manual, lookaside 0, memory normal, completion
- * default, purge_on_suspend 0, overflow block, payload none, framing record, keep auto.
+ * default, purge_on_suspend 0, overflow block, payload none, framing record, keep auto,
+ * split none, split_max 0, split_wait 1s.
  */
 void crt_config_init(CrtConfig *cfg);
 void crt_config_clear(CrtConfig *cfg);
@@ -96,7 +105,7 @@ const char *const *crt_config_keys(void);
 gboolean crt_config_has_key(const char *key);
 
 /* Whether a key may change while the target streams (overflow, framing,
- * payload, keep); the others need a stopped target (the caller answers EBUSY). */
+ * payload, keep, split, split_max, split_wait); the others need a stopped target (the caller answers EBUSY). */
 gboolean crt_config_key_is_live(const char *key);
 
 /* Parse `value` for `key` into `cfg`.  0, -ENOENT for an unknown key, or

@@ -69,6 +69,8 @@ typedef enum {
     CRT_SIM_GEN_COUNTER,     /* little-endian uint64 counters, continuing across reads */
     CRT_SIM_GEN_ZERO,        /* zero bytes */
     CRT_SIM_GEN_ECHO,        /* reads return what writes sent (FIFO), wait when empty */
+    CRT_SIM_GEN_UART,        /* a serial line looped back at its baud rate, with modem
+                              * lines, break and line errors (sim.h) */
 } CrtSimGen;
 
 /* A parsed spec.  Strings are owned by the struct (crt_target_spec_clear). */
@@ -83,7 +85,7 @@ typedef struct {
 
     /* tty line settings (PATH kind; ignored for non-tty paths) */
     guint baud; /* 0 = leave as is; a rate outside the B* table is set with
-                 * termios2 BOTHER */
+                 * termios2 BOTHER (sim:uart: its line speed, 0 = 115200) */
     gboolean raw;
     guint data_bits; /* 0 = leave, else 5..8 */
     CrtParity parity;
@@ -143,6 +145,12 @@ typedef struct {
     guint64 framing;
     guint64 parity;
     guint64 breaks;
+    /* Message framing (crt_target_set_split): messages delivered while a
+     * split was set, and of those the ones cut short by max_size or by
+     * max_wait (delivered all the same, status ok). */
+    guint64 messages;
+    guint64 messages_cut_size;
+    guint64 messages_cut_wait;
 } CrtTargetCounters;
 
 /* Open the target a spec names, on `loop` (NULL = crt_loop_default()).
@@ -234,6 +242,69 @@ CRT_API CrtTargetKind crt_target_kind(CrtTarget *target);
 /* The file descriptor reads go to, or -1 (sim).  For tests and ioctls. */
 CRT_API int crt_target_fd(CrtTarget *target);
 CRT_API void crt_target_get_counters(CrtTarget *target, CrtTargetCounters *counters);
+
+/* ---- message framing (split) ---------------------------------------- */
+
+/* How streaming reads cut the byte stream into messages: one message is one
+ * read, so one buffer and one record.  Framing changes where buffers end,
+ * never the bytes: a delimiter is kept at the end of its message, and the
+ * concatenation of the messages is the stream as split=none reads it. */
+typedef enum {
+    CRT_SPLIT_NONE = 0, /* a read returns what has arrived (the default) */
+    CRT_SPLIT_IDLE,     /* a message ends after a silence */
+    CRT_SPLIT_DELIM,    /* a message ends with (and keeps) the delimiter */
+    CRT_SPLIT_LENGTH,   /* every message is `length` bytes */
+} CrtSplitMode;
+
+#define CRT_SPLIT_DELIM_MAX 16
+/* The max_wait used when max_wait_ms is 0: a message never waits forever. */
+#define CRT_SPLIT_DEFAULT_WAIT_MS 1000u
+/* Idle gaps below this are timed as this: the loop's timers (GLib's poll)
+ * are millisecond-granular. */
+#define CRT_SPLIT_IDLE_FLOOR_US 1000u
+
+typedef struct {
+    CrtSplitMode mode;
+    /* IDLE: the silence that ends a message, either in microseconds
+     * (idle_us > 0) or in tenths of a character time (idle_tenths > 0, e.g.
+     * 35 for Modbus RTU's 3.5 characters), computed from the tty's rate and
+     * character size.  Either way at least CRT_SPLIT_IDLE_FLOOR_US. */
+    guint idle_us;
+    guint idle_tenths;
+    guint8 delim[CRT_SPLIT_DELIM_MAX]; /* DELIM */
+    guint delim_len;                   /* DELIM: 1..CRT_SPLIT_DELIM_MAX */
+    guint length;                      /* LENGTH: bytes per message, >= 1 */
+    /* Every mode but NONE: a message that reaches max_size bytes (0: the
+     * read's buffer size) or that has waited max_wait_ms since its first
+     * byte (0: CRT_SPLIT_DEFAULT_WAIT_MS) ends there; it is counted as cut. */
+    guint max_size;
+    guint max_wait_ms;
+} CrtSplit;
+
+/* Parse the text form of the mode: "none", "idle=20ms" (us, ms or s, from
+ * 1ms to 60s), "idle=3.5char" (0.1 to 1000 characters, one decimal),
+ * "delim=BYTES" (1 to 16 bytes: text with the escapes \n \r \t \0 \\ and
+ * \xHH, or hex as 0x7e / 0x0d0a), "length=N" (1 to 1073741824).  Sets mode,
+ * idle, delim and length of `out`; max_size and max_wait_ms are left as
+ * they were.  0, or -EINVAL with `error` saying what is wrong.  Pure. */
+CRT_API int crt_split_parse(const char *text, CrtSplit *out, GError **error);
+/* The text form of the mode (what crt_split_parse reads back to the same
+ * mode); newly allocated.  Pure. */
+CRT_API char *crt_split_to_string(const CrtSplit *split);
+
+/* Frame the target's streaming reads by `split` (copied; NULL = none).
+ * Takes effect from the next message: a message in progress ends by the
+ * rules it began with.  It applies to descriptor-based kinds (paths, ttys,
+ * FIFOs, sockets, exec:, and sim:uart, whose line is a descriptor too) and a
+ * `wait` target passes it to every inner target it opens; the simulator's
+ * other generators keep it but their reads stay unframed.  An idle
+ * gap given in characters is timed from the tty's rate and character size
+ * as opened (start, data, parity and stop bits; a spec without baud= uses
+ * the tty's current speed), and for targets that are not ttys from 9600
+ * baud and 10-bit characters.  Any thread; never blocks on I/O. */
+CRT_API void crt_target_set_split(CrtTarget *target, const CrtSplit *split);
+/* The split set now (all zero: none).  Any thread. */
+CRT_API void crt_target_get_split(CrtTarget *target, CrtSplit *out);
 
 G_END_DECLS
 

@@ -13,5 +13,7 @@
 
 /* The termios B* constant of a standard rate, B0 for any other rate. */
 speed_t crt_baud_constant(guint baud);
+/* The rate of a B* constant, 0 for B0 or an unknown one. */
+guint crt_baud_from_constant(speed_t constant);
 
 #endif

@@ -11,6 +11,18 @@
  * they hold; what it read past its end is pushed back for the stream: the
  * next streaming read gets it before anything new.  Ioctls may block, so
  * they run on the loop's worker pool.
+ *
+ * With a split set (crt_target_set_split), a streaming read is a message:
+ * the first streaming read in the queue keeps reading into its buffer until
+ * the framer (framer.c) says the message ended (a delimiter, the length),
+ * the idle gap passed after its last bytes, it reached the maximum size, or
+ * max_wait passed since its first byte.  Bytes read past its end are pushed
+ * back, and the pushback goes through the framer like new bytes, so one
+ * read(2) may yield several messages.  A transaction submitted meanwhile
+ * still goes ahead of it: the message waits, with what it holds, and goes on
+ * after the response (its timers keep running).  The end of the stream
+ * completes a partial message with its bytes, and the next read with the
+ * end.
  */
 #include "config.h"
 
@@ -21,6 +33,7 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
+#include "framer.h"
 #include "target-private.h"
 
 /* Reads per dispatch before other sources get a turn. */
@@ -42,7 +55,18 @@ typedef struct CrtFdDriver {
     gboolean stalled;         /* EOF or a read error: wait for a new stream */
     gboolean bind_blocked;    /* no output buffer: wait for crt_fd_kick */
     GIOCondition rev, wev;    /* events watched now */
-    GByteArray *pushback;     /* stream bytes a transaction read past its end */
+    GByteArray *pushback;     /* stream bytes read past a transaction's or a
+                               * message's end */
+    /* Message framing: the streaming read a message accumulates in (its
+     * `got` is the message so far), NULL between messages. */
+    CrtIo *msg;
+    CrtFramer framer;
+    gint64 msg_first;   /* monotonic us of the message's first byte, 0: none yet */
+    gint64 idle_us;     /* the idle gap, 0 unless split=idle */
+    gint64 wait_us;     /* max_wait */
+    CrtTimer msg_timer; /* the idle gap or max_wait, whichever is first */
+    int pending_end;    /* the end of stream that met a partial message: the
+                         * next streaming read reports it; 0 none */
     guint chardelay_us;       /* write pacing: one byte, then this long (0: none) */
     CrtTimer pace;            /* armed while the next byte waits */
 } FdDriver;
@@ -243,7 +267,8 @@ static void finish_transaction(FdDriver *d, CrtIo *io, size_t n)
     if (io->got > n) {
         if (!d->pushback)
             d->pushback = g_byte_array_new();
-        g_byte_array_append(d->pushback, (const guint8 *)io->out + n, (guint)(io->got - n));
+        g_byte_array_append(d->pushback, (const guint8 *)io->out + n,
+                            (guint)(io->got - n));
     }
     complete_read(d, io, 0, n);
 }
@@ -312,6 +337,178 @@ static gboolean read_pushback(FdDriver *d, CrtIo *io)
     return TRUE;
 }
 
+/* ---- framed streaming reads (split) ----------------------------------- */
+
+static void pushback_append(FdDriver *d, const guint8 *p, size_t n)
+{
+    if (!d->pushback)
+        d->pushback = g_byte_array_new();
+    g_byte_array_append(d->pushback, p, (guint)n);
+}
+
+/* The message in `io` ends at `end` of its bytes; the verdict says why. */
+static void finish_message(FdDriver *d, CrtIo *io, size_t end, CrtFrameVerdict why)
+{
+    CrtTarget *t = d->t;
+
+    if (d->msg_timer.armed)
+        crt_loop_timer_stop(t->loop, &d->msg_timer);
+    d->msg = NULL;
+    __atomic_add_fetch(&t->messages, 1, __ATOMIC_RELAXED);
+    if (why == CRT_FRAME_CUT_SIZE)
+        __atomic_add_fetch(&t->messages_cut_size, 1, __ATOMIC_RELAXED);
+    else if (why == CRT_FRAME_CUT_WAIT)
+        __atomic_add_fetch(&t->messages_cut_wait, 1, __ATOMIC_RELAXED);
+    complete_read(d, io, 0, end);
+}
+
+static void msg_fired(CrtTimer *timer);
+static void do_reads(FdDriver *d);
+
+/* Bytes came for the message: (re)arm its timer, max_wait from the first
+ * byte, the idle gap from these. */
+static void note_arrival(FdDriver *d)
+{
+    gint64 now = g_get_monotonic_time();
+    gint64 deadline;
+
+    if (d->msg_first == 0)
+        d->msg_first = now;
+    else if (!d->idle_us)
+        return; /* max_wait runs already, and nothing else is timed */
+    deadline = d->msg_first + d->wait_us;
+    if (d->idle_us)
+        deadline = MIN(deadline, now + d->idle_us);
+    d->msg_timer.fn = msg_fired;
+    crt_loop_timer_start(d->t->loop, &d->msg_timer, deadline);
+}
+
+/* The idle gap or max_wait ran out: the message is what came.  Loop
+ * thread. */
+static void msg_fired(CrtTimer *timer)
+{
+    FdDriver *d = G_STRUCT_MEMBER_P(timer, -G_STRUCT_OFFSET(FdDriver, msg_timer));
+    CrtTarget *t = d->t;
+    CrtIo *io = d->msg;
+    gboolean waited = g_get_monotonic_time() >= d->msg_first + d->wait_us;
+
+    if (!io || io->got == 0)
+        return;
+    finish_message(d, io, io->got, waited ? CRT_FRAME_CUT_WAIT : CRT_FRAME_IDLE);
+    if (t->closed)
+        return;
+    /* Whole messages may wait in the pushback: no readiness comes for them. */
+    if (d->pushback && d->pushback->len && head_can_read(d))
+        do_reads(d);
+    if (!t->closed)
+        update_events(d);
+}
+
+/* The first read of a message: take the split in force now. */
+static void start_message(FdDriver *d, CrtIo *io)
+{
+    CrtTarget *t = d->t;
+    CrtSplit split;
+
+    crt_target_get_split(t, &split);
+    crt_framer_start(&d->framer, &split, io->out_cap);
+    d->msg = io;
+    io->got = 0;
+    d->msg_first = 0;
+    d->idle_us = crt_framer_idle_us(&split, t->line_baud, t->line_char_bits);
+    d->wait_us = crt_framer_wait_us(&split);
+}
+
+/* Feed the message from the pushback: TRUE when that ended it. */
+static gboolean message_from_pushback(FdDriver *d, CrtIo *io)
+{
+    size_t n = MIN(d->framer.max - io->got, (size_t)d->pushback->len), end;
+    CrtFrameVerdict v;
+
+    memcpy((guint8 *)io->out + io->got, d->pushback->data, n);
+    v = crt_framer_feed(&d->framer, io->out, io->got + n, &end);
+    if (v != CRT_FRAME_MORE) {
+        g_byte_array_remove_range(d->pushback, 0, (guint)(end - io->got));
+        finish_message(d, io, end, v);
+        return TRUE;
+    }
+    g_byte_array_remove_range(d->pushback, 0, (guint)n);
+    io->got += n;
+    note_arrival(d);
+    return FALSE;
+}
+
+/* The stream ended (status) with the message holding `io->got` bytes. */
+static void message_at_end(FdDriver *d, CrtIo *io, int status)
+{
+    if (io->got > 0) {
+        d->pending_end = status;
+        finish_message(d, io, io->got, CRT_FRAME_END);
+        return;
+    }
+    d->msg = NULL;
+    d->stalled = TRUE;
+    complete_read(d, io, status, 0);
+}
+
+/* One step of a framed streaming read at the head: FALSE when the loop of
+ * reads should stop (nothing more now, or the end of the stream). */
+static gboolean read_message(FdDriver *d, CrtIo *io)
+{
+    CrtTarget *t = d->t;
+    size_t end;
+    ssize_t n;
+
+    if (d->msg != io) {
+        if (d->pending_end) {
+            int status = d->pending_end;
+
+            d->pending_end = 0;
+            d->stalled = TRUE;
+            complete_read(d, io, status, 0);
+            return FALSE;
+        }
+        if (!io->out && !io->bind(io)) {
+            d->bind_blocked = TRUE;
+            return FALSE;
+        }
+        start_message(d, io);
+    }
+    if (d->pushback && d->pushback->len) {
+        message_from_pushback(d, io);
+        return TRUE;
+    }
+    n = read(t->read_fd, (guint8 *)io->out + io->got, d->framer.max - io->got);
+    if (n < 0 && (errno == EAGAIN || errno == EINTR))
+        return FALSE;
+    if (n <= 0) {
+        message_at_end(d, io, n == 0 ? -ENODATA : -errno);
+        return TRUE;
+    }
+    __atomic_add_fetch(&t->bytes_read, (guint64)n, __ATOMIC_RELAXED);
+    CrtFrameVerdict v = crt_framer_feed(&d->framer, io->out, io->got + (size_t)n, &end);
+
+    if (v != CRT_FRAME_MORE) {
+        /* The pushback is empty here: it is always used up before a read. */
+        if (end < io->got + (size_t)n)
+            pushback_append(d, (const guint8 *)io->out + end, io->got + (size_t)n - end);
+        finish_message(d, io, end, v);
+        return TRUE;
+    }
+    io->got += (size_t)n;
+    note_arrival(d);
+    /* A short read drained the descriptor: poll for the rest. */
+    return io->got == d->framer.max;
+}
+
+/* Whether the head streaming read is framed: a message in progress, a
+ * split set, or an end of stream that a partial message met. */
+static gboolean head_is_framed(FdDriver *d, CrtIo *io)
+{
+    return !(io->flags & IO_TXN) && io->out_cap > 0 &&
+           (d->msg == io || d->pending_end || g_atomic_int_get(&d->t->split_framed));
+}
+
 static void do_reads(FdDriver *d)
 {
     CrtTarget *t = d->t;
@@ -323,6 +520,11 @@ static void do_reads(FdDriver *d)
 
         if ((io->flags & IO_TXN) && io->end) {
             if (!read_transaction(d, io))
+                break;
+            continue;
+        }
+        if (head_is_framed(d, io)) {
+            if (!read_message(d, io))
                 break;
             continue;
         }
@@ -566,7 +768,7 @@ void crt_fd_submit(CrtTarget *t, CrtIo *io)
         if (!d->rq_head)
             d->stalled = d->bind_blocked = FALSE;
         rq_insert(d, io, NULL);
-        if (d->pushback && d->pushback->len && d->rq_head == io) {
+        if (((d->pushback && d->pushback->len) || d->pending_end) && d->rq_head == io) {
             /* No readiness will come for bytes we hold already. */
             io->tstate = CRT_IO_QUEUED;
             do_reads(d);
@@ -604,12 +806,29 @@ void crt_fd_submit(CrtTarget *t, CrtIo *io)
     update_events(d);
 }
 
+/* A message in progress is taken back (cancel, close): its bytes go to
+ * the front of the pushback, for the stream's next read, not lost. */
+static void drop_message(FdDriver *d, CrtIo *io)
+{
+    if (d->msg_timer.armed)
+        crt_loop_timer_stop(d->t->loop, &d->msg_timer);
+    if (io->got > 0) {
+        if (!d->pushback)
+            d->pushback = g_byte_array_new();
+        g_byte_array_prepend(d->pushback, io->out, (guint)io->got);
+    }
+    io->got = 0;
+    d->msg = NULL;
+}
+
 gboolean crt_fd_cancel(CrtTarget *t, CrtIo *io, int status)
 {
     FdDriver *d = t->fdd;
 
     if (io->tstate != CRT_IO_QUEUED)
         return FALSE;
+    if (io == d->msg)
+        drop_message(d, io);
     unlink_io(d, io);
     crt_io_complete(io, status, io->progress, 0);
     if (!t->closed)
@@ -628,6 +847,8 @@ void crt_fd_close(CrtTarget *t)
     FdDriver *d = t->fdd;
     CrtIo *io;
 
+    if (d->msg)
+        drop_message(d, d->msg);
     /* t->closed is already set: completions cannot resubmit here. */
     crt_loop_timer_stop(t->loop, &d->pace);
     while ((io = d->wq_head) || (io = d->rq_head)) {

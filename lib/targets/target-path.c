@@ -338,6 +338,27 @@ static int tty_configure(PathState *ps, const CrtTargetSpec *spec, GError **erro
     return crt_tty_serial_apply(ps->fd, path, spec, &ps->serial, error);
 }
 
+/* The line as configured, for a split's idle gap in characters: its rate
+ * and the bits of one character (start, data, parity, stop). */
+static void tty_note_line(CrtTarget *t, int fd)
+{
+    static const guint sizes[] = {5, 6, 7, 8};
+    struct termios tio;
+    tcflag_t cs;
+
+    if (tcgetattr(fd, &tio) < 0)
+        return;
+    cs = tio.c_cflag & CSIZE;
+    t->line_baud = crt_baud_from_constant(cfgetispeed(&tio));
+    t->line_char_bits = 1 +
+                        sizes[cs == CS5   ? 0
+                              : cs == CS6 ? 1
+                              : cs == CS7 ? 2
+                                          : 3] +
+                        ((tio.c_cflag & PARENB) ? 1 : 0) +
+                        ((tio.c_cflag & CSTOPB) ? 2 : 1);
+}
+
 /* ---- the ops ---------------------------------------------------------- */
 
 static void path_state_free(PathState *ps)
@@ -397,6 +418,8 @@ static int path_open(CrtTarget *t, const CrtTargetSpec *spec, const CrtTargetCre
         return r;
     }
     t->impl = ps;
+    if (ps->is_tty)
+        tty_note_line(t, fd);
     crt_fd_attach(t, fd, fd);
     return 0;
 }

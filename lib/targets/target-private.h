@@ -137,6 +137,11 @@ typedef struct {
      * when a watch is on. */
     int (*watch_lines)(CrtTarget *t, GError **error);
     void (*unwatch_lines)(CrtTarget *t);
+    /* A split was set on the target (crt_target_set_split, stored in
+     * t->split already): a decorator passes it to its inner target; may be
+     * NULL.  Any thread. */
+    void (*set_split)(CrtTarget *t, const CrtSplit *split);
+
     /* crt_target_line_inject (the simulator only). */
     int (*line_inject)(CrtTarget *t, CrtLineEventKind kind, guint count, GError **error);
 } CrtTargetOps;
@@ -156,6 +161,20 @@ struct CrtTarget {
     GCond cond;
     guint64 bytes_read;    /* atomic */
     guint64 bytes_written; /* atomic */
+
+    /* Message framing: the split set now, guarded by `split_lock` (the fd
+     * driver copies it at each message's start); `split_framed` mirrors
+     * split.mode != NONE (atomic) so unframed reads take no lock.  The line
+     * the idle gap in characters is timed by: set by the kind's open before
+     * the target is shared, read-only after (0: not a tty). */
+    GMutex split_lock;
+    CrtSplit split;
+    gint split_framed;
+    guint line_baud;
+    guint line_char_bits;
+    guint64 messages;          /* atomic */
+    guint64 messages_cut_size; /* atomic */
+    guint64 messages_cut_wait; /* atomic */
 
     /* The line-event watcher (target-lines.c); `watch_lock` is held while
      * it runs, so unwatch waits for a call in progress. */

@@ -10,9 +10,12 @@
 #include <inttypes.h>
 #include <stdio.h>
 #include <string.h>
+#include <sys/socket.h>
+#include <unistd.h>
 
 #include <crtfs/sim.h>
 
+#include "sim-uart.h"
 #include "target-private.h"
 
 #define DEFAULT_RECORD_SIZE 32
@@ -59,6 +62,7 @@ typedef struct {
     gboolean stalled;      /* EOF or a fatal failure was reported */
     gboolean bind_blocked; /* no output buffer: wait for a kick */
     GByteArray *echo;      /* written bytes not read yet */
+    SimUart *uart;         /* sim:uart: the line the bytes travel on */
     GRand *rand;
 } Sim;
 
@@ -180,6 +184,8 @@ static gssize generate(Sim *s, CrtIo *io)
         memset(io->out, 0, io->out_cap);
         s->produced++;
         return (gssize)io->out_cap;
+    case CRT_SIM_GEN_UART: /* served by the fd driver (open_uart) */
+        return -1;
     case CRT_SIM_GEN_ECHO:
         if (s->echo->len == 0)
             return -1;
@@ -337,6 +343,10 @@ static void sim_submit(CrtTarget *t, CrtIo *io)
 {
     Sim *s = t->impl;
 
+    if (s->uart) {
+        crt_fd_submit(t, io);
+        return;
+    }
     io->fatal = FALSE;
     io->flags = 0;
     if (t->closed) {
@@ -377,6 +387,10 @@ static void sim_kick(CrtTarget *t)
 {
     Sim *s = t->impl;
 
+    if (s->uart) {
+        crt_fd_kick(t);
+        return;
+    }
     s->bind_blocked = FALSE;
     crt_loop_post(t->loop, &s->serve);
 }
@@ -386,6 +400,8 @@ static gboolean sim_cancel(CrtTarget *t, CrtIo *io, int status)
     Sim *s = t->impl;
     IoList *l = list_of(s, io);
 
+    if (s->uart)
+        return crt_fd_cancel(t, io, status);
     if (io->tstate != CRT_IO_QUEUED || !l)
         return FALSE;
     if ((io->flags & ON_MASK) == ON_TIMER)
@@ -400,6 +416,11 @@ static void sim_close(CrtTarget *t)
     Sim *s = t->impl;
     CrtIo *io;
 
+    if (s->uart) {
+        crt_fd_close(t);
+        crt_sim_uart_stop(s->uart);
+        return;
+    }
     crt_loop_timer_stop(t->loop, &s->rate_timer);
     while ((io = s->reads.head) || (io = s->timed.head))
         sim_cancel(t, io, -ECANCELED);
@@ -409,6 +430,13 @@ static void sim_close(CrtTarget *t)
     }
 }
 
+static void sim_free(Sim *s)
+{
+    g_byte_array_unref(s->echo);
+    g_rand_free(s->rand);
+    g_free(s);
+}
+
 static void sim_destroy(CrtTarget *t)
 {
     Sim *s = t->impl;
@@ -416,10 +444,35 @@ static void sim_destroy(CrtTarget *t)
     /* close() emptied the lists, so the serve task cannot re-post itself;
      * take it back if a completion left it queued. */
     crt_loop_cancel(t->loop, &s->serve);
-    g_byte_array_unref(s->echo);
-    g_rand_free(s->rand);
-    g_free(s);
+    if (s->uart) {
+        crt_fd_detach(t);
+        close(t->read_fd);
+        crt_sim_uart_free(s->uart);
+    }
+    sim_free(s);
     t->impl = NULL;
+}
+
+/* sim:uart: the target's side is one end of a socketpair, driven by the
+ * shared fd driver like any descriptor (framing, transactions, pacing); the
+ * UART is the other end (sim-uart.c). */
+static int open_uart(CrtTarget *t, Sim *s, const CrtTargetSpec *spec, GError **error)
+{
+    int sv[2];
+
+    if (socketpair(AF_UNIX, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0, sv) < 0) {
+        int e = errno;
+
+        sim_free(s);
+        t->impl = NULL;
+        return crt_set_error(error, e, "%s: cannot make the simulated line: %s", t->text,
+                             g_strerror(e));
+    }
+    s->uart = crt_sim_uart_new(t, spec->baud, sv[1]);
+    t->line_baud = crt_sim_uart_baud(s->uart);
+    t->line_char_bits = 10;
+    crt_fd_attach(t, sv[0], sv[0]);
+    return 0;
 }
 
 static int sim_open(CrtTarget *t, const CrtTargetSpec *spec, const CrtTargetCreds *creds,
@@ -443,7 +496,78 @@ static int sim_open(CrtTarget *t, const CrtTargetSpec *spec, const CrtTargetCred
     s->echo = g_byte_array_new();
     s->rand = g_rand_new();
     t->impl = s;
-    return 0;
+    return s->gen == CRT_SIM_GEN_UART ? open_uart(t, s, spec, error) : 0;
+}
+
+/* ---- the UART's lines (sim:uart only) ---- */
+
+static SimUart *uart_or_refuse(CrtTarget *t, GError **error)
+{
+    Sim *s = t->impl;
+
+    if (!s->uart)
+        crt_set_error(error, ENOTTY,
+                      "%s is a simulator without a UART (use sim:uart): it has no modem "
+                      "lines or break",
+                      t->text);
+    return s->uart;
+}
+
+static int sim_lines_get(CrtTarget *t, guint *lines, GError **error)
+{
+    SimUart *u = uart_or_refuse(t, error);
+
+    return u ? crt_sim_uart_lines_get(u, lines, error) : -ENOTTY;
+}
+
+static int sim_lines_set(CrtTarget *t, guint mask, guint values, GError **error)
+{
+    SimUart *u = uart_or_refuse(t, error);
+
+    return u ? crt_sim_uart_lines_set(u, mask, values, error) : -ENOTTY;
+}
+
+static int sim_send_break(CrtTarget *t, guint ms, GError **error)
+{
+    SimUart *u = uart_or_refuse(t, error);
+
+    return u ? crt_sim_uart_send_break(u, ms, error) : -ENOTTY;
+}
+
+static int sim_watch_lines(CrtTarget *t, GError **error)
+{
+    SimUart *u = uart_or_refuse(t, error);
+
+    return u ? crt_sim_uart_watch(u) : -ENOTTY;
+}
+
+static void sim_unwatch_lines(CrtTarget *t)
+{
+    Sim *s = t->impl;
+
+    if (s->uart)
+        crt_sim_uart_unwatch(s->uart);
+}
+
+static int sim_line_inject(CrtTarget *t, CrtLineEventKind kind, guint count,
+                           GError **error)
+{
+    Sim *s = t->impl;
+
+    if (!s->uart)
+        return crt_set_error(error, EOPNOTSUPP,
+                             "%s: only the simulator's UART (sim:uart) injects line "
+                             "events",
+                             t->text);
+    return crt_sim_uart_inject(s->uart, kind, count, error);
+}
+
+static void sim_counters(CrtTarget *t, CrtTargetCounters *c)
+{
+    Sim *s = t->impl;
+
+    if (s->uart)
+        crt_sim_uart_counters(s->uart, c);
 }
 
 const CrtTargetOps crt_target_sim_ops = {
@@ -454,4 +578,11 @@ const CrtTargetOps crt_target_sim_ops = {
     .close = sim_close,
     .kick = sim_kick,
     .destroy = sim_destroy,
+    .counters = sim_counters,
+    .lines_get = sim_lines_get,
+    .lines_set = sim_lines_set,
+    .send_break = sim_send_break,
+    .watch_lines = sim_watch_lines,
+    .unwatch_lines = sim_unwatch_lines,
+    .line_inject = sim_line_inject,
 };

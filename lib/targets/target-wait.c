@@ -71,22 +71,22 @@ typedef struct {
     GDestroyNotify open_destroy;
 
     /* Loop thread. */
-    Held held;            /* requests waiting for the target, in order */
-    Held reclaimed;       /* requests taken back from a lost inner target */
-    gboolean reclaiming;  /* closing a lost inner target: its -ECANCELED are ours */
-    gboolean opening;     /* an open runs on the pool */
-    gboolean was_absent;  /* the next arrival is a return: mark it */
-    gboolean removed;     /* the path went away: retire once drained */
-    gboolean regular;     /* the inner target is a regular file: never lost */
-    gint64 backoff;       /* the next retry delay, us */
-    CrtTimer retry;       /* retry opening; checks a removed node's drain */
-    CrtTask open_work;    /* pool */
-    CrtTask open_back;    /* loop */
-    CrtTarget *opened;    /* open_work's result */
-    GError *open_error;   /* open_work's failure */
-    int inotify_fd;       /* -1 when the path cannot be watched */
-    int watch;            /* inotify watch of the parent directory, -1 */
-    char *dir, *name;     /* the path split for inotify */
+    Held held;           /* requests waiting for the target, in order */
+    Held reclaimed;      /* requests taken back from a lost inner target */
+    gboolean reclaiming; /* closing a lost inner target: its -ECANCELED are ours */
+    gboolean opening;    /* an open runs on the pool */
+    gboolean was_absent; /* the next arrival is a return: mark it */
+    gboolean removed;    /* the path went away: retire once drained */
+    gboolean regular;    /* the inner target is a regular file: never lost */
+    gint64 backoff;      /* the next retry delay, us */
+    CrtTimer retry;      /* retry opening; checks a removed node's drain */
+    CrtTask open_work;   /* pool */
+    CrtTask open_back;   /* loop */
+    CrtTarget *opened;   /* open_work's result */
+    GError *open_error;  /* open_work's failure */
+    int inotify_fd;      /* -1 when the path cannot be watched */
+    int watch;           /* inotify watch of the parent directory, -1 */
+    char *dir, *name;    /* the path split for inotify */
     GSource *inotify_src;
 
     /* Any thread, under `lock`. */
@@ -261,8 +261,14 @@ static void rewatch(Wait *w, CrtTarget *inner);
 
 static void arrived(Wait *w, CrtTarget *inner)
 {
+    CrtSplit split;
+
     g_mutex_lock(&w->lock);
     w->inner = inner;
+    /* Under w->lock, so a split set meanwhile (wait_set_split) cannot be
+     * overtaken by the older one read here. */
+    crt_target_get_split(w->t, &split);
+    crt_target_set_split(inner, &split);
     g_free(w->reason);
     w->reason = g_strdup("");
     if (w->was_absent)
@@ -335,6 +341,9 @@ static void add_counters(CrtTargetCounters *sum, const CrtTargetCounters *c)
     sum->framing += c->framing;
     sum->parity += c->parity;
     sum->breaks += c->breaks;
+    sum->messages += c->messages;
+    sum->messages_cut_size += c->messages_cut_size;
+    sum->messages_cut_wait += c->messages_cut_wait;
     sum->has_icount = sum->has_icount || c->has_icount;
 }
 
@@ -401,7 +410,8 @@ static void check_removed(Wait *w)
         return;
     if (w->inner->read_fd >= 0 && ioctl(w->inner->read_fd, FIONREAD, &pending) == 0 &&
         pending > 0) {
-        crt_loop_timer_start(w->t->loop, &w->retry, g_get_monotonic_time() + DRAIN_CHECK_US);
+        crt_loop_timer_start(w->t->loop, &w->retry,
+                             g_get_monotonic_time() + DRAIN_CHECK_US);
         return;
     }
     lose(w, "removed");
@@ -745,11 +755,10 @@ static CrtPresence wait_presence(CrtTarget *t, char **reason)
     g_mutex_lock(&w->lock);
     p = w->inner ? CRT_PRESENCE_PRESENT : CRT_PRESENCE_WAITING;
     if (reason)
-        *reason = g_strdup_printf("%s%s%s (lost %" G_GUINT64_FORMAT ", back %" G_GUINT64_FORMAT
-                                  ")",
-                                  p == CRT_PRESENCE_PRESENT ? "present" : "absent",
-                                  w->reason[0] ? ", " : "", w->reason, w->losses,
-                                  w->returns);
+        *reason = g_strdup_printf(
+            "%s%s%s (lost %" G_GUINT64_FORMAT ", back %" G_GUINT64_FORMAT ")",
+            p == CRT_PRESENCE_PRESENT ? "present" : "absent", w->reason[0] ? ", " : "",
+            w->reason, w->losses, w->returns);
     g_mutex_unlock(&w->lock);
     return p;
 }
@@ -764,6 +773,19 @@ static gboolean wait_holds_file(CrtTarget *t, const char *path)
     r = w->inner && crt_target_holds_file(w->inner, path);
     g_mutex_unlock(&w->lock);
     return r;
+}
+
+/* The inner target open now frames by the new split; arrived() gives it
+ * to the ones opened later.  Lock order: w->lock, then the inner target's
+ * split_lock. */
+static void wait_set_split(CrtTarget *t, const CrtSplit *split)
+{
+    Wait *w = t->impl;
+
+    g_mutex_lock(&w->lock);
+    if (w->inner)
+        crt_target_set_split(w->inner, split);
+    g_mutex_unlock(&w->lock);
 }
 
 static const CrtTargetOps wait_ops = {
@@ -781,18 +803,20 @@ static const CrtTargetOps wait_ops = {
     .send_break = wait_send_break,
     .watch_lines = wait_watch_lines,
     .unwatch_lines = wait_unwatch_lines,
+    .set_split = wait_set_split,
 };
 
-int crt_target_wait_open(const CrtTargetSpec *spec, CrtLoop *loop, CrtTargetOpenFn open_fn,
-                         gpointer data, GDestroyNotify destroy, CrtTarget **out,
-                         GError **error)
+int crt_target_wait_open(const CrtTargetSpec *spec, CrtLoop *loop,
+                         CrtTargetOpenFn open_fn, gpointer data, GDestroyNotify destroy,
+                         CrtTarget **out, GError **error)
 {
     GError *err = NULL;
     CrtTarget *t, *inner = NULL;
     Wait *w;
     int r;
 
-    g_return_val_if_fail(spec != NULL && spec->wait && open_fn != NULL && out != NULL, -EINVAL);
+    g_return_val_if_fail(spec != NULL && spec->wait && open_fn != NULL && out != NULL,
+                         -EINVAL);
     if (spec->kind != CRT_TARGET_PATH && spec->kind != CRT_TARGET_UNIX &&
         spec->kind != CRT_TARGET_TCP) {
         if (destroy)

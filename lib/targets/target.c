@@ -107,6 +107,7 @@ static void target_free(CrtTarget *t)
     crt_loop_unref(t->loop);
     g_mutex_clear(&t->lock);
     g_mutex_clear(&t->watch_lock);
+    g_mutex_clear(&t->split_lock);
     g_cond_clear(&t->cond);
     g_free(t);
 }
@@ -127,6 +128,7 @@ CrtTarget *crt_target_new_impl(const CrtTargetSpec *spec, CrtLoop *loop,
     t->read_fd = t->write_fd = -1;
     g_mutex_init(&t->lock);
     g_mutex_init(&t->watch_lock);
+    g_mutex_init(&t->split_lock);
     g_cond_init(&t->cond);
     return t;
 }
@@ -308,8 +310,38 @@ void crt_target_get_counters(CrtTarget *target, CrtTargetCounters *counters)
     memset(counters, 0, sizeof *counters);
     counters->bytes_read = __atomic_load_n(&target->bytes_read, __ATOMIC_RELAXED);
     counters->bytes_written = __atomic_load_n(&target->bytes_written, __ATOMIC_RELAXED);
+    counters->messages = __atomic_load_n(&target->messages, __ATOMIC_RELAXED);
+    counters->messages_cut_size =
+        __atomic_load_n(&target->messages_cut_size, __ATOMIC_RELAXED);
+    counters->messages_cut_wait =
+        __atomic_load_n(&target->messages_cut_wait, __ATOMIC_RELAXED);
     if (target->ops->counters != NULL)
         target->ops->counters(target, counters);
+}
+
+void crt_target_set_split(CrtTarget *target, const CrtSplit *split)
+{
+    static const CrtSplit none = {0};
+
+    g_return_if_fail(target != NULL);
+    if (!split)
+        split = &none;
+    g_mutex_lock(&target->split_lock);
+    target->split = *split;
+    g_atomic_int_set(&target->split_framed, split->mode != CRT_SPLIT_NONE);
+    g_mutex_unlock(&target->split_lock);
+    /* A decorator passes it on (to the inner target open now; it gives
+     * the ones it opens later the split it holds then). */
+    if (target->ops->set_split)
+        target->ops->set_split(target, split);
+}
+
+void crt_target_get_split(CrtTarget *target, CrtSplit *out)
+{
+    g_return_if_fail(target != NULL && out != NULL);
+    g_mutex_lock(&target->split_lock);
+    *out = target->split;
+    g_mutex_unlock(&target->split_lock);
 }
 
 gboolean crt_target_holds_file(CrtTarget *target, const char *path)
