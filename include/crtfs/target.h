@@ -6,7 +6,14 @@
  *   tcp:HOST:PORT                     TCP connection
  *   exec:COMMAND                      /bin/sh -c COMMAND, its stdin/stdout
  *   sim:[GEN] [options]               the built-in simulator (see sim.h)
+ *   usb:VID:PID [serial=S] [interface=N] [path=P] [match=K=V,...] [tty options]
+ *                                     the tty of a USB adapter, by identity
+ *   udev:KEY=VALUE[,KEY=VALUE...] [tty options]
+ *                                     the tty whose udev properties match
  *
+ * The last two (kind "udev") are resolved through libudev to the one tty
+ * node they match, at open and at every reopen of a `wait` target, and
+ * that node is then opened as a path (target-udev.c).
  * Options follow the first word, separated by blanks, as `key` or
  * `key=value`.  An `exec:` spec takes no options: the whole rest of the
  * line is the command.
@@ -52,12 +59,13 @@ typedef enum {
     CRT_TARGET_TCP,
     CRT_TARGET_EXEC,
     CRT_TARGET_SIM,
+    CRT_TARGET_UDEV, /* usb: and udev: identities, resolved to a tty path */
 } CrtTargetKind;
 
 typedef enum { CRT_PARITY_NONE = 0, CRT_PARITY_EVEN, CRT_PARITY_ODD } CrtParity;
 typedef enum { CRT_FLOW_NONE = 0, CRT_FLOW_RTSCTS, CRT_FLOW_XONXOFF } CrtFlow;
 
-/* "path", "unix", "tcp", "exec", "sim". */
+/* "path", "unix", "tcp", "exec", "sim", "udev". */
 CRT_API const char *crt_target_kind_to_string(CrtTargetKind kind);
 
 /* The simulator's generators for read requests. */
@@ -88,6 +96,18 @@ typedef struct {
     CrtFlow flow;
     gboolean flow_set;
     gboolean shared; /* do not lock the tty against other programs */
+
+    /* UDEV kind: what the tty must be (all given ones must hold).  The
+     * tty options above apply to the node it resolves to. */
+    gboolean usb_ids;     /* usb:VID:PID given */
+    guint16 usb_vendor;   /* idVendor of the USB device */
+    guint16 usb_product;  /* idProduct */
+    char *usb_serial;     /* serial= : the USB device's serial, or NULL */
+    int usb_interface;    /* interface= : bInterfaceNumber, -1 = any */
+    char *usb_path;       /* path= : ID_PATH, the tty's DEVPATH or the USB
+                           * port (1-1.4), or NULL */
+    char **match;         /* match= and udev:'s KEY=VALUE (VALUE a glob),
+                           * NULL-terminated, or NULL */
 
     /* PATH, UNIX, TCP: wait for the target when it is absent, and again
      * whenever it is lost (see crt_target_open_full). */
@@ -205,6 +225,14 @@ CRT_API gboolean crt_target_is_stale(CrtTarget *target);
  * lets a target go that holds the lock a new open of the same tty ran
  * into.  Any thread. */
 CRT_API gboolean crt_target_holds_file(CrtTarget *target, const char *path);
+
+/* The file a spec would open now: a path spec's path, the tty node a udev
+ * spec (usb:, udev:) resolves to (through libudev, as an open would); 0
+ * and *node (g_free), or -errno with words: -ENOENT when nothing matches,
+ * -ENOTUNIQ when several do, -EINVAL for the other kinds (they name no
+ * file).  Lets the daemon ask crt_target_holds_file() about the tty a new
+ * spec names.  Caller's thread; reads sysfs. */
+CRT_API int crt_target_spec_node(const CrtTargetSpec *spec, char **node, GError **error);
 
 CRT_API CrtTarget *crt_target_ref(CrtTarget *target);
 /* Any thread but the loop thread may drop the last reference; it closes the
