@@ -99,15 +99,15 @@ typedef struct {
 
     /* UDEV kind: what the tty must be (all given ones must hold).  The
      * tty options above apply to the node it resolves to. */
-    gboolean usb_ids;     /* usb:VID:PID given */
-    guint16 usb_vendor;   /* idVendor of the USB device */
-    guint16 usb_product;  /* idProduct */
-    char *usb_serial;     /* serial= : the USB device's serial, or NULL */
-    int usb_interface;    /* interface= : bInterfaceNumber, -1 = any */
-    char *usb_path;       /* path= : ID_PATH, the tty's DEVPATH or the USB
-                           * port (1-1.4), or NULL */
-    char **match;         /* match= and udev:'s KEY=VALUE (VALUE a glob),
-                           * NULL-terminated, or NULL */
+    gboolean usb_ids;    /* usb:VID:PID given */
+    guint16 usb_vendor;  /* idVendor of the USB device */
+    guint16 usb_product; /* idProduct */
+    char *usb_serial;    /* serial= : the USB device's serial, or NULL */
+    int usb_interface;   /* interface= : bInterfaceNumber, -1 = any */
+    char *usb_path;      /* path= : ID_PATH, the tty's DEVPATH or the USB
+                          * port (1-1.4), or NULL */
+    char **match;        /* match= and udev:'s KEY=VALUE (VALUE a glob),
+                          * NULL-terminated, or NULL */
 
     /* PATH, UNIX, TCP: wait for the target when it is absent, and again
      * whenever it is lost (see crt_target_open_full). */

@@ -296,8 +296,8 @@ static int claim_string(SpecParser *p, int field, char **slot, const char *value
     return 0;
 }
 
-static int opt_serial(SpecParser *p, const char *key, const char *value, const char *token,
-                      GError **error)
+static int opt_serial(SpecParser *p, const char *key, const char *value,
+                      const char *token, GError **error)
 {
     return claim_string(p, F_SERIAL, &p->spec->usb_serial, value, token, error);
 }
@@ -349,11 +349,12 @@ static int add_matches(CrtTargetSpec *s, const char *list, const char *what,
 
         if (eq == NULL || !is_property_name(pairs[i], (size_t)(eq - pairs[i])) ||
             eq[1] == '\0')
-            r = crt_set_error(error, EINVAL,
-                              "invalid match \"%s\" in \"%s\": expected KEY=VALUE, a udev "
-                              "property name (letters, digits, _) and a value or glob, "
-                              "pairs separated by commas",
-                              pairs[i], what);
+            r = crt_set_error(
+                error, EINVAL,
+                "invalid match \"%s\" in \"%s\": expected KEY=VALUE, a udev "
+                "property name (letters, digits, _) and a value or glob, "
+                "pairs separated by commas",
+                pairs[i], what);
         else
             g_ptr_array_add(all, g_strdup(pairs[i]));
     }
@@ -586,10 +587,11 @@ static int unknown_option(CrtTargetKind kind, const char *key, const char *token
 
     if (kind != CRT_TARGET_UDEV &&
         find_option(identity_options, G_N_ELEMENTS(identity_options), key))
-        return crt_set_error(error, EINVAL,
-                             "option \"%s\" applies to usb: and udev: targets, not to a %s "
-                             "target",
-                             token, crt_target_kind_to_string(kind));
+        return crt_set_error(
+            error, EINVAL,
+            "option \"%s\" applies to usb: and udev: targets, not to a %s "
+            "target",
+            token, crt_target_kind_to_string(kind));
     if (kind != CRT_TARGET_PATH && strcmp(key, "wait") == 0)
         return crt_set_error(error, EINVAL,
                              "option \"%s\" applies to path, usb:, udev: and socket "
@@ -606,8 +608,8 @@ static int unknown_option(CrtTargetKind kind, const char *key, const char *token
                              token, crt_target_kind_to_string(kind));
     if (kind == CRT_TARGET_UNIX || kind == CRT_TARGET_TCP)
         return crt_set_error(error, EINVAL,
-                             "unknown option \"%s\": %s targets take only \"wait\"", token,
-                             crt_target_kind_to_string(kind));
+                             "unknown option \"%s\": %s targets take only \"wait\"",
+                             token, crt_target_kind_to_string(kind));
     return crt_set_error(error, EINVAL, "unknown option \"%s\" for a %s target", token,
                          crt_target_kind_to_string(kind));
 }
@@ -703,7 +705,8 @@ static int parse_usb_ids(CrtTargetSpec *s, const char *ids, GError **error)
     const char *colon = strchr(ids, ':');
     char *vid = colon ? g_strndup(ids, (gsize)(colon - ids)) : NULL;
     guint64 v = 0, p = 0;
-    gboolean ok = vid && vid[0] && colon[1] && strlen(vid) <= 4 && strlen(colon + 1) <= 4 &&
+    gboolean ok = vid && vid[0] && colon[1] && strlen(vid) <= 4 &&
+                  strlen(colon + 1) <= 4 &&
                   g_ascii_string_to_unsigned(vid, 16, 0, 0xffff, &v, NULL) &&
                   g_ascii_string_to_unsigned(colon + 1, 16, 0, 0xffff, &p, NULL);
 
@@ -782,8 +785,8 @@ static int parse_words(CrtTargetSpec *s, const char *rest, GError **error)
         if (words[i][0] != '\0')
             r = parse_option(&p, words[i], error);
     }
-    if (r == 0 && s->kind == CRT_TARGET_UDEV && !s->usb_ids && !s->match && !s->usb_path &&
-        !s->usb_serial)
+    if (r == 0 && s->kind == CRT_TARGET_UDEV && !s->usb_ids && !s->match &&
+        !s->usb_path && !s->usb_serial)
         r = crt_set_error(error, EINVAL,
                           "udev: needs something to match, as in "
                           "udev:ID_SERIAL_SHORT=A12345 or udev:DEVNAME=/dev/ttyS0");
@@ -798,11 +801,8 @@ static int parse_kind(CrtTargetSpec *s, const char *text, GError **error)
         const char *prefix;
         CrtTargetKind kind;
     } prefixes[] = {
-        {"unix:", CRT_TARGET_UNIX},
-        {"tcp:", CRT_TARGET_TCP},
-        {"sim:", CRT_TARGET_SIM},
-        {"usb:", CRT_TARGET_UDEV},
-        {"udev:", CRT_TARGET_UDEV},
+        {"unix:", CRT_TARGET_UNIX}, {"tcp:", CRT_TARGET_TCP},   {"sim:", CRT_TARGET_SIM},
+        {"usb:", CRT_TARGET_UDEV},  {"udev:", CRT_TARGET_UDEV},
     };
 
     if (g_str_has_prefix(text, "exec:")) {

@@ -124,20 +124,21 @@ static gboolean tty_matches(const CrtTargetSpec *spec, struct udev_device *tty)
 char *crt_target_udev_identity(const CrtTargetSpec *spec)
 {
     GString *s = g_string_new(NULL);
+    char *matches = spec->match ? g_strjoinv(",", spec->match) : NULL;
 
     if (spec->usb_ids)
         g_string_append_printf(s, "usb:%04x:%04x", spec->usb_vendor, spec->usb_product);
     else
-        g_string_append(s, "udev:");
+        g_string_append_printf(s, "udev:%s", matches ? matches : "");
     if (spec->usb_serial)
         g_string_append_printf(s, " serial=%s", spec->usb_serial);
     if (spec->usb_interface >= 0)
         g_string_append_printf(s, " interface=%d", spec->usb_interface);
     if (spec->usb_path)
         g_string_append_printf(s, " path=%s", spec->usb_path);
-    for (guint i = 0; spec->match && spec->match[i]; i++)
-        g_string_append_printf(s, "%s%s", i == 0 && !spec->usb_ids ? "" : " match=",
-                               spec->match[i]);
+    if (spec->usb_ids && matches)
+        g_string_append_printf(s, " match=%s", matches);
+    g_free(matches);
     return g_string_free(s, FALSE);
 }
 
@@ -181,8 +182,8 @@ static int enumerate(const CrtTargetSpec *spec, Matches *m, GError **error)
 int crt_target_udev_resolve(const CrtTargetSpec *spec, char **node, dev_t *devnum,
                             GError **error)
 {
-    Matches m = {g_ptr_array_new_with_free_func(g_free), g_array_new(FALSE, FALSE,
-                                                                       sizeof(dev_t))};
+    Matches m = {g_ptr_array_new_with_free_func(g_free),
+                 g_array_new(FALSE, FALSE, sizeof(dev_t))};
     char *identity = crt_target_udev_identity(spec);
     int r;
 

@@ -166,12 +166,16 @@ static int open_kind(const CrtTargetSpec *spec, CrtLoop *loop,
 }
 
 /* Whether `fd` is the device `devnum` (the node is not someone else's now:
- * it could have been removed and reused between resolving and opening). */
-static gboolean fd_is_device(int fd, dev_t devnum)
+ * it could have been removed and reused between resolving and opening):
+ * the node still names that device, and `fd` is what the node names.  By
+ * the node rather than fstat(fd) alone, so that an emulated node
+ * (umockdev's, a symlink to a pty) is judged by what it says it is. */
+static gboolean fd_is_device(int fd, const char *node, dev_t devnum)
 {
     struct stat st;
 
-    return fd >= 0 && fstat(fd, &st) == 0 && S_ISCHR(st.st_mode) && st.st_rdev == devnum;
+    return stat(node, &st) == 0 && S_ISCHR(st.st_mode) && st.st_rdev == devnum &&
+           crt_fd_names_path(fd, node);
 }
 
 /* A udev spec: resolve it to the one tty it matches, now (so a `wait`
@@ -199,7 +203,7 @@ static int open_identity(const CrtTargetSpec *spec, CrtLoop *loop,
         g_free(node);
         return r;
     }
-    if (!fd_is_device((*out)->read_fd, devnum)) {
+    if (!fd_is_device((*out)->read_fd, node, devnum)) {
         char *identity = crt_target_udev_identity(spec);
         r = crt_set_error(error, ENOENT,
                           "%s is no longer the tty that matched %s (it changed while "

@@ -1,0 +1,12 @@
+#!/bin/bash
+# The USB identity unit tests (test-target-udev-mock) under umockdev-wrapper,
+# which preloads libumockdev-preload: /sys, /dev and the uevent netlink
+# socket then lead into the testbed the program builds.  umockdev missing is
+# a failure (configure asks for it), never a skip.
+set -u
+prog="${CRT_BUILDDIR:-.}/tests/unit/test-target-udev-mock"
+command -v umockdev-wrapper >/dev/null || { echo "Bail out! umockdev-wrapper missing (Debian: umockdev)"; exit 1; }
+[ -x "$prog" ] || { echo "Bail out! $prog not built"; exit 1; }
+# The preload library comes before the sanitizer runtime: let ASan accept it.
+export ASAN_OPTIONS="verify_asan_link_order=0${ASAN_OPTIONS:+:$ASAN_OPTIONS}"
+exec umockdev-wrapper "$prog" -k
