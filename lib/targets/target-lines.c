@@ -90,9 +90,8 @@ int crt_target_lines_set(CrtTarget *target, guint mask, guint values, GError **e
 {
     g_return_val_if_fail(target != NULL, -EINVAL);
     if (mask & ~(guint)CRT_LINES_OUTPUTS) {
-        crt_set_error(error, EINVAL,
-                      "only DTR and RTS can be set; CTS, DSR, DCD and RI "
-                      "are inputs");
+        crt_set_error(error, EINVAL, "only DTR and RTS can be set; CTS, DSR, DCD and RI "
+                                     "are inputs");
         return -EINVAL;
     }
     if (!target->ops->lines_set)
@@ -117,9 +116,8 @@ int crt_target_line_inject(CrtTarget *target, CrtLineEventKind kind, guint count
 {
     g_return_val_if_fail(target != NULL, -EINVAL);
     if (kind < CRT_LINE_EVENT_BREAK || kind > CRT_LINE_EVENT_OVERRUN || count == 0) {
-        crt_set_error(error, EINVAL,
-                      "only breaks and framing, parity or overrun errors "
-                      "can be injected, at least one");
+        crt_set_error(error, EINVAL, "only breaks and framing, parity or overrun errors "
+                                     "can be injected, at least one");
         return -EINVAL;
     }
     if (!target->ops->line_inject) {
