@@ -594,8 +594,8 @@ static int unknown_option(CrtTargetKind kind, const char *key, const char *token
             token, crt_target_kind_to_string(kind));
     if (kind != CRT_TARGET_PATH && strcmp(key, "wait") == 0)
         return crt_set_error(error, EINVAL,
-                             "option \"%s\" applies to path, usb:, udev: and socket "
-                             "targets, not to a %s target",
+                             "option \"%s\" applies to path and socket targets (and "
+                             "usb:, udev:), not to a %s target",
                              token, crt_target_kind_to_string(kind));
     if (kind != CRT_TARGET_PATH && kind != CRT_TARGET_UDEV && find_option(table, n, key))
         return crt_set_error(error, EINVAL,
