@@ -232,12 +232,14 @@ char *crt_target_node_text(CrtTarget *target);
 /* "usb:0403:6001 serial=A12345": what a udev spec asks for (g_free). */
 char *crt_target_udev_identity(const CrtTargetSpec *spec);
 
-/* Calls fn(data) on the loop thread of `ctx` whenever a tty device is
- * added or changes (udevd's events when it runs, else the kernel's).  NULL
- * when netlink cannot be had; the caller's retries then have to do. */
+/* Calls fn on the loop thread of `ctx` for each tty device that is added
+ * or changes (APPEARED) or is removed (REMOVED), with its node (NULL when
+ * it has none): udevd's events when it runs, else the kernel's.  NULL when
+ * netlink cannot be had; the caller's retries then have to do. */
+typedef enum { CRT_UDEV_OTHER = 0, CRT_UDEV_APPEARED, CRT_UDEV_REMOVED } CrtUdevEvent;
+typedef void (*CrtUdevMonitorFn)(CrtUdevEvent ev, const char *devnode, gpointer data);
 typedef struct CrtUdevMonitor CrtUdevMonitor;
-CrtUdevMonitor *crt_udev_monitor_new(GMainContext *ctx, void (*fn)(gpointer data),
-                                     gpointer data);
+CrtUdevMonitor *crt_udev_monitor_new(GMainContext *ctx, CrtUdevMonitorFn fn, gpointer data);
 /* On the loop thread of `ctx`, or after it stopped. */
 void crt_udev_monitor_free(CrtUdevMonitor *m);
 

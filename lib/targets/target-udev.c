@@ -215,7 +215,7 @@ struct CrtUdevMonitor {
     struct udev *udev;
     struct udev_monitor *mon;
     GSource *src;
-    void (*fn)(gpointer data);
+    CrtUdevMonitorFn fn;
     gpointer data;
 };
 
@@ -229,21 +229,26 @@ static gboolean monitor_ready(gint fd, GIOCondition cond, gpointer data)
 {
     CrtUdevMonitor *m = data;
     struct udev_device *dev;
-    gboolean appeared = FALSE;
 
+    /* One call per event: a removal names its node, which may be the one a
+     * target has open. */
     while ((dev = udev_monitor_receive_device(m->mon)) != NULL) {
         const char *action = udev_device_get_action(dev);
-        if (action && (strcmp(action, "add") == 0 || strcmp(action, "change") == 0 ||
-                       strcmp(action, "bind") == 0))
-            appeared = TRUE;
+        CrtUdevEvent ev = CRT_UDEV_OTHER;
+
+        if (g_strcmp0(action, "add") == 0 || g_strcmp0(action, "change") == 0 ||
+            g_strcmp0(action, "bind") == 0)
+            ev = CRT_UDEV_APPEARED;
+        else if (g_strcmp0(action, "remove") == 0)
+            ev = CRT_UDEV_REMOVED;
+        if (ev != CRT_UDEV_OTHER)
+            m->fn(ev, udev_device_get_devnode(dev), m->data);
         udev_device_unref(dev);
     }
-    if (appeared)
-        m->fn(m->data);
     return G_SOURCE_CONTINUE;
 }
 
-CrtUdevMonitor *crt_udev_monitor_new(GMainContext *ctx, void (*fn)(gpointer data),
+CrtUdevMonitor *crt_udev_monitor_new(GMainContext *ctx, CrtUdevMonitorFn fn,
                                      gpointer data)
 {
     CrtUdevMonitor *m = g_new0(CrtUdevMonitor, 1);

@@ -471,21 +471,29 @@ static void setup_inotify(Wait *w, const char *path)
 /* ---- watching for a tty (udev specs) ---------------------------------- */
 
 /* A tty was added or changed: it may be the one the spec matches.  The
- * open resolves the spec anew, so any tty event is worth one try. */
-static void tty_appeared(gpointer data)
+ * open resolves the spec anew, so any tty event is worth one try.  The
+ * removal of the node the target has open retires it (once drained) like
+ * a removed path; a hang-up usually says so first. */
+static void tty_event(CrtUdevEvent ev, const char *devnode, gpointer data)
 {
     Wait *w = data;
 
-    if (w->inner || w->t->closed)
+    if (w->t->closed)
         return;
-    w->backoff = BACKOFF_MIN_US;
-    start_open(w);
+    if (ev == CRT_UDEV_REMOVED && w->inner && w->inner->node && devnode &&
+        strcmp(w->inner->node, devnode) == 0) {
+        w->removed = TRUE;
+        check_removed(w);
+    } else if (ev == CRT_UDEV_APPEARED && !w->inner) {
+        w->backoff = BACKOFF_MIN_US;
+        start_open(w);
+    }
 }
 
 static void setup_monitor(Wait *w)
 {
     if (w->spec.kind == CRT_TARGET_UDEV)
-        w->monitor = crt_udev_monitor_new(crt_loop_context(w->t->loop), tty_appeared, w);
+        w->monitor = crt_udev_monitor_new(crt_loop_context(w->t->loop), tty_event, w);
 }
 
 /* ---- ops ------------------------------------------------------------ */

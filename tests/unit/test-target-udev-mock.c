@@ -149,12 +149,16 @@ static void test_interface_and_port(void)
 
 /* `wait`: absent at the start with the reason in presence; the adapter is
  * plugged in later and its uevent alone (no request is pending, so no
- * retry timer runs) makes the target resolve and open it. */
+ * retry timer runs) makes the target resolve and open it.  Unplugged (in
+ * the kernel's order: the node goes, the remove event, then sysfs), the
+ * target is lost; plugged into another port it comes back as another node,
+ * which the reopen resolves to. */
 static void test_wait_for_adapter(void)
 {
-    static const char *const ttys[] = {"ttyUSB7", NULL};
+    static const char *const first[] = {"ttyUSB7", NULL}, *const second[] = {"ttyUSB8",
+                                                                             NULL};
     CrtTarget *t = open_ok("usb:0403:6001 serial=LATER1 wait shared");
-    char *p = presence_of(t), *tty;
+    char *p = presence_of(t), *tty, *node, *usb, *root;
 
     g_assert_cmpint(crt_target_presence(t, NULL), ==, CRT_PRESENCE_WAITING);
     assert_contains(p, "absent, waiting since ");
@@ -162,7 +166,7 @@ static void test_wait_for_adapter(void)
     g_free(p);
     g_usleep(300 * 1000); /* past the first backoff: only the event can wake it */
     g_assert_cmpint(crt_target_presence(t, NULL), ==, CRT_PRESENCE_WAITING);
-    tty = add_adapter("1-7", "0403", "6001", "LATER1", ttys, 7);
+    tty = add_adapter("1-7", "0403", "6001", "LATER1", first, 7);
     umockdev_testbed_uevent(tb, tty, "add");
     TU_WAIT_FOR(crt_target_presence(t, NULL) == CRT_PRESENCE_PRESENT);
     p = presence_of(t);
@@ -172,6 +176,31 @@ static void test_wait_for_adapter(void)
         "back 1)");
     g_assert_true(crt_target_holds_file(t, "/dev/ttyUSB7"));
     g_free(p);
+
+    root = umockdev_testbed_get_root_dir(tb);
+    node = g_build_filename(root, "dev", "ttyUSB7", NULL);
+    g_assert_cmpint(unlink(node), ==, 0);
+    umockdev_testbed_uevent(tb, tty, "remove");
+    usb = g_strdup("/sys/devices/1-7");
+    umockdev_testbed_remove_device(tb, usb);
+    TU_WAIT_FOR(crt_target_presence(t, NULL) == CRT_PRESENCE_WAITING);
+    p = presence_of(t);
+    assert_contains(p, "(lost 1, back 1)");
+    g_free(p);
+    g_free(tty);
+    tty = add_adapter("1-8", "0403", "6001", "LATER1", second, 8);
+    umockdev_testbed_uevent(tb, tty, "add");
+    TU_WAIT_FOR(crt_target_presence(t, NULL) == CRT_PRESENCE_PRESENT);
+    p = presence_of(t);
+    g_assert_cmpstr(
+        p, ==,
+        "present (/dev/ttyUSB8, matched usb:0403:6001 serial=LATER1) (lost 1, "
+        "back 2)");
+    g_assert_true(crt_target_holds_file(t, "/dev/ttyUSB8"));
+    g_free(p);
+    g_free(usb);
+    g_free(node);
+    g_free(root);
     g_free(tty);
     crt_target_unref(t);
 }
