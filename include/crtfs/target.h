@@ -109,7 +109,7 @@ typedef struct {
     char **match;        /* match= and udev:'s KEY=VALUE (VALUE a glob),
                           * NULL-terminated, or NULL */
 
-    /* PATH, UNIX, TCP: wait for the target when it is absent, and again
+    /* PATH, UDEV, UNIX, TCP: wait for the target when it is absent, and again
      * whenever it is lost (see crt_target_open_full). */
     gboolean wait;
 
@@ -191,11 +191,13 @@ typedef int (*CrtTargetOpenFn)(const CrtTargetSpec *spec, CrtLoop *loop, CrtTarg
                                GError **error, gpointer data);
 
 /* crt_target_open() through `open_fn` (NULL: the default), which for a spec
- * without `wait` is all it does.  With `wait` (paths and sockets), the
- * target returned is there for good: when what it names is absent, or is
- * lost later (end of file, an error, a hang-up, a removed path), requests
- * wait for it, crt watches for it (inotify on a path's directory, and
- * retries with backoff from 0.1 to 5 s) and goes on when it is back.  A
+ * without `wait` is all it does.  With `wait` (paths, udev specs and
+ * sockets), the target returned is there for good: when what it names is
+ * absent, or is lost later (end of file, an error, a hang-up, a removed
+ * path or tty node), requests wait for it, crt watches for it (inotify on
+ * a path's directory, udev's tty events for a udev spec, which is resolved
+ * anew at each reopen, and retries with backoff from 0.1 to 5 s) and goes
+ * on when it is back.  A
  * loss completes the read that met it with the cause (-ENODATA for end of
  * file), or the first waiting read with -ENOENT for a removed path; the
  * return completes the first waiting read with -EISCONN; these carry no
@@ -212,6 +214,8 @@ typedef enum { CRT_PRESENCE_PRESENT = 0, CRT_PRESENCE_WAITING } CrtPresence;
 
 /* Whether a `wait` target is there now (others always are).  *reason, when
  * asked for and the target waits or has waited, says since when and why,
+ * and for a udev spec which node it resolved to ("present (/dev/ttyUSB0,
+ * matched usb:0403:6001)", also without `wait`),
  * and how often it was lost and came back; for an exec: target, whether the
  * command runs or how it ended (g_free); NULL otherwise.  Any thread. */
 CRT_API CrtPresence crt_target_presence(CrtTarget *target, char **reason);
