@@ -47,6 +47,33 @@
 
 #include "target-private.h"
 
+/* ---- contexts --------------------------------------------------------- */
+
+/* libudev (systemd's code) sets up process-wide state on first use (the
+ * hash key of its maps, its random pool) without a lock; each of our calls
+ * has a context of its own, but the first two on different threads (a pool
+ * thread resolving, the loop thread's monitor) could race on that state.
+ * One warm-up under g_once makes the first use single. */
+static gpointer warm_up(gpointer unused)
+{
+    struct udev *udev = udev_new();
+    struct udev_enumerate *en = udev ? udev_enumerate_new(udev) : NULL;
+
+    if (en)
+        udev_enumerate_add_match_subsystem(en, "tty");
+    udev_enumerate_unref(en);
+    udev_unref(udev);
+    return NULL;
+}
+
+static struct udev *context_new(void)
+{
+    static GOnce once = G_ONCE_INIT;
+
+    g_once(&once, warm_up, NULL);
+    return udev_new();
+}
+
 /* ---- matching --------------------------------------------------------- */
 
 /* Whether sysfs attribute `attr` of `dev` is `value` in hex ("0403\n"). */
@@ -150,7 +177,7 @@ typedef struct {
 
 static int enumerate(const CrtTargetSpec *spec, Matches *m, GError **error)
 {
-    struct udev *udev = udev_new();
+    struct udev *udev = context_new();
     struct udev_enumerate *en = udev ? udev_enumerate_new(udev) : NULL;
     struct udev_list_entry *e;
 
@@ -253,7 +280,7 @@ CrtUdevMonitor *crt_udev_monitor_new(GMainContext *ctx, CrtUdevMonitorFn fn,
 {
     CrtUdevMonitor *m = g_new0(CrtUdevMonitor, 1);
 
-    m->udev = udev_new();
+    m->udev = context_new();
     m->mon = m->udev ? udev_monitor_new_from_netlink(m->udev, monitor_source()) : NULL;
     if (m->mon == NULL ||
         udev_monitor_filter_add_match_subsystem_devtype(m->mon, "tty", NULL) < 0 ||
