@@ -425,7 +425,8 @@ static gboolean spec_is_live(const CrtTargetSpec *spec)
 {
     struct stat st;
 
-    if (spec->kind == CRT_TARGET_UNIX || spec->kind == CRT_TARGET_TCP)
+    if (spec->kind == CRT_TARGET_UNIX || spec->kind == CRT_TARGET_TCP ||
+        spec->kind == CRT_TARGET_UDEV) /* always a tty */
         return TRUE;
     return spec->kind == CRT_TARGET_PATH && stat(spec->path, &st) == 0 &&
            S_ISCHR(st.st_mode);
@@ -535,6 +536,20 @@ static void keep_creds(CrtChannel *ch, const CrtCreds *creds)
     g_free(old);
 }
 
+/* Whether `t` has open the file `spec` names now (a usb:/udev: spec's
+ * resolved tty). */
+static gboolean holds_spec_file(CrtTarget *t, const CrtTargetSpec *spec)
+{
+    char *node = NULL;
+    gboolean holds = FALSE;
+
+    if ((spec->kind == CRT_TARGET_PATH || spec->kind == CRT_TARGET_UDEV) &&
+        crt_target_spec_node(spec, &node, NULL) == 0)
+        holds = crt_target_holds_file(t, node);
+    g_free(node);
+    return holds;
+}
+
 static int open_and_install(CrtChannel *ch, const char *text, const CrtCreds *creds,
                             gboolean end_stream, GError **error);
 
@@ -598,8 +613,7 @@ static int open_and_install(CrtChannel *ch, const char *text, const CrtCreds *cr
         return crt_channel_fail(ch, error, -r, err);
     }
     r = crt_creds_open_target(&spec, creds, &ch->policy, &t, &err);
-    if (r == -EBUSY && ch->now.target && spec.kind == CRT_TARGET_PATH &&
-        crt_target_holds_file(ch->now.target, spec.path)) {
+    if (r == -EBUSY && ch->now.target && holds_spec_file(ch->now.target, &spec)) {
         /* The lock that refused is our own: the tty this directory has
          * open, set again (new line settings, say).  Let it go and open
          * it anew. */
@@ -652,9 +666,9 @@ gboolean crt_channel_holds_spec_file(CrtChannel *ch, const char *spec)
 
     if (crt_target_spec_parse(spec, &parsed, NULL) < 0)
         return FALSE;
-    if (parsed.kind == CRT_TARGET_PATH) {
+    if (parsed.kind == CRT_TARGET_PATH || parsed.kind == CRT_TARGET_UDEV) {
         g_mutex_lock(&ch->now.lock);
-        holds = ch->now.target && crt_target_holds_file(ch->now.target, parsed.path);
+        holds = ch->now.target && holds_spec_file(ch->now.target, &parsed);
         g_mutex_unlock(&ch->now.lock);
     }
     crt_target_spec_clear(&parsed);

@@ -52,6 +52,15 @@ static void assert_spec_equal(const CrtTargetSpec *a, const CrtTargetSpec *b)
     g_assert_cmpint(a->sim_fail_errno, ==, b->sim_fail_errno);
     g_assert_cmpint(a->sim_fail_fatal, ==, b->sim_fail_fatal);
     g_assert_cmpuint(a->sim_limit, ==, b->sim_limit);
+    g_assert_cmpint(a->usb_ids, ==, b->usb_ids);
+    g_assert_cmpuint(a->usb_vendor, ==, b->usb_vendor);
+    g_assert_cmpuint(a->usb_product, ==, b->usb_product);
+    assert_str_equal(a->usb_serial, b->usb_serial);
+    g_assert_cmpint(a->usb_interface, ==, b->usb_interface);
+    assert_str_equal(a->usb_path, b->usb_path);
+    g_assert_true((a->match == NULL) == (b->match == NULL));
+    for (guint i = 0; a->match && (a->match[i] || b->match[i]); i++)
+        assert_str_equal(a->match[i], b->match[i]);
 }
 
 /* The ranges target.h and the man page give for each field. */
@@ -81,6 +90,16 @@ static void assert_spec_in_range(const CrtTargetSpec *s, const char *line)
         break;
     case CRT_TARGET_SIM:
         g_assert_cmpint(s->sim_gen, <=, CRT_SIM_GEN_ECHO);
+        break;
+    case CRT_TARGET_UDEV:
+        /* Something to match, every KEY=VALUE with both halves. */
+        g_assert_true(s->usb_ids || s->match || s->usb_path || s->usb_serial);
+        g_assert_cmpint(s->usb_interface, >=, -1);
+        g_assert_cmpint(s->usb_interface, <=, 255);
+        for (guint i = 0; s->match && s->match[i]; i++) {
+            const char *eq = strchr(s->match[i], '=');
+            g_assert_true(eq != NULL && eq != s->match[i] && eq[1] != '\0');
+        }
         break;
     default:
         g_assert_not_reached();

@@ -2,7 +2,8 @@
 # lacks to build and test crtfs.  Runs apt only when something is missing.
 CRTFS_PACKAGES="autoconf automake libtool pkg-config make gcc libc6-dev \
 libglib2.0-dev libglib2.0-bin libfuse3-dev fuse3 python3 socat valgrind systemd \
-dbus-daemon python3-dbusmock nodejs ser2net jq"
+dbus-daemon python3-dbusmock nodejs ser2net jq \
+libudev-dev libumockdev-dev umockdev"
 
 crtfs_install_deps() {
     local missing=()

@@ -6,7 +6,14 @@
  *   tcp:HOST:PORT                     TCP connection
  *   exec:COMMAND                      /bin/sh -c COMMAND, its stdin/stdout
  *   sim:[GEN] [options]               the built-in simulator (see sim.h)
+ *   usb:VID:PID [serial=S] [interface=N] [path=P] [match=K=V,...] [tty options]
+ *                                     the tty of a USB adapter, by identity
+ *   udev:KEY=VALUE[,KEY=VALUE...] [tty options]
+ *                                     the tty whose udev properties match
  *
+ * The last two (kind "udev") are resolved through libudev to the one tty
+ * node they match, at open and at every reopen of a `wait` target, and
+ * that node is then opened as a path (target-udev.c).
  * Options follow the first word, separated by blanks, as `key` or
  * `key=value`.  An `exec:` spec takes no options: the whole rest of the
  * line is the command.  A tty takes baud=N (any rate), raw, 8N1 and the
@@ -55,12 +62,13 @@ typedef enum {
     CRT_TARGET_TCP,
     CRT_TARGET_EXEC,
     CRT_TARGET_SIM,
+    CRT_TARGET_UDEV, /* usb: and udev: identities, resolved to a tty path */
 } CrtTargetKind;
 
 typedef enum { CRT_PARITY_NONE = 0, CRT_PARITY_EVEN, CRT_PARITY_ODD } CrtParity;
 typedef enum { CRT_FLOW_NONE = 0, CRT_FLOW_RTSCTS, CRT_FLOW_XONXOFF } CrtFlow;
 
-/* "path", "unix", "tcp", "exec", "sim". */
+/* "path", "unix", "tcp", "exec", "sim", "udev". */
 CRT_API const char *crt_target_kind_to_string(CrtTargetKind kind);
 
 /* The simulator's generators for read requests. */
@@ -108,7 +116,19 @@ typedef struct {
      * apart (0: as fast as the descriptor takes them). */
     guint chardelay_us;
 
-    /* PATH, UNIX, TCP: wait for the target when it is absent, and again
+    /* UDEV kind: what the tty must be (all given ones must hold).  The
+     * tty options above apply to the node it resolves to. */
+    gboolean usb_ids;    /* usb:VID:PID given */
+    guint16 usb_vendor;  /* idVendor of the USB device */
+    guint16 usb_product; /* idProduct */
+    char *usb_serial;    /* serial= : the USB device's serial, or NULL */
+    int usb_interface;   /* interface= : bInterfaceNumber, -1 = any */
+    char *usb_path;      /* path= : ID_PATH, the tty's DEVPATH or the USB
+                          * port (1-1.4), or NULL */
+    char **match;        /* match= and udev:'s KEY=VALUE (VALUE a glob),
+                          * NULL-terminated, or NULL */
+
+    /* PATH, UDEV, UNIX, TCP: wait for the target when it is absent, and again
      * whenever it is lost (see crt_target_open_full). */
     gboolean wait;
 
@@ -196,11 +216,13 @@ typedef int (*CrtTargetOpenFn)(const CrtTargetSpec *spec, CrtLoop *loop, CrtTarg
                                GError **error, gpointer data);
 
 /* crt_target_open() through `open_fn` (NULL: the default), which for a spec
- * without `wait` is all it does.  With `wait` (paths and sockets), the
- * target returned is there for good: when what it names is absent, or is
- * lost later (end of file, an error, a hang-up, a removed path), requests
- * wait for it, crt watches for it (inotify on a path's directory, and
- * retries with backoff from 0.1 to 5 s) and goes on when it is back.  A
+ * without `wait` is all it does.  With `wait` (paths, udev specs and
+ * sockets), the target returned is there for good: when what it names is
+ * absent, or is lost later (end of file, an error, a hang-up, a removed
+ * path or tty node), requests wait for it, crt watches for it (inotify on
+ * a path's directory, udev's tty events for a udev spec, which is resolved
+ * anew at each reopen, and retries with backoff from 0.1 to 5 s) and goes
+ * on when it is back.  A
  * loss completes the read that met it with the cause (-ENODATA for end of
  * file), or the first waiting read with -ENOENT for a removed path; the
  * return completes the first waiting read with -EISCONN; these carry no
@@ -217,6 +239,8 @@ typedef enum { CRT_PRESENCE_PRESENT = 0, CRT_PRESENCE_WAITING } CrtPresence;
 
 /* Whether a `wait` target is there now (others always are).  *reason, when
  * asked for and the target waits or has waited, says since when and why,
+ * and for a udev spec which node it resolved to ("present (/dev/ttyUSB0,
+ * matched usb:0403:6001)", also without `wait`),
  * and how often it was lost and came back; for an exec: target, whether the
  * command runs or how it ended (g_free); NULL otherwise.  Any thread. */
 CRT_API CrtPresence crt_target_presence(CrtTarget *target, char **reason);
@@ -230,6 +254,14 @@ CRT_API gboolean crt_target_is_stale(CrtTarget *target);
  * lets a target go that holds the lock a new open of the same tty ran
  * into.  Any thread. */
 CRT_API gboolean crt_target_holds_file(CrtTarget *target, const char *path);
+
+/* The file a spec would open now: a path spec's path, the tty node a udev
+ * spec (usb:, udev:) resolves to (through libudev, as an open would); 0
+ * and *node (g_free), or -errno with words: -ENOENT when nothing matches,
+ * -ENOTUNIQ when several do, -EINVAL for the other kinds (they name no
+ * file).  Lets the daemon ask crt_target_holds_file() about the tty a new
+ * spec names.  Caller's thread; reads sysfs. */
+CRT_API int crt_target_spec_node(const CrtTargetSpec *spec, char **node, GError **error);
 
 CRT_API CrtTarget *crt_target_ref(CrtTarget *target);
 /* Any thread but the loop thread may drop the last reference; it closes the

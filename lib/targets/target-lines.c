@@ -57,6 +57,7 @@ static const char *kind_words(CrtTarget *t)
 {
     switch (t->kind) {
     case CRT_TARGET_PATH:
+    case CRT_TARGET_UDEV:
         return "is not a serial line";
     case CRT_TARGET_UNIX:
     case CRT_TARGET_TCP:

@@ -183,6 +183,12 @@ struct CrtTarget {
     gpointer watch_data;
     GDestroyNotify watch_destroy;
     gboolean watching; /* the kind's watch_lines succeeded */
+
+    /* A udev spec's target (usb:, udev:): the node it resolved to and the
+     * identity that matched it (crt_target_udev_identity), for presence;
+     * NULL otherwise.  Set at open, then read-only. */
+    char *node;
+    char *identity;
 };
 
 /* A kind reports one line event to the watcher, if any (target-lines.c).
@@ -236,6 +242,29 @@ CrtTarget *crt_target_new_impl(const CrtTargetSpec *spec, CrtLoop *loop,
 int crt_target_wait_open(const CrtTargetSpec *spec, CrtLoop *loop,
                          CrtTargetOpenFn open_fn, gpointer data, GDestroyNotify destroy,
                          CrtTarget **out, GError **error);
+
+/* Identity resolution (target-udev.c).  Resolve a CRT_TARGET_UDEV spec
+ * to the one tty node it matches: 0 with *node (g_free) and its device
+ * number, -ENOENT when none matches, -ENOTUNIQ (naming them) when several
+ * do.  Any thread; reads sysfs through a libudev context of its own. */
+int crt_target_udev_resolve(const CrtTargetSpec *spec, char **node, dev_t *devnum,
+                            GError **error);
+/* "present (/dev/ttyUSB0, matched usb:0403:6001)" for a target opened
+ * from a udev spec, NULL for others (g_free).  Any thread. */
+char *crt_target_node_text(CrtTarget *target);
+/* "usb:0403:6001 serial=A12345": what a udev spec asks for (g_free). */
+char *crt_target_udev_identity(const CrtTargetSpec *spec);
+
+/* Calls fn on the loop thread of `ctx` for each tty device that is added
+ * or changes (APPEARED) or is removed (REMOVED), with its node (NULL when
+ * it has none): udevd's events when it runs, else the kernel's.  NULL when
+ * netlink cannot be had; the caller's retries then have to do. */
+typedef enum { CRT_UDEV_OTHER = 0, CRT_UDEV_APPEARED, CRT_UDEV_REMOVED } CrtUdevEvent;
+typedef void (*CrtUdevMonitorFn)(CrtUdevEvent ev, const char *devnode, gpointer data);
+typedef struct CrtUdevMonitor CrtUdevMonitor;
+CrtUdevMonitor *crt_udev_monitor_new(GMainContext *ctx, CrtUdevMonitorFn fn, gpointer data);
+/* On the loop thread of `ctx`, or after it stopped. */
+void crt_udev_monitor_free(CrtUdevMonitor *m);
 
 /* Engine-facing calls (loop thread): submit, cancel, close. */
 void crt_target_submit(CrtTarget *t, CrtIo *io);

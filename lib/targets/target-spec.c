@@ -41,6 +41,9 @@ enum {
     F_ERRNO,
     F_FATAL,
     F_LIMIT,
+    F_SERIAL,
+    F_INTERFACE,
+    F_UPATH,
     F_COUNT
 };
 
@@ -404,6 +407,110 @@ static const SpecOption path_options[] = {
     {"wait", FALSE, opt_wait},
 };
 
+/* ---- identity options (usb:, udev:) ---- */
+
+/* A string option may be repeated with the same value only. */
+static int claim_string(SpecParser *p, int field, char **slot, const char *value,
+                        const char *token, GError **error)
+{
+    if (value[0] == '\0')
+        return crt_set_error(error, EINVAL, "option \"%s\" needs a value", token);
+    if (*slot != NULL && strcmp(*slot, value) != 0)
+        return crt_set_error(error, EINVAL, "option \"%s\" conflicts with \"%s\"", token,
+                             p->seen[field]);
+    p->seen[field] = token;
+    g_free(*slot);
+    *slot = g_strdup(value);
+    return 0;
+}
+
+static int opt_serial(SpecParser *p, const char *key, const char *value,
+                      const char *token, GError **error)
+{
+    return claim_string(p, F_SERIAL, &p->spec->usb_serial, value, token, error);
+}
+
+static int opt_usb_path(SpecParser *p, const char *key, const char *value,
+                        const char *token, GError **error)
+{
+    return claim_string(p, F_UPATH, &p->spec->usb_path, value, token, error);
+}
+
+/* interface=N: bInterfaceNumber, decimal as lsusb prints it (0..255). */
+static int opt_interface(SpecParser *p, const char *key, const char *value,
+                         const char *token, GError **error)
+{
+    guint64 v;
+    int r = parse_number(key, value, 0, 255, &v, error);
+
+    if (r == 0)
+        r = claim(p, F_INTERFACE, v, token, error);
+    if (r == 0)
+        p->spec->usb_interface = (int)v;
+    return r;
+}
+
+static gboolean is_property_name(const char *key, size_t len)
+{
+    if (len == 0)
+        return FALSE;
+    for (size_t i = 0; i < len; i++) {
+        if (!g_ascii_isalnum(key[i]) && key[i] != '_' && key[i] != '.' && key[i] != '-')
+            return FALSE;
+    }
+    return TRUE;
+}
+
+/* KEY=VALUE[,KEY=VALUE...] appended to spec->match; `what` is the token for
+ * the words of an error. */
+static int add_matches(CrtTargetSpec *s, const char *list, const char *what,
+                       GError **error)
+{
+    char **pairs = g_strsplit(list, ",", -1);
+    GPtrArray *all = g_ptr_array_new_with_free_func(g_free);
+    int r = 0;
+
+    for (guint i = 0; s->match && s->match[i]; i++)
+        g_ptr_array_add(all, g_strdup(s->match[i]));
+    for (guint i = 0; r == 0 && pairs[i]; i++) {
+        const char *eq = strchr(pairs[i], '=');
+
+        if (eq == NULL || !is_property_name(pairs[i], (size_t)(eq - pairs[i])) ||
+            eq[1] == '\0')
+            r = crt_set_error(
+                error, EINVAL,
+                "invalid match \"%s\" in \"%s\": expected KEY=VALUE, a udev "
+                "property name (letters, digits, _) and a value or glob, "
+                "pairs separated by commas",
+                pairs[i], what);
+        else
+            g_ptr_array_add(all, g_strdup(pairs[i]));
+    }
+    g_strfreev(pairs);
+    if (r < 0) {
+        g_ptr_array_free(all, TRUE);
+        return r;
+    }
+    g_ptr_array_set_free_func(all, NULL);
+    g_ptr_array_add(all, NULL);
+    g_strfreev(s->match);
+    s->match = (char **)g_ptr_array_free(all, FALSE);
+    return 0;
+}
+
+static int opt_match(SpecParser *p, const char *key, const char *value, const char *token,
+                     GError **error)
+{
+    return add_matches(p->spec, value, token, error);
+}
+
+static const SpecOption identity_options[] = {
+    {"serial", TRUE, opt_serial},
+    {"interface", TRUE, opt_interface},
+    {"path", TRUE, opt_usb_path},
+    {"match", TRUE, opt_match},
+};
+
 static const SpecOption socket_options[] = {
     {"chardelay", TRUE, opt_chardelay},
     {"wait", FALSE, opt_wait},
@@ -583,7 +690,7 @@ static const SpecOption *find_option(const SpecOption *table, size_t n, const ch
 
 static const SpecOption *options_for(CrtTargetKind kind, size_t *n)
 {
-    if (kind == CRT_TARGET_PATH) {
+    if (kind == CRT_TARGET_PATH || kind == CRT_TARGET_UDEV) {
         *n = G_N_ELEMENTS(path_options);
         return path_options;
     }
@@ -607,13 +714,20 @@ static int unknown_option(CrtTargetKind kind, const char *key, const char *token
     size_t n;
     const SpecOption *table = options_for(CRT_TARGET_PATH, &n);
 
+    if (kind != CRT_TARGET_UDEV &&
+        find_option(identity_options, G_N_ELEMENTS(identity_options), key))
+        return crt_set_error(
+            error, EINVAL,
+            "option \"%s\" applies to usb: and udev: targets, not to a %s "
+            "target",
+            token, crt_target_kind_to_string(kind));
     if (kind != CRT_TARGET_PATH &&
         (strcmp(key, "wait") == 0 || strcmp(key, "chardelay") == 0))
         return crt_set_error(error, EINVAL,
-                             "option \"%s\" applies to path and socket targets, not to a "
-                             "%s target",
+                             "option \"%s\" applies to path and socket targets (and "
+                             "usb:, udev:), not to a %s target",
                              token, crt_target_kind_to_string(kind));
-    if (kind != CRT_TARGET_PATH && find_option(table, n, key))
+    if (kind != CRT_TARGET_PATH && kind != CRT_TARGET_UDEV && find_option(table, n, key))
         return crt_set_error(error, EINVAL,
                              "option \"%s\" applies to path targets, not to a %s target",
                              token, crt_target_kind_to_string(kind));
@@ -638,10 +752,13 @@ static int parse_option(SpecParser *p, const char *token, GError **error)
     size_t n;
     const SpecOption *table = options_for(p->spec->kind, &n);
     const SpecOption *opt = find_option(table, n, key);
+    gboolean tty = p->spec->kind == CRT_TARGET_PATH || p->spec->kind == CRT_TARGET_UDEV;
     int r = 0;
 
+    if (opt == NULL && p->spec->kind == CRT_TARGET_UDEV)
+        opt = find_option(identity_options, G_N_ELEMENTS(identity_options), key);
     if (opt == NULL) {
-        if (p->spec->kind != CRT_TARGET_PATH || !parse_line_format(p, token, &r, error))
+        if (!tty || !parse_line_format(p, token, &r, error))
             r = unknown_option(p->spec->kind, key, token, error);
     } else if (opt->has_value == TRUE && eq == NULL) {
         r = crt_set_error(error, EINVAL, "option \"%s\" needs a value (%s=...)", token,
@@ -719,6 +836,44 @@ static int parse_sim_generator(CrtTargetSpec *s, const char *gen, GError **error
                          gen);
 }
 
+/* VID:PID as lsusb prints them: four hex digits each (fewer are taken). */
+static int parse_usb_ids(CrtTargetSpec *s, const char *ids, GError **error)
+{
+    const char *colon = strchr(ids, ':');
+    char *vid = colon ? g_strndup(ids, (gsize)(colon - ids)) : NULL;
+    guint64 v = 0, p = 0;
+    gboolean ok = vid && vid[0] && colon[1] && strlen(vid) <= 4 &&
+                  strlen(colon + 1) <= 4 &&
+                  g_ascii_string_to_unsigned(vid, 16, 0, 0xffff, &v, NULL) &&
+                  g_ascii_string_to_unsigned(colon + 1, 16, 0, 0xffff, &p, NULL);
+
+    g_free(vid);
+    if (!ok)
+        return crt_set_error(error, EINVAL,
+                             "invalid usb target \"usb:%s\": expected usb:VID:PID, the "
+                             "vendor and product ids in hex as lsusb prints them "
+                             "(usb:0403:6001)",
+                             ids);
+    s->usb_ids = TRUE;
+    s->usb_vendor = (guint16)v;
+    s->usb_product = (guint16)p;
+    return 0;
+}
+
+/* usb:VID:PID or udev:KEY=VALUE,...; which one is told by the prefix,
+ * kept in usb_ids: a `udev:` address always has an '='. */
+static int parse_identity(CrtTargetSpec *s, const char *addr, GError **error)
+{
+    if (g_str_has_prefix(s->text, "usb:"))
+        return parse_usb_ids(s, addr, error);
+    if (addr[0] == '\0')
+        return 0; /* udev: with options only; checked once all are read */
+    char *what = g_strdup_printf("udev:%s", addr);
+    int r = add_matches(s, addr, what, error);
+    g_free(what);
+    return r;
+}
+
 /* The first word after the kind prefix: what to open. */
 static int parse_address(SpecParser *p, const char *addr, GError **error)
 {
@@ -746,6 +901,8 @@ static int parse_address(SpecParser *p, const char *addr, GError **error)
         if (strchr(addr, '=') != NULL)
             return parse_option(p, addr, error);
         return parse_sim_generator(s, addr, error);
+    case CRT_TARGET_UDEV:
+        return parse_identity(s, addr, error);
     case CRT_TARGET_EXEC:
         break;
     }
@@ -771,6 +928,11 @@ static int parse_words(CrtTargetSpec *s, const char *rest, GError **error)
                           "option \"baud\" applies to sim:uart (the simulated serial "
                           "line), not to sim:%s",
                           sim_gen_to_string(s->sim_gen));
+    if (r == 0 && s->kind == CRT_TARGET_UDEV && !s->usb_ids && !s->match &&
+        !s->usb_path && !s->usb_serial)
+        r = crt_set_error(error, EINVAL,
+                          "udev: needs something to match, as in "
+                          "udev:ID_SERIAL_SHORT=A12345 or udev:DEVNAME=/dev/ttyS0");
     g_strfreev(words);
     g_free(addr);
     return r;
@@ -782,9 +944,8 @@ static int parse_kind(CrtTargetSpec *s, const char *text, GError **error)
         const char *prefix;
         CrtTargetKind kind;
     } prefixes[] = {
-        {"unix:", CRT_TARGET_UNIX},
-        {"tcp:", CRT_TARGET_TCP},
-        {"sim:", CRT_TARGET_SIM},
+        {"unix:", CRT_TARGET_UNIX}, {"tcp:", CRT_TARGET_TCP},   {"sim:", CRT_TARGET_SIM},
+        {"usb:", CRT_TARGET_UDEV},  {"udev:", CRT_TARGET_UDEV},
     };
 
     if (g_str_has_prefix(text, "exec:")) {
@@ -807,7 +968,8 @@ static int parse_kind(CrtTargetSpec *s, const char *text, GError **error)
     }
     return crt_set_error(error, EINVAL,
                          "unknown target kind in \"%s\": expected /PATH, unix:PATH, "
-                         "tcp:HOST:PORT, exec:COMMAND or sim:",
+                         "tcp:HOST:PORT, exec:COMMAND, sim:, usb:VID:PID or "
+                         "udev:KEY=VALUE",
                          text);
 }
 
@@ -819,6 +981,7 @@ int crt_target_spec_parse(const char *line, CrtTargetSpec *out, GError **error)
 
     memset(out, 0, sizeof *out);
     out->sim_fail_errno = EIO;
+    out->usb_interface = -1;
     out->text = g_strstrip(g_strdup(line));
     if (out->text[0] == '\0')
         r = crt_set_error(error, EINVAL, "empty target spec");
@@ -838,6 +1001,9 @@ void crt_target_spec_copy(CrtTargetSpec *dst, const CrtTargetSpec *src)
     dst->path = g_strdup(src->path);
     dst->host = g_strdup(src->host);
     dst->command = g_strdup(src->command);
+    dst->usb_serial = g_strdup(src->usb_serial);
+    dst->usb_path = g_strdup(src->usb_path);
+    dst->match = g_strdupv(src->match);
 }
 
 void crt_target_spec_clear(CrtTargetSpec *spec)
@@ -848,5 +1014,8 @@ void crt_target_spec_clear(CrtTargetSpec *spec)
     g_free(spec->path);
     g_free(spec->host);
     g_free(spec->command);
+    g_free(spec->usb_serial);
+    g_free(spec->usb_path);
+    g_strfreev(spec->match);
     memset(spec, 0, sizeof *spec);
 }

@@ -6,7 +6,9 @@
  * over: this file never opens a target itself.  While the inner target is
  * there, requests go straight to it.  When it is absent (at open, or after
  * a loss), requests are held, in order, and the wrapper watches for it:
- * inotify on the parent directory for paths, plus a retry timer with capped
+ * inotify on the parent directory for paths, a udev monitor on the tty
+ * subsystem for usb:/udev: specs (which resolve anew at each open, so a
+ * reopen may find another node), plus a retry timer with capped
  * exponential backoff for everything (a socket has nothing to watch).  The
  * stream therefore never ends on a loss: the engine keeps streaming, and
  * the target's return continues it.
@@ -88,6 +90,7 @@ typedef struct {
     int watch;           /* inotify watch of the parent directory, -1 */
     char *dir, *name;    /* the path split for inotify */
     GSource *inotify_src;
+    CrtUdevMonitor *monitor; /* udev specs: a tty appeared, look again */
 
     /* Any thread, under `lock`. */
     GMutex lock;
@@ -646,6 +649,34 @@ static void rewatch(Wait *w, CrtTarget *inner)
     crt_loop_pool_push(w->t->loop, &rw->task);
 }
 
+/* ---- watching for a tty (udev specs) ---------------------------------- */
+
+/* A tty was added or changed: it may be the one the spec matches.  The
+ * open resolves the spec anew, so any tty event is worth one try.  The
+ * removal of the node the target has open retires it (once drained) like
+ * a removed path; a hang-up usually says so first. */
+static void tty_event(CrtUdevEvent ev, const char *devnode, gpointer data)
+{
+    Wait *w = data;
+
+    if (w->t->closed)
+        return;
+    if (ev == CRT_UDEV_REMOVED && w->inner && w->inner->node && devnode &&
+        strcmp(w->inner->node, devnode) == 0) {
+        w->removed = TRUE;
+        check_removed(w);
+    } else if (ev == CRT_UDEV_APPEARED && !w->inner) {
+        w->backoff = BACKOFF_MIN_US;
+        start_open(w);
+    }
+}
+
+static void setup_monitor(Wait *w)
+{
+    if (w->spec.kind == CRT_TARGET_UDEV)
+        w->monitor = crt_udev_monitor_new(crt_loop_context(w->t->loop), tty_event, w);
+}
+
 /* ---- ops ------------------------------------------------------------ */
 
 static void wait_submit(CrtTarget *t, CrtIo *io)
@@ -695,6 +726,8 @@ static void wait_close(CrtTarget *t)
         g_source_unref(w->inotify_src);
         w->inotify_src = NULL;
     }
+    crt_udev_monitor_free(w->monitor);
+    w->monitor = NULL;
     while ((io = held_pop(&w->held)))
         crt_io_complete(io, -ECANCELED, 0, 0);
     if (w->inner)
@@ -754,11 +787,16 @@ static CrtPresence wait_presence(CrtTarget *t, char **reason)
 
     g_mutex_lock(&w->lock);
     p = w->inner ? CRT_PRESENCE_PRESENT : CRT_PRESENCE_WAITING;
-    if (reason)
-        *reason = g_strdup_printf(
-            "%s%s%s (lost %" G_GUINT64_FORMAT ", back %" G_GUINT64_FORMAT ")",
-            p == CRT_PRESENCE_PRESENT ? "present" : "absent", w->reason[0] ? ", " : "",
-            w->reason, w->losses, w->returns);
+    if (reason) {
+        /* A udev spec's inner target says which node it resolved to. */
+        char *node = w->inner ? crt_target_node_text(w->inner) : NULL;
+        *reason = g_strdup_printf("%s%s%s (lost %" G_GUINT64_FORMAT ", back %" G_GUINT64_FORMAT
+                                  ")",
+                                  node ? node : p == CRT_PRESENCE_PRESENT ? "present" : "absent",
+                                  w->reason[0] ? ", " : "", w->reason, w->losses,
+                                  w->returns);
+        g_free(node);
+    }
     g_mutex_unlock(&w->lock);
     return p;
 }
@@ -818,10 +856,11 @@ int crt_target_wait_open(const CrtTargetSpec *spec, CrtLoop *loop,
     g_return_val_if_fail(spec != NULL && spec->wait && open_fn != NULL && out != NULL,
                          -EINVAL);
     if (spec->kind != CRT_TARGET_PATH && spec->kind != CRT_TARGET_UNIX &&
-        spec->kind != CRT_TARGET_TCP) {
+        spec->kind != CRT_TARGET_TCP && spec->kind != CRT_TARGET_UDEV) {
         if (destroy)
             destroy(data);
-        return crt_set_error(error, EINVAL, "wait applies to paths and sockets only");
+        return crt_set_error(error, EINVAL,
+                             "wait applies to paths, usb:, udev: and sockets only");
     }
 
     w = g_new0(Wait, 1);
@@ -852,6 +891,7 @@ int crt_target_wait_open(const CrtTargetSpec *spec, CrtLoop *loop,
     w->retry.fn = retry_fired;
     w->backoff = BACKOFF_MIN_US;
     setup_inotify(w, spec->kind == CRT_TARGET_PATH ? spec->path : "");
+    setup_monitor(w);
     if (inner) {
         w->inner = inner;
         w->regular = inner_is_regular(inner);

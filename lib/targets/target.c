@@ -14,6 +14,7 @@
 
 #include <errno.h>
 #include <string.h>
+#include <sys/stat.h>
 
 #include <gio/gio.h>
 
@@ -78,6 +79,8 @@ const char *crt_target_kind_to_string(CrtTargetKind kind)
         return "exec";
     case CRT_TARGET_SIM:
         return "sim";
+    case CRT_TARGET_UDEV:
+        return "udev";
     }
     return "unknown";
 }
@@ -97,6 +100,8 @@ static const CrtTargetOps *ops_for_kind(CrtTargetKind kind)
         return &crt_target_exec_ops;
     case CRT_TARGET_SIM:
         return &crt_target_sim_ops;
+    case CRT_TARGET_UDEV:
+        break; /* resolved to a path first: open_identity */
     }
     return NULL;
 }
@@ -104,6 +109,8 @@ static const CrtTargetOps *ops_for_kind(CrtTargetKind kind)
 static void target_free(CrtTarget *t)
 {
     g_free(t->text);
+    g_free(t->node);
+    g_free(t->identity);
     crt_loop_unref(t->loop);
     g_mutex_clear(&t->lock);
     g_mutex_clear(&t->watch_lock);
@@ -133,10 +140,16 @@ CrtTarget *crt_target_new_impl(const CrtTargetSpec *spec, CrtLoop *loop,
     return t;
 }
 
+static int open_identity(const CrtTargetSpec *spec, CrtLoop *loop,
+                         const CrtTargetCreds *creds, CrtTarget **out, GError **error);
+
 /* The plain kind of `spec`: its ops open it, once, with no `wait`. */
 static int open_kind(const CrtTargetSpec *spec, CrtLoop *loop,
                      const CrtTargetCreds *creds, CrtTarget **out, GError **error)
 {
+    if (spec->kind == CRT_TARGET_UDEV)
+        return open_identity(spec, loop, creds, out, error);
+
     const CrtTargetOps *ops = ops_for_kind(spec->kind);
     g_return_val_if_fail(ops != NULL, -EINVAL);
 
@@ -153,6 +166,62 @@ static int open_kind(const CrtTargetSpec *spec, CrtLoop *loop,
     if (spec->chardelay_us && t->fdd)
         crt_fd_set_chardelay(t, spec->chardelay_us);
     *out = t;
+    return 0;
+}
+
+/* Whether `fd` is the device `devnum` (the node is not someone else's now:
+ * it could have been removed and reused between resolving and opening):
+ * the node still names that device, and `fd` is what the node names.  By
+ * the node rather than fstat(fd) alone, so that an emulated node
+ * (umockdev's, a symlink to a pty) is judged by what it says it is. */
+static gboolean fd_is_device(int fd, const char *node, dev_t devnum)
+{
+    struct stat st;
+
+    return stat(node, &st) == 0 && S_ISCHR(st.st_mode) && st.st_rdev == devnum &&
+           crt_fd_names_path(fd, node);
+}
+
+/* A udev spec: resolve it to the one tty it matches, now (so a `wait`
+ * target resolves at every reopen: its opener comes here each time), and
+ * open that node as a path with the spec's tty options.  The target is of
+ * kind udev, describes itself with the spec as written, and names the node
+ * in its presence. */
+static int open_identity(const CrtTargetSpec *spec, CrtLoop *loop,
+                         const CrtTargetCreds *creds, CrtTarget **out, GError **error)
+{
+    CrtTargetSpec path_spec;
+    char *node = NULL;
+    dev_t devnum = 0;
+    int r = crt_target_udev_resolve(spec, &node, &devnum, error);
+
+    *out = NULL;
+    if (r < 0)
+        return r;
+    crt_target_spec_copy(&path_spec, spec);
+    path_spec.kind = CRT_TARGET_PATH;
+    path_spec.path = g_strdup(node);
+    r = open_kind(&path_spec, loop, creds, out, error);
+    crt_target_spec_clear(&path_spec);
+    if (r < 0) {
+        g_free(node);
+        return r;
+    }
+    if (!fd_is_device((*out)->read_fd, node, devnum)) {
+        char *identity = crt_target_udev_identity(spec);
+        r = crt_set_error(error, ENOENT,
+                          "%s is no longer the tty that matched %s (it changed while "
+                          "being opened)",
+                          node, identity);
+        g_free(identity);
+        g_free(node);
+        crt_target_unref(*out);
+        *out = NULL;
+        return r;
+    }
+    (*out)->kind = CRT_TARGET_UDEV;
+    (*out)->identity = crt_target_udev_identity(spec);
+    (*out)->node = node;
     return 0;
 }
 
@@ -358,7 +427,33 @@ CrtPresence crt_target_presence(CrtTarget *target, char **reason)
     g_return_val_if_fail(target != NULL, CRT_PRESENCE_PRESENT);
     if (reason)
         *reason = NULL;
-    if (target->ops->presence == NULL)
+    if (target->ops->presence == NULL) {
+        if (reason && target->node)
+            *reason = crt_target_node_text(target);
         return CRT_PRESENCE_PRESENT;
+    }
     return target->ops->presence(target, reason);
+}
+
+char *crt_target_node_text(CrtTarget *target)
+{
+    if (target->node == NULL)
+        return NULL;
+    return g_strdup_printf("present (%s, matched %s)", target->node, target->identity);
+}
+
+int crt_target_spec_node(const CrtTargetSpec *spec, char **node, GError **error)
+{
+    dev_t devnum;
+
+    g_return_val_if_fail(spec != NULL && node != NULL, -EINVAL);
+    *node = NULL;
+    if (spec->kind == CRT_TARGET_PATH) {
+        *node = g_strdup(spec->path);
+        return 0;
+    }
+    if (spec->kind == CRT_TARGET_UDEV)
+        return crt_target_udev_resolve(spec, node, &devnum, error);
+    return crt_set_error(error, EINVAL, "a %s target names no file",
+                         crt_target_kind_to_string(spec->kind));
 }
