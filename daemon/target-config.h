@@ -24,6 +24,12 @@
  *   keep              what is kept for the next reader while nobody reads:
  *                     auto | all | none | last:N (1..1000000) |
  *                     age:DURATION (e.g. 500ms, 30s, 5min, 2h; up to 7 days)
+ *   on_open, on_close a modem-line sequence (crt_line_seq_parse: dtr=, rts=,
+ *                     break=, wait=, send=) run when a stream starts (after
+ *                     the target opened, before the first request) and
+ *                     before it ends (stop, a new target, rmdir); empty =
+ *                     none.  May change while streaming (the next start or
+ *                     stop uses the new one).
  * The config file also has `target` (a spec) and `autostart` (0|1|true|false),
  * handled by the caller.
  *
@@ -81,6 +87,8 @@ typedef struct {
     char *payload; /* owned; NULL or "" = none */
     CrtFraming framing;
     CrtKeep keep;
+    char *on_open;  /* owned; NULL = none: a modem-line sequence (crtfs/lines.h) */
+    char *on_close; /* owned; NULL = none */
 } CrtConfig;
 
 /* Defaults: type read, requests 4, out_count 16, out_size 4096, in_count 4,
@@ -96,7 +104,7 @@ const char *const *crt_config_keys(void);
 gboolean crt_config_has_key(const char *key);
 
 /* Whether a key may change while the target streams (overflow, framing,
- * payload, keep); the others need a stopped target (the caller answers EBUSY). */
+ * payload, keep, on_open, on_close); the others need a stopped target (the caller answers EBUSY). */
 gboolean crt_config_key_is_live(const char *key);
 
 /* Parse `value` for `key` into `cfg`.  0, -ENOENT for an unknown key, or
