@@ -452,7 +452,9 @@ static const Bad bad_one[] = {
 static void test_set_bad(void)
 {
     for (size_t i = 0; i < G_N_ELEMENTS(all_keys); i++) {
-        if (strcmp(all_keys[i], "payload") == 0)
+        /* payload takes anything; an empty sequence is none, and a
+         * sequence's refusals name its word (test_line_sequences) */
+        if (strcmp(all_keys[i], "payload") == 0 || g_str_has_prefix(all_keys[i], "on_"))
             continue;
         for (size_t j = 0; j < G_N_ELEMENTS(bad_everywhere); j++)
             set_bad(all_keys[i], bad_everywhere[j], expected_what(all_keys[i]));
