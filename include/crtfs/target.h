@@ -66,6 +66,8 @@ typedef enum {
     CRT_SIM_GEN_COUNTER,     /* little-endian uint64 counters, continuing across reads */
     CRT_SIM_GEN_ZERO,        /* zero bytes */
     CRT_SIM_GEN_ECHO,        /* reads return what writes sent (FIFO), wait when empty */
+    CRT_SIM_GEN_UART,        /* a serial line looped back at its baud rate, with modem
+                              * lines, break and line errors (sim.h) */
 } CrtSimGen;
 
 /* A parsed spec.  Strings are owned by the struct (crt_target_spec_clear). */
@@ -79,7 +81,7 @@ typedef struct {
                     * crt_target_open_as) */
 
     /* tty line settings (PATH kind; ignored for non-tty paths) */
-    guint baud; /* 0 = leave as is */
+    guint baud; /* 0 = leave as is (sim:uart: its line speed, 0 = 115200) */
     gboolean raw;
     guint data_bits; /* 0 = leave, else 5..8 */
     CrtParity parity;

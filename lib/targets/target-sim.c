@@ -13,6 +13,7 @@
 
 #include <crtfs/sim.h>
 
+#include "sim-uart.h"
 #include "target-private.h"
 
 #define DEFAULT_RECORD_SIZE 32
@@ -59,6 +60,7 @@ typedef struct {
     gboolean stalled;      /* EOF or a fatal failure was reported */
     gboolean bind_blocked; /* no output buffer: wait for a kick */
     GByteArray *echo;      /* written bytes not read yet */
+    SimUart *uart;         /* sim:uart: the line the bytes travel on */
     GRand *rand;
 } Sim;
 
@@ -180,6 +182,18 @@ static gssize generate(Sim *s, CrtIo *io)
         memset(io->out, 0, io->out_cap);
         s->produced++;
         return (gssize)io->out_cap;
+    case CRT_SIM_GEN_UART: {
+        gint64 next;
+
+        n = crt_sim_uart_receive(s->uart, io->out, io->out_cap, &next);
+        if (n == 0) {
+            /* Nothing on the wire: a write posts the serve task. */
+            if (next)
+                crt_loop_timer_start(s->t->loop, &s->rate_timer, next);
+            return -1;
+        }
+        return (gssize)n;
+    }
     case CRT_SIM_GEN_ECHO:
         if (s->echo->len == 0)
             return -1;
@@ -314,6 +328,29 @@ static void submit_ioctl(Sim *s, CrtIo *io)
                          g_get_monotonic_time() + (gint64)ms * 1000);
 }
 
+/* A write to the UART completes once its last byte has left the
+ * transmitter, as tcdrain(3) would see it: the line's speed paces writers. */
+static void uart_write_sent(CrtTimer *timer)
+{
+    CrtIo *io = G_STRUCT_MEMBER_P(timer, -G_STRUCT_OFFSET(CrtIo, timer));
+    Sim *s = io->target->impl;
+
+    list_remove(&s->timed, io);
+    crt_io_complete(io, 0, io->in_len, 0);
+}
+
+static void submit_uart_write(Sim *s, CrtIo *io)
+{
+    gint64 sent = crt_sim_uart_transmit(s->uart, io->in, io->in_len);
+
+    __atomic_add_fetch(&s->t->bytes_written, (guint64)io->in_len, __ATOMIC_RELAXED);
+    crt_loop_post(s->t->loop, &s->serve);
+    io->tstate = CRT_IO_QUEUED;
+    list_append(&s->timed, io, ON_TIMER);
+    io->timer.fn = uart_write_sent;
+    crt_loop_timer_start(s->t->loop, &io->timer, sent);
+}
+
 static gboolean inject_failure(Sim *s, CrtIo *io)
 {
     s->requests++;
@@ -356,6 +393,10 @@ static void sim_submit(CrtTarget *t, CrtIo *io)
         crt_loop_post(t->loop, &s->serve);
         return;
     case CRT_REQUEST_WRITE:
+        if (s->uart) {
+            submit_uart_write(s, io);
+            return;
+        }
         if (s->gen == CRT_SIM_GEN_ECHO) {
             g_byte_array_append(s->echo, io->in, (guint)io->in_len);
             crt_loop_post(t->loop, &s->serve);
@@ -417,6 +458,7 @@ static void sim_destroy(CrtTarget *t)
      * take it back if a completion left it queued. */
     crt_loop_cancel(t->loop, &s->serve);
     g_byte_array_unref(s->echo);
+    crt_sim_uart_free(s->uart);
     g_rand_free(s->rand);
     g_free(s);
     t->impl = NULL;
@@ -441,9 +483,82 @@ static int sim_open(CrtTarget *t, const CrtTargetSpec *spec, const CrtTargetCred
     s->serve.fn = serve_task;
     s->rate_timer.fn = rate_timer_fired;
     s->echo = g_byte_array_new();
+    if (s->gen == CRT_SIM_GEN_UART)
+        s->uart = crt_sim_uart_new(t, spec->baud);
     s->rand = g_rand_new();
     t->impl = s;
     return 0;
+}
+
+/* ---- the UART's lines (sim:uart only) ---- */
+
+static SimUart *uart_or_refuse(CrtTarget *t, GError **error)
+{
+    Sim *s = t->impl;
+
+    if (!s->uart)
+        crt_set_error(error, ENOTTY,
+                      "%s is a simulator without a UART (use sim:uart): it has no modem "
+                      "lines or break",
+                      t->text);
+    return s->uart;
+}
+
+static int sim_lines_get(CrtTarget *t, guint *lines, GError **error)
+{
+    SimUart *u = uart_or_refuse(t, error);
+
+    return u ? crt_sim_uart_lines_get(u, lines, error) : -ENOTTY;
+}
+
+static int sim_lines_set(CrtTarget *t, guint mask, guint values, GError **error)
+{
+    SimUart *u = uart_or_refuse(t, error);
+
+    return u ? crt_sim_uart_lines_set(u, mask, values, error) : -ENOTTY;
+}
+
+static int sim_send_break(CrtTarget *t, guint ms, GError **error)
+{
+    SimUart *u = uart_or_refuse(t, error);
+
+    return u ? crt_sim_uart_send_break(u, ms, error) : -ENOTTY;
+}
+
+static int sim_watch_lines(CrtTarget *t, GError **error)
+{
+    SimUart *u = uart_or_refuse(t, error);
+
+    return u ? crt_sim_uart_watch(u) : -ENOTTY;
+}
+
+static void sim_unwatch_lines(CrtTarget *t)
+{
+    Sim *s = t->impl;
+
+    if (s->uart)
+        crt_sim_uart_unwatch(s->uart);
+}
+
+static int sim_line_inject(CrtTarget *t, CrtLineEventKind kind, guint count,
+                           GError **error)
+{
+    Sim *s = t->impl;
+
+    if (!s->uart)
+        return crt_set_error(error, EOPNOTSUPP,
+                             "%s: only the simulator's UART (sim:uart) injects line "
+                             "events",
+                             t->text);
+    return crt_sim_uart_inject(s->uart, kind, count, error);
+}
+
+static void sim_counters(CrtTarget *t, CrtTargetCounters *c)
+{
+    Sim *s = t->impl;
+
+    if (s->uart)
+        crt_sim_uart_counters(s->uart, c);
 }
 
 const CrtTargetOps crt_target_sim_ops = {
@@ -454,4 +569,11 @@ const CrtTargetOps crt_target_sim_ops = {
     .close = sim_close,
     .kick = sim_kick,
     .destroy = sim_destroy,
+    .counters = sim_counters,
+    .lines_get = sim_lines_get,
+    .lines_set = sim_lines_set,
+    .send_break = sim_send_break,
+    .watch_lines = sim_watch_lines,
+    .unwatch_lines = sim_unwatch_lines,
+    .line_inject = sim_line_inject,
 };

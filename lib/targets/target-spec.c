@@ -438,7 +438,7 @@ static const SpecOption sim_options[] = {
     {"rate", TRUE, opt_sim_number},  {"size", TRUE, opt_sim_number},
     {"delay", TRUE, opt_delay},      {"fail", TRUE, opt_sim_number},
     {"errno", TRUE, opt_errno},      {"fatal", FALSE, opt_fatal},
-    {"limit", TRUE, opt_sim_number},
+    {"limit", TRUE, opt_sim_number}, {"baud", TRUE, opt_baud},
 };
 
 /* ---- words ---- */
@@ -564,21 +564,27 @@ static int parse_tcp_address(CrtTargetSpec *s, const char *addr, GError **error)
     return 0;
 }
 
+/* The simulator's generators, in CrtSimGen's order. */
+static const char *const sim_gen_names[] = {"records", "counter", "zero", "echo", "uart"};
+
+static const char *sim_gen_to_string(CrtSimGen gen)
+{
+    return (guint)gen < G_N_ELEMENTS(sim_gen_names) ? sim_gen_names[gen] : "unknown";
+}
+
 static int parse_sim_generator(CrtTargetSpec *s, const char *gen, GError **error)
 {
-    static const char *const names[] = {"records", "counter", "zero", "echo"};
-
     if (gen[0] == '\0')
         return 0;
-    for (guint i = 0; i < G_N_ELEMENTS(names); i++) {
-        if (strcmp(gen, names[i]) == 0) {
+    for (guint i = 0; i < G_N_ELEMENTS(sim_gen_names); i++) {
+        if (strcmp(gen, sim_gen_names[i]) == 0) {
             s->sim_gen = (CrtSimGen)i;
             return 0;
         }
     }
     return crt_set_error(error, EINVAL,
-                         "unknown sim generator \"%s\": expected records, counter, zero "
-                         "or echo",
+                         "unknown sim generator \"%s\": expected records, counter, zero, "
+                         "echo or uart",
                          gen);
 }
 
@@ -628,6 +634,12 @@ static int parse_words(CrtTargetSpec *s, const char *rest, GError **error)
         if (words[i][0] != '\0')
             r = parse_option(&p, words[i], error);
     }
+    /* A simulator's line speed is its UART's. */
+    if (r == 0 && s->kind == CRT_TARGET_SIM && s->baud && s->sim_gen != CRT_SIM_GEN_UART)
+        r = crt_set_error(error, EINVAL,
+                          "option \"baud\" applies to sim:uart (the simulated serial "
+                          "line), not to sim:%s",
+                          sim_gen_to_string(s->sim_gen));
     g_strfreev(words);
     g_free(addr);
     return r;
