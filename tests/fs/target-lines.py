@@ -56,9 +56,10 @@ def words(entries):
 
 def reading(tap, d):
     tap.is_(ct.read(d + "/lines"), ALL_UP, "cat lines: both outputs up, looped back")
-    rc, out, _ = sh("read -r a b c d e f < '%s/lines'; echo \"$c $f\"" % d)
-    tap.is_((rc, out), (0, "cts=1 ri=0\n"), "bash read takes the line apart")
-    rc, out, _ = sh("awk -v RS=' |\\n' -F= '$1 == \"dcd\" { print $2 }' '%s/lines'" % d)
+    rc, out, _ = sh("IFS=' =' read -r _ dtr _ rts _ cts _ dsr _ dcd _ ri < '%s/lines'; "
+                    "echo \"$cts $ri\"" % d)
+    tap.is_((rc, out), (0, "1 0\n"), "bash read takes the line apart (the man page's way)")
+    rc, out, _ = sh("awk -v RS='[ \\n]' -F= '$1 == \"dcd\" { print $2 }' '%s/lines'" % d)
     tap.is_((rc, out), (0, "1\n"), "awk picks one line's level")
 
 
@@ -202,6 +203,17 @@ def interrupted(tap, d):
             "the next sequence runs at once")
 
 
+def one_liners(tap, d):
+    """The man page's one-liners, as an admin types them."""
+    rc, _, err = sh("echo 'dtr=0 wait=100ms dtr=1' > '%s/lines'" % d)
+    tap.is_(rc, 0, "reset a board: echo 'dtr=0 wait=100ms dtr=1' > lines " + err)
+    rc, _, err = sh("echo 'dtr=0 rts=1 wait=100ms dtr=1 rts=0 wait=50ms dtr=0' > '%s/lines'"
+                    % d)
+    tap.is_(rc, 0, "the ESP32 bootloader sequence " + err)
+    rc, out, _ = sh("cat '%s/lines'" % d)
+    tap.is_(out, "dtr=0 rts=0 cts=0 dsr=0 dcd=0 ri=0\n", "cat lines after it")
+
+
 def main(tap):
     with ct.Mount(tap) as m:
         d = m.mkdir("uart")
@@ -217,6 +229,7 @@ def main(tap):
         rec.close()
         hooks(tap, m, d)
         interrupted(tap, d)
+        one_liners(tap, d)
         os.rmdir(d)
         tap.is_(m.stop(), 0, "daemon exits 0 on SIGTERM")
 
