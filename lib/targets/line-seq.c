@@ -5,7 +5,6 @@
 #include "config.h"
 
 #include <errno.h>
-#include <poll.h>
 #include <string.h>
 
 #include <crtfs/error.h>
@@ -274,24 +273,18 @@ int crt_line_seq_parse(const char *text, CrtLineSeq **out, GError **error)
 
 /* ---- running ------------------------------------------------------------ */
 
-/* Sleep `ms`, or less when `cancel` fires: 0 or -ECANCELED. */
+/* Sleep `ms`, or less when `cancel` fires: 0 or -ECANCELED.  The cancel
+ * is looked at every 10 ms rather than polled for on the cancellable's
+ * descriptor: a wait is coarse anyway, and no descriptor is made per wait
+ * (nor handed between threads behind GLib's back). */
 static int wait_ms(guint ms, GCancellable *cancel)
 {
     gint64 end = g_get_monotonic_time() + (gint64)ms * 1000;
-    GPollFD pfd;
-    gboolean can_poll = cancel && g_cancellable_make_pollfd(cancel, &pfd);
     gint64 left;
 
-    while ((left = end - g_get_monotonic_time()) > 0) {
-        if (g_cancellable_is_cancelled(cancel))
-            break;
-        if (can_poll)
-            g_poll(&pfd, 1, (gint)((left + 999) / 1000));
-        else
-            g_usleep((gulong)MIN(left, 20000));
-    }
-    if (can_poll)
-        g_cancellable_release_fd(cancel);
+    while ((left = end - g_get_monotonic_time()) > 0 &&
+           !g_cancellable_is_cancelled(cancel))
+        g_usleep((gulong)MIN(left, 10000));
     return g_cancellable_is_cancelled(cancel) ? -ECANCELED : 0;
 }
 
