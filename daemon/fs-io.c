@@ -537,6 +537,7 @@ static void write_lines(fuse_req_t req, OpenFile *of, const char *buf, size_t si
 {
     CrtFs *fs = fs_of(req);
     LinesJob *job;
+    gboolean pushed, mine;
     int err = 0;
 
     if (size > MAX_CONTROL_WRITE || memchr(buf, '\0', size)) {
@@ -569,7 +570,21 @@ static void write_lines(fuse_req_t req, OpenFile *of, const char *buf, size_t si
         fuse_reply_err(req, err);
         return;
     }
-    g_thread_pool_push(fs->lines_pool, job, NULL);
+    g_mutex_lock(&fs->lock);
+    pushed = fs->lines_pool != NULL;
+    if (pushed)
+        g_thread_pool_push(fs->lines_pool, job, NULL);
+    g_mutex_unlock(&fs->lock);
+    if (pushed)
+        return;
+    /* The filesystem is shutting down: no more sequences. */
+    g_mutex_lock(&of->dir->wait_lock);
+    mine = take_lines_req_unlocked(of, req);
+    g_mutex_unlock(&of->dir->wait_lock);
+    if (mine)
+        fuse_reply_err(req, ENODEV);
+    open_file_unref(of);
+    lines_job_free(job);
 }
 
 /* --- poll, wake-ups, release ----------------------------------------------- */

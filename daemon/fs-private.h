@@ -112,7 +112,9 @@ struct CrtFs {
     struct fuse_session *se;
     GThreadPool *unlinker;
     /* Runs `lines` writes (sequences take up to 10 s: never on a FUSE
-     * thread); each job replies to its request (fs-io.c). */
+     * thread); each job replies to its request (fs-io.c).  fs lock: jobs
+     * are pushed under it, and it goes (NULL) at shutdown, after which
+     * `lines` writes fail at once. */
     GThreadPool *lines_pool;
 };
 

@@ -597,9 +597,14 @@ static void unlinker_stop(CrtFs *fs, gboolean drop)
  * so their sequences stop at once). */
 static void lines_pool_stop(CrtFs *fs)
 {
-    if (fs->lines_pool)
-        g_thread_pool_free(fs->lines_pool, FALSE, TRUE);
-    fs->lines_pool = NULL;
+    GThreadPool *pool;
+
+    g_mutex_lock(&fs->lock);
+    pool = fs->lines_pool;
+    fs->lines_pool = NULL; /* no job is pushed from now on */
+    g_mutex_unlock(&fs->lock);
+    if (pool)
+        g_thread_pool_free(pool, FALSE, TRUE);
 }
 
 /* Take a directory out of the tree: stop its target (and wait), end every
