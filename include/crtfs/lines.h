@@ -137,7 +137,8 @@ CRT_API gboolean crt_line_seq_sends(const CrtLineSeq *seq);
 
 /* Run the sequence on `target`, step by step, returning when it is done.
  * send= words go through crt_engine_send_sync(engine, WRITE), so they are
- * ordered with the engine's other writes; `engine` may be NULL for a
+ * ordered with the engine's other writes (each may take up to
+ * CRT_LINE_SEQ_MAX_MS to be written, else -ETIMEDOUT); `engine` may be NULL for a
  * sequence without send= (else -EDESTADDRREQ).  `cancel` (may be NULL)
  * stops it between steps and inside waits: -ECANCELED.  A failing step
  * stops the sequence: -errno with `error` naming the word ("word 3

@@ -297,7 +297,8 @@ static int send_bytes(CrtEngine *engine, GBytes *bytes, GError **error)
 
     if (!engine)
         return crt_set_error(error, EDESTADDRREQ, "nothing to send through (no engine)");
-    r = crt_engine_send_sync(engine, p, len, NULL, 0, CRT_REQUEST_WRITE, 0, 2000, &done);
+    r = crt_engine_send_sync(engine, p, len, NULL, 0, CRT_REQUEST_WRITE, 0,
+                             CRT_LINE_SEQ_MAX_MS, &done);
     if (r < 0)
         return crt_set_error(error, -r, "%s", g_strerror(-r));
     if (done != len)

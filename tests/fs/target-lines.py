@@ -216,7 +216,29 @@ def one_liners(tap, d):
     tap.is_(out, "dtr=0 rts=0 cts=0 dsr=0 dcd=0 ri=0\n", "cat lines after it")
 
 
+def config_file(tap):
+    """on_open in a configuration file: GKeyFile's escapes come first, so
+    the sequence's \\r is written \\\\r there."""
+    conf = ("[board]\ntarget=sim:uart\non_open=rts=0 send=hi\\\\r\\\\n\n"
+            "on_close=dtr=0\nautostart=true\n")
+    with ct.Mount(tap, config=conf) as m:
+        d = m.path + "/board"
+        tap.is_(ct.state(d)[0], "streaming", "the configured target streams")
+        tap.is_(ct.read(d + "/lines"), "dtr=1 rts=0 cts=0 dsr=1 dcd=1 ri=0\n",
+                "on_open from the file ran")
+        fd = os.open(d + "/data", os.O_RDONLY)
+        got = b""
+        while b"\n" not in got:
+            got += ct.read_fd(fd, 4096)
+        tap.is_(got, b"hi\r\n", "its send= escapes came through the file")
+        os.close(fd)
+        tap.is_(ct.read(d + "/config/on_open"), "rts=0 send=hi\\r\\n\n",
+                "config/on_open shows the sequence")
+        tap.is_(m.stop(), 0, "daemon exits 0 on SIGTERM")
+
+
 def main(tap):
+    config_file(tap)
     with ct.Mount(tap) as m:
         d = m.mkdir("uart")
         tap.is_(ct.write(d + "/target", "sim:uart"), 0, "target sim:uart")
