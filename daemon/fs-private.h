@@ -27,7 +27,7 @@ typedef enum {
     N_INPUT,
     N_SEND,
     N_STATS,
-    N_LINES, /* the modem lines: read them, write a sequence */
+    N_LINES,  /* the modem lines: read them, write a sequence */
     N_CONFIG, /* one config/KEY file */
 } NodeKind;
 

@@ -104,7 +104,8 @@ const char *const *crt_config_keys(void);
 gboolean crt_config_has_key(const char *key);
 
 /* Whether a key may change while the target streams (overflow, framing,
- * payload, keep, on_open, on_close); the others need a stopped target (the caller answers EBUSY). */
+ * payload, keep, on_open, on_close); the others need a stopped target (the caller answers
+ * EBUSY). */
 gboolean crt_config_key_is_live(const char *key);
 
 /* Parse `value` for `key` into `cfg`.  0, -ENOENT for an unknown key, or
