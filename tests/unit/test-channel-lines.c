@@ -84,7 +84,9 @@ static void test_hooks(void)
     lines_ok(&c, "rts=1");
     ctl_ok(&c, "stop");
     ASSERT_LINES(&c, "dtr=0 rts=1 cts=1 dsr=0 dcd=0 ri=0\n");
-    /* Automatic mode starts on the new target: on_open there. */
+    /* Automatic mode starts on the new target: on_open there.  (mode
+     * changes only once the stop is complete.) */
+    TU_WAIT_FOR(state_is(&c, "stopped"));
     config_ok(&c, "mode", "automatic");
     config_ok(&c, "on_open", "dtr=1 rts=0");
     target_ok(&c, "sim:uart");
