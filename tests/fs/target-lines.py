@@ -254,7 +254,12 @@ def main(tap):
         hooks(tap, m, d)
         interrupted(tap, d)
         one_liners(tap, d)
+        tap.is_(ct.write(d + "/config/on_close", "rts=1 dtr=1 send=bye"), 0,
+                "on_close for the rmdir")
+        tap.is_(ct.write(d + "/ctl", "start"), 0, "start")
         os.rmdir(d)
+        tap.ok(ct.wait_until(lambda: "uart: on_close: rts=1 dtr=1 send=bye" in m.log()),
+               "rmdir ran on_close before the target went")
         tap.is_(m.stop(), 0, "daemon exits 0 on SIGTERM")
 
 
