@@ -533,12 +533,45 @@ void crt_fs_lines_job(gpointer data, gpointer fs)
 
 /* A `lines` write: one sequence, run on a worker; the reply comes when it
  * is done (or interrupted). */
+/* Make `job` the open file's `lines` request: 0, or EBUSY (one sequence
+ * at a time per open file) or EINTR (interrupted already). */
+static int park_lines_job(OpenFile *of, LinesJob *job)
+{
+    int err = 0;
+
+    fuse_req_interrupt_func(job->req, lines_interrupted, of); /* first: see reads */
+    g_mutex_lock(&of->dir->wait_lock);
+    if (of->lines_req)
+        err = EBUSY;
+    else if (fuse_req_interrupted(job->req))
+        err = EINTR;
+    else {
+        of->lines_req = job->req;
+        of->lines_cancel = g_object_ref(job->cancel);
+        g_atomic_int_inc(&of->refs); /* the job's */
+    }
+    g_mutex_unlock(&of->dir->wait_lock);
+    return err;
+}
+
+/* Hand `job` to a worker; FALSE once shutdown stopped them. */
+static gboolean push_lines_job(CrtFs *fs, LinesJob *job)
+{
+    gboolean pushed;
+
+    g_mutex_lock(&fs->lock);
+    pushed = fs->lines_pool != NULL;
+    if (pushed)
+        g_thread_pool_push(fs->lines_pool, job, NULL);
+    g_mutex_unlock(&fs->lock);
+    return pushed;
+}
+
 static void write_lines(fuse_req_t req, OpenFile *of, const char *buf, size_t size)
 {
-    CrtFs *fs = fs_of(req);
     LinesJob *job;
-    gboolean pushed, mine;
-    int err = 0;
+    gboolean mine;
+    int err;
 
     if (size > MAX_CONTROL_WRITE || memchr(buf, '\0', size)) {
         crt_channel_set_error(of->dir->ch, size > MAX_CONTROL_WRITE
@@ -553,29 +586,12 @@ static void write_lines(fuse_req_t req, OpenFile *of, const char *buf, size_t si
     job->text = g_strndup(buf, size);
     job->size = size;
     job->cancel = g_cancellable_new();
-    fuse_req_interrupt_func(req, lines_interrupted, of); /* first: see reads */
-    g_mutex_lock(&of->dir->wait_lock);
-    if (of->lines_req)
-        err = EBUSY; /* one sequence at a time per open file */
-    else if (fuse_req_interrupted(req))
-        err = EINTR;
-    else {
-        of->lines_req = req;
-        of->lines_cancel = g_object_ref(job->cancel);
-        g_atomic_int_inc(&of->refs); /* the job's */
-    }
-    g_mutex_unlock(&of->dir->wait_lock);
-    if (err) {
+    if ((err = park_lines_job(of, job)) != 0) {
         lines_job_free(job);
         fuse_reply_err(req, err);
         return;
     }
-    g_mutex_lock(&fs->lock);
-    pushed = fs->lines_pool != NULL;
-    if (pushed)
-        g_thread_pool_push(fs->lines_pool, job, NULL);
-    g_mutex_unlock(&fs->lock);
-    if (pushed)
+    if (push_lines_job(fs_of(req), job))
         return;
     /* The filesystem is shutting down: no more sequences. */
     g_mutex_lock(&of->dir->wait_lock);
