@@ -40,6 +40,9 @@ struct CrtChannel {
          * has_creds FALSE: the daemon itself. */
         CrtCreds creds;
         gboolean has_creds;
+        /* on_open ran for the current stream, so on_close is due
+         * (channel-lines.c). */
+        gboolean opened;
     } ctl;
 
     /* What the directory is now, for readers of state, stats, data and
@@ -64,6 +67,17 @@ struct CrtChannel {
         gboolean purge_on_suspend;
         CrtKeep keep; /* as configured (auto unresolved) */
     } now;
+
+    /* Modem lines (channel-lines.c): `lock` guards these; it is short,
+     * never held across a call, and taken last (on the target's event
+     * thread, under the target's watch lock, before the hub's). */
+    struct {
+        GMutex lock;
+        guint64 changes, breaks, framing, parity, overruns; /* line events */
+        gboolean watched;  /* the current target reports line events */
+        GSList *running;   /* GCancellable of each `lines` write under way */
+        gboolean shutting; /* rmdir/unmount: sequences stop */
+    } lines;
 
     CrtChannelLog log;   /* the `error:` line and the event log */
     CrtInputQueue input; /* the `input` queue */
@@ -100,6 +114,21 @@ gboolean crt_channel_presence_unlocked(CrtChannel *ch, char **text);
 void crt_channel_add_stats(CrtEngineStats *sum, const CrtEngineStats *st);
 /* Wake whoever waits on the directory's files. */
 void crt_channel_wake(CrtChannel *ch);
+
+/* channel-lines.c: set up and tear down the lines piece; watch the line
+ * events of `t` (a target without lines is no failure) and stop; run
+ * on_open once a stream starts and on_close before it ends (ctl.lock held;
+ * a failure is logged and shown in `error:`, the stream goes on); stop
+ * every running `lines` write (rmdir, unmount); the line_* figures of
+ * `stats` into out[*n...]. */
+void crt_channel_lines_init(CrtChannel *ch);
+void crt_channel_lines_clear(CrtChannel *ch);
+void crt_channel_lines_watch(CrtChannel *ch, CrtTarget *t);
+void crt_channel_lines_unwatch(CrtChannel *ch, CrtTarget *t);
+void crt_channel_lines_open_locked(CrtChannel *ch);
+void crt_channel_lines_close_locked(CrtChannel *ch);
+void crt_channel_lines_cancel_all(CrtChannel *ch);
+void crt_channel_lines_stats(CrtChannel *ch, CrtStat *out, guint *n);
 
 /* creds.c: open a target as `creds` (NULL: as the daemon). */
 int crt_creds_open_target(const CrtTargetSpec *spec, const CrtCreds *creds,

@@ -113,6 +113,7 @@ guint crt_channel_stats(CrtChannel *ch, CrtStat *out)
         STAT("tty_parity", tc.parity, TRUE, "UART parity errors.");
         STAT("tty_breaks", tc.breaks, TRUE, "Breaks received.");
     }
+    crt_channel_lines_stats(ch, out, &n);
 #undef STAT
     g_assert(n <= CRT_STATS_MAX);
     return n;

@@ -115,6 +115,7 @@ CrtChannel *crt_channel_new(const char *name, const CrtChannelPolicy *policy,
     ch->ctl.retired = g_ptr_array_new();
     g_mutex_init(&ch->now.lock);
     crt_channel_log_init(&ch->log, ch->name);
+    crt_channel_lines_init(ch);
     crt_input_queue_init(&ch->input);
     ch->hub = crt_hub_new(hub_notify, ch);
     crt_hub_set_room_notify(ch->hub, hub_room, ch);
@@ -194,9 +195,15 @@ void crt_channel_add_stats(CrtEngineStats *sum, const CrtEngineStats *st)
  * ctl.lock held. */
 static int attach_target(CrtChannel *ch, CrtTarget *t)
 {
-    if (ch->ctl.cfg.mode == CRT_MODE_AUTOMATIC)
-        crt_hub_begin_stream(ch->hub);
-    return crt_engine_io_target_set(ch->now.engine, crt_target_ref(t));
+    int r;
+
+    if (ch->ctl.cfg.mode != CRT_MODE_AUTOMATIC)
+        return crt_engine_io_target_set(ch->now.engine, crt_target_ref(t));
+    crt_hub_begin_stream(ch->hub);
+    r = crt_engine_io_target_set(ch->now.engine, crt_target_ref(t));
+    if (r == 0)
+        crt_channel_lines_open_locked(ch); /* it streams already */
+    return r;
 }
 
 /* The most buffer memory a configuration can take: both pools, a
@@ -343,6 +350,7 @@ static int start_locked(CrtChannel *ch, gconstpointer arg, GError **error)
     /* It streams from here: the error is over (before the engine starts,
      * whose first completion may fail already). */
     crt_channel_log_clear_error(&ch->log);
+    crt_channel_lines_open_locked(ch);
     r = crt_engine_start(ch->now.engine);
     if (r < 0 && r != -EALREADY) /* EALREADY: automatic mode started it */
         return crt_channel_failf(ch, error, -r, "start: %s", g_strerror(-r));
@@ -358,6 +366,8 @@ static int stop_locked(CrtChannel *ch, gconstpointer wait, GError **error)
 {
     CrtEngine *e = ch->now.engine;
 
+    /* While the stream is still on: what the target answers is recorded. */
+    crt_channel_lines_close_locked(ch);
     if (e && wait)
         crt_engine_stop_and_wait(e);
     else if (e)
@@ -467,6 +477,9 @@ static void apply_split(CrtChannel *ch)
  * already (a dead target opened again at `start`).  ctl.lock held. */
 static void drop_target(CrtChannel *ch, gboolean end_stream)
 {
+    crt_channel_lines_close_locked(ch);
+    if (ch->now.target)
+        crt_channel_lines_unwatch(ch, ch->now.target);
     if (ch->now.engine)
         crt_engine_io_target_clear(ch->now.engine);
     if (end_stream)
@@ -497,6 +510,7 @@ static int install_target(CrtChannel *ch, CrtTarget *t, const char *text,
     ch->now.target_waits = spec->wait;
     ch->now.target_live = spec_is_live(spec);
     g_mutex_unlock(&ch->now.lock);
+    crt_channel_lines_watch(ch, t);
     apply_keep(ch);
     apply_split(ch);
     r = ensure_engine(ch, error);
@@ -886,6 +900,7 @@ static int shutdown_locked(CrtChannel *ch, gconstpointer arg, GError **error)
 
 void crt_channel_shutdown(CrtChannel *ch)
 {
+    crt_channel_lines_cancel_all(ch); /* a running `lines` write holds ctl.lock */
     g_mutex_lock(&ch->ctl.lock);
     if (!ch->ctl.shut)
         shutdown_locked(ch, NULL, NULL);
@@ -913,6 +928,7 @@ void crt_channel_free(CrtChannel *ch)
     g_free((gid_t *)ch->ctl.creds.groups);
     crt_input_queue_clear(&ch->input);
     crt_channel_log_clear(&ch->log);
+    crt_channel_lines_clear(ch);
     g_mutex_clear(&ch->ctl.lock);
     g_mutex_clear(&ch->now.lock);
     g_free(ch->now.dead_reason);

@@ -19,6 +19,8 @@
 
 #include <sys/types.h>
 
+#include <gio/gio.h>
+
 #include "target-config.h"
 #include <crtfs/engine.h>
 
@@ -109,7 +111,7 @@ typedef struct {
     gboolean counter; /* only grows (a Prometheus counter), else a gauge */
     const char *help; /* one sentence */
 } CrtStat;
-#define CRT_STATS_MAX 28
+#define CRT_STATS_MAX 40
 
 /* The figures of `stats`, in its order, into out[CRT_STATS_MAX]; how many. */
 guint crt_channel_stats(CrtChannel *ch, CrtStat *out);
@@ -122,6 +124,20 @@ gboolean crt_channel_present(CrtChannel *ch);
 
 CrtHub *crt_channel_hub(CrtChannel *ch);
 CrtFraming crt_channel_framing(CrtChannel *ch);
+
+/* `lines` (channel-lines.c): the modem lines as one line of words
+ * ("dtr=1 rts=1 cts=1 dsr=1 dcd=1 ri=0\n", newly allocated in *text), or
+ * -ENOTTY for a target without lines, -EDESTADDRREQ without a target.
+ * Never waits for a control operation. */
+int crt_channel_lines_read(CrtChannel *ch, char **text, GError **error);
+/* Run the sequence `text` (crt_line_seq_parse) on the target, as one
+ * control operation; returns when it is done.  -EINVAL naming the word,
+ * -EDESTADDRREQ without a target, the failing step's -errno, -ECANCELED
+ * when `cancel` (may be NULL) fired, -ENODEV when the directory goes away
+ * meanwhile.  Blocks up to the sequence's bound (10 s) plus the wait for
+ * the control lock: not on a FUSE thread. */
+int crt_channel_lines_write(CrtChannel *ch, const char *text, GCancellable *cancel,
+                            GError **error);
 
 /* `input`: one write is one input buffer's content.  0 or -EAGAIN while the
  * queue is full, -EMSGSIZE over in_size, -EINVAL for a non-input type. */

@@ -5,7 +5,8 @@
  * thread makes progress possible (the channel's notify), so no FUSE thread
  * is held.  Every parked request has an interrupt function.  Whoever takes a
  * request out of its open file (under the directory's wait_lock) replies to
- * it, exactly once.
+ * it, exactly once.  A `lines` write runs its sequence on a worker thread
+ * (lines_pool), which replies; its interrupt cancels the rest.
  */
 #include "config.h"
 
@@ -38,7 +39,8 @@ static gboolean kind_readable(NodeKind k)
 
 static gboolean kind_writable(NodeKind k)
 {
-    return k == N_CTL || k == N_TARGET || k == N_INPUT || k == N_SEND || k == N_CONFIG;
+    return k == N_CTL || k == N_TARGET || k == N_INPUT || k == N_SEND || k == N_CONFIG ||
+           k == N_LINES;
 }
 
 static gint dir_name_cmp(gconstpointer a, gconstpointer b)
@@ -140,6 +142,7 @@ void crt_fs_op_open(fuse_req_t req, fuse_ino_t ino, struct fuse_file_info *fi)
 }
 
 static void open_file_unref(OpenFile *of);
+static void write_lines(fuse_req_t req, OpenFile *of, const char *buf, size_t size);
 
 /* --- reads ------------------------------------------------------------- */
 
@@ -294,7 +297,21 @@ void crt_fs_op_read(fuse_req_t req, fuse_ino_t ino, size_t size, off_t off,
     /* A generated file: a snapshot taken at offset 0, read as a whole.
      * read_lock: release waits until the reply has left. */
     g_mutex_lock(&of->read_lock);
-    if (off == 0 || !of->text) {
+    if ((off == 0 || !of->text) && of->node->kind == N_LINES) {
+        GError *error = NULL;
+        char *text;
+        int r = crt_channel_lines_read(of->dir->ch, &text, &error);
+
+        if (r < 0) {
+            g_mutex_unlock(&of->read_lock);
+            crt_fs_reply_error(req, of->dir, -r, error);
+            open_file_unref(of);
+            return;
+        }
+        g_free(of->text);
+        of->text = text;
+        of->text_len = strlen(text);
+    } else if (off == 0 || !of->text) {
         g_free(of->text);
         of->text = generate(fs_of(req), of->node, of->dir);
         of->text_len = of->text ? strlen(of->text) : 0;
@@ -423,6 +440,10 @@ void crt_fs_op_write(fuse_req_t req, fuse_ino_t ino, const char *buf, size_t siz
         write_input(req, of, buf, size, fi->flags);
         return;
     }
+    if (of->node->kind == N_LINES) {
+        write_lines(req, of, buf, size);
+        return;
+    }
     if (of->node->kind == N_SEND) {
         r = crt_send_write(of->send, buf, size, &error);
     } else if (size > MAX_CONTROL_WRITE || memchr(buf, '\0', size)) {
@@ -440,6 +461,146 @@ void crt_fs_op_write(fuse_req_t req, fuse_ino_t ino, const char *buf, size_t siz
         crt_fs_reply_error(req, of->dir, -r, error);
     else
         fuse_reply_write(req, size);
+}
+
+/* --- lines ------------------------------------------------------------- */
+
+typedef struct {
+    fuse_req_t req;
+    OpenFile *of; /* referenced */
+    char *text;
+    size_t size;
+    GCancellable *cancel;
+} LinesJob;
+
+static void lines_job_free(LinesJob *job)
+{
+    g_object_unref(job->cancel);
+    g_free(job->text);
+    g_free(job);
+}
+
+/* Take the `lines` request out of its open file if it is still `req`;
+ * wait_lock held. */
+static gboolean take_lines_req_unlocked(OpenFile *of, fuse_req_t req)
+{
+    if (!req || of->lines_req != req)
+        return FALSE;
+    of->lines_req = NULL;
+    g_clear_object(&of->lines_cancel);
+    return TRUE;
+}
+
+static void lines_interrupted(fuse_req_t req, void *data)
+{
+    OpenFile *of = data;
+    GCancellable *cancel = NULL;
+    gboolean mine;
+
+    g_mutex_lock(&of->dir->wait_lock);
+    if (of->lines_req == req && of->lines_cancel)
+        cancel = g_object_ref(of->lines_cancel);
+    mine = take_lines_req_unlocked(of, req);
+    g_mutex_unlock(&of->dir->wait_lock);
+    if (cancel) {
+        g_cancellable_cancel(cancel); /* the rest of the sequence does not run */
+        g_object_unref(cancel);
+    }
+    if (mine)
+        fuse_reply_err(req, EINTR);
+}
+
+void crt_fs_lines_job(gpointer data, gpointer fs)
+{
+    LinesJob *job = data;
+    OpenFile *of = job->of;
+    GError *error = NULL;
+    int r = crt_channel_lines_write(of->dir->ch, job->text, job->cancel, &error);
+    gboolean mine;
+
+    g_mutex_lock(&of->dir->wait_lock);
+    mine = take_lines_req_unlocked(of, job->req);
+    g_mutex_unlock(&of->dir->wait_lock);
+    if (!mine)
+        g_clear_error(&error); /* interrupted: EINTR went out already */
+    else if (r < 0)
+        crt_fs_reply_error(job->req, of->dir, -r, error);
+    else
+        fuse_reply_write(job->req, job->size);
+    open_file_unref(of);
+    lines_job_free(job);
+}
+
+/* A `lines` write: one sequence, run on a worker; the reply comes when it
+ * is done (or interrupted). */
+/* Make `job` the open file's `lines` request: 0, or EBUSY (one sequence
+ * at a time per open file) or EINTR (interrupted already). */
+static int park_lines_job(OpenFile *of, LinesJob *job)
+{
+    int err = 0;
+
+    fuse_req_interrupt_func(job->req, lines_interrupted, of); /* first: see reads */
+    g_mutex_lock(&of->dir->wait_lock);
+    if (of->lines_req)
+        err = EBUSY;
+    else if (fuse_req_interrupted(job->req))
+        err = EINTR;
+    else {
+        of->lines_req = job->req;
+        of->lines_cancel = g_object_ref(job->cancel);
+        g_atomic_int_inc(&of->refs); /* the job's */
+    }
+    g_mutex_unlock(&of->dir->wait_lock);
+    return err;
+}
+
+/* Hand `job` to a worker; FALSE once shutdown stopped them. */
+static gboolean push_lines_job(CrtFs *fs, LinesJob *job)
+{
+    gboolean pushed;
+
+    g_mutex_lock(&fs->lock);
+    pushed = fs->lines_pool != NULL;
+    if (pushed)
+        g_thread_pool_push(fs->lines_pool, job, NULL);
+    g_mutex_unlock(&fs->lock);
+    return pushed;
+}
+
+static void write_lines(fuse_req_t req, OpenFile *of, const char *buf, size_t size)
+{
+    LinesJob *job;
+    gboolean mine;
+    int err;
+
+    if (size > MAX_CONTROL_WRITE || memchr(buf, '\0', size)) {
+        crt_channel_set_error(of->dir->ch, size > MAX_CONTROL_WRITE
+                                               ? "write too long for a control file"
+                                               : "NUL byte in a control write");
+        fuse_reply_err(req, size > MAX_CONTROL_WRITE ? EFBIG : EINVAL);
+        return;
+    }
+    job = g_new0(LinesJob, 1);
+    job->req = req;
+    job->of = of;
+    job->text = g_strndup(buf, size);
+    job->size = size;
+    job->cancel = g_cancellable_new();
+    if ((err = park_lines_job(of, job)) != 0) {
+        lines_job_free(job);
+        fuse_reply_err(req, err);
+        return;
+    }
+    if (push_lines_job(fs_of(req), job))
+        return;
+    /* The filesystem is shutting down: no more sequences. */
+    g_mutex_lock(&of->dir->wait_lock);
+    mine = take_lines_req_unlocked(of, req);
+    g_mutex_unlock(&of->dir->wait_lock);
+    if (mine)
+        fuse_reply_err(req, ENODEV);
+    open_file_unref(of);
+    lines_job_free(job);
 }
 
 /* --- poll, wake-ups, release ----------------------------------------------- */

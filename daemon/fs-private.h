@@ -27,6 +27,7 @@ typedef enum {
     N_INPUT,
     N_SEND,
     N_STATS,
+    N_LINES,  /* the modem lines: read them, write a sequence */
     N_CONFIG, /* one config/KEY file */
 } NodeKind;
 
@@ -90,6 +91,8 @@ struct OpenFile {
     fuse_req_t write_req; /* a parked input write */
     GBytes *write_data;
     struct fuse_pollhandle *ph;
+    fuse_req_t lines_req;       /* a `lines` write under way on a worker */
+    GCancellable *lines_cancel; /* what its interrupt cancels */
 };
 
 struct CrtFs {
@@ -108,6 +111,11 @@ struct CrtFs {
     /* Tells the kernel a removed directory's names are gone (fs.c). */
     struct fuse_session *se;
     GThreadPool *unlinker;
+    /* Runs `lines` writes (sequences take up to 10 s: never on a FUSE
+     * thread); each job replies to its request (fs-io.c).  fs lock: jobs
+     * are pushed under it, and it goes (NULL) at shutdown, after which
+     * `lines` writes fail at once. */
+    GThreadPool *lines_pool;
 };
 
 /* fs.c */
@@ -138,6 +146,8 @@ void crt_fs_op_poll(fuse_req_t req, fuse_ino_t ino, struct fuse_file_info *fi,
                     struct fuse_pollhandle *ph);
 void crt_fs_op_release(fuse_req_t req, fuse_ino_t ino, struct fuse_file_info *fi);
 void crt_fs_op_opendir(fuse_req_t req, fuse_ino_t ino, struct fuse_file_info *fi);
+/* A lines_pool job (fs-io.c): runs one `lines` write and replies. */
+void crt_fs_lines_job(gpointer job, gpointer fs);
 /* The channel's notify: try every parked request of `d`. */
 void crt_fs_dir_wake(Dir *d);
 /* End every parked request of `d` (rmdir, unmount). */

@@ -26,11 +26,11 @@ static const struct {
     NodeKind kind;
     mode_t mode;
 } dir_files[] = {
-    {"ctl", N_CTL, S_IFREG | 0200},           {"state", N_STATE, S_IFREG | 0444},
-    {"target", N_TARGET, S_IFREG | 0644},     {"data", N_DATA, S_IFREG | 0444},
-    {"records", N_RECORDS, S_IFREG | 0444},   {"input", N_INPUT, S_IFREG | 0200},
-    {"send", N_SEND, S_IFREG | 0600},         {"stats", N_STATS, S_IFREG | 0444},
-    {"config", N_CONFIG_DIR, S_IFDIR | 0755},
+    {"ctl", N_CTL, S_IFREG | 0200},         {"state", N_STATE, S_IFREG | 0444},
+    {"target", N_TARGET, S_IFREG | 0644},   {"data", N_DATA, S_IFREG | 0444},
+    {"records", N_RECORDS, S_IFREG | 0444}, {"input", N_INPUT, S_IFREG | 0200},
+    {"send", N_SEND, S_IFREG | 0600},       {"stats", N_STATS, S_IFREG | 0444},
+    {"lines", N_LINES, S_IFREG | 0644},     {"config", N_CONFIG_DIR, S_IFDIR | 0755},
 };
 
 static CrtFs *fs_of(fuse_req_t req)
@@ -77,6 +77,7 @@ CrtFs *crt_fs_new(const CrtFsOptions *opts)
     fs->reload =
         node_new(fs, N_RELOAD, "reload", NULL, S_IFREG | 0444, geteuid(), getegid());
     fs->reload_status = (CrtReloadStatus){TRUE, 0, g_get_real_time()};
+    fs->lines_pool = g_thread_pool_new(crt_fs_lines_job, fs, 4, FALSE, NULL);
     return fs;
 }
 
@@ -592,6 +593,20 @@ static void unlinker_stop(CrtFs *fs, gboolean drop)
     fs->unlinker = NULL;
 }
 
+/* Wait for every `lines` write to reply (the directories are shut down,
+ * so their sequences stop at once). */
+static void lines_pool_stop(CrtFs *fs)
+{
+    GThreadPool *pool;
+
+    g_mutex_lock(&fs->lock);
+    pool = fs->lines_pool;
+    fs->lines_pool = NULL; /* no job is pushed from now on */
+    g_mutex_unlock(&fs->lock);
+    if (pool)
+        g_thread_pool_free(pool, FALSE, TRUE);
+}
+
 /* Take a directory out of the tree: stop its target (and wait), end every
  * read, and let go of the tree's reference. */
 static void dir_remove(CrtFs *fs, Dir *d)
@@ -1044,6 +1059,7 @@ void crt_fs_shutdown(CrtFs *fs)
         crt_fs_dir_unref(fs, g_ptr_array_index(dirs, i));
     }
     g_ptr_array_free(dirs, TRUE);
+    lines_pool_stop(fs);
     unlinker_stop(fs, FALSE);
 }
 
@@ -1057,6 +1073,7 @@ void crt_fs_free(CrtFs *fs)
 
     if (!fs)
         return;
+    lines_pool_stop(fs);
     unlinker_stop(fs, TRUE); /* the session is gone: nobody to tell */
     g_hash_table_iter_init(&it, fs->nodes);
     while (g_hash_table_iter_next(&it, NULL, &v)) {

@@ -27,6 +27,9 @@ struct Entry {
      * get end of file here, not after entries of the next stream. */
     gboolean eos;
     guint64 eos_gen; /* the generation that ended */
+    /* A line event (crt_hub_push_event): its STATUS word in `records`,
+     * owned; bufferless entries only. */
+    char *event;
 };
 
 /* A `records` header line: "SEQ SEC.NSEC STATUS LENGTH\n". */
@@ -115,12 +118,18 @@ void crt_hub_set_room_notify(CrtHub *hub, CrtHubNotify room, gpointer data)
     hub->room_data = data;
 }
 
+static void bufferless_free(Entry *e)
+{
+    g_free(e->event);
+    g_free(e);
+}
+
 static void entry_free(Entry *e)
 {
     if (e->buffer)
         crt_engine_buffer_put(e->engine, e->buffer);
     else
-        g_free(e);
+        bufferless_free(e);
 }
 
 /* Free entries from the head once nobody needs them.  Lock held. */
@@ -407,22 +416,18 @@ static Entry *entry_for(CrtEngine *engine, const CrtOutput *out)
     return e;
 }
 
-CrtDisposition crt_hub_push(CrtHub *hub, CrtEngine *engine, const CrtOutput *out)
+/* Take `e` (of `engine`, NULL for an event) as the stream's next entry. */
+static CrtDisposition push_entry(CrtHub *hub, CrtEngine *engine, Entry *e)
 {
-    gboolean has_buffer, unclaimed;
+    gboolean has_buffer = e->buffer != NULL, unclaimed;
     gint64 time_ns;
-    Entry *e;
     CrtEngineStats st;
 
-    if (out->status == -ECANCELED)
-        return CRT_DISPOSITION_ENGINE_CONTINUE;
-    e = entry_for(engine, out);
-    has_buffer = e->buffer != NULL;
     g_mutex_lock(&hub->lock);
     if (hub->closed) {
         g_mutex_unlock(&hub->lock);
-        if (!e->buffer)
-            g_free(e);
+        if (!has_buffer)
+            bufferless_free(e);
         return CRT_DISPOSITION_ENGINE_CONTINUE;
     }
     /* The hub numbers its own entries: cancelled completions (which are
@@ -439,7 +444,7 @@ CrtDisposition crt_hub_push(CrtHub *hub, CrtEngine *engine, const CrtOutput *out
         hub->stats.last_seq = e->seq;
         unlock_and_room(hub);
         if (!has_buffer)
-            g_free(e);
+            bufferless_free(e);
         return CRT_DISPOSITION_ENGINE_CONTINUE;
     }
     append_unlocked(hub, e);
@@ -450,7 +455,8 @@ CrtDisposition crt_hub_push(CrtHub *hub, CrtEngine *engine, const CrtOutput *out
     /* Beyond the cap, the oldest bufferless entries go (counted) when
      * nobody reads or under drop-oldest; under `block` with readers the
      * producer waits at crt_hub_input_gate instead, and only completions
-     * nothing can hold back (errors of a read stream) meet the hard cap. */
+     * nothing can hold back (errors of a read stream, line events) meet the
+     * hard cap. */
     if (!has_buffer &&
         (++hub->bufferless > CRT_HUB_MAX_BUFFERLESS ||
          (hub->bufferless > hub->bufferless_cap &&
@@ -469,6 +475,22 @@ CrtDisposition crt_hub_push(CrtHub *hub, CrtEngine *engine, const CrtOutput *out
     /* The hub owns the buffer now (a reader may even have freed the entry
      * already); a bufferless entry is the hub's too. */
     return has_buffer ? CRT_DISPOSITION_CLIENT_CONTINUE : CRT_DISPOSITION_ENGINE_CONTINUE;
+}
+
+CrtDisposition crt_hub_push(CrtHub *hub, CrtEngine *engine, const CrtOutput *out)
+{
+    if (out->status == -ECANCELED)
+        return CRT_DISPOSITION_ENGINE_CONTINUE;
+    return push_entry(hub, engine, entry_for(engine, out));
+}
+
+void crt_hub_push_event(CrtHub *hub, const char *word, gint64 time_ns)
+{
+    Entry *e = g_new0(Entry, 1);
+
+    e->event = g_strdup(word);
+    e->time_ns = time_ns;
+    push_entry(hub, NULL, e);
 }
 
 void crt_hub_begin_stream(CrtHub *hub)
@@ -632,7 +654,7 @@ static size_t make_header(char *buf, size_t cap, const Entry *e)
 {
     int n = snprintf(buf, cap, "%" PRIu64 " %" PRId64 ".%09" PRId64 " %s %zu\n", e->seq,
                      e->time_ns / 1000000000, e->time_ns % 1000000000,
-                     status_name(e->status), e->length);
+                     e->event ? e->event : status_name(e->status), e->length);
 
     return (size_t)MIN(n, (int)cap - 1);
 }

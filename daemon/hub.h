@@ -68,6 +68,13 @@ void crt_hub_set_room_notify(CrtHub *hub, CrtHubNotify room, gpointer data);
  * completions are not entries.  Returns the disposition for the engine. */
 CrtDisposition crt_hub_push(CrtHub *hub, CrtEngine *engine, const CrtOutput *out);
 
+/* An entry without data for something that happened on the line (a
+ * modem-line change, a break, a UART error): `records` shows `word` as its
+ * STATUS ("line:cts=1", "line:framing+3") with LENGTH 0; `data` readers
+ * see nothing of it.  Numbered, kept and dropped like the other bufferless
+ * entries (errors); `time_ns` is CLOCK_REALTIME.  Any thread. */
+void crt_hub_push_event(CrtHub *hub, const char *word, gint64 time_ns);
+
 /* Streaming started (readers then get end of file at its end). */
 void crt_hub_begin_stream(CrtHub *hub);
 /* Streaming stopped: readers that have read everything get end of file. */

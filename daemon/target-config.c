@@ -11,6 +11,7 @@
 #include "target-config.h"
 
 #include <crtfs/error.h>
+#include <crtfs/lines.h>
 
 #include <errno.h>
 #include <grp.h>
@@ -496,6 +497,39 @@ static char *format_payload(const ConfigKey *key, const CrtConfig *cfg)
     return g_strdup(cfg->payload ? cfg->payload : "");
 }
 
+/* ---- on_open, on_close ------------------------------------------------ */
+
+/* The member a sequence key keeps its text in. */
+static char **seq_member(const ConfigKey *key, CrtConfig *cfg)
+{
+    return strcmp(key->name, "on_open") == 0 ? &cfg->on_open : &cfg->on_close;
+}
+
+/* A modem-line sequence (crtfs/lines.h), checked now, kept as text. */
+static int parse_seq(const ConfigKey *key, CrtConfig *cfg, const char *value,
+                     GError **error)
+{
+    CrtLineSeq *seq;
+    char **member = seq_member(key, cfg);
+    int r = crt_line_seq_parse(value, &seq, error);
+
+    if (r < 0) {
+        g_prefix_error(error, "%s: ", key->name);
+        return r;
+    }
+    crt_line_seq_free(seq);
+    g_free(*member);
+    *member = value[0] ? g_strdup(value) : NULL;
+    return 0;
+}
+
+static char *format_seq(const ConfigKey *key, const CrtConfig *cfg)
+{
+    char *const *member = seq_member(key, (CrtConfig *)cfg);
+
+    return g_strdup(*member ? *member : "");
+}
+
 /* ---- the table --------------------------------------------------------- */
 
 #define NUMBER(n, fn, member, lo, hi)                                                    \
@@ -549,6 +583,8 @@ static const ConfigKey config_keys[] = {
      .parse = parse_split_wait,
      .format = format_split_wait,
      .live = TRUE},
+    {.name = "on_open", .parse = parse_seq, .format = format_seq, .live = TRUE},
+    {.name = "on_close", .parse = parse_seq, .format = format_seq, .live = TRUE},
 };
 
 static const ConfigKey *find_key(const char *name)
@@ -587,6 +623,8 @@ void crt_config_clear(CrtConfig *cfg)
     g_return_if_fail(cfg != NULL);
 
     g_clear_pointer(&cfg->payload, g_free);
+    g_clear_pointer(&cfg->on_open, g_free);
+    g_clear_pointer(&cfg->on_close, g_free);
 }
 
 /* `dst` is overwritten as raw storage: a config it held is not cleared. */
@@ -598,6 +636,8 @@ void crt_config_copy(CrtConfig *dst, const CrtConfig *src)
         return;
     *dst = *src;
     dst->payload = g_strdup(src->payload);
+    dst->on_open = g_strdup(src->on_open);
+    dst->on_close = g_strdup(src->on_close);
 }
 
 const char *const *crt_config_keys(void)

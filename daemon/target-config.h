@@ -31,6 +31,12 @@
  *                     out_size
  *   split_wait        how long a message may wait from its first byte
  *                     (DURATION, 1ms to 1h; default 1s)
+ *   on_open, on_close a modem-line sequence (crt_line_seq_parse: dtr=, rts=,
+ *                     break=, wait=, send=) run when a stream starts (after
+ *                     the target opened, before the first request) and
+ *                     before it ends (stop, a new target, rmdir); empty =
+ *                     none.  May change while streaming (the next start or
+ *                     stop uses the new one).
  * The config file also has `target` (a spec) and `autostart` (0|1|true|false),
  * handled by the caller.
  *
@@ -89,6 +95,8 @@ typedef struct {
     CrtFraming framing;
     CrtKeep keep;
     CrtSplit split; /* split, split_max (max_size), split_wait (max_wait_ms) */
+    char *on_open;  /* owned; NULL = none: a modem-line sequence (crtfs/lines.h) */
+    char *on_close; /* owned; NULL = none */
 } CrtConfig;
 
 /* Defaults: type read, requests 4, out_count 16, out_size 4096, in_count 4,
@@ -105,7 +113,8 @@ const char *const *crt_config_keys(void);
 gboolean crt_config_has_key(const char *key);
 
 /* Whether a key may change while the target streams (overflow, framing,
- * payload, keep, split, split_max, split_wait); the others need a stopped target (the caller answers EBUSY). */
+ * payload, keep, split, split_max, split_wait, on_open, on_close); the others need a
+ * stopped target (the caller answers EBUSY). */
 gboolean crt_config_key_is_live(const char *key);
 
 /* Parse `value` for `key` into `cfg`.  0, -ENOENT for an unknown key, or

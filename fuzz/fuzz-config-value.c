@@ -43,6 +43,8 @@ static void assert_config_equal(const CrtConfig *a, const CrtConfig *b)
     g_assert_cmpint(a->overflow, ==, b->overflow);
     g_assert_cmpstr(a->payload ? a->payload : "", ==, b->payload ? b->payload : "");
     g_assert_cmpint(a->framing, ==, b->framing);
+    g_assert_cmpstr(a->on_open ? a->on_open : "", ==, b->on_open ? b->on_open : "");
+    g_assert_cmpstr(a->on_close ? a->on_close : "", ==, b->on_close ? b->on_close : "");
 }
 
 /* The engine's view of a config: accepted with the same numbers, or refused

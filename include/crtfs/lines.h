@@ -14,9 +14,11 @@
 #ifndef CRTFS_LINES_H
 #define CRTFS_LINES_H
 
+#include <gio/gio.h>
 #include <glib.h>
 
 #include <crtfs/export.h>
+#include <crtfs/engine.h>
 #include <crtfs/target.h>
 
 G_BEGIN_DECLS
@@ -93,6 +95,57 @@ CRT_API void crt_target_unwatch_lines(CrtTarget *target);
  * event and in its counters); every other target answers -EOPNOTSUPP. */
 CRT_API int crt_target_line_inject(CrtTarget *target, CrtLineEventKind kind, guint count,
                                    GError **error);
+
+/* ---- sequences ------------------------------------------------------------
+ *
+ * A sequence is the text an admin writes to a target's `lines` file and to
+ * its on_open/on_close keys: words separated by blanks, applied in order.
+ *
+ *   dtr=0|1 rts=0|1     set an output (adjacent set words with nothing
+ *                       between them go out in one call, unless the same
+ *                       line is set twice)
+ *   break=DURATION      hold a break for that long
+ *   wait=DURATION       wait
+ *   send=TEXT           write bytes to the target; TEXT takes the escapes
+ *                       \r \n \t \\ and \xHH (a blank is \x20), at most
+ *                       CRT_LINE_SEQ_MAX_SEND bytes
+ *   inject=KIND[*N]     the simulator's UART only: make N (1 to 1000) breaks
+ *                       or framing, parity or overrun errors arrive
+ *                       (KIND break|framing|parity|overrun)
+ *
+ * DURATION is a whole number with ms or s (250ms, 2s).  At most
+ * CRT_LINE_SEQ_MAX_WORDS words; the waits and breaks of one sequence add
+ * up to at most CRT_LINE_SEQ_MAX_MS.
+ */
+#define CRT_LINE_SEQ_MAX_WORDS 64
+#define CRT_LINE_SEQ_MAX_MS 10000
+#define CRT_LINE_SEQ_MAX_SEND 4096
+
+typedef struct CrtLineSeq CrtLineSeq;
+
+/* Parse `text` into *out (free with crt_line_seq_free).  0, or -EINVAL
+ * with `error` naming the word, its position (word N) and what was
+ * expected.  An empty text is an empty sequence.  Pure; any thread. */
+CRT_API int crt_line_seq_parse(const char *text, CrtLineSeq **out, GError **error);
+CRT_API void crt_line_seq_free(CrtLineSeq *seq);
+/* How many words the sequence has, and how long its waits and breaks take
+ * (ms). */
+CRT_API guint crt_line_seq_words(const CrtLineSeq *seq);
+CRT_API guint crt_line_seq_duration_ms(const CrtLineSeq *seq);
+/* Whether it has a send= word (it then needs an engine to run). */
+CRT_API gboolean crt_line_seq_sends(const CrtLineSeq *seq);
+
+/* Run the sequence on `target`, step by step, returning when it is done.
+ * send= words go through crt_engine_send_sync(engine, WRITE), so they are
+ * ordered with the engine's other writes (each may take up to
+ * CRT_LINE_SEQ_MAX_MS to be written, else -ETIMEDOUT); `engine` may be NULL for a
+ * sequence without send= (else -EDESTADDRREQ).  `cancel` (may be NULL)
+ * stops it between steps and inside waits: -ECANCELED.  A failing step
+ * stops the sequence: -errno with `error` naming the word ("word 3
+ * \"dtr=1\": ..."); the steps before it stay done.  Threads: as the calls
+ * above (never the loop thread); blocks for the sequence's duration. */
+CRT_API int crt_line_seq_run(CrtTarget *target, const CrtLineSeq *seq, CrtEngine *engine,
+                             GCancellable *cancel, GError **error);
 
 G_END_DECLS
 

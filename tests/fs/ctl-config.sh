@@ -27,6 +27,8 @@ keys=(
     "overflow block drop-oldest drop-oldest"
     "payload - hello -"
     "framing record stream stream"
+    "on_open - dtr=1 -"
+    "on_close - rts=0 -"
 )
 # key bad values (| separated)
 declare -A bad=(
@@ -45,10 +47,12 @@ declare -A bad=(
     [purge_on_suspend]='-1|10'
     [overflow]='drop|drop-newest|'
     [framing]='records|packed|'
+    [on_open]='dtr=2|cts=1|wait=11s|frob'
+    [on_close]='rts|break=0ms'
 )
 
 listed=$(cd "$C" && ls | tr '\n' ' ')
-is "$listed" "completion framing in_count in_memory in_size ioctl keep lookaside mode out_count out_memory out_size overflow payload purge_on_suspend requests type " \
+is "$listed" "completion framing in_count in_memory in_size ioctl keep lookaside mode on_close on_open out_count out_memory out_size overflow payload purge_on_suspend requests type " \
     "config/ lists every key"
 
 for line in "${keys[@]}"; do
@@ -108,7 +112,7 @@ for line in "${keys[@]}"; do
     [ "$shown" = - ] && shown=$good
     before=$(t cat "$C/$k")
     case $k in
-    overflow | framing | payload)
+    overflow | framing | payload | on_open | on_close)
         wr "$C/$k" "$good"
         is $? 0 "$k can change while streaming"
         is "$(t cat "$C/$k")" "$shown" "$k changed"

@@ -182,6 +182,25 @@ static gboolean parse_uint(const char *s, guint64 *out)
 }
 
 /* `SEQ SECONDS.NANOSECONDS STATUS LENGTH`, nothing more. */
+/* A STATUS word: ok, an errno name, or a line event ("line:cts=1",
+ * "line:framing+3"). */
+static gboolean status_word_ok(const char *s)
+{
+    if (strcmp(s, "ok") == 0)
+        return TRUE;
+    if (s[0] == 'E' && s[1]) {
+        for (const char *c = s; *c; c++) {
+            if (!g_ascii_isalnum(*c))
+                return FALSE;
+        }
+        return TRUE;
+    }
+    return g_regex_match_simple(
+        "^line:(cts|dsr|dcd|ri)=[01]$|^line:(break|framing|parity|"
+        "overrun)\\+[1-9][0-9]*$",
+        s, 0, 0);
+}
+
 static gboolean parse_header(const char *line, Rec *rec)
 {
     char **w = g_strsplit(line, " ", -1);
@@ -194,9 +213,7 @@ static gboolean parse_header(const char *line, Rec *rec)
         ok = g_strv_length(t) == 2 && strlen(t[1]) == 9 && parse_uint(w[0], &v[0]) &&
              parse_uint(t[0], &v[1]) && parse_uint(t[1], &v[2]) &&
              parse_uint(w[3], &v[3]) && strlen(w[2]) < sizeof rec->status &&
-             (strcmp(w[2], "ok") == 0 || (w[2][0] == 'E' && strlen(w[2]) > 1));
-        for (const char *c = w[2]; ok && *c; c++)
-            ok = g_ascii_isalnum(*c);
+             status_word_ok(w[2]);
     }
     if (ok) {
         rec->seq = v[0];

@@ -26,6 +26,8 @@ static const char *const all_keys[] = {
     "payload",
     "framing",
     "keep",
+    "on_open",
+    "on_close",
 };
 
 /* What each key's error message says it expected. */
@@ -50,8 +52,9 @@ static const Expected expected[] = {
     {"purge_on_suspend", "0 or 1 (or true/false, yes/no, on/off)"},
     {"overflow", "block or drop-oldest"},
     {"framing", "record or stream"},
-    {"keep", "auto, all, none, last:N (N from 1 to 1000000) or age:DURATION (a whole number "
-             "with ms, s, min or h, at most 7 days)"},
+    {"keep",
+     "auto, all, none, last:N (N from 1 to 1000000) or age:DURATION (a whole number "
+     "with ms, s, min or h, at most 7 days)"},
 };
 
 static const char *expected_what(const char *key)
@@ -226,12 +229,40 @@ static void test_unknown_key(void)
     crt_config_clear(&cfg);
 }
 
+/* on_open and on_close: a sequence checked when set, kept as text, copied
+ * and cleared with the configuration. */
+static void test_line_sequences(void)
+{
+    CrtConfig cfg, copy;
+    GError *error = NULL;
+
+    crt_config_init(&cfg);
+    assert_get(&cfg, "on_open", "");
+    g_assert_cmpint(crt_config_set(&cfg, "on_open", "dtr=0 wait=100ms dtr=1\n", NULL), ==,
+                    0);
+    assert_get(&cfg, "on_open", "dtr=0 wait=100ms dtr=1");
+    g_assert_cmpint(crt_config_set(&cfg, "on_close", "send=bye\\r\\n", NULL), ==, 0);
+    g_assert_cmpint(crt_config_set(&cfg, "on_open", "dtr=0 wait=20s", &error), ==,
+                    -EINVAL);
+    g_assert_nonnull(strstr(error->message, "on_open: word 2 \"wait=20s\""));
+    g_clear_error(&error);
+    assert_get(&cfg, "on_open", "dtr=0 wait=100ms dtr=1");
+    crt_config_copy(&copy, &cfg);
+    assert_get(&copy, "on_close", "send=bye\\r\\n");
+    g_assert_cmpint(crt_config_set(&cfg, "on_open", "", NULL), ==, 0);
+    assert_get(&cfg, "on_open", "");
+    assert_get(&copy, "on_open", "dtr=0 wait=100ms dtr=1");
+    crt_config_clear(&copy);
+    crt_config_clear(&cfg);
+}
+
 static void test_live_keys(void)
 {
     for (size_t i = 0; i < G_N_ELEMENTS(all_keys); i++) {
         const char *k = all_keys[i];
         gboolean live = strcmp(k, "overflow") == 0 || strcmp(k, "framing") == 0 ||
-                        strcmp(k, "payload") == 0 || strcmp(k, "keep") == 0;
+                        strcmp(k, "payload") == 0 || strcmp(k, "keep") == 0 ||
+                        g_str_has_prefix(k, "on_");
 
         g_test_message("%s", k);
         g_assert_cmpint(crt_config_key_is_live(k), ==, live);
@@ -421,7 +452,9 @@ static const Bad bad_one[] = {
 static void test_set_bad(void)
 {
     for (size_t i = 0; i < G_N_ELEMENTS(all_keys); i++) {
-        if (strcmp(all_keys[i], "payload") == 0)
+        /* payload takes anything; an empty sequence is none, and a
+         * sequence's refusals name its word (test_line_sequences) */
+        if (strcmp(all_keys[i], "payload") == 0 || g_str_has_prefix(all_keys[i], "on_"))
             continue;
         for (size_t j = 0; j < G_N_ELEMENTS(bad_everywhere); j++)
             set_bad(all_keys[i], bad_everywhere[j], expected_what(all_keys[i]));
@@ -823,12 +856,14 @@ static void test_file_access_keys(void)
     g_assert_cmpuint(uid, ==, 0);
     g_assert_cmpint(crt_config_parse_owner("1234", &uid, NULL), ==, 0);
     g_assert_cmpuint(uid, ==, 1234);
-    g_assert_cmpint(crt_config_parse_owner("crtfs-no-such-user", &uid, &error), ==, -EINVAL);
+    g_assert_cmpint(crt_config_parse_owner("crtfs-no-such-user", &uid, &error), ==,
+                    -EINVAL);
     g_assert_nonnull(strstr(error->message, "crtfs-no-such-user"));
     g_clear_error(&error);
     g_assert_cmpint(crt_config_parse_group("root", &gid, NULL), ==, 0);
     g_assert_cmpuint(gid, ==, 0);
-    g_assert_cmpint(crt_config_parse_group("crtfs-no-such-group", &gid, NULL), ==, -EINVAL);
+    g_assert_cmpint(crt_config_parse_group("crtfs-no-such-group", &gid, NULL), ==,
+                    -EINVAL);
     g_assert_cmpint(crt_config_parse_mode("0640", &mode, NULL), ==, 0);
     g_assert_cmpuint(mode, ==, 0640);
     g_assert_cmpint(crt_config_parse_mode("444", &mode, NULL), ==, 0);
@@ -842,14 +877,17 @@ static void test_file_access_keys(void)
     gboolean autostart;
 
     g_assert_true(g_key_file_load_from_data(
-        kf, "[ok]\nowner=root\ngroup=0\nmode=0640\n[bad]\nmode=0778\n[eng]\nmode=manual\n",
+        kf,
+        "[ok]\nowner=root\ngroup=0\nmode=0640\n[bad]\nmode=0778\n[eng]\nmode=manual\n",
         -1, 0, NULL));
     crt_config_init(&cfg);
-    g_assert_cmpint(crt_config_load_group(&cfg, kf, "ok", &spec, &autostart, NULL), ==, 0);
+    g_assert_cmpint(crt_config_load_group(&cfg, kf, "ok", &spec, &autostart, NULL), ==,
+                    0);
     /* a word is the engine's mode, a number the files' */
     g_assert_true(crt_config_is_file_mode(" 0640"));
     g_assert_false(crt_config_is_file_mode("manual"));
-    g_assert_cmpint(crt_config_load_group(&cfg, kf, "eng", &spec, &autostart, NULL), ==, 0);
+    g_assert_cmpint(crt_config_load_group(&cfg, kf, "eng", &spec, &autostart, NULL), ==,
+                    0);
     g_assert_cmpint(cfg.mode, ==, CRT_MODE_MANUAL);
     g_assert_cmpint(crt_config_load_group(&cfg, kf, "bad", &spec, &autostart, &error), ==,
                     -EINVAL);
@@ -868,6 +906,7 @@ int main(int argc, char **argv)
     g_test_add_func("/config/keys", test_keys);
     g_test_add_func("/config/unknown-key", test_unknown_key);
     g_test_add_func("/config/live-keys", test_live_keys);
+    g_test_add_func("/config/line-sequences", test_line_sequences);
     g_test_add_func("/config/set-good", test_set_good);
     g_test_add_func("/config/round-trip", test_round_trip);
     g_test_add_func("/config/struct-members", test_struct_members);

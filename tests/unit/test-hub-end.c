@@ -221,6 +221,57 @@ static void test_error_completions(void)
     fix_close(&f);
 }
 
+/* Line events are entries without data: `records` shows their word as
+ * STATUS with LENGTH 0, numbered in arrival order among the engine's
+ * entries; `data` sees nothing of them; kept for a reader that opens
+ * later; freed with the hub. */
+static void test_line_events(void)
+{
+    static const char *const words[] = {"line:cts=1", "line:framing+3", "line:break+1"};
+    Fix f;
+    Records p;
+    CrtHubReader *rr, *rd, *late;
+    char buf[4096];
+
+    fix_open(&f, &(FixOpts){0});
+    records_init(&p);
+    rr = crt_hub_reader_new(f.hub, TRUE);
+    rd = crt_hub_reader_new(f.hub, FALSE);
+    for (size_t i = 0; i < G_N_ELEMENTS(words); i++)
+        crt_hub_push_event(f.hub, words[i], g_get_real_time() * 1000);
+    drain_records(rr, &p);
+    g_assert_cmpstr(p.error, ==, NULL);
+    g_assert_cmpuint(p.recs->len, ==, G_N_ELEMENTS(words));
+    for (guint i = 0; i < p.recs->len; i++) {
+        g_assert_cmpuint(rec_at(&p, i)->seq, ==, i + 1);
+        g_assert_cmpstr(rec_at(&p, i)->status, ==, words[i]);
+        g_assert_cmpuint(rec_at(&p, i)->length, ==, 0);
+    }
+    g_assert_cmpint(crt_hub_read(rd, buf, sizeof buf, CRT_FRAMING_STREAM), ==, -EAGAIN);
+    g_assert_cmpuint(hub_stats(&f).last_seq, ==, 3);
+    /* Streamed buffers are numbered after them. */
+    fix_start(&f);
+    READ_RECORDS_UNTIL(&f, rr, &p, 6, CRT_FRAMING_RECORD);
+    g_assert_cmpstr(rec_at(&p, 3)->status, ==, "ok");
+    g_assert_cmpuint(rec_at(&p, 3)->seq, ==, 4);
+    crt_engine_stop_and_wait(f.engine);
+    crt_hub_reader_free(rr);
+    crt_hub_reader_free(rd);
+    /* Nobody reads: an event waits for the next reader (keep all). */
+    crt_hub_push_event(f.hub, "line:dcd=0", g_get_real_time() * 1000);
+    late = crt_hub_reader_new(f.hub, TRUE);
+    records_clear(&p);
+    records_init(&p);
+    drain_records(late, &p);
+    g_assert_cmpuint(p.recs->len, >=, 1);
+    g_assert_cmpstr(rec_at(&p, p.recs->len - 1)->status, ==, "line:dcd=0");
+    crt_hub_reader_free(late);
+    crt_hub_push_event(f.hub, "line:ri=1",
+                       g_get_real_time() * 1000); /* freed by the hub */
+    records_clear(&p);
+    fix_close(&f);
+}
+
 /* Completions without a buffer (out_size 0) are entries the hub allocates
  * and frees itself: a reader may free one the moment the push lets go of
  * the lock, and the push must not look at it after that. */
@@ -395,6 +446,7 @@ static const TuCase cases[] = {
     {"/hub/overflow/bufferless-block-paces", test_bufferless_block_paces},
     {"/hub/overflow/bufferless-no-reader-flows", test_bufferless_no_reader_flows},
     {"/hub/overflow/bufferless-reader-leaves", test_bufferless_reader_leaves},
+    {"/hub/line-events", test_line_events},
 };
 
 int main(int argc, char **argv)
