@@ -61,6 +61,7 @@ typedef struct CrtFdDriver {
      * `got` is the message so far), NULL between messages. */
     CrtIo *msg;
     CrtFramer framer;
+    guint msg_gen;      /* t->split_gen when the message began */
     gint64 msg_first;   /* monotonic us of the message's first byte, 0: none yet */
     gint64 idle_us;     /* the idle gap, 0 unless split=idle */
     gint64 wait_us;     /* max_wait */
@@ -408,6 +409,7 @@ static void start_message(FdDriver *d, CrtIo *io)
     CrtTarget *t = d->t;
     CrtSplit split;
 
+    d->msg_gen = (guint)g_atomic_int_get(&t->split_gen);
     crt_target_get_split(t, &split);
     crt_framer_start(&d->framer, &split, io->out_cap);
     d->msg = io;
@@ -457,6 +459,10 @@ static gboolean read_message(FdDriver *d, CrtIo *io)
     size_t end;
     ssize_t n;
 
+    /* A split set while the read waited for its first byte applies to it. */
+    if (d->msg == io && io->got == 0 &&
+        d->msg_gen != (guint)g_atomic_int_get(&t->split_gen))
+        d->msg = NULL;
     if (d->msg != io) {
         if (d->pending_end) {
             int status = d->pending_end;
@@ -784,8 +790,17 @@ gboolean crt_fd_cancel(CrtTarget *t, CrtIo *io, int status)
 
 void crt_fd_kick(CrtTarget *t)
 {
-    t->fdd->bind_blocked = FALSE;
-    update_events(t->fdd);
+    FdDriver *d = t->fdd;
+
+    d->bind_blocked = FALSE;
+    /* Bytes held already (whole messages in the pushback, an end of stream
+     * a partial message met) get no readiness: serve them now. */
+    if (((d->pushback && d->pushback->len) || d->pending_end) && head_can_read(d)) {
+        do_reads(d);
+        if (t->closed)
+            return;
+    }
+    update_events(d);
 }
 
 void crt_fd_close(CrtTarget *t)

@@ -27,6 +27,9 @@ keys=(
     "overflow block drop-oldest drop-oldest"
     "payload - hello -"
     "framing record stream stream"
+    "split none length=16 length=16"
+    "split_max 0 100 100"
+    "split_wait 1s 250ms 250ms"
 )
 # key bad values (| separated)
 declare -A bad=(
@@ -45,10 +48,13 @@ declare -A bad=(
     [purge_on_suspend]='-1|10'
     [overflow]='drop|drop-newest|'
     [framing]='records|packed|'
+    [split]='lines|idle=5|idle=500us|delim=|length=0|'
+    [split_max]='4097|x|-1'
+    [split_wait]='0ms|2h|5|forever|'
 )
 
 listed=$(cd "$C" && ls | tr '\n' ' ')
-is "$listed" "completion framing in_count in_memory in_size ioctl keep lookaside mode out_count out_memory out_size overflow payload purge_on_suspend requests type " \
+is "$listed" "completion framing in_count in_memory in_size ioctl keep lookaside mode out_count out_memory out_size overflow payload purge_on_suspend requests split split_max split_wait type " \
     "config/ lists every key"
 
 for line in "${keys[@]}"; do
@@ -108,7 +114,7 @@ for line in "${keys[@]}"; do
     [ "$shown" = - ] && shown=$good
     before=$(t cat "$C/$k")
     case $k in
-    overflow | framing | payload)
+    overflow | framing | payload | split | split_max | split_wait)
         wr "$C/$k" "$good"
         is $? 0 "$k can change while streaming"
         is "$(t cat "$C/$k")" "$shown" "$k changed"

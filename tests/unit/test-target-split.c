@@ -383,6 +383,19 @@ static void test_live_change(void)
     put(&l, "12345");
     expect_message(read_submit(&l, 64), "12345");
     expect_counts(&l, 3, 0, 0);
+    /* a read that waits for its first byte takes a split set meanwhile */
+    set_split(&l, "delim=\\n", 0, 0);
+    r = read_submit(&l, 64);
+    put(&l, "a\n");
+    expect_message(r, "a\n");
+    r = read_submit(&l, 64);
+    expect_pending(r);
+    set_split(&l, "length=3", 0, 0);
+    put(&l, "bcd\n");
+    expect_message(r, "bcd");
+    set_split(&l, "none", 0, 0);
+    expect_message(read_submit(&l, 64), "\n");
+    expect_counts(&l, 5, 0, 0);
     link_close(&l);
 }
 
