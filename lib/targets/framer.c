@@ -228,7 +228,8 @@ static int parse_delim(const char *text, CrtSplit *s, GError **error)
             *s = d;
             return 0;
         }
-        return bad(error, text, "a delimiter of 1 to 16 bytes in hex (e.g. 0x7e, 0x0d0a)");
+        return bad(error, text,
+                   "a delimiter of 1 to 16 bytes in hex (e.g. 0x7e, 0x0d0a)");
     }
     d.delim_len = 0;
     while (*p) {

@@ -53,8 +53,9 @@ static const Expected expected[] = {
     {"purge_on_suspend", "0 or 1 (or true/false, yes/no, on/off)"},
     {"overflow", "block or drop-oldest"},
     {"framing", "record or stream"},
-    {"keep", "auto, all, none, last:N (N from 1 to 1000000) or age:DURATION (a whole number "
-             "with ms, s, min or h, at most 7 days)"},
+    {"keep",
+     "auto, all, none, last:N (N from 1 to 1000000) or age:DURATION (a whole number "
+     "with ms, s, min or h, at most 7 days)"},
     {"split", "a split (none, idle=DURATION, idle=Nchar, delim=BYTES or length=N)"},
     {"split_max", "a whole number from 0 to 1073741824"},
     {"split_wait", "a duration from 1ms to 1h (a whole number with ms, s, min or h)"},
@@ -847,12 +848,14 @@ static void test_file_access_keys(void)
     g_assert_cmpuint(uid, ==, 0);
     g_assert_cmpint(crt_config_parse_owner("1234", &uid, NULL), ==, 0);
     g_assert_cmpuint(uid, ==, 1234);
-    g_assert_cmpint(crt_config_parse_owner("crtfs-no-such-user", &uid, &error), ==, -EINVAL);
+    g_assert_cmpint(crt_config_parse_owner("crtfs-no-such-user", &uid, &error), ==,
+                    -EINVAL);
     g_assert_nonnull(strstr(error->message, "crtfs-no-such-user"));
     g_clear_error(&error);
     g_assert_cmpint(crt_config_parse_group("root", &gid, NULL), ==, 0);
     g_assert_cmpuint(gid, ==, 0);
-    g_assert_cmpint(crt_config_parse_group("crtfs-no-such-group", &gid, NULL), ==, -EINVAL);
+    g_assert_cmpint(crt_config_parse_group("crtfs-no-such-group", &gid, NULL), ==,
+                    -EINVAL);
     g_assert_cmpint(crt_config_parse_mode("0640", &mode, NULL), ==, 0);
     g_assert_cmpuint(mode, ==, 0640);
     g_assert_cmpint(crt_config_parse_mode("444", &mode, NULL), ==, 0);
@@ -866,14 +869,17 @@ static void test_file_access_keys(void)
     gboolean autostart;
 
     g_assert_true(g_key_file_load_from_data(
-        kf, "[ok]\nowner=root\ngroup=0\nmode=0640\n[bad]\nmode=0778\n[eng]\nmode=manual\n",
+        kf,
+        "[ok]\nowner=root\ngroup=0\nmode=0640\n[bad]\nmode=0778\n[eng]\nmode=manual\n",
         -1, 0, NULL));
     crt_config_init(&cfg);
-    g_assert_cmpint(crt_config_load_group(&cfg, kf, "ok", &spec, &autostart, NULL), ==, 0);
+    g_assert_cmpint(crt_config_load_group(&cfg, kf, "ok", &spec, &autostart, NULL), ==,
+                    0);
     /* a word is the engine's mode, a number the files' */
     g_assert_true(crt_config_is_file_mode(" 0640"));
     g_assert_false(crt_config_is_file_mode("manual"));
-    g_assert_cmpint(crt_config_load_group(&cfg, kf, "eng", &spec, &autostart, NULL), ==, 0);
+    g_assert_cmpint(crt_config_load_group(&cfg, kf, "eng", &spec, &autostart, NULL), ==,
+                    0);
     g_assert_cmpint(cfg.mode, ==, CRT_MODE_MANUAL);
     g_assert_cmpint(crt_config_load_group(&cfg, kf, "bad", &spec, &autostart, &error), ==,
                     -EINVAL);
@@ -904,29 +910,33 @@ static void test_split_max(void)
 
     crt_config_init(&cfg);
     g_assert_cmpint(crt_config_set(&cfg, "split_max", "4097", &error), ==, -EINVAL);
-    g_assert_cmpstr(error->message, ==,
-                    "split_max: 4097 is more than out_size (4096): a message is one buffer, "
-                    "so it cannot be larger (0 means out_size)");
+    g_assert_cmpstr(
+        error->message, ==,
+        "split_max: 4097 is more than out_size (4096): a message is one buffer, "
+        "so it cannot be larger (0 means out_size)");
     g_clear_error(&error);
     assert_get(&cfg, "split_max", "0");
     set_ok(&cfg, "split_max", "4096");
     set_ok(&cfg, "out_size", "1000");
     g_assert_cmpint(crt_config_to_engine(&cfg, &ec, &error), ==, -EINVAL);
-    g_assert_nonnull(strstr(error->message, "split_max: 4096 is more than out_size (1000)"));
+    g_assert_nonnull(
+        strstr(error->message, "split_max: 4096 is more than out_size (1000)"));
     g_clear_error(&error);
     crt_config_clear(&cfg);
 
     crt_config_init(&cfg);
-    g_assert_cmpint(crt_config_load_group(&cfg, kf, "ok", &spec, &autostart, &error), ==, 0);
+    g_assert_cmpint(crt_config_load_group(&cfg, kf, "ok", &spec, &autostart, &error), ==,
+                    0);
     g_assert_no_error(error);
     g_assert_cmpuint(cfg.split.max_size, ==, 8192);
     /* the file's \\n is the two characters the split file takes */
     assert_get(&cfg, "split", "delim=\\n");
     crt_config_clear(&cfg);
     crt_config_init(&cfg);
-    g_assert_cmpint(crt_config_load_group(&cfg, kf, "over", &spec, &autostart, &error), ==,
-                    -EINVAL);
-    g_assert_nonnull(strstr(error->message, "over: split_max: 101 is more than out_size"));
+    g_assert_cmpint(crt_config_load_group(&cfg, kf, "over", &spec, &autostart, &error),
+                    ==, -EINVAL);
+    g_assert_nonnull(
+        strstr(error->message, "over: split_max: 101 is more than out_size"));
     g_clear_error(&error);
     crt_config_clear(&cfg);
     g_key_file_unref(kf);
