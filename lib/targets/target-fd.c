@@ -63,6 +63,7 @@ typedef struct CrtFdDriver {
     CrtFramer framer;
     guint msg_gen;      /* t->split_gen when the message began */
     gint64 msg_first;   /* monotonic us of the message's first byte, 0: none yet */
+    gint64 msg_last;    /* and of its last bytes */
     gint64 idle_us;     /* the idle gap, 0 unless split=idle */
     gint64 wait_us;     /* max_wait */
     CrtTimer msg_timer; /* the idle gap or max_wait, whichever is first */
@@ -371,6 +372,7 @@ static void note_arrival(FdDriver *d)
     gint64 now = g_get_monotonic_time();
     gint64 deadline;
 
+    d->msg_last = now;
     if (d->msg_first == 0)
         d->msg_first = now;
     else if (!d->idle_us)
@@ -389,7 +391,8 @@ static void msg_fired(CrtTimer *timer)
     FdDriver *d = G_STRUCT_MEMBER_P(timer, -G_STRUCT_OFFSET(FdDriver, msg_timer));
     CrtTarget *t = d->t;
     CrtIo *io = d->msg;
-    gboolean waited = g_get_monotonic_time() >= d->msg_first + d->wait_us;
+    /* Whichever was due first, even when the loop comes late for both. */
+    gboolean waited = !d->idle_us || d->msg_first + d->wait_us < d->msg_last + d->idle_us;
 
     if (!io || io->got == 0)
         return;

@@ -54,7 +54,8 @@ struct CrtIo {
      * through one cache-hot buffer instead of one per request. */
     gboolean (*bind)(CrtIo *io);
     /* A transaction's end conditions (crtfs/engine.h), NULL for the first
-     * bytes; `got` is the response read so far (the kind's). */
+     * bytes; `got` is the response, or a framed streaming read's message,
+     * read so far (the kind's). */
     const CrtSendEnd *end;
     size_t got;
 

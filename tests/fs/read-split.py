@@ -314,5 +314,16 @@ def main(tap):
         exec_case(tap, m)
         tap.is_(m.stop(), 0, "daemon exits 0 on SIGTERM")
 
+    # The configuration file: split_max may come before out_size, and the
+    # file's escapes double the backslash.
+    config = "[cf]\nsplit_max = 8192\nout_size = 8192\nsplit = delim=\\\\r\\\\n\n"
+    with ct.Mount(tap, config=config) as m:
+        d = m.path + "/cf"
+        tap.is_(ct.read(d + "/config/split"), "delim=\\r\\n\n",
+                "config file: split = delim=\\\\r\\\\n is delim=\\r\\n")
+        tap.is_(ct.read(d + "/config/split_max"), "8192\n",
+                "config file: split_max before out_size is fine")
+        tap.is_(m.stop(), 0, "daemon exits 0 on SIGTERM")
+
 
 ct.run_tap(main)
