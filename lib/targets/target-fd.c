@@ -69,6 +69,8 @@ typedef struct CrtFdDriver {
     CrtTimer msg_timer; /* the idle gap or max_wait, whichever is first */
     int pending_end;    /* the end of stream that met a partial message: the
                          * next streaming read reports it; 0 none */
+    gboolean in_reads;  /* do_reads runs (a read submitted meanwhile is its) */
+    CrtTask more;       /* do_reads again: held bytes outlasted its budget */
 } FdDriver;
 
 int crt_fd_set_nonblock(int fd)
@@ -422,8 +424,8 @@ static void start_message(FdDriver *d, CrtIo *io)
     d->wait_us = crt_framer_wait_us(&split);
 }
 
-/* Feed the message from the pushback: TRUE when that ended it. */
-static gboolean message_from_pushback(FdDriver *d, CrtIo *io)
+/* Feed the message from the pushback (which may end it). */
+static void message_from_pushback(FdDriver *d, CrtIo *io)
 {
     size_t n = MIN(d->framer.max - io->got, (size_t)d->pushback->len), end;
     CrtFrameVerdict v;
@@ -433,12 +435,11 @@ static gboolean message_from_pushback(FdDriver *d, CrtIo *io)
     if (v != CRT_FRAME_MORE) {
         g_byte_array_remove_range(d->pushback, 0, (guint)(end - io->got));
         finish_message(d, io, end, v);
-        return TRUE;
+        return;
     }
     g_byte_array_remove_range(d->pushback, 0, (guint)n);
     io->got += n;
     note_arrival(d);
-    return FALSE;
 }
 
 /* The stream ended (status) with the message holding `io->got` bytes. */
@@ -516,7 +517,7 @@ static gboolean head_is_framed(FdDriver *d, CrtIo *io)
            (d->msg == io || d->pending_end || g_atomic_int_get(&d->t->split_framed));
 }
 
-static void do_reads(FdDriver *d)
+static void read_loop(FdDriver *d)
 {
     CrtTarget *t = d->t;
 
@@ -568,6 +569,42 @@ static void do_reads(FdDriver *d)
             complete_read(d, io, -errno, 0);
         }
     }
+}
+
+/* Bytes the driver holds (whole messages in the pushback, an end a partial
+ * message met) get no readiness; only reads serve them. */
+static gboolean holds_bytes(FdDriver *d)
+{
+    return (d->pushback && d->pushback->len) || d->pending_end;
+}
+
+static void do_reads(FdDriver *d)
+{
+    CrtTarget *t = d->t;
+
+    /* A completion in the loop may submit the next read: the loop serves
+     * it, instead of one nested loop per message held (as deep as the
+     * messages one read(2) brought). */
+    if (d->in_reads)
+        return;
+    d->in_reads = TRUE;
+    read_loop(d);
+    d->in_reads = FALSE;
+    /* The budget ran out before what is held: go on after other sources
+     * had their turn.  (A transaction at the head waits for the device.) */
+    if (!t->closed && holds_bytes(d) && head_can_read(d) && !(d->rq_head->flags & IO_TXN))
+        crt_loop_post(t->loop, &d->more);
+}
+
+static void more_reads(CrtTask *task)
+{
+    FdDriver *d = G_STRUCT_MEMBER_P(task, -G_STRUCT_OFFSET(FdDriver, more));
+
+    if (d->t->closed)
+        return;
+    do_reads(d);
+    if (!d->t->closed)
+        update_events(d);
 }
 
 static void finish_write(FdDriver *d, CrtIo *io, int status)
@@ -645,6 +682,7 @@ void crt_fd_attach(CrtTarget *t, int read_fd, int write_fd)
     if (write_fd != read_fd)
         d->wtag = g_source_add_unix_fd(&d->base, write_fd, 0);
     d->rev = d->wev = 0;
+    d->more.fn = more_reads;
     g_source_set_name(&d->base, "crtfs-fd");
     g_source_set_can_recurse(&d->base, TRUE); /* see loop.c: no allocation per dispatch */
     g_source_attach(&d->base, crt_loop_context(t->loop));
@@ -798,7 +836,7 @@ void crt_fd_kick(CrtTarget *t)
     d->bind_blocked = FALSE;
     /* Bytes held already (whole messages in the pushback, an end of stream
      * a partial message met) get no readiness: serve them now. */
-    if (((d->pushback && d->pushback->len) || d->pending_end) && head_can_read(d)) {
+    if (holds_bytes(d) && head_can_read(d)) {
         do_reads(d);
         if (t->closed)
             return;
@@ -811,6 +849,7 @@ void crt_fd_close(CrtTarget *t)
     FdDriver *d = t->fdd;
     CrtIo *io;
 
+    crt_loop_cancel(t->loop, &d->more);
     if (d->msg)
         drop_message(d, d->msg);
     /* t->closed is already set: completions cannot resubmit here. */

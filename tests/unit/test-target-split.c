@@ -488,6 +488,72 @@ static void test_wait_reopened(void)
     link_close(&l);
 }
 
+/* One read(2) of 64 KiB holding 65536 one-byte messages, taken by a read
+ * that submits itself again from its completion (as the engine does): no
+ * nesting per message, and the budget goes on after other sources. */
+typedef struct {
+    CrtIo io;
+    CrtTarget *t;
+    guint8 buf[1 << 16];
+    GString *got; /* the messages, joined */
+    guint messages, wrong;
+    gint finished; /* atomic */
+} Chain;
+
+static void chain_done(CrtIo *io)
+{
+    Chain *c = (Chain *)io;
+
+    if (io->status != 0 || io->bytes_out != 1) {
+        c->wrong++;
+    } else {
+        g_string_append_len(c->got, (const char *)c->buf, 1);
+        c->messages++;
+    }
+    if (c->messages + c->wrong >= sizeof c->buf) {
+        g_atomic_int_set(&c->finished, 1);
+        return;
+    }
+    crt_target_submit(c->t, io);
+}
+
+static void test_many_messages_one_read(void)
+{
+    Chain *c = g_new0(Chain, 1);
+    guint8 *blob = g_malloc(sizeof c->buf);
+    LoopCall call;
+    Link l;
+
+    for (size_t i = 0; i < sizeof c->buf; i++)
+        blob[i] = (guint8)(i * 7);
+    link_open(&l, NULL);
+    set_split(&l, "length=1", 0, 0);
+    c->t = l.t;
+    c->got = g_string_new(NULL);
+    c->io.type = CRT_REQUEST_READ;
+    c->io.out = c->buf;
+    c->io.out_cap = sizeof c->buf;
+    c->io.done = chain_done;
+    for (size_t off = 0; off < sizeof c->buf;) {
+        ssize_t n = write(l.peer, blob + off, sizeof c->buf - off);
+
+        g_assert_cmpint(n, >, 0);
+        off += (size_t)n;
+        if (off == (size_t)n) {
+            call = (LoopCall){l.t, &c->io, 0};
+            crt_loop_call(test_loop, submit_on_loop, &call);
+        }
+    }
+    TU_WAIT_FOR(g_atomic_int_get(&c->finished));
+    g_assert_cmpuint(c->wrong, ==, 0);
+    g_assert_cmpmem(c->got->str, c->got->len, blob, sizeof c->buf);
+    expect_counts(&l, sizeof c->buf, 0, 0);
+    link_close(&l);
+    g_string_free(c->got, TRUE);
+    g_free(c);
+    g_free(blob);
+}
+
 /* The simulator keeps a split but does not frame (nor fail). */
 static void test_sim_ignores(void)
 {
@@ -520,6 +586,7 @@ int main(int argc, char **argv)
     g_test_add_func("/target-split/wait-forwards", test_wait_forwards);
     g_test_add_func("/target-split/kick-serves-pushback", test_kick_serves_pushback);
     g_test_add_func("/target-split/wait-reopened", test_wait_reopened);
+    g_test_add_func("/target-split/many-messages-one-read", test_many_messages_one_read);
     g_test_add_func("/target-split/sim-ignores", test_sim_ignores);
     return target_tests_run();
 }
