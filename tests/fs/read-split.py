@@ -205,9 +205,11 @@ def errors_case(tap, d):
 def live_case(tap, d, master):
     tap.is_(set_key(d, "split", "delim=\\n"), 0, "split delim=\\n")
     tap.is_(ct.write(d + "/ctl", "start"), 0, "start")
+    before = ct.stats(d)["messages"]
     c = Collect(d, 6)
     write_all(master, b"a\nbb\n")
-    ct.wait_until(lambda: ct.stats(d)["last_seq"] >= 2)
+    tap.ok(ct.wait_until(lambda: ct.stats(d)["messages"] >= before + 2),
+           "two lines read before the change")
     tap.is_(set_key(d, "split", "length=3"), 0, "split length=3 while streaming")
     tap.is_(ct.state(d)[0], "streaming", "still streaming")
     write_all(master, b"xyz123")
