@@ -250,12 +250,13 @@ static int parse_delim(const char *text, CrtSplit *s, GError **error)
 
 int crt_split_parse(const char *text, CrtSplit *out, GError **error)
 {
-    char *t = g_strstrip(g_strdup(text ? text : ""));
     CrtSplit s;
     guint64 n;
     int r = 0;
+    char *t;
 
     g_return_val_if_fail(out != NULL, -EINVAL);
+    t = g_strstrip(g_strdup(text ? text : ""));
     memset(&s, 0, sizeof s);
     s.max_size = out->max_size;
     s.max_wait_ms = out->max_wait_ms;
