@@ -117,6 +117,12 @@ def delim_case(tap, d, master):
     write_all(master, b"".join(lines))
     exact(tap, "delim: a burst of 300 lines in one write", c.result(), lines)
 
+    # paced at a 1 Mbaud line's byte rate, in pieces that straddle lines
+    paced_lines = [b"paced %04d %s\n" % (i, b"y" * (i % 70)) for i in range(400)]
+    c = Collect(d, len(paced_lines))
+    paced(master, b"".join(paced_lines), 100000, 64)
+    exact(tap, "delim: paced at 100000 bytes/s in 64-byte pieces", c.result(), paced_lines)
+
     slow = [b"slow %d\n" % i for i in range(15)]
     c = Collect(d, len(slow))
     for b in b"".join(slow):
