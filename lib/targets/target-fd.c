@@ -38,6 +38,8 @@
 
 /* Reads per dispatch before other sources get a turn. */
 #define READ_BUDGET 64
+/* Bytes of the pushback a framed message takes at a time. */
+#define PUSHBACK_STEP 512
 
 /* CrtIo.flags for this driver. */
 enum {
@@ -56,7 +58,9 @@ typedef struct CrtFdDriver {
     gboolean bind_blocked;    /* no output buffer: wait for crt_fd_kick */
     GIOCondition rev, wev;    /* events watched now */
     GByteArray *pushback;     /* stream bytes read past a transaction's or a
-                               * message's end */
+                               * message's end, from pb_off on */
+    size_t pb_off;            /* taken from the front: consumed without a
+                               * memmove per message */
     /* Message framing: the streaming read a message accumulates in (its
      * `got` is the message so far), NULL between messages. */
     CrtIo *msg;
@@ -262,16 +266,51 @@ static size_t response_end(const CrtSendEnd *end, const guint8 *p, size_t got)
     return 0;
 }
 
+/* ---- the pushback ---------------------------------------------------- */
+
+static size_t pb_len(const FdDriver *d)
+{
+    return d->pushback ? d->pushback->len - d->pb_off : 0;
+}
+
+static const guint8 *pb_data(const FdDriver *d)
+{
+    return d->pushback->data + d->pb_off;
+}
+
+/* Take `n` bytes from the front. */
+static void pb_consume(FdDriver *d, size_t n)
+{
+    d->pb_off += n;
+    if (d->pb_off == d->pushback->len) {
+        g_byte_array_set_size(d->pushback, 0);
+        d->pb_off = 0;
+    }
+}
+
+/* Before bytes are added: what was consumed goes for good. */
+static void pb_compact(FdDriver *d)
+{
+    if (!d->pushback)
+        d->pushback = g_byte_array_new();
+    if (d->pb_off) {
+        g_byte_array_remove_range(d->pushback, 0, (guint)d->pb_off);
+        d->pb_off = 0;
+    }
+}
+
+static void pushback_append(FdDriver *d, const guint8 *p, size_t n)
+{
+    pb_compact(d);
+    g_byte_array_append(d->pushback, p, (guint)n);
+}
+
 /* The transaction at the head is complete at `n` of its `got` bytes; the
  * rest goes back to the stream. */
 static void finish_transaction(FdDriver *d, CrtIo *io, size_t n)
 {
-    if (io->got > n) {
-        if (!d->pushback)
-            d->pushback = g_byte_array_new();
-        g_byte_array_append(d->pushback, (const guint8 *)io->out + n,
-                            (guint)(io->got - n));
-    }
+    if (io->got > n)
+        pushback_append(d, (const guint8 *)io->out + n, io->got - n);
     complete_read(d, io, 0, n);
 }
 
@@ -332,21 +371,14 @@ static gboolean read_pushback(FdDriver *d, CrtIo *io)
         d->bind_blocked = TRUE;
         return FALSE;
     }
-    n = MIN(io->out_cap, (size_t)d->pushback->len);
-    memcpy(io->out, d->pushback->data, n);
-    g_byte_array_remove_range(d->pushback, 0, (guint)n);
+    n = MIN(io->out_cap, pb_len(d));
+    memcpy(io->out, pb_data(d), n);
+    pb_consume(d, n);
     complete_read(d, io, 0, n);
     return TRUE;
 }
 
 /* ---- framed streaming reads (split) ----------------------------------- */
-
-static void pushback_append(FdDriver *d, const guint8 *p, size_t n)
-{
-    if (!d->pushback)
-        d->pushback = g_byte_array_new();
-    g_byte_array_append(d->pushback, p, (guint)n);
-}
 
 /* The message in `io` ends at `end` of its bytes; the verdict says why. */
 static void finish_message(FdDriver *d, CrtIo *io, size_t end, CrtFrameVerdict why)
@@ -402,7 +434,7 @@ static void msg_fired(CrtTimer *timer)
     if (t->closed)
         return;
     /* Whole messages may wait in the pushback: no readiness comes for them. */
-    if (d->pushback && d->pushback->len && head_can_read(d))
+    if (pb_len(d) && head_can_read(d))
         do_reads(d);
     if (!t->closed)
         update_events(d);
@@ -424,21 +456,24 @@ static void start_message(FdDriver *d, CrtIo *io)
     d->wait_us = crt_framer_wait_us(&split);
 }
 
-/* Feed the message from the pushback (which may end it). */
+/* Feed the message from the pushback (which may end it), a step at a time:
+ * a pushback of many small messages is copied once, not once per message. */
 static void message_from_pushback(FdDriver *d, CrtIo *io)
 {
-    size_t n = MIN(d->framer.max - io->got, (size_t)d->pushback->len), end;
-    CrtFrameVerdict v;
+    while (pb_len(d)) {
+        size_t n = MIN(MIN(d->framer.max - io->got, pb_len(d)), PUSHBACK_STEP), end;
+        CrtFrameVerdict v;
 
-    memcpy((guint8 *)io->out + io->got, d->pushback->data, n);
-    v = crt_framer_feed(&d->framer, io->out, io->got + n, &end);
-    if (v != CRT_FRAME_MORE) {
-        g_byte_array_remove_range(d->pushback, 0, (guint)(end - io->got));
-        finish_message(d, io, end, v);
-        return;
+        memcpy((guint8 *)io->out + io->got, pb_data(d), n);
+        v = crt_framer_feed(&d->framer, io->out, io->got + n, &end);
+        if (v != CRT_FRAME_MORE) {
+            pb_consume(d, end - io->got);
+            finish_message(d, io, end, v);
+            return;
+        }
+        pb_consume(d, n);
+        io->got += n;
     }
-    g_byte_array_remove_range(d->pushback, 0, (guint)n);
-    io->got += n;
     note_arrival(d);
 }
 
@@ -482,7 +517,7 @@ static gboolean read_message(FdDriver *d, CrtIo *io)
         }
         start_message(d, io);
     }
-    if (d->pushback && d->pushback->len) {
+    if (pb_len(d)) {
         message_from_pushback(d, io);
         return TRUE;
     }
@@ -536,7 +571,7 @@ static void read_loop(FdDriver *d)
                 break;
             continue;
         }
-        if (!(io->flags & IO_TXN) && d->pushback && d->pushback->len) {
+        if (!(io->flags & IO_TXN) && pb_len(d)) {
             if (!read_pushback(d, io))
                 break;
             continue;
@@ -575,7 +610,7 @@ static void read_loop(FdDriver *d)
  * message met) get no readiness; only reads serve them. */
 static gboolean holds_bytes(FdDriver *d)
 {
-    return (d->pushback && d->pushback->len) || d->pending_end;
+    return pb_len(d) || d->pending_end;
 }
 
 static void do_reads(FdDriver *d)
@@ -761,7 +796,7 @@ void crt_fd_submit(CrtTarget *t, CrtIo *io)
         if (!d->rq_head)
             d->stalled = d->bind_blocked = FALSE;
         rq_insert(d, io, NULL);
-        if (((d->pushback && d->pushback->len) || d->pending_end) && d->rq_head == io) {
+        if (holds_bytes(d) && d->rq_head == io) {
             /* No readiness will come for bytes we hold already. */
             io->tstate = CRT_IO_QUEUED;
             do_reads(d);
@@ -806,8 +841,7 @@ static void drop_message(FdDriver *d, CrtIo *io)
     if (d->msg_timer.armed)
         crt_loop_timer_stop(d->t->loop, &d->msg_timer);
     if (io->got > 0) {
-        if (!d->pushback)
-            d->pushback = g_byte_array_new();
+        pb_compact(d);
         g_byte_array_prepend(d->pushback, io->out, (guint)io->got);
     }
     io->got = 0;
@@ -862,6 +896,7 @@ void crt_fd_close(CrtTarget *t)
     if (d->pushback)
         g_byte_array_unref(d->pushback);
     d->pushback = NULL;
+    d->pb_off = 0;
     /* Destroyed here, on the loop thread, so no dispatch can run once the
      * last reference drops on another thread. */
     g_source_destroy(&d->base);
