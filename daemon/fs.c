@@ -774,7 +774,7 @@ static int apply_group(CrtFs *fs, Dir *d, GKeyFile *kf, const char *group,
                        gboolean set_target, GError **error)
 {
     char **keys = g_key_file_get_keys(kf, group, NULL, NULL);
-    char *target = NULL;
+    char *target = NULL, *split_max = NULL;
     gboolean autostart = FALSE;
     int r = 0;
 
@@ -786,10 +786,15 @@ static int apply_group(CrtFs *fs, Dir *d, GKeyFile *kf, const char *group,
             target = g_strdup(v);
         else if (strcmp(keys[i], "autostart") == 0)
             autostart = is_true(v);
+        else if (strcmp(keys[i], "split_max") == 0)
+            split_max = g_strdup(v); /* after out_size, wherever the file has it */
         else if (!crt_config_is_access_key(keys[i], v))
             r = crt_channel_config_set(d->ch, keys[i], v ? v : "", error);
         g_free(v);
     }
+    if (r == 0 && split_max)
+        r = crt_channel_config_set(d->ch, "split_max", split_max, error);
+    g_free(split_max);
     if (r == 0 && set_target)
         r = crt_fs_explain_busy(
             fs, d, target ? target : "",

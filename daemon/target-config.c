@@ -445,8 +445,8 @@ static int parse_split_max(const ConfigKey *key, CrtConfig *cfg, const char *val
     guint64 n;
     int r = parse_number(key, value, &n, error);
 
-    if (r == 0)
-        r = check_split_max(n, cfg->out_size, error);
+    /* Against out_size: config_set, once the value is known to be a
+     * number (a config file may give out_size after it). */
     if (r == 0)
         cfg->split.max_size = (guint)n;
     return r;
@@ -691,9 +691,14 @@ static char *trim_value(const char *name, const char *value, gboolean raw, GErro
     return g_strndup(value + start, len - start);
 }
 
-int crt_config_set(CrtConfig *cfg, const char *key, const char *value, GError **error)
+/* crt_config_set; `alone` checks a key against the ones it depends on
+ * now (split_max against out_size), which a config file's group, whose
+ * keys come in any order, does once at its end instead. */
+static int config_set(CrtConfig *cfg, const char *key, const char *value, gboolean alone,
+                      GError **error)
 {
     const ConfigKey *k;
+    guint old_max = cfg->split.max_size;
     char *trimmed;
     int r;
 
@@ -707,7 +712,15 @@ int crt_config_set(CrtConfig *cfg, const char *key, const char *value, GError **
         return -EINVAL;
     r = k->parse(k, cfg, trimmed, error);
     g_free(trimmed);
+    if (r == 0 && alone && strcmp(k->name, "split_max") == 0 &&
+        (r = check_split_max(cfg->split.max_size, cfg->out_size, error)) < 0)
+        cfg->split.max_size = old_max;
     return r;
+}
+
+int crt_config_set(CrtConfig *cfg, const char *key, const char *value, GError **error)
+{
+    return config_set(cfg, key, value, TRUE, error);
 }
 
 char *crt_config_get(const CrtConfig *cfg, const char *key)
@@ -937,7 +950,7 @@ static int load_key(CrtConfig *cfg, const char *key, const char *value,
         g_free(word);
         return r;
     }
-    return crt_config_set(cfg, key, value, error);
+    return config_set(cfg, key, value, FALSE, error);
 }
 
 int crt_config_load_group(CrtConfig *cfg, GKeyFile *kf, const char *group,
@@ -982,6 +995,11 @@ int crt_config_load_group(CrtConfig *cfg, GKeyFile *kf, const char *group,
         g_free(value);
     }
     g_strfreev(keys);
+    /* The keys that depend on others, now that the group has them all. */
+    if (r == 0 && check_split_max(cfg->split.max_size, cfg->out_size, &local) < 0) {
+        r = crt_set_error(error, EINVAL, "%s: %s", group, local->message);
+        g_clear_error(&local);
+    }
     if (r < 0)
         g_clear_pointer(target_spec, g_free);
     return r;

@@ -95,11 +95,12 @@ gint64 crt_framer_wait_us(const CrtSplit *split)
 
 /* ---- the text form ---------------------------------------------------- */
 
-static int bad(GError **error, const char *text, const char *why)
+/* Fails with `"TEXT" is not WHAT`, the way config values are refused. */
+static int bad(GError **error, const char *text, const char *what)
 {
     char *quoted = g_strescape(text, NULL);
 
-    crt_set_error(error, EINVAL, "\"%s\": %s", quoted, why);
+    crt_set_error(error, EINVAL, "\"%s\" is not %s", quoted, what);
     g_free(quoted);
     return -EINVAL;
 }
@@ -128,21 +129,21 @@ static gboolean parse_tenths(const char *s, size_t n, guint64 *out)
     return TRUE;
 }
 
-static int parse_idle(const char *v, CrtSplit *s, GError **error)
+static int parse_idle(const char *text, CrtSplit *s, GError **error)
 {
     static const struct {
         const char *unit;
         guint64 us;
     } units[] = {{"us", 1}, {"ms", 1000}, {"s", 1000000}};
+    const char *v = text + 5; /* after idle= */
     size_t digits = strspn(v, "0123456789.");
     guint64 n;
 
     if (g_str_has_suffix(v, "char")) {
         if (!parse_tenths(v, strlen(v) - 4, &n) || n == 0)
-            return bad(
-                error, v,
-                "idle=Nchar takes 0.1 to 1000 characters, with at most one decimal "
-                "(e.g. idle=3.5char)");
+            return bad(error, text,
+                       "an idle gap of 0.1 to 1000 characters with at most one decimal "
+                       "(e.g. idle=3.5char)");
         s->idle_tenths = (guint)n;
         s->idle_us = 0;
         return 0;
@@ -164,9 +165,9 @@ static int parse_idle(const char *v, CrtSplit *s, GError **error)
         }
         break;
     }
-    return bad(error, v,
-               "idle= takes a whole duration from 1ms to 60s (us, ms or s; timers are "
-               "millisecond-granular) or characters (e.g. idle=20ms, idle=3.5char)");
+    return bad(error, text,
+               "an idle gap from 1ms to 60s (a whole number with us, ms or s; timers are "
+               "millisecond-granular) or in characters (e.g. idle=20ms, idle=3.5char)");
 }
 
 /* "0x7e", "0x0d0a": hex bytes. */
@@ -216,8 +217,9 @@ static int unescape(const char **p)
     return -1;
 }
 
-static int parse_delim(const char *v, CrtSplit *s, GError **error)
+static int parse_delim(const char *text, CrtSplit *s, GError **error)
 {
+    const char *v = text + 6; /* after delim= */
     CrtSplit d = *s;
     const char *p = v;
 
@@ -226,33 +228,35 @@ static int parse_delim(const char *v, CrtSplit *s, GError **error)
             *s = d;
             return 0;
         }
-        return bad(error, v, "delim=0x takes 1 to 16 bytes in hex (e.g. 0x7e, 0x0d0a)");
+        return bad(error, text,
+                   "a delimiter of 1 to 16 bytes in hex (e.g. 0x7e, 0x0d0a)");
     }
     d.delim_len = 0;
     while (*p) {
         int b = *p == '\\' ? (p++, unescape(&p)) : (guint8)*p++;
 
         if (b < 0)
-            return bad(error, v,
-                       "delim= knows the escapes \\n \\r \\t \\0 \\\\ and \\xHH");
+            return bad(error, text,
+                       "a delimiter: the escapes are \\n \\r \\t \\0 \\\\ and \\xHH");
         if (d.delim_len == CRT_SPLIT_DELIM_MAX)
-            return bad(error, v, "a delimiter has at most 16 bytes");
+            return bad(error, text, "a delimiter of at most 16 bytes");
         d.delim[d.delim_len++] = (guint8)b;
     }
     if (d.delim_len == 0)
-        return bad(error, v, "delim= needs a delimiter (e.g. delim=\\n)");
+        return bad(error, text, "a delimiter: it is empty (e.g. delim=\\n)");
     *s = d;
     return 0;
 }
 
 int crt_split_parse(const char *text, CrtSplit *out, GError **error)
 {
-    char *t = g_strstrip(g_strdup(text ? text : ""));
     CrtSplit s;
     guint64 n;
     int r = 0;
+    char *t;
 
     g_return_val_if_fail(out != NULL, -EINVAL);
+    t = g_strstrip(g_strdup(text ? text : ""));
     memset(&s, 0, sizeof s);
     s.max_size = out->max_size;
     s.max_wait_ms = out->max_wait_ms;
@@ -260,20 +264,19 @@ int crt_split_parse(const char *text, CrtSplit *out, GError **error)
         s.mode = CRT_SPLIT_NONE;
     } else if (g_str_has_prefix(t, "idle=")) {
         s.mode = CRT_SPLIT_IDLE;
-        r = parse_idle(t + 5, &s, error);
+        r = parse_idle(t, &s, error);
     } else if (g_str_has_prefix(t, "delim=")) {
         s.mode = CRT_SPLIT_DELIM;
-        r = parse_delim(t + 6, &s, error);
+        r = parse_delim(t, &s, error);
     } else if (g_str_has_prefix(t, "length=")) {
         s.mode = CRT_SPLIT_LENGTH;
         if (g_ascii_string_to_unsigned(t + 7, 10, 1, SPLIT_LENGTH_MAX, &n, NULL))
             s.length = (guint)n;
         else
-            r = bad(error, t + 7,
-                    "length= takes a whole number of bytes from 1 to 1073741824");
+            r = bad(error, t, "a length from 1 to 1073741824 bytes");
     } else {
         r = bad(error, t,
-                "not a split: none, idle=DURATION, idle=Nchar, delim=BYTES or length=N");
+                "a split (none, idle=DURATION, idle=Nchar, delim=BYTES or length=N)");
     }
     g_free(t);
     if (r == 0)

@@ -38,6 +38,8 @@
 
 /* Reads per dispatch before other sources get a turn. */
 #define READ_BUDGET 64
+/* Bytes of the pushback a framed message takes at a time. */
+#define PUSHBACK_STEP 512
 
 /* CrtIo.flags for this driver. */
 enum {
@@ -56,12 +58,16 @@ typedef struct CrtFdDriver {
     gboolean bind_blocked;    /* no output buffer: wait for crt_fd_kick */
     GIOCondition rev, wev;    /* events watched now */
     GByteArray *pushback;     /* stream bytes read past a transaction's or a
-                               * message's end */
+                               * message's end, from pb_off on */
+    size_t pb_off;            /* taken from the front: consumed without a
+                               * memmove per message */
     /* Message framing: the streaming read a message accumulates in (its
      * `got` is the message so far), NULL between messages. */
     CrtIo *msg;
     CrtFramer framer;
+    guint msg_gen;      /* t->split_gen when the message began */
     gint64 msg_first;   /* monotonic us of the message's first byte, 0: none yet */
+    gint64 msg_last;    /* and of its last bytes */
     gint64 idle_us;     /* the idle gap, 0 unless split=idle */
     gint64 wait_us;     /* max_wait */
     CrtTimer msg_timer; /* the idle gap or max_wait, whichever is first */
@@ -69,6 +75,8 @@ typedef struct CrtFdDriver {
                          * next streaming read reports it; 0 none */
     guint chardelay_us;       /* write pacing: one byte, then this long (0: none) */
     CrtTimer pace;            /* armed while the next byte waits */
+    gboolean in_reads;  /* do_reads runs (a read submitted meanwhile is its) */
+    CrtTask more;       /* do_reads again: held bytes outlasted its budget */
 } FdDriver;
 
 int crt_fd_set_nonblock(int fd)
@@ -260,16 +268,51 @@ static size_t response_end(const CrtSendEnd *end, const guint8 *p, size_t got)
     return 0;
 }
 
+/* ---- the pushback ---------------------------------------------------- */
+
+static size_t pb_len(const FdDriver *d)
+{
+    return d->pushback ? d->pushback->len - d->pb_off : 0;
+}
+
+static const guint8 *pb_data(const FdDriver *d)
+{
+    return d->pushback->data + d->pb_off;
+}
+
+/* Take `n` bytes from the front. */
+static void pb_consume(FdDriver *d, size_t n)
+{
+    d->pb_off += n;
+    if (d->pb_off == d->pushback->len) {
+        g_byte_array_set_size(d->pushback, 0);
+        d->pb_off = 0;
+    }
+}
+
+/* Before bytes are added: what was consumed goes for good. */
+static void pb_compact(FdDriver *d)
+{
+    if (!d->pushback)
+        d->pushback = g_byte_array_new();
+    if (d->pb_off) {
+        g_byte_array_remove_range(d->pushback, 0, (guint)d->pb_off);
+        d->pb_off = 0;
+    }
+}
+
+static void pushback_append(FdDriver *d, const guint8 *p, size_t n)
+{
+    pb_compact(d);
+    g_byte_array_append(d->pushback, p, (guint)n);
+}
+
 /* The transaction at the head is complete at `n` of its `got` bytes; the
  * rest goes back to the stream. */
 static void finish_transaction(FdDriver *d, CrtIo *io, size_t n)
 {
-    if (io->got > n) {
-        if (!d->pushback)
-            d->pushback = g_byte_array_new();
-        g_byte_array_append(d->pushback, (const guint8 *)io->out + n,
-                            (guint)(io->got - n));
-    }
+    if (io->got > n)
+        pushback_append(d, (const guint8 *)io->out + n, io->got - n);
     complete_read(d, io, 0, n);
 }
 
@@ -330,21 +373,14 @@ static gboolean read_pushback(FdDriver *d, CrtIo *io)
         d->bind_blocked = TRUE;
         return FALSE;
     }
-    n = MIN(io->out_cap, (size_t)d->pushback->len);
-    memcpy(io->out, d->pushback->data, n);
-    g_byte_array_remove_range(d->pushback, 0, (guint)n);
+    n = MIN(io->out_cap, pb_len(d));
+    memcpy(io->out, pb_data(d), n);
+    pb_consume(d, n);
     complete_read(d, io, 0, n);
     return TRUE;
 }
 
 /* ---- framed streaming reads (split) ----------------------------------- */
-
-static void pushback_append(FdDriver *d, const guint8 *p, size_t n)
-{
-    if (!d->pushback)
-        d->pushback = g_byte_array_new();
-    g_byte_array_append(d->pushback, p, (guint)n);
-}
 
 /* The message in `io` ends at `end` of its bytes; the verdict says why. */
 static void finish_message(FdDriver *d, CrtIo *io, size_t end, CrtFrameVerdict why)
@@ -372,6 +408,7 @@ static void note_arrival(FdDriver *d)
     gint64 now = g_get_monotonic_time();
     gint64 deadline;
 
+    d->msg_last = now;
     if (d->msg_first == 0)
         d->msg_first = now;
     else if (!d->idle_us)
@@ -390,7 +427,8 @@ static void msg_fired(CrtTimer *timer)
     FdDriver *d = G_STRUCT_MEMBER_P(timer, -G_STRUCT_OFFSET(FdDriver, msg_timer));
     CrtTarget *t = d->t;
     CrtIo *io = d->msg;
-    gboolean waited = g_get_monotonic_time() >= d->msg_first + d->wait_us;
+    /* Whichever was due first, even when the loop comes late for both. */
+    gboolean waited = !d->idle_us || d->msg_first + d->wait_us < d->msg_last + d->idle_us;
 
     if (!io || io->got == 0)
         return;
@@ -398,7 +436,7 @@ static void msg_fired(CrtTimer *timer)
     if (t->closed)
         return;
     /* Whole messages may wait in the pushback: no readiness comes for them. */
-    if (d->pushback && d->pushback->len && head_can_read(d))
+    if (pb_len(d) && head_can_read(d))
         do_reads(d);
     if (!t->closed)
         update_events(d);
@@ -410,6 +448,7 @@ static void start_message(FdDriver *d, CrtIo *io)
     CrtTarget *t = d->t;
     CrtSplit split;
 
+    d->msg_gen = (guint)g_atomic_int_get(&t->split_gen);
     crt_target_get_split(t, &split);
     crt_framer_start(&d->framer, &split, io->out_cap);
     d->msg = io;
@@ -419,23 +458,25 @@ static void start_message(FdDriver *d, CrtIo *io)
     d->wait_us = crt_framer_wait_us(&split);
 }
 
-/* Feed the message from the pushback: TRUE when that ended it. */
-static gboolean message_from_pushback(FdDriver *d, CrtIo *io)
+/* Feed the message from the pushback (which may end it), a step at a time:
+ * a pushback of many small messages is copied once, not once per message. */
+static void message_from_pushback(FdDriver *d, CrtIo *io)
 {
-    size_t n = MIN(d->framer.max - io->got, (size_t)d->pushback->len), end;
-    CrtFrameVerdict v;
+    while (pb_len(d)) {
+        size_t n = MIN(MIN(d->framer.max - io->got, pb_len(d)), PUSHBACK_STEP), end;
+        CrtFrameVerdict v;
 
-    memcpy((guint8 *)io->out + io->got, d->pushback->data, n);
-    v = crt_framer_feed(&d->framer, io->out, io->got + n, &end);
-    if (v != CRT_FRAME_MORE) {
-        g_byte_array_remove_range(d->pushback, 0, (guint)(end - io->got));
-        finish_message(d, io, end, v);
-        return TRUE;
+        memcpy((guint8 *)io->out + io->got, pb_data(d), n);
+        v = crt_framer_feed(&d->framer, io->out, io->got + n, &end);
+        if (v != CRT_FRAME_MORE) {
+            pb_consume(d, end - io->got);
+            finish_message(d, io, end, v);
+            return;
+        }
+        pb_consume(d, n);
+        io->got += n;
     }
-    g_byte_array_remove_range(d->pushback, 0, (guint)n);
-    io->got += n;
     note_arrival(d);
-    return FALSE;
 }
 
 /* The stream ended (status) with the message holding `io->got` bytes. */
@@ -459,6 +500,10 @@ static gboolean read_message(FdDriver *d, CrtIo *io)
     size_t end;
     ssize_t n;
 
+    /* A split set while the read waited for its first byte applies to it. */
+    if (d->msg == io && io->got == 0 &&
+        d->msg_gen != (guint)g_atomic_int_get(&t->split_gen))
+        d->msg = NULL;
     if (d->msg != io) {
         if (d->pending_end) {
             int status = d->pending_end;
@@ -474,7 +519,7 @@ static gboolean read_message(FdDriver *d, CrtIo *io)
         }
         start_message(d, io);
     }
-    if (d->pushback && d->pushback->len) {
+    if (pb_len(d)) {
         message_from_pushback(d, io);
         return TRUE;
     }
@@ -509,7 +554,7 @@ static gboolean head_is_framed(FdDriver *d, CrtIo *io)
            (d->msg == io || d->pending_end || g_atomic_int_get(&d->t->split_framed));
 }
 
-static void do_reads(FdDriver *d)
+static void read_loop(FdDriver *d)
 {
     CrtTarget *t = d->t;
 
@@ -528,7 +573,7 @@ static void do_reads(FdDriver *d)
                 break;
             continue;
         }
-        if (!(io->flags & IO_TXN) && d->pushback && d->pushback->len) {
+        if (!(io->flags & IO_TXN) && pb_len(d)) {
             if (!read_pushback(d, io))
                 break;
             continue;
@@ -561,6 +606,42 @@ static void do_reads(FdDriver *d)
             complete_read(d, io, -errno, 0);
         }
     }
+}
+
+/* Bytes the driver holds (whole messages in the pushback, an end a partial
+ * message met) get no readiness; only reads serve them. */
+static gboolean holds_bytes(FdDriver *d)
+{
+    return pb_len(d) || d->pending_end;
+}
+
+static void do_reads(FdDriver *d)
+{
+    CrtTarget *t = d->t;
+
+    /* A completion in the loop may submit the next read: the loop serves
+     * it, instead of one nested loop per message held (as deep as the
+     * messages one read(2) brought). */
+    if (d->in_reads)
+        return;
+    d->in_reads = TRUE;
+    read_loop(d);
+    d->in_reads = FALSE;
+    /* The budget ran out before what is held: go on after other sources
+     * had their turn.  (A transaction at the head waits for the device.) */
+    if (!t->closed && holds_bytes(d) && head_can_read(d) && !(d->rq_head->flags & IO_TXN))
+        crt_loop_post(t->loop, &d->more);
+}
+
+static void more_reads(CrtTask *task)
+{
+    FdDriver *d = G_STRUCT_MEMBER_P(task, -G_STRUCT_OFFSET(FdDriver, more));
+
+    if (d->t->closed)
+        return;
+    do_reads(d);
+    if (!d->t->closed)
+        update_events(d);
 }
 
 static void finish_write(FdDriver *d, CrtIo *io, int status)
@@ -685,6 +766,7 @@ void crt_fd_attach(CrtTarget *t, int read_fd, int write_fd)
     if (write_fd != read_fd)
         d->wtag = g_source_add_unix_fd(&d->base, write_fd, 0);
     d->rev = d->wev = 0;
+    d->more.fn = more_reads;
     g_source_set_name(&d->base, "crtfs-fd");
     g_source_set_can_recurse(&d->base, TRUE); /* see loop.c: no allocation per dispatch */
     g_source_attach(&d->base, crt_loop_context(t->loop));
@@ -768,7 +850,7 @@ void crt_fd_submit(CrtTarget *t, CrtIo *io)
         if (!d->rq_head)
             d->stalled = d->bind_blocked = FALSE;
         rq_insert(d, io, NULL);
-        if (((d->pushback && d->pushback->len) || d->pending_end) && d->rq_head == io) {
+        if (holds_bytes(d) && d->rq_head == io) {
             /* No readiness will come for bytes we hold already. */
             io->tstate = CRT_IO_QUEUED;
             do_reads(d);
@@ -813,8 +895,7 @@ static void drop_message(FdDriver *d, CrtIo *io)
     if (d->msg_timer.armed)
         crt_loop_timer_stop(d->t->loop, &d->msg_timer);
     if (io->got > 0) {
-        if (!d->pushback)
-            d->pushback = g_byte_array_new();
+        pb_compact(d);
         g_byte_array_prepend(d->pushback, io->out, (guint)io->got);
     }
     io->got = 0;
@@ -838,8 +919,17 @@ gboolean crt_fd_cancel(CrtTarget *t, CrtIo *io, int status)
 
 void crt_fd_kick(CrtTarget *t)
 {
-    t->fdd->bind_blocked = FALSE;
-    update_events(t->fdd);
+    FdDriver *d = t->fdd;
+
+    d->bind_blocked = FALSE;
+    /* Bytes held already (whole messages in the pushback, an end of stream
+     * a partial message met) get no readiness: serve them now. */
+    if (holds_bytes(d) && head_can_read(d)) {
+        do_reads(d);
+        if (t->closed)
+            return;
+    }
+    update_events(d);
 }
 
 void crt_fd_close(CrtTarget *t)
@@ -847,6 +937,7 @@ void crt_fd_close(CrtTarget *t)
     FdDriver *d = t->fdd;
     CrtIo *io;
 
+    crt_loop_cancel(t->loop, &d->more);
     if (d->msg)
         drop_message(d, d->msg);
     /* t->closed is already set: completions cannot resubmit here. */
@@ -860,6 +951,7 @@ void crt_fd_close(CrtTarget *t)
     if (d->pushback)
         g_byte_array_unref(d->pushback);
     d->pushback = NULL;
+    d->pb_off = 0;
     /* Destroyed here, on the loop thread, so no dispatch can run once the
      * last reference drops on another thread. */
     g_source_destroy(&d->base);

@@ -54,7 +54,8 @@ struct CrtIo {
      * through one cache-hot buffer instead of one per request. */
     gboolean (*bind)(CrtIo *io);
     /* A transaction's end conditions (crtfs/engine.h), NULL for the first
-     * bytes; `got` is the response read so far (the kind's). */
+     * bytes; `got` is the response, or a framed streaming read's message,
+     * read so far (the kind's). */
     const CrtSendEnd *end;
     size_t got;
 
@@ -164,12 +165,15 @@ struct CrtTarget {
 
     /* Message framing: the split set now, guarded by `split_lock` (the fd
      * driver copies it at each message's start); `split_framed` mirrors
-     * split.mode != NONE (atomic) so unframed reads take no lock.  The line
+     * split.mode != NONE (atomic) so unframed reads take no lock, and
+     * `split_gen` tells a read still waiting for its first byte that a new
+     * split came.  The line
      * the idle gap in characters is timed by: set by the kind's open before
      * the target is shared, read-only after (0: not a tty). */
     GMutex split_lock;
     CrtSplit split;
     gint split_framed;
+    gint split_gen; /* atomic: bumped by every set, after `split` */
     guint line_baud;
     guint line_char_bits;
     guint64 messages;          /* atomic */

@@ -398,6 +398,7 @@ void crt_target_set_split(CrtTarget *target, const CrtSplit *split)
     g_mutex_lock(&target->split_lock);
     target->split = *split;
     g_atomic_int_set(&target->split_framed, split->mode != CRT_SPLIT_NONE);
+    g_atomic_int_inc(&target->split_gen);
     g_mutex_unlock(&target->split_lock);
     /* A decorator passes it on (to the inner target open now; it gives
      * the ones it opens later the split it holds then). */

@@ -29,6 +29,9 @@ keys=(
     "framing record stream stream"
     "on_open - dtr=1 -"
     "on_close - rts=0 -"
+    "split none length=16 length=16"
+    "split_max 0 100 100"
+    "split_wait 1s 250ms 250ms"
 )
 # key bad values (| separated)
 declare -A bad=(
@@ -49,10 +52,13 @@ declare -A bad=(
     [framing]='records|packed|'
     [on_open]='dtr=2|cts=1|wait=11s|frob'
     [on_close]='rts|break=0ms'
+    [split]='lines|idle=5|idle=500us|delim=|length=0|'
+    [split_max]='4097|x|-1'
+    [split_wait]='0ms|2h|5|forever|'
 )
 
 listed=$(cd "$C" && ls | tr '\n' ' ')
-is "$listed" "completion framing in_count in_memory in_size ioctl keep lookaside mode on_close on_open out_count out_memory out_size overflow payload purge_on_suspend requests type " \
+is "$listed" "completion framing in_count in_memory in_size ioctl keep lookaside mode on_close on_open out_count out_memory out_size overflow payload purge_on_suspend requests split split_max split_wait type " \
     "config/ lists every key"
 
 for line in "${keys[@]}"; do
@@ -112,7 +118,7 @@ for line in "${keys[@]}"; do
     [ "$shown" = - ] && shown=$good
     before=$(t cat "$C/$k")
     case $k in
-    overflow | framing | payload | on_open | on_close)
+    overflow | framing | payload | on_open | on_close | split | split_max | split_wait)
         wr "$C/$k" "$good"
         is $? 0 "$k can change while streaming"
         is "$(t cat "$C/$k")" "$shown" "$k changed"

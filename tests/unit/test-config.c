@@ -28,6 +28,9 @@ static const char *const all_keys[] = {
     "keep",
     "on_open",
     "on_close",
+    "split",
+    "split_max",
+    "split_wait",
 };
 
 /* What each key's error message says it expected. */
@@ -55,6 +58,9 @@ static const Expected expected[] = {
     {"keep",
      "auto, all, none, last:N (N from 1 to 1000000) or age:DURATION (a whole number "
      "with ms, s, min or h, at most 7 days)"},
+    {"split", "a split (none, idle=DURATION, idle=Nchar, delim=BYTES or length=N)"},
+    {"split_max", "a whole number from 0 to 1073741824"},
+    {"split_wait", "a duration from 1ms to 1h (a whole number with ms, s, min or h)"},
 };
 
 static const char *expected_what(const char *key)
@@ -166,7 +172,8 @@ static void test_defaults(void)
         {"ioctl", "0x0"},          {"mode", "manual"},       {"lookaside", "0"},
         {"in_memory", "normal"},   {"out_memory", "normal"}, {"completion", "default"},
         {"purge_on_suspend", "0"}, {"overflow", "block"},    {"payload", ""},
-        {"framing", "record"},     {"keep", "auto"},
+        {"framing", "record"},     {"keep", "auto"},         {"split", "none"},
+        {"split_max", "0"},        {"split_wait", "1s"},
     };
     CrtConfig cfg;
 
@@ -187,6 +194,9 @@ static void test_defaults(void)
     g_assert_cmpint(cfg.overflow, ==, CRT_OVERFLOW_BLOCK);
     g_assert_null(cfg.payload);
     g_assert_cmpint(cfg.framing, ==, CRT_FRAMING_RECORD);
+    g_assert_cmpint(cfg.split.mode, ==, CRT_SPLIT_NONE);
+    g_assert_cmpuint(cfg.split.max_size, ==, 0);
+    g_assert_cmpuint(cfg.split.max_wait_ms, ==, 1000);
     for (size_t i = 0; i < G_N_ELEMENTS(shown); i++)
         assert_get(&cfg, shown[i][0], shown[i][1]);
     crt_config_clear(&cfg);
@@ -262,7 +272,7 @@ static void test_live_keys(void)
         const char *k = all_keys[i];
         gboolean live = strcmp(k, "overflow") == 0 || strcmp(k, "framing") == 0 ||
                         strcmp(k, "payload") == 0 || strcmp(k, "keep") == 0 ||
-                        g_str_has_prefix(k, "on_");
+                        g_str_has_prefix(k, "on_") || g_str_has_prefix(k, "split");
 
         g_test_message("%s", k);
         g_assert_cmpint(crt_config_key_is_live(k), ==, live);
@@ -337,6 +347,17 @@ static const Good good[] = {
     {"payload", "x\n\n", "x\n"},
     {"payload", "", ""},
     {"payload", "\n", ""},
+    {"split", "none", "none"},
+    {"split", "idle=20ms", "idle=20ms"},
+    {"split", "idle=3.5char", "idle=3.5char"},
+    {"split", "delim=\\r\\n", "delim=\\r\\n"},
+    {"split", " delim=0x7e\n", "delim=~"},
+    {"split", "length=16", "length=16"},
+    {"split_max", "0", "0"},
+    {"split_max", "100", "100"}, /* init_busy's out_size */
+    {"split_wait", "1ms", "1ms"},
+    {"split_wait", "1500ms", "1500ms"},
+    {"split_wait", "60min", "1h"},
 };
 
 static void test_set_good(void)
@@ -447,6 +468,8 @@ static const Bad bad_one[] = {
     {"completion", "active"},
     {"overflow", "drop"},
     {"framing", "records"},
+    {"split_wait", "0ms"},
+    {"split_wait", "61min"},
 };
 
 static void test_set_bad(void)
@@ -898,6 +921,58 @@ static void test_file_access_keys(void)
     g_key_file_free(kf);
 }
 
+/* split_max is one buffer at most: refused over out_size when written
+ * alone, checked once at the end of a config file's group (whose keys come
+ * in any order), and by the engine's view (out_size lowered later). */
+static void test_split_max(void)
+{
+    GKeyFile *kf = key_file("[ok]\n"
+                            "split_max = 8192\n"
+                            "out_size = 8192\n"
+                            "split = delim=\\\\n\n"
+                            "[over]\n"
+                            "out_size = 100\n"
+                            "split_max = 101\n");
+    CrtConfig cfg;
+    CrtEngineConfig ec;
+    GError *error = NULL;
+    char *spec = NULL;
+    gboolean autostart;
+
+    crt_config_init(&cfg);
+    g_assert_cmpint(crt_config_set(&cfg, "split_max", "4097", &error), ==, -EINVAL);
+    g_assert_cmpstr(
+        error->message, ==,
+        "split_max: 4097 is more than out_size (4096): a message is one buffer, "
+        "so it cannot be larger (0 means out_size)");
+    g_clear_error(&error);
+    assert_get(&cfg, "split_max", "0");
+    set_ok(&cfg, "split_max", "4096");
+    set_ok(&cfg, "out_size", "1000");
+    g_assert_cmpint(crt_config_to_engine(&cfg, &ec, &error), ==, -EINVAL);
+    g_assert_nonnull(
+        strstr(error->message, "split_max: 4096 is more than out_size (1000)"));
+    g_clear_error(&error);
+    crt_config_clear(&cfg);
+
+    crt_config_init(&cfg);
+    g_assert_cmpint(crt_config_load_group(&cfg, kf, "ok", &spec, &autostart, &error), ==,
+                    0);
+    g_assert_no_error(error);
+    g_assert_cmpuint(cfg.split.max_size, ==, 8192);
+    /* the file's \\n is the two characters the split file takes */
+    assert_get(&cfg, "split", "delim=\\n");
+    crt_config_clear(&cfg);
+    crt_config_init(&cfg);
+    g_assert_cmpint(crt_config_load_group(&cfg, kf, "over", &spec, &autostart, &error),
+                    ==, -EINVAL);
+    g_assert_nonnull(
+        strstr(error->message, "over: split_max: 101 is more than out_size"));
+    g_clear_error(&error);
+    crt_config_clear(&cfg);
+    g_key_file_unref(kf);
+}
+
 int main(int argc, char **argv)
 {
     g_test_init(&argc, &argv, NULL);
@@ -914,6 +989,7 @@ int main(int argc, char **argv)
     g_test_add_func("/config/multi-line", test_multi_line);
     g_test_add_func("/config/messages", test_messages);
     g_test_add_func("/config/payload", test_payload);
+    g_test_add_func("/config/split-max", test_split_max);
     g_test_add_func("/config/to-engine", test_to_engine);
     g_test_add_func("/config/to-engine-errors", test_to_engine_errors);
     g_test_add_func("/config/load-group", test_load_group);
