@@ -26,11 +26,11 @@ static const char *const all_keys[] = {
     "payload",
     "framing",
     "keep",
-    "on_open",
-    "on_close",
     "split",
     "split_max",
     "split_wait",
+    "on_open",
+    "on_close",
 };
 
 /* What each key's error message says it expected. */
