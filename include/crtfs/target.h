@@ -4,6 +4,8 @@
  *   /dev/ttyUSB0 baud=115200 raw      a path: char device, tty, FIFO, file
  *   unix:/run/app.sock                AF_UNIX stream socket
  *   tcp:HOST:PORT                     TCP connection
+ *   rfc2217:HOST:PORT baud=9600 8N1   a remote serial port over Telnet COM
+ *                                     Port Control (RFC 2217), e.g. ser2net
  *   exec:COMMAND                      /bin/sh -c COMMAND, its stdin/stdout
  *   sim:[GEN] [options]               the built-in simulator (see sim.h)
  *
@@ -52,12 +54,13 @@ typedef enum {
     CRT_TARGET_TCP,
     CRT_TARGET_EXEC,
     CRT_TARGET_SIM,
+    CRT_TARGET_RFC2217, /* a remote serial port: RFC 2217 over TCP */
 } CrtTargetKind;
 
 typedef enum { CRT_PARITY_NONE = 0, CRT_PARITY_EVEN, CRT_PARITY_ODD } CrtParity;
 typedef enum { CRT_FLOW_NONE = 0, CRT_FLOW_RTSCTS, CRT_FLOW_XONXOFF } CrtFlow;
 
-/* "path", "unix", "tcp", "exec", "sim". */
+/* "path", "unix", "tcp", "exec", "sim", "rfc2217". */
 CRT_API const char *crt_target_kind_to_string(CrtTargetKind kind);
 
 /* The simulator's generators for read requests. */
@@ -75,12 +78,13 @@ typedef struct {
     CrtTargetKind kind;
     char *text;    /* the whole spec as written, trimmed */
     char *path;    /* PATH kind, UNIX socket path */
-    char *host;    /* TCP */
-    guint16 port;  /* TCP */
+    char *host;    /* TCP, RFC2217 */
+    guint16 port;  /* TCP, RFC2217 */
     char *command; /* EXEC (whom it runs as is the opener's business:
                     * crt_target_open_as) */
 
-    /* tty line settings (PATH kind; ignored for non-tty paths) */
+    /* tty line settings (PATH kind, ignored for non-tty paths; RFC2217:
+     * what is asked of the remote port, `raw` and `shared` excepted) */
     guint baud; /* 0 = leave as is (sim:uart: its line speed, 0 = 115200) */
     gboolean raw;
     guint data_bits; /* 0 = leave, else 5..8 */
@@ -91,7 +95,7 @@ typedef struct {
     gboolean flow_set;
     gboolean shared; /* do not lock the tty against other programs */
 
-    /* PATH, UNIX, TCP: wait for the target when it is absent, and again
+    /* PATH, UNIX, TCP, RFC2217: wait for the target when it is absent, and again
      * whenever it is lost (see crt_target_open_full). */
     gboolean wait;
 
