@@ -64,22 +64,22 @@ typedef struct {
     GDestroyNotify open_destroy;
 
     /* Loop thread. */
-    Held held;            /* requests waiting for the target, in order */
-    Held reclaimed;       /* requests taken back from a lost inner target */
-    gboolean reclaiming;  /* closing a lost inner target: its -ECANCELED are ours */
-    gboolean opening;     /* an open runs on the pool */
-    gboolean was_absent;  /* the next arrival is a return: mark it */
-    gboolean removed;     /* the path went away: retire once drained */
-    gboolean regular;     /* the inner target is a regular file: never lost */
-    gint64 backoff;       /* the next retry delay, us */
-    CrtTimer retry;       /* retry opening; checks a removed node's drain */
-    CrtTask open_work;    /* pool */
-    CrtTask open_back;    /* loop */
-    CrtTarget *opened;    /* open_work's result */
-    GError *open_error;   /* open_work's failure */
-    int inotify_fd;       /* -1 when the path cannot be watched */
-    int watch;            /* inotify watch of the parent directory, -1 */
-    char *dir, *name;     /* the path split for inotify */
+    Held held;           /* requests waiting for the target, in order */
+    Held reclaimed;      /* requests taken back from a lost inner target */
+    gboolean reclaiming; /* closing a lost inner target: its -ECANCELED are ours */
+    gboolean opening;    /* an open runs on the pool */
+    gboolean was_absent; /* the next arrival is a return: mark it */
+    gboolean removed;    /* the path went away: retire once drained */
+    gboolean regular;    /* the inner target is a regular file: never lost */
+    gint64 backoff;      /* the next retry delay, us */
+    CrtTimer retry;      /* retry opening; checks a removed node's drain */
+    CrtTask open_work;   /* pool */
+    CrtTask open_back;   /* loop */
+    CrtTarget *opened;   /* open_work's result */
+    GError *open_error;  /* open_work's failure */
+    int inotify_fd;      /* -1 when the path cannot be watched */
+    int watch;           /* inotify watch of the parent directory, -1 */
+    char *dir, *name;    /* the path split for inotify */
     GSource *inotify_src;
 
     /* Any thread, under `lock`. */
@@ -387,7 +387,8 @@ static void check_removed(Wait *w)
         return;
     if (w->inner->read_fd >= 0 && ioctl(w->inner->read_fd, FIONREAD, &pending) == 0 &&
         pending > 0) {
-        crt_loop_timer_start(w->t->loop, &w->retry, g_get_monotonic_time() + DRAIN_CHECK_US);
+        crt_loop_timer_start(w->t->loop, &w->retry,
+                             g_get_monotonic_time() + DRAIN_CHECK_US);
         return;
     }
     lose(w, "removed");
@@ -573,11 +574,10 @@ static CrtPresence wait_presence(CrtTarget *t, char **reason)
     g_mutex_lock(&w->lock);
     p = w->inner ? CRT_PRESENCE_PRESENT : CRT_PRESENCE_WAITING;
     if (reason)
-        *reason = g_strdup_printf("%s%s%s (lost %" G_GUINT64_FORMAT ", back %" G_GUINT64_FORMAT
-                                  ")",
-                                  p == CRT_PRESENCE_PRESENT ? "present" : "absent",
-                                  w->reason[0] ? ", " : "", w->reason, w->losses,
-                                  w->returns);
+        *reason = g_strdup_printf(
+            "%s%s%s (lost %" G_GUINT64_FORMAT ", back %" G_GUINT64_FORMAT ")",
+            p == CRT_PRESENCE_PRESENT ? "present" : "absent", w->reason[0] ? ", " : "",
+            w->reason, w->losses, w->returns);
     g_mutex_unlock(&w->lock);
     return p;
 }
@@ -594,6 +594,65 @@ static gboolean wait_holds_file(CrtTarget *t, const char *path)
     return r;
 }
 
+/* ---- modem lines ------------------------------------------------------ */
+
+/* The inner target now (a new reference), or NULL with `error` while
+ * absent.  Not the loop thread (the lines calls never are). */
+static CrtTarget *inner_for_lines(CrtTarget *t, GError **error)
+{
+    Wait *w = t->impl;
+    CrtTarget *inner;
+
+    g_mutex_lock(&w->lock);
+    inner = w->inner ? crt_target_ref(w->inner) : NULL;
+    g_mutex_unlock(&w->lock);
+    if (!inner)
+        crt_set_error(error, ENODEV, "%s is absent now (waiting for it): no modem lines",
+                      t->text);
+    return inner;
+}
+
+static int wait_lines_get(CrtTarget *t, guint *lines, GError **error)
+{
+    CrtTarget *inner = inner_for_lines(t, error);
+    int r = inner ? crt_target_lines_get(inner, lines, error) : -ENODEV;
+
+    if (inner)
+        crt_target_unref(inner);
+    return r;
+}
+
+static int wait_lines_set(CrtTarget *t, guint mask, guint values, GError **error)
+{
+    CrtTarget *inner = inner_for_lines(t, error);
+    int r = inner ? crt_target_lines_set(inner, mask, values, error) : -ENODEV;
+
+    if (inner)
+        crt_target_unref(inner);
+    return r;
+}
+
+static int wait_send_break(CrtTarget *t, guint ms, GError **error)
+{
+    CrtTarget *inner = inner_for_lines(t, error);
+    int r = inner ? crt_target_send_break(inner, ms, error) : -ENODEV;
+
+    if (inner)
+        crt_target_unref(inner);
+    return r;
+}
+
+/* Line events are not forwarded: a watch would have to move from one
+ * inner target to the next on the loop thread, which must not wait for an
+ * inner target's event thread to end. */
+static int wait_watch_lines(CrtTarget *t, GError **error)
+{
+    return crt_set_error(error, EOPNOTSUPP,
+                         "%s: line events are not reported through \"wait\" (the modem "
+                         "lines and break are)",
+                         t->text);
+}
+
 static const CrtTargetOps wait_ops = {
     .name = "wait",
     .submit = wait_submit,
@@ -604,18 +663,23 @@ static const CrtTargetOps wait_ops = {
     .counters = wait_counters,
     .presence = wait_presence,
     .holds_file = wait_holds_file,
+    .lines_get = wait_lines_get,
+    .lines_set = wait_lines_set,
+    .send_break = wait_send_break,
+    .watch_lines = wait_watch_lines,
 };
 
-int crt_target_wait_open(const CrtTargetSpec *spec, CrtLoop *loop, CrtTargetOpenFn open_fn,
-                         gpointer data, GDestroyNotify destroy, CrtTarget **out,
-                         GError **error)
+int crt_target_wait_open(const CrtTargetSpec *spec, CrtLoop *loop,
+                         CrtTargetOpenFn open_fn, gpointer data, GDestroyNotify destroy,
+                         CrtTarget **out, GError **error)
 {
     GError *err = NULL;
     CrtTarget *t, *inner = NULL;
     Wait *w;
     int r;
 
-    g_return_val_if_fail(spec != NULL && spec->wait && open_fn != NULL && out != NULL, -EINVAL);
+    g_return_val_if_fail(spec != NULL && spec->wait && open_fn != NULL && out != NULL,
+                         -EINVAL);
     if (spec->kind != CRT_TARGET_PATH && spec->kind != CRT_TARGET_UNIX &&
         spec->kind != CRT_TARGET_TCP && spec->kind != CRT_TARGET_RFC2217) {
         if (destroy)

@@ -14,7 +14,9 @@
 #include <netinet/in.h>
 #include <poll.h>
 #include <string.h>
+#include <signal.h>
 #include <sys/socket.h>
+#include <sys/wait.h>
 #include <unistd.h>
 
 #include "target-fixture.h"
@@ -691,6 +693,139 @@ static void test_line_events(void)
     g_free(spec);
 }
 
+/* Through `wait`: the lines of the connection there now; none while it
+ * is gone; no line events. */
+static void test_lines_through_wait(void)
+{
+    Fake *f = fake_new(FALSE, FALSE, FALSE);
+    char *spec = fake_spec(f, "wait");
+    CrtTarget *t = open_ok(spec);
+    GError *error = NULL;
+    guint lines = 0;
+    Events e = {.events = g_array_new(FALSE, FALSE, sizeof(CrtLineEvent))};
+
+    g_mutex_init(&e.lock);
+    g_assert_cmpint(crt_target_presence(t, NULL), ==, CRT_PRESENCE_PRESENT);
+    g_assert_cmpint(crt_target_lines_get(t, &lines, &error), ==, 0);
+    g_assert_cmphex(lines, ==, CRT_LINES_OUTPUTS);
+    g_assert_cmpint(crt_target_lines_set(t, CRT_LINE_DTR, 0, &error), ==, 0);
+    g_assert_true(fake_got(f, 5, 9));
+    g_assert_cmpint(crt_target_send_break(t, 5, &error), ==, 0);
+    g_assert_cmpint(crt_target_watch_lines(t, on_event, &e, NULL, &error), ==,
+                    -EOPNOTSUPP);
+    assert_contains(error->message, "not reported through");
+    g_clear_error(&error);
+
+    crt_target_unref(t);
+
+    /* Nobody listens: absent, and so are its lines. */
+    guint16 port = f->port;
+    fake_free(f);
+    f = NULL;
+    g_free(spec);
+    spec = g_strdup_printf("rfc2217:127.0.0.1:%u wait", port);
+    t = open_ok(spec);
+    g_assert_cmpint(crt_target_presence(t, NULL), ==, CRT_PRESENCE_WAITING);
+    g_assert_cmpint(crt_target_lines_get(t, &lines, &error), ==, -ENODEV);
+    assert_contains(error->message, "absent now");
+    g_clear_error(&error);
+    crt_target_unref(t);
+    g_array_unref(e.events);
+    g_mutex_clear(&e.lock);
+    g_free(spec);
+}
+
+/* ---- the real ser2net ------------------------------------------------ */
+
+static GPid spawn(const char *const *argv)
+{
+    GError *error = NULL;
+    GPid pid = 0;
+
+    if (!g_spawn_async(NULL, (char **)argv, NULL,
+                       G_SPAWN_SEARCH_PATH | G_SPAWN_DO_NOT_REAP_CHILD |
+                           G_SPAWN_STDOUT_TO_DEV_NULL | G_SPAWN_STDERR_TO_DEV_NULL,
+                       NULL, NULL, &pid, &error))
+        g_error("cannot run %s (scripts/deps.sh installs it): %s", argv[0],
+                error->message);
+    return pid;
+}
+
+static void stop_child(GPid pid)
+{
+    int status;
+
+    kill(pid, SIGTERM);
+    g_assert_cmpint(waitpid(pid, &status, 0), ==, pid);
+}
+
+static gboolean exists(gpointer path)
+{
+    return g_file_test(path, G_FILE_TEST_EXISTS);
+}
+
+/* What ser2net 4.3 does with the lines API on a pty connector (a port
+ * without modem lines): the inputs read as it notifies them (all down),
+ * a break is confirmed, DTR and RTS changes are not answered at all. */
+static void test_ser2net_pty_lines(void)
+{
+    char *dir = tu_tmpdir();
+    char *a = g_build_filename(dir, "a", NULL), *b = g_build_filename(dir, "b", NULL);
+    char *pa = g_strdup_printf("pty,raw,echo=0,link=%s", a);
+    char *pb = g_strdup_printf("pty,raw,echo=0,link=%s", b);
+    const char *socat_argv[] = {"socat", pa, pb, NULL};
+    GPid socat = spawn(socat_argv);
+    Fake *probe = fake_new(FALSE, FALSE, FALSE); /* a free port */
+    guint16 port = probe->port;
+    char *yaml = g_build_filename(dir, "ser2net.yaml", NULL);
+    char *pidfile = g_build_filename(dir, "ser2net.pid", NULL);
+    char *conf =
+        g_strdup_printf("connection: &p\n  accepter: telnet(rfc2217),tcp,127.0.0."
+                        "1,%u\n  connector: serialdev,%s,9600n81,local\n",
+                        port, a);
+    const char *s2n_argv[] = {"ser2net", "-n", "-c", yaml, "-P", pidfile, NULL};
+    char *spec = g_strdup_printf("rfc2217:127.0.0.1:%u baud=38400", port);
+    CrtTarget *t = NULL;
+    GError *error = NULL;
+    guint lines = 0;
+    GPid s2n;
+
+    fake_free(probe);
+    g_assert_true(tu_wait_until(exists, a, TU_EVENTUALLY_MS));
+    g_assert_true(g_file_set_contents(yaml, conf, -1, NULL));
+    s2n = spawn(s2n_argv);
+    for (gint64 end = g_get_monotonic_time() + 10 * G_USEC_PER_SEC;
+         !t && g_get_monotonic_time() < end; g_usleep(50 * 1000)) {
+        g_clear_error(&error);
+        crt_target_open_spec(spec, test_loop, &t, &error);
+    }
+    g_assert_no_error(error);
+    g_assert_nonnull(t);
+
+    g_assert_cmpint(crt_target_lines_get(t, &lines, &error), ==, 0);
+    g_test_message("ser2net on a pty: lines 0x%x", lines);
+    g_assert_cmphex(lines & CRT_LINES_INPUTS, ==, 0);
+    g_assert_cmpint(crt_target_send_break(t, 20, &error), ==, 0);
+    g_assert_cmpint(crt_target_lines_set(t, CRT_LINE_DTR, 0, &error), ==, -ETIMEDOUT);
+    g_test_message("ser2net on a pty: %s", error->message);
+    assert_contains(error->message, "did not confirm DTR off");
+    g_clear_error(&error);
+
+    crt_target_unref(t);
+    stop_child(s2n);
+    stop_child(socat);
+    tu_rmrf(dir);
+    g_free(dir);
+    g_free(a);
+    g_free(b);
+    g_free(pa);
+    g_free(pb);
+    g_free(yaml);
+    g_free(pidfile);
+    g_free(conf);
+    g_free(spec);
+}
+
 int main(int argc, char **argv)
 {
     target_tests_init(&argc, &argv);
@@ -707,5 +842,7 @@ int main(int argc, char **argv)
     g_test_add_func("/rfc2217/lines", test_lines);
     g_test_add_func("/rfc2217/unanswered-command-times-out", test_unanswered_times_out);
     g_test_add_func("/rfc2217/line-events", test_line_events);
+    g_test_add_func("/rfc2217/lines-through-wait", test_lines_through_wait);
+    g_test_add_func("/rfc2217/ser2net-pty-lines", test_ser2net_pty_lines);
     return target_tests_run();
 }
