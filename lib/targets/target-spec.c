@@ -515,8 +515,8 @@ static int unknown_option(CrtTargetKind kind, const char *key, const char *token
                              token, crt_target_kind_to_string(kind));
     if (kind == CRT_TARGET_UNIX || kind == CRT_TARGET_TCP)
         return crt_set_error(error, EINVAL,
-                             "unknown option \"%s\": %s targets take only \"wait\"",
-                             token, crt_target_kind_to_string(kind));
+                             "unknown option \"%s\": %s targets take only \"wait\"", token,
+                             crt_target_kind_to_string(kind));
     return crt_set_error(error, EINVAL, "unknown option \"%s\" for a %s target", token,
                          crt_target_kind_to_string(kind));
 }

@@ -64,22 +64,22 @@ typedef struct {
     GDestroyNotify open_destroy;
 
     /* Loop thread. */
-    Held held;           /* requests waiting for the target, in order */
-    Held reclaimed;      /* requests taken back from a lost inner target */
-    gboolean reclaiming; /* closing a lost inner target: its -ECANCELED are ours */
-    gboolean opening;    /* an open runs on the pool */
-    gboolean was_absent; /* the next arrival is a return: mark it */
-    gboolean removed;    /* the path went away: retire once drained */
-    gboolean regular;    /* the inner target is a regular file: never lost */
-    gint64 backoff;      /* the next retry delay, us */
-    CrtTimer retry;      /* retry opening; checks a removed node's drain */
-    CrtTask open_work;   /* pool */
-    CrtTask open_back;   /* loop */
-    CrtTarget *opened;   /* open_work's result */
-    GError *open_error;  /* open_work's failure */
-    int inotify_fd;      /* -1 when the path cannot be watched */
-    int watch;           /* inotify watch of the parent directory, -1 */
-    char *dir, *name;    /* the path split for inotify */
+    Held held;            /* requests waiting for the target, in order */
+    Held reclaimed;       /* requests taken back from a lost inner target */
+    gboolean reclaiming;  /* closing a lost inner target: its -ECANCELED are ours */
+    gboolean opening;     /* an open runs on the pool */
+    gboolean was_absent;  /* the next arrival is a return: mark it */
+    gboolean removed;     /* the path went away: retire once drained */
+    gboolean regular;     /* the inner target is a regular file: never lost */
+    gint64 backoff;       /* the next retry delay, us */
+    CrtTimer retry;       /* retry opening; checks a removed node's drain */
+    CrtTask open_work;    /* pool */
+    CrtTask open_back;    /* loop */
+    CrtTarget *opened;    /* open_work's result */
+    GError *open_error;   /* open_work's failure */
+    int inotify_fd;       /* -1 when the path cannot be watched */
+    int watch;            /* inotify watch of the parent directory, -1 */
+    char *dir, *name;     /* the path split for inotify */
     GSource *inotify_src;
 
     /* Any thread, under `lock`. */
@@ -387,8 +387,7 @@ static void check_removed(Wait *w)
         return;
     if (w->inner->read_fd >= 0 && ioctl(w->inner->read_fd, FIONREAD, &pending) == 0 &&
         pending > 0) {
-        crt_loop_timer_start(w->t->loop, &w->retry,
-                             g_get_monotonic_time() + DRAIN_CHECK_US);
+        crt_loop_timer_start(w->t->loop, &w->retry, g_get_monotonic_time() + DRAIN_CHECK_US);
         return;
     }
     lose(w, "removed");
@@ -574,10 +573,11 @@ static CrtPresence wait_presence(CrtTarget *t, char **reason)
     g_mutex_lock(&w->lock);
     p = w->inner ? CRT_PRESENCE_PRESENT : CRT_PRESENCE_WAITING;
     if (reason)
-        *reason = g_strdup_printf(
-            "%s%s%s (lost %" G_GUINT64_FORMAT ", back %" G_GUINT64_FORMAT ")",
-            p == CRT_PRESENCE_PRESENT ? "present" : "absent", w->reason[0] ? ", " : "",
-            w->reason, w->losses, w->returns);
+        *reason = g_strdup_printf("%s%s%s (lost %" G_GUINT64_FORMAT ", back %" G_GUINT64_FORMAT
+                                  ")",
+                                  p == CRT_PRESENCE_PRESENT ? "present" : "absent",
+                                  w->reason[0] ? ", " : "", w->reason, w->losses,
+                                  w->returns);
     g_mutex_unlock(&w->lock);
     return p;
 }
@@ -669,17 +669,16 @@ static const CrtTargetOps wait_ops = {
     .watch_lines = wait_watch_lines,
 };
 
-int crt_target_wait_open(const CrtTargetSpec *spec, CrtLoop *loop,
-                         CrtTargetOpenFn open_fn, gpointer data, GDestroyNotify destroy,
-                         CrtTarget **out, GError **error)
+int crt_target_wait_open(const CrtTargetSpec *spec, CrtLoop *loop, CrtTargetOpenFn open_fn,
+                         gpointer data, GDestroyNotify destroy, CrtTarget **out,
+                         GError **error)
 {
     GError *err = NULL;
     CrtTarget *t, *inner = NULL;
     Wait *w;
     int r;
 
-    g_return_val_if_fail(spec != NULL && spec->wait && open_fn != NULL && out != NULL,
-                         -EINVAL);
+    g_return_val_if_fail(spec != NULL && spec->wait && open_fn != NULL && out != NULL, -EINVAL);
     if (spec->kind != CRT_TARGET_PATH && spec->kind != CRT_TARGET_UNIX &&
         spec->kind != CRT_TARGET_TCP && spec->kind != CRT_TARGET_RFC2217) {
         if (destroy)
