@@ -17,15 +17,12 @@
  * end of the stream on the pair (a `wait` target sees a loss and connects
  * again, setting the line again).
  *
- * Modem lines and break: SET-CONTROL commands, handed to the loop thread
- * and confirmed by the server's answer (the command + 100) within
- * REPLY_TIMEOUT_MS; the inputs are the last NOTIFY-MODEMSTATE, line errors
- * and breaks come as NOTIFY-LINESTATE.  Line events go to the watcher from
- * a thread of the target's own.
+ * Modem lines, break and line events are rfc2217-lines.c's; the state
+ * both files share is rfc2217.h's.
  *
  * Threads: open on the caller's thread (it blocks for the connection and
  * the answers); the shuttle on the loop thread; the lines calls on any
- * other thread.  `lock` guards what those share (below); `cmd_lock` lets
+ * other thread.  `lock` guards what those share (rfc2217.h); `cmd_lock` lets
  * one command at a time wait for its answer (SET-CONTROL answers do not
  * say which command they answer).  Lock order: cmd_lock, then lock.
  */
@@ -37,148 +34,7 @@
 #include <sys/socket.h>
 #include <unistd.h>
 
-#include "target-private.h"
-#include "telnet.h"
-
-/* Bytes held in each direction; a full buffer stops reading its source. */
-#define SHUTTLE_CAP 65536
-/* How long the server has to answer a negotiation or a command. */
-#define REPLY_TIMEOUT_MS 2000
-
-/* RFC 2217 commands, client to server; the server answers with + 100. */
-enum {
-    CPC_SET_BAUDRATE = 1,
-    CPC_SET_DATASIZE = 2,
-    CPC_SET_PARITY = 3,
-    CPC_SET_STOPSIZE = 4,
-    CPC_SET_CONTROL = 5,
-    CPC_NOTIFY_LINESTATE = 6,
-    CPC_NOTIFY_MODEMSTATE = 7,
-    CPC_SET_LINESTATE_MASK = 10,
-    CPC_SET_MODEMSTATE_MASK = 11,
-    CPC_SERVER = 100,
-};
-
-/* SET-CONTROL values. */
-enum {
-    CTL_FLOW_NONE = 1,
-    CTL_FLOW_XONXOFF = 2,
-    CTL_FLOW_HARDWARE = 3,
-    CTL_BREAK_ON = 5,
-    CTL_BREAK_OFF = 6,
-    CTL_DTR_ON = 8,
-    CTL_DTR_OFF = 9,
-    CTL_RTS_ON = 11,
-    CTL_RTS_OFF = 12,
-};
-
-/* NOTIFY-LINESTATE bits we report, and NOTIFY-MODEMSTATE's levels. */
-enum {
-    LS_BREAK = 0x10,
-    LS_FRAMING = 0x08,
-    LS_PARITY = 0x04,
-    LS_OVERRUN = 0x02,
-    LS_REPORTED = LS_BREAK | LS_FRAMING | LS_PARITY | LS_OVERRUN,
-    MS_DCD = 0x80,
-    MS_RI = 0x40,
-    MS_DSR = 0x20,
-    MS_CTS = 0x10,
-};
-
-typedef struct {
-    GSource base; /* the shuttle */
-    CrtTarget *t;
-    int net;  /* the connection */
-    int pair; /* our end of the socketpair; the fd driver has the other */
-    gpointer net_tag, pair_tag;
-    CrtTelnet *tn;
-    gboolean comport; /* the server took COM-PORT-OPTION */
-
-    /* The caller's thread while opening, then the loop thread. */
-    guint8 *in; /* decoded data for the pair: in[in_off, in_len) */
-    size_t in_off, in_len;
-    GByteArray *out; /* encoded bytes for the network from out_off */
-    size_t out_off;
-    gboolean net_end;   /* the connection ended (or failed) */
-    gboolean pair_shut; /* ...and the pair was shut after what it held */
-
-    /* Any thread, under `lock`. */
-    GMutex lock;
-    GCond cond;
-    int want;          /* the command whose answer a caller waits for, 0 */
-    gboolean answered; /* ...and it came: */
-    guint8 answer[8];
-    size_t answer_len;
-    gboolean gone; /* the connection ended: waiting is pointless */
-    guint8 modem;  /* the last NOTIFY-MODEMSTATE */
-    guint outputs; /* DTR, RTS as last set (up until set) */
-    guint64 breaks, framing, parity, overruns;
-    gboolean watching; /* events are queued for the event thread */
-    gboolean stop;     /* the event thread ends */
-    GQueue events;     /* CrtLineEvent *, oldest first */
-    GThread *thread;   /* the event thread while watching */
-
-    GMutex cmd_lock; /* one command waits for its answer at a time */
-} Rfc;
-
-/* ---- what the server says --------------------------------------------- */
-
-static void queue_event_unlocked(Rfc *r, CrtLineEventKind kind, CrtLine line, gboolean up,
-                                 guint64 count)
-{
-    CrtLineEvent *ev;
-
-    if (!r->watching)
-        return;
-    ev = g_new0(CrtLineEvent, 1);
-    ev->kind = kind;
-    ev->line = line;
-    ev->up = up;
-    ev->count = count;
-    ev->time_ns = g_get_real_time() * 1000;
-    g_queue_push_tail(&r->events, ev);
-    g_cond_broadcast(&r->cond);
-}
-
-static void modem_state_unlocked(Rfc *r, guint8 now)
-{
-    static const struct {
-        guint8 bit;
-        CrtLine line;
-    } inputs[] = {
-        {MS_CTS, CRT_LINE_CTS},
-        {MS_DSR, CRT_LINE_DSR},
-        {MS_DCD, CRT_LINE_DCD},
-        {MS_RI, CRT_LINE_RI},
-    };
-
-    for (size_t i = 0; i < G_N_ELEMENTS(inputs); i++) {
-        if ((now ^ r->modem) & inputs[i].bit)
-            queue_event_unlocked(r, CRT_LINE_EVENT_CHANGE, inputs[i].line,
-                                 (now & inputs[i].bit) != 0, 0);
-    }
-    r->modem = now;
-}
-
-static void line_state_unlocked(Rfc *r, guint8 ls)
-{
-    if (ls & LS_BREAK) {
-        r->breaks++;
-        queue_event_unlocked(r, CRT_LINE_EVENT_BREAK, 0, FALSE, 1);
-    }
-    if (ls & LS_FRAMING) {
-        r->framing++;
-        queue_event_unlocked(r, CRT_LINE_EVENT_FRAMING, 0, FALSE, 1);
-    }
-    if (ls & LS_PARITY) {
-        r->parity++;
-        queue_event_unlocked(r, CRT_LINE_EVENT_PARITY, 0, FALSE, 1);
-    }
-    if (ls & LS_OVERRUN) {
-        r->overruns++;
-        queue_event_unlocked(r, CRT_LINE_EVENT_OVERRUN, 0, FALSE, 1);
-    }
-}
+#include "rfc2217.h"
 
 /* A subnegotiation from the server (telnet.c's callback): its answers to
  * our commands and its notifications.  Requests a server makes of us
@@ -193,10 +49,10 @@ static void on_subneg(guint8 option, const guint8 *p, size_t len, gboolean trunc
     g_mutex_lock(&r->lock);
     switch (p[0] - CPC_SERVER) {
     case CPC_NOTIFY_MODEMSTATE:
-        modem_state_unlocked(r, p[1]);
+        crt_rfc2217_modem_state_unlocked(r, p[1]);
         break;
     case CPC_NOTIFY_LINESTATE:
-        line_state_unlocked(r, p[1]);
+        crt_rfc2217_line_state_unlocked(r, p[1]);
         break;
     default:
         if (r->want && p[0] - CPC_SERVER == r->want && !r->answered) {
@@ -365,12 +221,15 @@ static void shuttle_once(Rfc *r)
     finish_if_drained(r);
 }
 
-static gboolean shuttle_dispatch(GSource *source, GSourceFunc cb, gpointer data)
+void crt_rfc2217_shuttle(Rfc *r)
 {
-    Rfc *r = (Rfc *)source;
-
     shuttle_once(r);
     shuttle_update(r);
+}
+
+static gboolean shuttle_dispatch(GSource *source, GSourceFunc cb, gpointer data)
+{
+    crt_rfc2217_shuttle((Rfc *)source);
     return G_SOURCE_CONTINUE;
 }
 
@@ -430,7 +289,7 @@ static gboolean answered(Rfc *r)
     return a;
 }
 
-static void queue_command(Rfc *r, guint8 cmd, const guint8 *value, size_t len)
+void crt_rfc2217_queue_command(Rfc *r, guint8 cmd, const guint8 *value, size_t len)
 {
     guint8 p[8];
 
@@ -439,7 +298,7 @@ static void queue_command(Rfc *r, guint8 cmd, const guint8 *value, size_t len)
     crt_telnet_subneg(CRT_TNOPT_COM_PORT, p, len + 1, r->out);
 }
 
-static void expect(Rfc *r, int cmd)
+void crt_rfc2217_expect(Rfc *r, int cmd)
 {
     g_mutex_lock(&r->lock);
     r->want = cmd;
@@ -466,8 +325,8 @@ static int set_one(Rfc *r, const char *name, guint8 cmd, guint32 value, size_t w
 
     for (size_t i = 0; i < width; i++)
         b[i] = (guint8)(value >> (8 * (width - 1 - i)));
-    expect(r, cmd);
-    queue_command(r, cmd, b, width);
+    crt_rfc2217_expect(r, cmd);
+    crt_rfc2217_queue_command(r, cmd, b, width);
     rc = converse(r, answered);
     if (rc == -ETIMEDOUT)
         return crt_set_error(error, ETIMEDOUT,
@@ -516,7 +375,7 @@ static int apply_line(Rfc *r, const CrtTargetSpec *spec, const char *server,
     if (rc == 0 && spec->flow_set)
         rc = set_one(r, "flow control", CPC_SET_CONTROL, flow[spec->flow], 1,
                      flow_names[spec->flow], server, error);
-    expect(r, 0);
+    crt_rfc2217_expect(r, 0);
     return rc;
 }
 
@@ -569,8 +428,8 @@ static int handshake(Rfc *r, const CrtTargetSpec *spec, const char *server,
          * (servers answer these masks with nothing we wait for). */
         static const guint8 ls = LS_REPORTED, ms = 0xff;
 
-        queue_command(r, CPC_SET_LINESTATE_MASK, &ls, 1);
-        queue_command(r, CPC_SET_MODEMSTATE_MASK, &ms, 1);
+        crt_rfc2217_queue_command(r, CPC_SET_LINESTATE_MASK, &ls, 1);
+        crt_rfc2217_queue_command(r, CPC_SET_MODEMSTATE_MASK, &ms, 1);
     }
     return rc;
 }
@@ -680,185 +539,6 @@ static void rfc_counters(CrtTarget *t, CrtTargetCounters *c)
     g_mutex_unlock(&r->lock);
 }
 
-/* ---- modem lines and break -------------------------------------------- */
-
-typedef struct {
-    Rfc *r;
-    guint8 value;
-} ControlCall;
-
-/* Loop thread: put a SET-CONTROL on the wire (after queued data). */
-static void control_on_loop(gpointer data)
-{
-    ControlCall *c = data;
-    Rfc *r = c->r;
-
-    if (r->t->closed || r->net_end)
-        return;
-    queue_command(r, CPC_SET_CONTROL, &c->value, 1);
-    shuttle_once(r);
-    shuttle_update(r);
-}
-
-static int no_comport(CrtTarget *t, GError **error)
-{
-    return crt_set_error(error, ENOTTY,
-                         "%s: the server refused COM-PORT-OPTION (RFC 2217), so it has "
-                         "no modem lines or break here",
-                         t->text);
-}
-
-/* Send SET-CONTROL `value` and wait for its answer; `what` names it. */
-static int control(CrtTarget *t, guint8 value, const char *what, GError **error)
-{
-    Rfc *r = t->impl;
-    ControlCall call = {r, value};
-    gint64 deadline = g_get_monotonic_time() + REPLY_TIMEOUT_MS * 1000;
-    int rc = 0;
-
-    g_mutex_lock(&r->cmd_lock);
-    expect(r, CPC_SET_CONTROL);
-    crt_loop_call(t->loop, control_on_loop, &call);
-    g_mutex_lock(&r->lock);
-    while (!r->answered && !r->gone)
-        if (!g_cond_wait_until(&r->cond, &r->lock, deadline))
-            break;
-    if (r->answered)
-        rc = 0;
-    else if (r->gone)
-        rc = crt_set_error(error, ENOTCONN, "%s: the connection to the server is gone",
-                           t->text);
-    else
-        rc = crt_set_error(error, ETIMEDOUT,
-                           "%s: the server did not confirm %s within %d ms (ser2net does "
-                           "not answer for a port without modem lines, such as a pty)",
-                           t->text, what, REPLY_TIMEOUT_MS);
-    r->want = 0;
-    g_mutex_unlock(&r->lock);
-    g_mutex_unlock(&r->cmd_lock);
-    return rc;
-}
-
-static int rfc_lines_get(CrtTarget *t, guint *lines, GError **error)
-{
-    Rfc *r = t->impl;
-    guint v = 0;
-
-    if (!r->comport)
-        return no_comport(t, error);
-    g_mutex_lock(&r->lock);
-    v = r->outputs;
-    v |= (r->modem & MS_CTS) ? CRT_LINE_CTS : 0;
-    v |= (r->modem & MS_DSR) ? CRT_LINE_DSR : 0;
-    v |= (r->modem & MS_DCD) ? CRT_LINE_DCD : 0;
-    v |= (r->modem & MS_RI) ? CRT_LINE_RI : 0;
-    g_mutex_unlock(&r->lock);
-    *lines = v;
-    return 0;
-}
-
-static int rfc_lines_set(CrtTarget *t, guint mask, guint values, GError **error)
-{
-    static const struct {
-        CrtLine line;
-        guint8 on, off;
-        const char *name;
-    } outs[] = {
-        {CRT_LINE_DTR, CTL_DTR_ON, CTL_DTR_OFF, "DTR"},
-        {CRT_LINE_RTS, CTL_RTS_ON, CTL_RTS_OFF, "RTS"},
-    };
-    Rfc *r = t->impl;
-
-    if (!r->comport)
-        return no_comport(t, error);
-    for (size_t i = 0; i < G_N_ELEMENTS(outs); i++) {
-        gboolean up = (values & outs[i].line) != 0;
-        g_autofree char *what = NULL;
-        int rc;
-
-        if (!(mask & outs[i].line))
-            continue;
-        what = g_strdup_printf("%s %s", outs[i].name, up ? "on" : "off");
-        rc = control(t, up ? outs[i].on : outs[i].off, what, error);
-        if (rc < 0)
-            return rc;
-        g_mutex_lock(&r->lock);
-        r->outputs = up ? r->outputs | outs[i].line : r->outputs & ~(guint)outs[i].line;
-        g_mutex_unlock(&r->lock);
-    }
-    return 0;
-}
-
-static int rfc_send_break(CrtTarget *t, guint ms, GError **error)
-{
-    Rfc *r = t->impl;
-    int rc;
-
-    if (!r->comport)
-        return no_comport(t, error);
-    rc = control(t, CTL_BREAK_ON, "break on", error);
-    if (rc < 0)
-        return rc;
-    g_usleep((gulong)ms * 1000);
-    return control(t, CTL_BREAK_OFF, "break off", error);
-}
-
-/* The event thread: one event at a time, in order, outside `lock`. */
-static gpointer event_thread(gpointer data)
-{
-    CrtTarget *t = data;
-    Rfc *r = t->impl;
-
-    g_mutex_lock(&r->lock);
-    for (;;) {
-        CrtLineEvent *ev;
-
-        while (!r->stop && g_queue_is_empty(&r->events))
-            g_cond_wait(&r->cond, &r->lock);
-        if (r->stop)
-            break;
-        ev = g_queue_pop_head(&r->events);
-        g_mutex_unlock(&r->lock);
-        crt_target_line_event(t, ev);
-        g_free(ev);
-        g_mutex_lock(&r->lock);
-    }
-    g_mutex_unlock(&r->lock);
-    return NULL;
-}
-
-static int rfc_watch_lines(CrtTarget *t, GError **error)
-{
-    Rfc *r = t->impl;
-
-    if (!r->comport)
-        return no_comport(t, error);
-    g_mutex_lock(&r->lock);
-    r->watching = TRUE;
-    r->stop = FALSE;
-    g_mutex_unlock(&r->lock);
-    r->thread = g_thread_new("crtfs-rfc2217-ev", event_thread, t);
-    return 0;
-}
-
-static void rfc_unwatch_lines(CrtTarget *t)
-{
-    Rfc *r = t->impl;
-
-    if (!r->thread)
-        return;
-    g_mutex_lock(&r->lock);
-    r->watching = FALSE;
-    r->stop = TRUE;
-    g_cond_broadcast(&r->cond);
-    g_mutex_unlock(&r->lock);
-    g_thread_join(r->thread);
-    r->thread = NULL;
-    g_mutex_lock(&r->lock);
-    g_queue_clear_full(&r->events, g_free);
-    g_mutex_unlock(&r->lock);
-}
-
 const CrtTargetOps crt_target_rfc2217_ops = {
     .name = "rfc2217",
     .open = rfc_open,
@@ -868,9 +548,9 @@ const CrtTargetOps crt_target_rfc2217_ops = {
     .kick = crt_fd_kick,
     .destroy = rfc_destroy,
     .counters = rfc_counters,
-    .lines_get = rfc_lines_get,
-    .lines_set = rfc_lines_set,
-    .send_break = rfc_send_break,
-    .watch_lines = rfc_watch_lines,
-    .unwatch_lines = rfc_unwatch_lines,
+    .lines_get = crt_rfc2217_lines_get,
+    .lines_set = crt_rfc2217_lines_set,
+    .send_break = crt_rfc2217_send_break,
+    .watch_lines = crt_rfc2217_watch_lines,
+    .unwatch_lines = crt_rfc2217_unwatch_lines,
 };
