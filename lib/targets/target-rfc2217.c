@@ -260,8 +260,10 @@ static int converse(Rfc *r, DoneFn done)
             pfd.events |= POLLOUT;
         left = (int)MAX((deadline - g_get_monotonic_time()) / 1000, 0);
         n = poll(&pfd, 1, left);
-        if (n == 0 && !done(r))
-            return -ETIMEDOUT;
+        /* Done but not all sent when time is up: the shuttle sends the
+         * rest. */
+        if (n == 0)
+            return done(r) ? 0 : -ETIMEDOUT;
         if (n < 0 && errno != EINTR)
             return -errno;
         if (n <= 0)
@@ -316,6 +318,21 @@ static guint32 answer_value(Rfc *r)
     return v;
 }
 
+/* The connection failed while opening (`doing`).  A server that turns us
+ * away (ser2net: "Port already in use") says why in data before it
+ * closes, maybe after its negotiation: pass that on. */
+static int ended(Rfc *r, int rc, const char *server, const char *doing, GError **error)
+{
+    g_autofree char *said =
+        g_strndup((const char *)r->in + r->in_off, MIN(r->in_len - r->in_off, 120));
+
+    g_strstrip(g_strdelimit(said, "\r\n\t", ' '));
+    if (said[0] && g_utf8_validate(said, -1, NULL))
+        return crt_set_error(error, -rc, "%s closed the connection, saying \"%s\"",
+                             server, said);
+    return crt_set_error(error, -rc, "%s: %s: %s", server, doing, g_strerror(-rc));
+}
+
 /* One setting at open: send it, wait for the answer, compare. */
 static int set_one(Rfc *r, const char *name, guint8 cmd, guint32 value, size_t width,
                    const char *text, const char *server, GError **error)
@@ -332,9 +349,10 @@ static int set_one(Rfc *r, const char *name, guint8 cmd, guint32 value, size_t w
         return crt_set_error(error, ETIMEDOUT,
                              "%s: the server did not confirm %s %s within %d ms", server,
                              name, text, REPLY_TIMEOUT_MS);
-    if (rc < 0)
-        return crt_set_error(error, -rc, "%s: setting %s: %s", server, name,
-                             g_strerror(-rc));
+    if (rc < 0) {
+        g_autofree char *doing = g_strdup_printf("setting %s", name);
+        return ended(r, rc, server, doing, error);
+    }
     if (r->answer_len != width || answer_value(r) != value)
         return crt_set_error(error, EINVAL,
                              "%s: the remote port refused %s %s (it answered %u)", server,
@@ -400,19 +418,8 @@ static int handshake(Rfc *r, const CrtTargetSpec *spec, const char *server,
                              "%s does not negotiate Telnet options (within %d ms): is "
                              "its accepter telnet(rfc2217)?",
                              server, REPLY_TIMEOUT_MS);
-    if (rc < 0) {
-        /* A server that turns us away (ser2net: "Port already in use")
-         * says why in data before it closes: pass it on. */
-        g_autofree char *said =
-            g_strndup((const char *)r->in + r->in_off, MIN(r->in_len - r->in_off, 120));
-
-        g_strstrip(g_strdelimit(said, "\r\n\t", ' '));
-        if (said[0] && g_utf8_validate(said, -1, NULL))
-            return crt_set_error(error, -rc, "%s closed the connection, saying \"%s\"",
-                                 server, said);
-        return crt_set_error(error, -rc, "%s: during Telnet negotiation: %s", server,
-                             g_strerror(-rc));
-    }
+    if (rc < 0)
+        return ended(r, rc, server, "during Telnet negotiation", error);
     r->comport = crt_telnet_local_enabled(r->tn, CRT_TNOPT_COM_PORT);
     if (!r->comport && line_asked(spec))
         return crt_set_error(error, EPROTONOSUPPORT,
