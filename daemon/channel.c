@@ -430,13 +430,15 @@ gboolean crt_channel_purges_on_suspend(CrtChannel *ch)
 
 /* A live source, whose past nobody wants once it is old: a character
  * device (ttys, serial adapters, input devices) or a socket.  FIFOs,
- * files, commands and the simulator are not. */
+ * files, commands and the simulator are not; a remote serial port
+ * (rfc2217:) is a socket too. */
 static gboolean spec_is_live(const CrtTargetSpec *spec)
 {
     struct stat st;
 
     if (spec->kind == CRT_TARGET_UNIX || spec->kind == CRT_TARGET_TCP ||
-        spec->kind == CRT_TARGET_UDEV) /* always a tty */
+        spec->kind == CRT_TARGET_UDEV || /* always a tty */
+        spec->kind == CRT_TARGET_RFC2217)
         return TRUE;
     return spec->kind == CRT_TARGET_PATH && stat(spec->path, &st) == 0 &&
            S_ISCHR(st.st_mode);

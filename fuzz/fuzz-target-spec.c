@@ -81,6 +81,7 @@ static void assert_spec_in_range(const CrtTargetSpec *s, const char *line)
         g_assert_true(s->path[0] == '/' || (s->path[0] == '@' && s->path[1] != '\0'));
         break;
     case CRT_TARGET_TCP:
+    case CRT_TARGET_RFC2217:
         g_assert_true(s->host != NULL && s->host[0] != '\0');
         g_assert_cmpuint(s->port, >=, 1);
         break;

@@ -4,6 +4,8 @@
  *   /dev/ttyUSB0 baud=115200 raw      a path: char device, tty, FIFO, file
  *   unix:/run/app.sock                AF_UNIX stream socket
  *   tcp:HOST:PORT                     TCP connection
+ *   rfc2217:HOST:PORT baud=9600 8N1   a remote serial port over Telnet COM
+ *                                     Port Control (RFC 2217), e.g. ser2net
  *   exec:COMMAND                      /bin/sh -c COMMAND, its stdin/stdout
  *   sim:[GEN] [options]               the built-in simulator (see sim.h)
  *   usb:VID:PID [serial=S] [interface=N] [path=P] [match=K=V,...] [tty options]
@@ -63,12 +65,13 @@ typedef enum {
     CRT_TARGET_EXEC,
     CRT_TARGET_SIM,
     CRT_TARGET_UDEV, /* usb: and udev: identities, resolved to a tty path */
+    CRT_TARGET_RFC2217, /* a remote serial port: RFC 2217 over TCP */
 } CrtTargetKind;
 
 typedef enum { CRT_PARITY_NONE = 0, CRT_PARITY_EVEN, CRT_PARITY_ODD } CrtParity;
 typedef enum { CRT_FLOW_NONE = 0, CRT_FLOW_RTSCTS, CRT_FLOW_XONXOFF } CrtFlow;
 
-/* "path", "unix", "tcp", "exec", "sim", "udev". */
+/* "path", "unix", "tcp", "exec", "sim", "udev", "rfc2217". */
 CRT_API const char *crt_target_kind_to_string(CrtTargetKind kind);
 
 /* The simulator's generators for read requests. */
@@ -86,12 +89,14 @@ typedef struct {
     CrtTargetKind kind;
     char *text;    /* the whole spec as written, trimmed */
     char *path;    /* PATH kind, UNIX socket path */
-    char *host;    /* TCP */
-    guint16 port;  /* TCP */
+    char *host;    /* TCP, RFC2217 */
+    guint16 port;  /* TCP, RFC2217 */
     char *command; /* EXEC (whom it runs as is the opener's business:
                     * crt_target_open_as) */
 
-    /* tty line settings (PATH kind; ignored for non-tty paths) */
+    /* tty line settings (PATH kind, ignored for non-tty paths; UDEV: the
+     * node it resolves to; RFC2217: what is asked of the remote port, `raw`
+     * and `shared` excepted) */
     guint baud; /* 0 = leave as is; a rate outside the B* table is set with
                  * termios2 BOTHER (sim:uart: its line speed, 0 = 115200) */
     gboolean raw;
@@ -112,7 +117,7 @@ typedef struct {
     guint rs485_delay_after;       /* ms, RTS after the last byte */
     gboolean low_latency;          /* ASYNC_LOW_LATENCY (TIOCSSERIAL) */
 
-    /* PATH, UNIX, TCP: write one byte at a time, this many microseconds
+    /* PATH, UNIX, TCP, RFC2217: write one byte at a time, this many microseconds
      * apart (0: as fast as the descriptor takes them). */
     guint chardelay_us;
 
@@ -128,7 +133,7 @@ typedef struct {
     char **match;        /* match= and udev:'s KEY=VALUE (VALUE a glob),
                           * NULL-terminated, or NULL */
 
-    /* PATH, UDEV, UNIX, TCP: wait for the target when it is absent, and again
+    /* PATH, UDEV, UNIX, TCP, RFC2217: wait for the target when it is absent, and again
      * whenever it is lost (see crt_target_open_full). */
     gboolean wait;
 

@@ -62,6 +62,8 @@ static const char *kind_words(CrtTarget *t)
     case CRT_TARGET_UNIX:
     case CRT_TARGET_TCP:
         return "is a socket";
+    case CRT_TARGET_RFC2217:
+        return "is a remote serial port";
     case CRT_TARGET_EXEC:
         return "is a command's pipes";
     case CRT_TARGET_SIM:

@@ -206,6 +206,7 @@ void crt_target_lines_release(CrtTarget *t);
 extern const CrtTargetOps crt_target_path_ops;
 extern const CrtTargetOps crt_target_unix_ops;
 extern const CrtTargetOps crt_target_tcp_ops;
+extern const CrtTargetOps crt_target_rfc2217_ops;
 extern const CrtTargetOps crt_target_exec_ops;
 extern const CrtTargetOps crt_target_sim_ops;
 
@@ -224,6 +225,13 @@ void crt_fd_detach(CrtTarget *t);
  * spec's chardelay); the loop's timers wait, never the loop thread.  After
  * attach, before the first request (target.c's open does it). */
 void crt_fd_set_chardelay(CrtTarget *t, guint us);
+
+/* Connect to HOST:PORT (every address it resolves to, each within a
+ * timeout); 0 and *fd (non-blocking, close-on-exec, TCP_NODELAY) or -errno
+ * with `error` naming the peer.  Blocks; caller's thread (target-socket.c). */
+int crt_tcp_connect(const char *host, guint16 port, int *fd, GError **error);
+/* "HOST:PORT", an IPv6 address in brackets (g_free). */
+char *crt_tcp_name(const char *host, guint16 port);
 
 /* Set a descriptor O_NONBLOCK and FD_CLOEXEC; 0 or -errno. */
 int crt_fd_set_nonblock(int fd);

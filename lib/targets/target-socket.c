@@ -174,37 +174,47 @@ static int resolve_error(int gai, const char *name, GError **error)
                          gai == EAI_SYSTEM ? g_strerror(err) : gai_strerror(gai));
 }
 
-static int tcp_open(CrtTarget *t, const CrtTargetSpec *spec, const CrtTargetCreds *creds,
-                    GError **error)
+char *crt_tcp_name(const char *host, guint16 port)
+{
+    /* IPv6 literals go back in brackets so that HOST:PORT stays readable. */
+    return strchr(host, ':') ? g_strdup_printf("[%s]:%u", host, port)
+                             : g_strdup_printf("%s:%u", host, port);
+}
+
+int crt_tcp_connect(const char *host, guint16 port, int *out, GError **error)
 {
     struct addrinfo hints = {.ai_family = AF_UNSPEC, .ai_socktype = SOCK_STREAM};
     struct addrinfo *list = NULL;
-    char port[8];
-    /* IPv6 literals go back in brackets so that HOST:PORT stays readable. */
-    char *name = strchr(spec->host, ':')
-                     ? g_strdup_printf("[%s]:%u", spec->host, spec->port)
-                     : g_strdup_printf("%s:%u", spec->host, spec->port);
+    char service[8];
     int fd = -1, r = -EHOSTUNREACH;
 
-    g_snprintf(port, sizeof port, "%u", spec->port);
+    *out = -1;
+    g_snprintf(service, sizeof service, "%u", port);
     hints.ai_flags = AI_NUMERICSERV;
-    int gai = getaddrinfo(spec->host, port, &hints, &list);
-    if (gai != 0) {
-        r = resolve_error(gai, spec->host, error);
-        g_free(name);
-        return r;
-    }
+    int gai = getaddrinfo(host, service, &hints, &list);
+    if (gai != 0)
+        return resolve_error(gai, host, error);
     /* Every address the name has, in the resolver's order of preference; the
      * last failure is the one reported. */
     for (const struct addrinfo *ai = list; ai != NULL && fd < 0; ai = ai->ai_next)
         r = tcp_connect_one(ai, &fd);
     freeaddrinfo(list);
-    if (fd < 0)
-        r = crt_set_error(error, -r, "cannot connect to %s: %s", name, g_strerror(-r));
-    else
-        r = socket_attach(t, fd, name, error);
-    g_free(name);
-    return r;
+    if (fd < 0) {
+        g_autofree char *name = crt_tcp_name(host, port);
+        return crt_set_error(error, -r, "cannot connect to %s: %s", name, g_strerror(-r));
+    }
+    *out = fd;
+    return 0;
+}
+
+static int tcp_open(CrtTarget *t, const CrtTargetSpec *spec, const CrtTargetCreds *creds,
+                    GError **error)
+{
+    g_autofree char *name = crt_tcp_name(spec->host, spec->port);
+    int fd;
+    int r = crt_tcp_connect(spec->host, spec->port, &fd, error);
+
+    return r < 0 ? r : socket_attach(t, fd, name, error);
 }
 
 const CrtTargetOps crt_target_unix_ops = {

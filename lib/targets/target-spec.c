@@ -511,6 +511,18 @@ static const SpecOption identity_options[] = {
     {"match", TRUE, opt_match},
 };
 
+/* A remote serial port takes the line settings a tty does, and `wait`;
+ * `raw` and `shared` are about a local tty's termios and lock. */
+static const SpecOption rfc2217_options[] = {
+    {"baud", TRUE, opt_baud},         {"cs5", FALSE, opt_cs},
+    {"cs6", FALSE, opt_cs},           {"cs7", FALSE, opt_cs},
+    {"cs8", FALSE, opt_cs},           {"databits", TRUE, opt_databits},
+    {"parity", TRUE, opt_parity},     {"stopbits", TRUE, opt_stopbits},
+    {"rtscts", FALSE, opt_flow_flag}, {"xonxoff", FALSE, opt_flow_flag},
+    {"flow", TRUE, opt_flow},         {"wait", FALSE, opt_wait},
+    {"chardelay", TRUE, opt_chardelay},
+};
+
 static const SpecOption socket_options[] = {
     {"chardelay", TRUE, opt_chardelay},
     {"wait", FALSE, opt_wait},
@@ -698,6 +710,10 @@ static const SpecOption *options_for(CrtTargetKind kind, size_t *n)
         *n = G_N_ELEMENTS(sim_options);
         return sim_options;
     }
+    if (kind == CRT_TARGET_RFC2217) {
+        *n = G_N_ELEMENTS(rfc2217_options);
+        return rfc2217_options;
+    }
     if (kind == CRT_TARGET_UNIX || kind == CRT_TARGET_TCP) {
         *n = G_N_ELEMENTS(socket_options);
         return socket_options;
@@ -727,6 +743,12 @@ static int unknown_option(CrtTargetKind kind, const char *key, const char *token
                              "option \"%s\" applies to path and socket targets (and "
                              "usb:, udev:), not to a %s target",
                              token, crt_target_kind_to_string(kind));
+    if (kind == CRT_TARGET_RFC2217 && find_option(table, n, key))
+        return crt_set_error(
+            error, EINVAL,
+            "option \"%s\" applies to local ttys, not to a remote serial "
+            "port (an rfc2217 target takes the line settings, \"wait\" and \"chardelay\")",
+            token);
     if (kind != CRT_TARGET_PATH && kind != CRT_TARGET_UDEV && find_option(table, n, key))
         return crt_set_error(error, EINVAL,
                              "option \"%s\" applies to path targets, not to a %s target",
@@ -758,7 +780,9 @@ static int parse_option(SpecParser *p, const char *token, GError **error)
     if (opt == NULL && p->spec->kind == CRT_TARGET_UDEV)
         opt = find_option(identity_options, G_N_ELEMENTS(identity_options), key);
     if (opt == NULL) {
-        if (!tty || !parse_line_format(p, token, &r, error))
+        gboolean line = tty || p->spec->kind == CRT_TARGET_RFC2217;
+
+        if (!line || !parse_line_format(p, token, &r, error))
             r = unknown_option(p->spec->kind, key, token, error);
     } else if (opt->has_value == TRUE && eq == NULL) {
         r = crt_set_error(error, EINVAL, "option \"%s\" needs a value (%s=...)", token,
@@ -775,8 +799,10 @@ static int parse_option(SpecParser *p, const char *token, GError **error)
 
 /* ---- addresses ---- */
 
-/* tcp:HOST:PORT, HOST may be an IPv6 address in brackets. */
-static int parse_tcp_address(CrtTargetSpec *s, const char *addr, GError **error)
+/* tcp:HOST:PORT (and rfc2217:HOST:PORT), HOST may be an IPv6 address in
+ * brackets; `kind` is the prefix for the messages. */
+static int parse_host_port(CrtTargetSpec *s, const char *kind, const char *addr,
+                           GError **error)
 {
     const char *colon;
     guint64 port;
@@ -785,29 +811,29 @@ static int parse_tcp_address(CrtTargetSpec *s, const char *addr, GError **error)
         const char *close = strchr(addr, ']');
         if (close == NULL || close[1] != ':')
             return crt_set_error(
-                error, EINVAL,
-                "invalid tcp target \"tcp:%s\": expected tcp:[ADDRESS]:PORT", addr);
+                error, EINVAL, "invalid %s target \"%s:%s\": expected %s:[ADDRESS]:PORT",
+                kind, kind, addr, kind);
         s->host = g_strndup(addr + 1, (gsize)(close - addr - 1));
         colon = close + 1;
     } else {
         colon = strrchr(addr, ':');
         if (colon != NULL && memchr(addr, ':', (size_t)(colon - addr)) != NULL)
-            return crt_set_error(
-                error, EINVAL,
-                "invalid tcp target \"tcp:%s\": write an IPv6 address in "
-                "brackets, as tcp:[ADDRESS]:PORT",
-                addr);
+            return crt_set_error(error, EINVAL,
+                                 "invalid %s target \"%s:%s\": write an IPv6 address in "
+                                 "brackets, as %s:[ADDRESS]:PORT",
+                                 kind, kind, addr, kind);
         if (colon != NULL)
             s->host = g_strndup(addr, (gsize)(colon - addr));
     }
     if (colon == NULL || s->host == NULL || s->host[0] == '\0')
-        return crt_set_error(
-            error, EINVAL, "invalid tcp target \"tcp:%s\": expected tcp:HOST:PORT", addr);
+        return crt_set_error(error, EINVAL,
+                             "invalid %s target \"%s:%s\": expected %s:HOST:PORT", kind,
+                             kind, addr, kind);
     if (!g_ascii_string_to_unsigned(colon + 1, 10, 1, 65535, &port, NULL))
         return crt_set_error(
             error, EINVAL,
-            "invalid port \"%s\" in \"tcp:%s\": expected a number from 1 to 65535",
-            colon + 1, addr);
+            "invalid port \"%s\" in \"%s:%s\": expected a number from 1 to 65535",
+            colon + 1, kind, addr);
     s->port = (guint16)port;
     return 0;
 }
@@ -895,7 +921,9 @@ static int parse_address(SpecParser *p, const char *addr, GError **error)
         s->path = g_strdup(addr);
         return 0;
     case CRT_TARGET_TCP:
-        return parse_tcp_address(s, addr, error);
+        return parse_host_port(s, "tcp", addr, error);
+    case CRT_TARGET_RFC2217:
+        return parse_host_port(s, "rfc2217", addr, error);
     case CRT_TARGET_SIM:
         /* `sim:rate=10` is what people type: take it as `sim: rate=10`. */
         if (strchr(addr, '=') != NULL)
@@ -945,7 +973,7 @@ static int parse_kind(CrtTargetSpec *s, const char *text, GError **error)
         CrtTargetKind kind;
     } prefixes[] = {
         {"unix:", CRT_TARGET_UNIX}, {"tcp:", CRT_TARGET_TCP},   {"sim:", CRT_TARGET_SIM},
-        {"usb:", CRT_TARGET_UDEV},  {"udev:", CRT_TARGET_UDEV},
+        {"usb:", CRT_TARGET_UDEV},  {"udev:", CRT_TARGET_UDEV}, {"rfc2217:", CRT_TARGET_RFC2217},
     };
 
     if (g_str_has_prefix(text, "exec:")) {
@@ -968,8 +996,8 @@ static int parse_kind(CrtTargetSpec *s, const char *text, GError **error)
     }
     return crt_set_error(error, EINVAL,
                          "unknown target kind in \"%s\": expected /PATH, unix:PATH, "
-                         "tcp:HOST:PORT, exec:COMMAND, sim:, usb:VID:PID or "
-                         "udev:KEY=VALUE",
+                         "tcp:HOST:PORT, rfc2217:HOST:PORT, exec:COMMAND, sim:, "
+                         "usb:VID:PID or udev:KEY=VALUE",
                          text);
 }
 

@@ -856,7 +856,8 @@ int crt_target_wait_open(const CrtTargetSpec *spec, CrtLoop *loop,
     g_return_val_if_fail(spec != NULL && spec->wait && open_fn != NULL && out != NULL,
                          -EINVAL);
     if (spec->kind != CRT_TARGET_PATH && spec->kind != CRT_TARGET_UNIX &&
-        spec->kind != CRT_TARGET_TCP && spec->kind != CRT_TARGET_UDEV) {
+        spec->kind != CRT_TARGET_TCP && spec->kind != CRT_TARGET_UDEV &&
+        spec->kind != CRT_TARGET_RFC2217) {
         if (destroy)
             destroy(data);
         return crt_set_error(error, EINVAL,

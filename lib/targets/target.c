@@ -2,7 +2,7 @@
  * CrtTarget (see include/crtfs/target.h and lib/targets/target-private.h).
  *
  * Every kind is a small ops table in its own file (target-path.c,
- * target-socket.c, target-exec.c, target-sim.c); this file only chooses the
+ * target-socket.c, target-rfc2217.c, target-exec.c, target-sim.c); this file only chooses the
  * table and owns what all kinds share: the reference count, the loop
  * reference and the byte counters.  It is also the one place that decides
  * how a spec opens: plain, or wrapped in the `wait` decorator
@@ -81,6 +81,8 @@ const char *crt_target_kind_to_string(CrtTargetKind kind)
         return "sim";
     case CRT_TARGET_UDEV:
         return "udev";
+    case CRT_TARGET_RFC2217:
+        return "rfc2217";
     }
     return "unknown";
 }
@@ -102,6 +104,8 @@ static const CrtTargetOps *ops_for_kind(CrtTargetKind kind)
         return &crt_target_sim_ops;
     case CRT_TARGET_UDEV:
         break; /* resolved to a path first: open_identity */
+    case CRT_TARGET_RFC2217:
+        return &crt_target_rfc2217_ops;
     }
     return NULL;
 }
