@@ -20,18 +20,7 @@
 static void queue_event_unlocked(Rfc *r, CrtLineEventKind kind, CrtLine line, gboolean up,
                                  guint64 count)
 {
-    CrtLineEvent *ev;
-
-    if (!r->watching)
-        return;
-    ev = g_new0(CrtLineEvent, 1);
-    ev->kind = kind;
-    ev->line = line;
-    ev->up = up;
-    ev->count = count;
-    ev->time_ns = g_get_real_time() * 1000;
-    g_queue_push_tail(&r->events, ev);
-    g_cond_broadcast(&r->cond);
+    crt_line_events_post(&r->events, kind, line, up, count);
 }
 
 void crt_rfc2217_modem_state_unlocked(Rfc *r, guint8 now)
@@ -194,41 +183,13 @@ int crt_rfc2217_send_break(CrtTarget *t, guint ms, GError **error)
     return control(t, CTL_BREAK_OFF, "break off", error);
 }
 
-/* The event thread: one event at a time, in order, outside `lock`. */
-static gpointer event_thread(gpointer data)
-{
-    CrtTarget *t = data;
-    Rfc *r = t->impl;
-
-    g_mutex_lock(&r->lock);
-    for (;;) {
-        CrtLineEvent *ev;
-
-        while (!r->stop && g_queue_is_empty(&r->events))
-            g_cond_wait(&r->cond, &r->lock);
-        if (r->stop)
-            break;
-        ev = g_queue_pop_head(&r->events);
-        g_mutex_unlock(&r->lock);
-        crt_target_line_event(t, ev);
-        g_free(ev);
-        g_mutex_lock(&r->lock);
-    }
-    g_mutex_unlock(&r->lock);
-    return NULL;
-}
-
 int crt_rfc2217_watch_lines(CrtTarget *t, GError **error)
 {
     Rfc *r = t->impl;
 
     if (!r->comport)
         return no_comport(t, error);
-    g_mutex_lock(&r->lock);
-    r->watching = TRUE;
-    r->stop = FALSE;
-    g_mutex_unlock(&r->lock);
-    r->thread = g_thread_new("crtfs-rfc2217-ev", event_thread, t);
+    crt_line_events_start(&r->events, "crtfs-rfc2217-ev");
     return 0;
 }
 
@@ -236,16 +197,5 @@ void crt_rfc2217_unwatch_lines(CrtTarget *t)
 {
     Rfc *r = t->impl;
 
-    if (!r->thread)
-        return;
-    g_mutex_lock(&r->lock);
-    r->watching = FALSE;
-    r->stop = TRUE;
-    g_cond_broadcast(&r->cond);
-    g_mutex_unlock(&r->lock);
-    g_thread_join(r->thread);
-    r->thread = NULL;
-    g_mutex_lock(&r->lock);
-    g_queue_clear_full(&r->events, g_free);
-    g_mutex_unlock(&r->lock);
+    crt_line_events_stop(&r->events);
 }

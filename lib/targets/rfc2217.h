@@ -85,10 +85,7 @@ typedef struct {
     guint8 modem;  /* the last NOTIFY-MODEMSTATE */
     guint outputs; /* DTR, RTS as last set (up until set) */
     guint64 breaks, framing, parity, overruns;
-    gboolean watching; /* events are queued for the event thread */
-    gboolean stop;     /* the event thread ends */
-    GQueue events;     /* CrtLineEvent *, oldest first */
-    GThread *thread;   /* the event thread while watching */
+    CrtLineEvents events; /* to the watcher, from a thread of its own */
 
     GMutex cmd_lock; /* one command waits for its answer at a time */
 } Rfc;

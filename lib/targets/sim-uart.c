@@ -48,12 +48,7 @@ struct SimUart {
     GMutex lock;
     guint outputs; /* CRT_LINE_DTR | CRT_LINE_RTS bits */
     guint64 breaks, framing, parity, overruns;
-    /* Our own queue rather than a GAsyncQueue: TSan sees GLib's locks only
-     * where crtfs takes them (lib/tsan-glib.c). */
-    GQueue events; /* of CrtLineEvent*, for the event thread */
-    GCond wake;
-    gboolean watching, stopping;
-    GThread *thread;
+    CrtLineEvents events;
 };
 
 static gint64 now_ns(void)
@@ -162,7 +157,7 @@ SimUart *crt_sim_uart_new(CrtTarget *t, guint baud, int far)
     /* Opening a tty raises DTR and RTS. */
     u->outputs = CRT_LINE_DTR | CRT_LINE_RTS;
     g_mutex_init(&u->lock);
-    g_cond_init(&u->wake);
+    crt_line_events_init(&u->events, t);
     u->source = (FarSource *)g_source_new(&far_funcs, sizeof(FarSource));
     u->source->u = u;
     u->tag = g_source_add_unix_fd(&u->source->base, far, G_IO_IN);
@@ -192,7 +187,7 @@ void crt_sim_uart_free(SimUart *u)
     g_byte_array_unref(u->rx);
     g_array_unref(u->bursts);
     g_mutex_clear(&u->lock);
-    g_cond_clear(&u->wake);
+    crt_line_events_clear(&u->events);
     g_free(u);
 }
 
@@ -206,24 +201,6 @@ static guint lines_of(guint outputs)
     if (outputs & CRT_LINE_DTR)
         l |= CRT_LINE_DSR | CRT_LINE_DCD;
     return l;
-}
-
-/* Queue an event for the watcher; `lock` held. */
-static void post_locked(SimUart *u, CrtLineEventKind kind, CrtLine line, gboolean up,
-                        guint64 count)
-{
-    CrtLineEvent *ev;
-
-    if (!u->watching)
-        return;
-    ev = g_new0(CrtLineEvent, 1);
-    ev->kind = kind;
-    ev->line = line;
-    ev->up = up;
-    ev->count = count;
-    ev->time_ns = g_get_real_time() * 1000;
-    g_queue_push_tail(&u->events, ev);
-    g_cond_signal(&u->wake);
 }
 
 int crt_sim_uart_lines_get(SimUart *u, guint *lines, GError **error)
@@ -246,7 +223,8 @@ int crt_sim_uart_lines_set(SimUart *u, guint mask, guint values, GError **error)
     after = lines_of(u->outputs);
     for (size_t i = 0; i < G_N_ELEMENTS(inputs); i++) {
         if ((before ^ after) & inputs[i])
-            post_locked(u, CRT_LINE_EVENT_CHANGE, inputs[i], (after & inputs[i]) != 0, 0);
+            crt_line_events_post(&u->events, CRT_LINE_EVENT_CHANGE, inputs[i],
+                                 (after & inputs[i]) != 0, 0);
     }
     g_mutex_unlock(&u->lock);
     return 0;
@@ -259,7 +237,7 @@ int crt_sim_uart_send_break(SimUart *u, guint ms, GError **error)
     g_usleep((gulong)ms * 1000);
     g_mutex_lock(&u->lock);
     u->breaks++;
-    post_locked(u, CRT_LINE_EVENT_BREAK, 0, FALSE, 1);
+    crt_line_events_post(&u->events, CRT_LINE_EVENT_BREAK, 0, FALSE, 1);
     g_mutex_unlock(&u->lock);
     return 0;
 }
@@ -285,7 +263,7 @@ int crt_sim_uart_inject(SimUart *u, CrtLineEventKind kind, guint count, GError *
         return crt_set_error(error, EINVAL,
                              "cannot inject a line change: set dtr or rts");
     }
-    post_locked(u, kind, 0, FALSE, count);
+    crt_line_events_post(&u->events, kind, 0, FALSE, count);
     g_mutex_unlock(&u->lock);
     return 0;
 }
@@ -301,51 +279,13 @@ void crt_sim_uart_counters(SimUart *u, CrtTargetCounters *c)
     g_mutex_unlock(&u->lock);
 }
 
-/* The event thread: hands queued events to the watcher, in order, until
- * unwatch stops it (after the events queued before). */
-static gpointer event_thread(gpointer data)
-{
-    SimUart *u = data;
-    CrtLineEvent *ev;
-
-    g_mutex_lock(&u->lock);
-    for (;;) {
-        while (!(ev = g_queue_pop_head(&u->events)) && !u->stopping)
-            g_cond_wait(&u->wake, &u->lock);
-        if (!ev)
-            break;
-        g_mutex_unlock(&u->lock);
-        crt_target_line_event(u->t, ev);
-        g_free(ev);
-        g_mutex_lock(&u->lock);
-    }
-    g_mutex_unlock(&u->lock);
-    return NULL;
-}
-
 int crt_sim_uart_watch(SimUart *u)
 {
-    g_mutex_lock(&u->lock);
-    if (!u->watching) {
-        u->watching = TRUE;
-        u->stopping = FALSE;
-        u->thread = g_thread_new("crtfs-uart", event_thread, u);
-    }
-    g_mutex_unlock(&u->lock);
+    crt_line_events_start(&u->events, "crtfs-uart");
     return 0;
 }
 
 void crt_sim_uart_unwatch(SimUart *u)
 {
-    GThread *thread;
-
-    g_mutex_lock(&u->lock);
-    thread = u->thread;
-    u->thread = NULL;
-    u->watching = FALSE; /* nothing new is queued */
-    u->stopping = TRUE;
-    g_cond_signal(&u->wake);
-    g_mutex_unlock(&u->lock);
-    if (thread)
-        g_thread_join(thread);
+    crt_line_events_stop(&u->events);
 }

@@ -92,8 +92,9 @@ int crt_target_lines_set(CrtTarget *target, guint mask, guint values, GError **e
 {
     g_return_val_if_fail(target != NULL, -EINVAL);
     if (mask & ~(guint)CRT_LINES_OUTPUTS) {
-        crt_set_error(error, EINVAL, "only DTR and RTS can be set; CTS, DSR, DCD and RI "
-                                     "are inputs");
+        crt_set_error(error, EINVAL,
+                      "only DTR and RTS can be set; CTS, DSR, DCD and RI "
+                      "are inputs");
         return -EINVAL;
     }
     if (!target->ops->lines_set)
@@ -118,8 +119,9 @@ int crt_target_line_inject(CrtTarget *target, CrtLineEventKind kind, guint count
 {
     g_return_val_if_fail(target != NULL, -EINVAL);
     if (kind < CRT_LINE_EVENT_BREAK || kind > CRT_LINE_EVENT_OVERRUN || count == 0) {
-        crt_set_error(error, EINVAL, "only breaks and framing, parity or overrun errors "
-                                     "can be injected, at least one");
+        crt_set_error(error, EINVAL,
+                      "only breaks and framing, parity or overrun errors "
+                      "can be injected, at least one");
         return -EINVAL;
     }
     if (!target->ops->line_inject) {
@@ -198,4 +200,87 @@ void crt_target_lines_release(CrtTarget *t)
 {
     if (t->watching || t->watch_fn)
         crt_target_unwatch_lines(t);
+}
+
+/* ---- the event queue of kinds that must not call the watcher themselves */
+
+void crt_line_events_init(CrtLineEvents *q, CrtTarget *t)
+{
+    memset(q, 0, sizeof *q);
+    q->t = t;
+    g_mutex_init(&q->lock);
+    g_cond_init(&q->wake);
+    g_queue_init(&q->queue);
+}
+
+void crt_line_events_clear(CrtLineEvents *q)
+{
+    g_queue_clear_full(&q->queue, g_free);
+    g_mutex_clear(&q->lock);
+    g_cond_clear(&q->wake);
+}
+
+static gpointer events_thread(gpointer data)
+{
+    CrtLineEvents *q = data;
+    CrtLineEvent *ev;
+
+    g_mutex_lock(&q->lock);
+    for (;;) {
+        while (!(ev = g_queue_pop_head(&q->queue)) && !q->stopping)
+            g_cond_wait(&q->wake, &q->lock);
+        if (!ev)
+            break;
+        g_mutex_unlock(&q->lock);
+        crt_target_line_event(q->t, ev);
+        g_free(ev);
+        g_mutex_lock(&q->lock);
+    }
+    g_mutex_unlock(&q->lock);
+    return NULL;
+}
+
+void crt_line_events_start(CrtLineEvents *q, const char *thread_name)
+{
+    g_mutex_lock(&q->lock);
+    if (!q->on) {
+        q->on = TRUE;
+        q->stopping = FALSE;
+        q->thread = g_thread_new(thread_name, events_thread, q);
+    }
+    g_mutex_unlock(&q->lock);
+}
+
+void crt_line_events_stop(CrtLineEvents *q)
+{
+    GThread *thread;
+
+    g_mutex_lock(&q->lock);
+    thread = q->thread;
+    q->thread = NULL;
+    q->on = FALSE; /* nothing new is queued */
+    q->stopping = TRUE;
+    g_cond_signal(&q->wake);
+    g_mutex_unlock(&q->lock);
+    if (thread)
+        g_thread_join(thread);
+}
+
+void crt_line_events_post(CrtLineEvents *q, CrtLineEventKind kind, CrtLine line,
+                          gboolean up, guint64 count)
+{
+    CrtLineEvent *ev;
+
+    g_mutex_lock(&q->lock);
+    if (q->on) {
+        ev = g_new0(CrtLineEvent, 1);
+        ev->kind = kind;
+        ev->line = line;
+        ev->up = up;
+        ev->count = count;
+        ev->time_ns = g_get_real_time() * 1000;
+        g_queue_push_tail(&q->queue, ev);
+        g_cond_signal(&q->wake);
+    }
+    g_mutex_unlock(&q->lock);
 }

@@ -202,6 +202,32 @@ void crt_target_line_event(CrtTarget *t, const CrtLineEvent *ev);
 /* Stop a watch before the target closes (target.c's close path). */
 void crt_target_lines_release(CrtTarget *t);
 
+/* A queue of line events and the thread that hands them to the target's
+ * watcher (crt_target_line_event), one at a time, in order: for kinds that
+ * see events on the loop thread or under their own locks (sim:uart,
+ * rfc2217), where the watcher must not run.  Its lock is a leaf: post may
+ * be called under the kind's locks.  target-lines.c. */
+typedef struct {
+    CrtTarget *t;
+    GMutex lock;
+    GCond wake;
+    GQueue queue; /* CrtLineEvent *, oldest first */
+    gboolean on, stopping;
+    GThread *thread;
+} CrtLineEvents;
+
+void crt_line_events_init(CrtLineEvents *q, CrtTarget *t);
+/* After stop. */
+void crt_line_events_clear(CrtLineEvents *q);
+/* Start the thread (once; a second start while on does nothing). */
+void crt_line_events_start(CrtLineEvents *q, const char *thread_name);
+/* Hand on what is queued, end the thread and wait for it; posts after it
+ * are dropped.  Not from the event thread. */
+void crt_line_events_stop(CrtLineEvents *q);
+/* Queue one event, timed now; dropped unless started.  Any thread. */
+void crt_line_events_post(CrtLineEvents *q, CrtLineEventKind kind, CrtLine line,
+                          gboolean up, guint64 count);
+
 /* Per-kind ops tables. */
 extern const CrtTargetOps crt_target_path_ops;
 extern const CrtTargetOps crt_target_unix_ops;

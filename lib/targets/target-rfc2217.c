@@ -453,7 +453,7 @@ static void rfc_free(Rfc *r)
     g_mutex_clear(&r->lock);
     g_mutex_clear(&r->cmd_lock);
     g_cond_clear(&r->cond);
-    g_queue_clear_full(&r->events, g_free);
+    crt_line_events_clear(&r->events);
     g_source_unref(&r->base);
 }
 
@@ -473,7 +473,7 @@ static Rfc *rfc_new(CrtTarget *t, int net)
     g_mutex_init(&r->lock);
     g_mutex_init(&r->cmd_lock);
     g_cond_init(&r->cond);
-    g_queue_init(&r->events);
+    crt_line_events_init(&r->events, t);
     g_source_set_name(&r->base, "crtfs-rfc2217");
     return r;
 }
