@@ -83,7 +83,7 @@ static void test_loopback_rate(TuEngine *f, gconstpointer data)
 {
     char msg[96], got[96];
     size_t have = 0, n;
-    gint64 t0, wrote, done;
+    gint64 t0, done;
 
     for (size_t i = 0; i < sizeof msg; i++)
         msg[i] = (char)('A' + i % 26);
@@ -93,9 +93,7 @@ static void test_loopback_rate(TuEngine *f, gconstpointer data)
     g_assert_cmpint(crt_engine_send_sync(f->engine, msg, sizeof msg, NULL, 0,
                                          CRT_REQUEST_WRITE, 0, 5000, &n),
                     ==, 0);
-    wrote = g_get_monotonic_time();
     g_assert_cmpuint(n, ==, sizeof msg);
-    g_assert_cmpint(wrote - t0, <, 99000);
     while (have < sizeof msg) {
         g_assert_cmpint(crt_engine_send_sync(f->engine, NULL, 0, got + have,
                                              sizeof got - have, CRT_REQUEST_READ, 0, 5000,
