@@ -3,7 +3,7 @@
 CRTFS_PACKAGES="autoconf automake libtool pkg-config make gcc libc6-dev \
 libglib2.0-dev libglib2.0-bin libfuse3-dev fuse3 python3 socat valgrind systemd \
 dbus-daemon python3-dbusmock nodejs ser2net jq \
-libudev-dev libumockdev-dev umockdev"
+libudev-dev libumockdev-dev umockdev mosquitto mosquitto-clients"
 
 crtfs_install_deps() {
     local missing=()
