@@ -144,6 +144,15 @@ reply=$(send_and_read "$CRT_TMP/want2" "$CRT_TMP/got3")
 like "$reply" "^ok 771" "send after the restart"
 ok "byte-exact to the far end after the restart" cmp "$CRT_TMP/got3" "$CRT_TMP/want2"
 
+# The lines file over RFC 2217: ser2net reports the pty's modem state (all
+# inputs down) and confirms breaks; on a pty it never confirms DTR/RTS.
+like "$(t cat "$D/lines")" "^dtr=[01] rts=[01] cts=0 dsr=0 dcd=0 ri=0$" "lines: the remote port's modem state"
+wr "$D/lines" "break=50ms"
+is $? 0 "lines: a break through SET-CONTROL, confirmed by ser2net"
+wr "$D/lines" "dtr=0"
+isnt $? 0 "lines: dtr=0 fails where the server never confirms it"
+like "$WERR$(state_field "$D" error)" "confirm" "and says the server did not confirm it"
+
 ok "stop" t sh -c "echo stop > '$D/ctl'"
 kill "$reader" 2>/dev/null
 ok "clear the target" t sh -c "echo > '$D/target'"
