@@ -98,6 +98,26 @@ void crt_hub_release_engine(CrtHub *hub, CrtEngine *engine);
 CrtHubReader *crt_hub_reader_new(CrtHub *hub, gboolean records);
 void crt_hub_reader_free(CrtHubReader *reader);
 
+/* Buffers shorter than this are copied when they arrive (into an entry of
+ * their own, shared by every reader like any other) and go back to the
+ * engine at once, which re-arms them: the pool then does not bound how much
+ * one read carries (a read of 64-byte buffers packs up to its size, not
+ * out_count of them).  Larger ones stay shared zero-copy.  4 KiB: from
+ * there on out_count buffers fill a read well (16 x 4 KiB = 64 KiB). */
+#define CRT_HUB_COPY_MAX 4096
+/* The most bytes the copies hold at once (payload plus the entry's own
+ * bookkeeping, sizeof an entry): what the slowest reader (or the next one,
+ * entries kept while nobody reads) has not read yet.  Beyond it `block`
+ * holds the engine's buffers again (the pool then pauses the stream) and
+ * `drop-oldest` drops the oldest copies (counted).  Counted in the mount's
+ * max_target_memory for targets whose out_size is below CRT_HUB_COPY_MAX. */
+#define CRT_HUB_COPY_BYTES (1024 * 1024)
+
+/* How many bytes the copies may hold (CRT_HUB_COPY_BYTES for the daemon's
+ * targets; 0, the default of crt_hub_new, copies nothing: every entry then
+ * holds its buffer). */
+void crt_hub_set_copy(CrtHub *hub, size_t budget);
+
 /* The most pieces crt_hub_read_at describes. */
 #define CRT_HUB_MAX_IOV 64
 /* Pieces at least this large on average go out from the shared buffers;
