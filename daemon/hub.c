@@ -410,19 +410,26 @@ void crt_hub_set_keep(CrtHub *hub, const CrtKeep *keep)
 }
 
 /* Link `e` at the tail, for every reader: each holds a reference, and a
- * caught-up reader will read it next.  Lock held. */
-static void append_unlocked(CrtHub *hub, Entry *e)
+ * caught-up reader will read it next.  Returns whether a reader was caught
+ * up (only such a reader can be waiting: one with entries unread finds `e`
+ * when it reads on).  Lock held. */
+static gboolean append_unlocked(CrtHub *hub, Entry *e)
 {
+    gboolean caught_up = FALSE;
+
     e->refs = hub->nreaders;
     for (CrtHubReader *r = hub->readers; r; r = r->next_reader) {
-        if (!r->at)
+        if (!r->at) {
             r->at = e;
+            caught_up = TRUE;
+        }
     }
     if (hub->tail)
         hub->tail->next = e;
     else
         hub->head = e;
     hub->tail = e;
+    return caught_up;
 }
 
 static Entry *entry_for(CrtEngine *engine, const CrtOutput *out)
@@ -484,7 +491,7 @@ static Entry *copy_in_unlocked(CrtHub *hub, const Entry *e)
 /* Take `e` (of `engine`, NULL for an event) as the stream's next entry. */
 static CrtDisposition push_entry(CrtHub *hub, CrtEngine *engine, Entry *e)
 {
-    gboolean has_buffer = e->buffer != NULL, unclaimed, copied = FALSE;
+    gboolean has_buffer = e->buffer != NULL, unclaimed, copied = FALSE, wake;
     gint64 time_ns;
     CrtEngineStats st;
 
@@ -520,7 +527,11 @@ static CrtDisposition push_entry(CrtHub *hub, CrtEngine *engine, Entry *e)
             copied = TRUE;
         }
     }
-    append_unlocked(hub, e);
+    /* Readers that have entries unread need no wake-up per entry: a reader
+     * waits (a parked read, a poll) only once it has read everything (its
+     * last read returned -EAGAIN), and at 1,000,000 small entries a second
+     * the wake-ups would cost more than the entries. */
+    wake = append_unlocked(hub, e) || unclaimed;
     if (e->unclaimed)
         e->refs = 1;
     hub->stats.queued++;
@@ -544,7 +555,8 @@ static CrtDisposition push_entry(CrtHub *hub, CrtEngine *engine, Entry *e)
     if (unclaimed)
         apply_keep_unlocked(hub, time_ns);
     unlock_and_room(hub);
-    notify(hub);
+    if (wake)
+        notify(hub);
     /* The hub owns the buffer now (a reader may even have freed the entry
      * already); a bufferless entry is the hub's too. */
     return has_buffer && !copied ? CRT_DISPOSITION_CLIENT_CONTINUE
