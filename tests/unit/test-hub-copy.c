@@ -91,11 +91,12 @@ static void test_copy_drop_oldest(void)
     CrtHubReader *ra, *rs;
     guint64 drops;
 
-    /* A paced stream and a budget of 0.1 s of it: the active reader (it
+    /* A paced stream and a budget of 0.65 s of it: the active reader (it
      * reads everything there is at each read) keeps up on a loaded machine,
-     * the stalled one falls behind within the first half second. */
+     * in ASan and TSan builds too, the stalled one falls behind within the
+     * first second. */
     open_copying(&f,
-                 &(FixOpts){.spec = "sim:counter rate=100000",
+                 &(FixOpts){.spec = "sim:counter rate=10000",
                             .out_count = 8,
                             .overflow = CRT_OVERFLOW_DROP_OLDEST},
                  CRT_HUB_COPY_BYTES);
@@ -104,7 +105,7 @@ static void test_copy_drop_oldest(void)
     ra = crt_hub_reader_new(f.hub, TRUE);
     rs = crt_hub_reader_new(f.hub, TRUE);
     fix_start(&f);
-    READ_RECORDS_UNTIL(&f, ra, &active, 40000, CRT_FRAMING_STREAM);
+    READ_RECORDS_UNTIL(&f, ra, &active, 15000, CRT_FRAMING_STREAM);
     crt_engine_stop_and_wait(f.engine);
     drain_records(ra, &active);
     drain_records(rs, &stalled);
