@@ -5,10 +5,13 @@
  * nobody reads is kept for the next reader that opens.  Entries are shared
  * between readers: the entry lives in the output buffer's client context,
  * and the buffer goes back to its engine when the last reader has read it
- * (and let go of it in its retained window, see crt_hub_read_at).  A reader that falls
- * behind meets the overflow policy: `block` (the engine runs out of buffers and the
- * stream pauses) or `drop-oldest` (the oldest entry is dropped for whoever still holds
- * it, and counted).
+ * (and let go of it in its retained window, see crt_hub_read_at).  Buffers
+ * shorter than CRT_HUB_COPY_MAX are copied into an entry of their own
+ * instead, up to the copy budget (crt_hub_set_copy), and go back at once.
+ * A reader that falls behind meets the overflow policy: `block` (the copy
+ * budget is spent, then the engine runs out of buffers and the stream
+ * pauses) or `drop-oldest` (the oldest entry is dropped for whoever still
+ * holds it, and counted).
  *
  * No FUSE here.  Threads: every function takes the hub lock; the notify
  * callback runs without it.  Entries go back with crt_engine_buffer_put
