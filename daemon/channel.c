@@ -119,6 +119,7 @@ CrtChannel *crt_channel_new(const char *name, const CrtChannelPolicy *policy,
     crt_input_queue_init(&ch->input);
     ch->hub = crt_hub_new(hub_notify, ch);
     crt_hub_set_room_notify(ch->hub, hub_room, ch);
+    crt_hub_set_copy(ch->hub, CRT_HUB_COPY_BYTES);
     apply_live(ch);
     return ch;
 }
@@ -214,7 +215,10 @@ static guint64 pool_bytes(const CrtEngineConfig *ec)
         ec->lookaside_output ? MAX(8 * (guint64)ec->out_count, 64) : ec->out_count;
     guint64 in = crt_request_type_has_input(ec->type) ? ec->in_count : 0;
 
-    return out * ec->out_size + in * ec->in_size;
+    /* Small buffers are copied on arrival; what the copies may hold. */
+    guint64 copies = ec->out_size < CRT_HUB_COPY_MAX ? CRT_HUB_COPY_BYTES : 0;
+
+    return out * ec->out_size + in * ec->in_size + copies;
 }
 
 /* The configuration as an engine's, within the mount's memory limit.

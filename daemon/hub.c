@@ -30,6 +30,10 @@ struct Entry {
     /* A line event (crt_hub_push_event): its STATUS word in `records`,
      * owned; bufferless entries only. */
     char *event;
+    /* A small buffer copied at arrival (see CRT_HUB_COPY_MAX): the entry is
+     * allocated with its bytes after it (`buffer` points there), the
+     * engine's buffer went back at once.  Freed with g_free. */
+    gboolean copied;
 };
 
 /* A `records` header line: "SEQ SEC.NSEC STATUS LENGTH\n". */
@@ -80,6 +84,8 @@ struct CrtHub {
     gboolean streaming;   /* between crt_hub_begin_stream and the end */
     guint bufferless;     /* entries without a buffer, held now */
     guint bufferless_cap; /* crt_hub_set_policy */
+    size_t copied_bytes;  /* held by copied entries, at most copy_budget */
+    size_t copy_budget;   /* crt_hub_set_copy; 0: no copies */
     /* Lock-free, because the input callback can run under the hub lock (a
      * buffer put back re-arms a request at once): */
     gint input_full;  /* input_full_unlocked() as of the last unlock */
@@ -124,12 +130,22 @@ static void bufferless_free(Entry *e)
     g_free(e);
 }
 
-static void entry_free(Entry *e)
+/* What a copied entry of `length` payload bytes costs the copy budget. */
+static size_t copy_cost(size_t length)
 {
-    if (e->buffer)
+    return sizeof(Entry) + length;
+}
+
+static void entry_free(CrtHub *hub, Entry *e)
+{
+    if (e->copied) {
+        hub->copied_bytes -= copy_cost(e->length);
+        g_free(e);
+    } else if (e->buffer) {
         crt_engine_buffer_put(e->engine, e->buffer);
-    else
+    } else {
         bufferless_free(e);
+    }
 }
 
 /* Free entries from the head once nobody needs them.  Lock held. */
@@ -143,7 +159,7 @@ static void trim_unlocked(CrtHub *hub)
             hub->tail = NULL;
         hub->stats.queued -= !e->eos;
         hub->bufferless -= e->buffer == NULL && !e->eos;
-        entry_free(e);
+        entry_free(hub, e);
     }
 }
 
@@ -188,6 +204,13 @@ void crt_hub_free(CrtHub *hub)
     g_mutex_unlock(&hub->lock);
     g_mutex_clear(&hub->lock);
     g_free(hub);
+}
+
+void crt_hub_set_copy(CrtHub *hub, size_t budget)
+{
+    g_mutex_lock(&hub->lock);
+    hub->copy_budget = budget; /* copies beyond a lowered one go as read */
+    g_mutex_unlock(&hub->lock);
 }
 
 void crt_hub_set_policy(CrtHub *hub, CrtOverflow overflow, guint bufferless_cap)
@@ -289,7 +312,7 @@ static void drop_entry_unlocked(CrtHub *hub, Entry *prev, Entry *e)
         hub->tail = prev;
     hub->stats.queued--;
     hub->bufferless -= e->buffer == NULL;
-    entry_free(e);
+    entry_free(hub, e);
 }
 
 /* Drop the oldest bufferless entry that nobody is halfway through. */
@@ -324,7 +347,7 @@ static void drop_oldest_unlocked(CrtHub *hub)
             e = e->next;
             continue;
         }
-        had_buffer = e->buffer != NULL;
+        had_buffer = e->buffer != NULL && !e->copied; /* a pool buffer comes back */
         drop_entry_unlocked(hub, prev, e);
         if (had_buffer)
             return;
@@ -387,19 +410,26 @@ void crt_hub_set_keep(CrtHub *hub, const CrtKeep *keep)
 }
 
 /* Link `e` at the tail, for every reader: each holds a reference, and a
- * caught-up reader will read it next.  Lock held. */
-static void append_unlocked(CrtHub *hub, Entry *e)
+ * caught-up reader will read it next.  Returns whether a reader was caught
+ * up (only such a reader can be waiting: one with entries unread finds `e`
+ * when it reads on).  Lock held. */
+static gboolean append_unlocked(CrtHub *hub, Entry *e)
 {
+    gboolean caught_up = FALSE;
+
     e->refs = hub->nreaders;
     for (CrtHubReader *r = hub->readers; r; r = r->next_reader) {
-        if (!r->at)
+        if (!r->at) {
             r->at = e;
+            caught_up = TRUE;
+        }
     }
     if (hub->tail)
         hub->tail->next = e;
     else
         hub->head = e;
     hub->tail = e;
+    return caught_up;
 }
 
 static Entry *entry_for(CrtEngine *engine, const CrtOutput *out)
@@ -416,10 +446,52 @@ static Entry *entry_for(CrtEngine *engine, const CrtOutput *out)
     return e;
 }
 
+/* Under drop-oldest, make room for `cost` bytes of copies: the oldest copied
+ * entries that nobody is halfway through go, for every reader that still
+ * holds them (counted).  Lock held. */
+static void drop_copies_unlocked(CrtHub *hub, size_t cost)
+{
+    while (hub->copied_bytes + cost > hub->copy_budget) {
+        Entry *prev = NULL, *e = hub->head;
+
+        while (e && (!e->copied || pinned(hub, e))) {
+            prev = e;
+            e = e->next;
+        }
+        if (!e)
+            return;
+        drop_entry_unlocked(hub, prev, e);
+    }
+}
+
+/* A copy of the small buffer entry `e` that lets its buffer go back to the
+ * engine at once, or NULL when the copies hold the budget (and
+ * drop-oldest cannot make room): the entry then holds its buffer, and the
+ * pool bounds the stream as for large buffers (`block` pauses it).  Lock
+ * held. */
+static Entry *copy_in_unlocked(CrtHub *hub, const Entry *e)
+{
+    size_t cost = copy_cost(e->length);
+    Entry *c;
+
+    if (hub->overflow == CRT_OVERFLOW_DROP_OLDEST)
+        drop_copies_unlocked(hub, cost);
+    if (hub->copied_bytes + cost > hub->copy_budget)
+        return NULL;
+    c = g_malloc(cost);
+    *c = *e;
+    c->buffer = c + 1;
+    memcpy(c->buffer, e->buffer, e->length);
+    c->engine = NULL; /* nothing of the engine's: crt_hub_release_engine leaves it */
+    c->copied = TRUE;
+    hub->copied_bytes += cost;
+    return c;
+}
+
 /* Take `e` (of `engine`, NULL for an event) as the stream's next entry. */
 static CrtDisposition push_entry(CrtHub *hub, CrtEngine *engine, Entry *e)
 {
-    gboolean has_buffer = e->buffer != NULL, unclaimed;
+    gboolean has_buffer = e->buffer != NULL, unclaimed, copied = FALSE, wake;
     gint64 time_ns;
     CrtEngineStats st;
 
@@ -447,7 +519,19 @@ static CrtDisposition push_entry(CrtHub *hub, CrtEngine *engine, Entry *e)
             bufferless_free(e);
         return CRT_DISPOSITION_ENGINE_CONTINUE;
     }
-    append_unlocked(hub, e);
+    if (has_buffer && e->length < CRT_HUB_COPY_MAX) {
+        Entry *c = copy_in_unlocked(hub, e);
+
+        if (c) {
+            e = c;
+            copied = TRUE;
+        }
+    }
+    /* Readers that have entries unread need no wake-up per entry: a reader
+     * waits (a parked read, a poll) only once it has read everything (its
+     * last read returned -EAGAIN), and at 1,000,000 small entries a second
+     * the wake-ups would cost more than the entries. */
+    wake = append_unlocked(hub, e) || unclaimed;
     if (e->unclaimed)
         e->refs = 1;
     hub->stats.queued++;
@@ -462,7 +546,7 @@ static CrtDisposition push_entry(CrtHub *hub, CrtEngine *engine, Entry *e)
          (hub->bufferless > hub->bufferless_cap &&
           (hub->nreaders == 0 || hub->overflow == CRT_OVERFLOW_DROP_OLDEST))))
         drop_bufferless_unlocked(hub);
-    if (hub->overflow == CRT_OVERFLOW_DROP_OLDEST && has_buffer) {
+    if (hub->overflow == CRT_OVERFLOW_DROP_OLDEST && has_buffer && !copied) {
         crt_engine_get_stats(engine, &st);
         if (st.out_pool_free == 0)
             drop_oldest_unlocked(hub);
@@ -471,10 +555,12 @@ static CrtDisposition push_entry(CrtHub *hub, CrtEngine *engine, Entry *e)
     if (unclaimed)
         apply_keep_unlocked(hub, time_ns);
     unlock_and_room(hub);
-    notify(hub);
+    if (wake)
+        notify(hub);
     /* The hub owns the buffer now (a reader may even have freed the entry
      * already); a bufferless entry is the hub's too. */
-    return has_buffer ? CRT_DISPOSITION_CLIENT_CONTINUE : CRT_DISPOSITION_ENGINE_CONTINUE;
+    return has_buffer && !copied ? CRT_DISPOSITION_CLIENT_CONTINUE
+                                 : CRT_DISPOSITION_ENGINE_CONTINUE;
 }
 
 CrtDisposition crt_hub_push(CrtHub *hub, CrtEngine *engine, const CrtOutput *out)

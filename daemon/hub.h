@@ -5,10 +5,13 @@
  * nobody reads is kept for the next reader that opens.  Entries are shared
  * between readers: the entry lives in the output buffer's client context,
  * and the buffer goes back to its engine when the last reader has read it
- * (and let go of it in its retained window, see crt_hub_read_at).  A reader that falls
- * behind meets the overflow policy: `block` (the engine runs out of buffers and the
- * stream pauses) or `drop-oldest` (the oldest entry is dropped for whoever still holds
- * it, and counted).
+ * (and let go of it in its retained window, see crt_hub_read_at).  Buffers
+ * shorter than CRT_HUB_COPY_MAX are copied into an entry of their own
+ * instead, up to the copy budget (crt_hub_set_copy), and go back at once.
+ * A reader that falls behind meets the overflow policy: `block` (the copy
+ * budget is spent, then the engine runs out of buffers and the stream
+ * pauses) or `drop-oldest` (the oldest entry is dropped for whoever still
+ * holds it, and counted).
  *
  * No FUSE here.  Threads: every function takes the hub lock; the notify
  * callback runs without it.  Entries go back with crt_engine_buffer_put
@@ -97,6 +100,26 @@ void crt_hub_release_engine(CrtHub *hub, CrtEngine *engine);
 /* A reader of `data` (records FALSE) or `records` (records TRUE). */
 CrtHubReader *crt_hub_reader_new(CrtHub *hub, gboolean records);
 void crt_hub_reader_free(CrtHubReader *reader);
+
+/* Buffers shorter than this are copied when they arrive (into an entry of
+ * their own, shared by every reader like any other) and go back to the
+ * engine at once, which re-arms them: the pool then does not bound how much
+ * one read carries (a read of 64-byte buffers packs up to its size, not
+ * out_count of them).  Larger ones stay shared zero-copy.  4 KiB: from
+ * there on out_count buffers fill a read well (16 x 4 KiB = 64 KiB). */
+#define CRT_HUB_COPY_MAX 4096
+/* The most bytes the copies hold at once (payload plus the entry's own
+ * bookkeeping, sizeof an entry): what the slowest reader (or the next one,
+ * entries kept while nobody reads) has not read yet.  Beyond it `block`
+ * holds the engine's buffers again (the pool then pauses the stream) and
+ * `drop-oldest` drops the oldest copies (counted).  Counted in the mount's
+ * max_target_memory for targets whose out_size is below CRT_HUB_COPY_MAX. */
+#define CRT_HUB_COPY_BYTES (1024 * 1024)
+
+/* How many bytes the copies may hold (CRT_HUB_COPY_BYTES for the daemon's
+ * targets; 0, the default of crt_hub_new, copies nothing: every entry then
+ * holds its buffer). */
+void crt_hub_set_copy(CrtHub *hub, size_t budget);
 
 /* The most pieces crt_hub_read_at describes. */
 #define CRT_HUB_MAX_IOV 64

@@ -191,4 +191,25 @@ wr "$D/ctl" start
 is $? 1 "lookaside=1 counts the pool at its largest (64 buffers): fails"
 ok "daemon stops" crt_stop_daemon
 is "$CRT_EXIT" 0 "daemon exits 0"
+
+# Buffers below 4 KiB are copied into a queue of at most 1 MiB, which counts
+# too (man page, DATA DELIVERY): with max_target_memory=1 the smallest pool
+# of small buffers is over, a 1 MiB pool of 4 KiB buffers is not.
+crt_mount -o config="$CRT_EMPTY" -o max_target_memory=1 || exit 1
+D=$MNT/q
+C=$D/config
+mkdir "$D"
+wr "$D/target" "sim:zero"
+wr "$C/out_size" 64
+wr "$C/out_count" 1
+wr "$D/ctl" start
+is $? 1 "64-byte buffers: 64 B + the 1 MiB copy queue is over max_target_memory=1"
+like "$(state_field "$D" error)" "max_target_memory" "error: names the mount option"
+wr "$C/out_size" 4096
+wr "$C/out_count" 256
+wr "$D/ctl" start
+is $? 0 "256 x 4 KiB = 1 MiB (no copy queue): starts"
+wr "$D/ctl" stop-wait
+ok "daemon stops" crt_stop_daemon
+is "$CRT_EXIT" 0 "daemon exits 0"
 done_testing
