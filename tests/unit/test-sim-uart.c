@@ -10,53 +10,6 @@
 
 #include "testutil.h"
 
-/* Line events a watcher saw, in order. */
-typedef struct {
-    GMutex lock;
-    GArray *events; /* of CrtLineEvent */
-} Seen;
-
-static void on_event(CrtTarget *t, const CrtLineEvent *ev, gpointer data)
-{
-    Seen *seen = data;
-
-    g_mutex_lock(&seen->lock);
-    g_array_append_val(seen->events, *ev);
-    g_mutex_unlock(&seen->lock);
-}
-
-static guint seen_count(Seen *seen)
-{
-    guint n;
-
-    g_mutex_lock(&seen->lock);
-    n = seen->events->len;
-    g_mutex_unlock(&seen->lock);
-    return n;
-}
-
-static CrtLineEvent seen_at(Seen *seen, guint i)
-{
-    CrtLineEvent ev;
-
-    g_mutex_lock(&seen->lock);
-    ev = g_array_index(seen->events, CrtLineEvent, i);
-    g_mutex_unlock(&seen->lock);
-    return ev;
-}
-
-static void seen_init(Seen *seen)
-{
-    g_mutex_init(&seen->lock);
-    seen->events = g_array_new(FALSE, TRUE, sizeof(CrtLineEvent));
-}
-
-static void seen_clear(Seen *seen)
-{
-    g_array_unref(seen->events);
-    g_mutex_clear(&seen->lock);
-}
-
 static void test_spec(void)
 {
     CrtTargetSpec spec;
@@ -183,45 +136,46 @@ static void test_split(TuEngine *f, gconstpointer data)
 static void test_lines(TuEngine *f, gconstpointer data)
 {
     CrtTarget *t = tu_target_open("sim:uart", f->loop);
-    Seen seen;
+    TuLineEvents seen;
     guint lines = 0;
     CrtLineEvent ev;
 
-    seen_init(&seen);
+    tu_line_events_init(&seen);
     g_assert_cmpint(crt_target_lines_get(t, &lines, NULL), ==, 0);
     g_assert_cmpuint(lines, ==,
                      CRT_LINE_DTR | CRT_LINE_RTS | CRT_LINE_CTS | CRT_LINE_DSR |
                          CRT_LINE_DCD);
-    g_assert_cmpint(crt_target_watch_lines(t, on_event, &seen, NULL, NULL), ==, 0);
+    g_assert_cmpint(crt_target_watch_lines(t, tu_line_events_record, &seen, NULL, NULL),
+                    ==, 0);
     g_assert_cmpint(crt_target_lines_set(t, CRT_LINE_RTS, 0, NULL), ==, 0);
     g_assert_cmpint(crt_target_lines_get(t, &lines, NULL), ==, 0);
     g_assert_cmpuint(lines & (CRT_LINE_RTS | CRT_LINE_CTS), ==, 0);
     g_assert_cmpint(
         crt_target_lines_set(t, CRT_LINE_DTR | CRT_LINE_RTS, CRT_LINE_RTS, NULL), ==, 0);
-    TU_WAIT_FOR(seen_count(&seen) == 4);
-    ev = seen_at(&seen, 0);
+    TU_WAIT_FOR(tu_line_events_count(&seen) == 4);
+    ev = tu_line_events_at(&seen, 0);
     g_assert_cmpint(ev.kind, ==, CRT_LINE_EVENT_CHANGE);
     g_assert_cmpint(ev.line, ==, CRT_LINE_CTS);
     g_assert_false(ev.up);
-    ev = seen_at(&seen, 1);
+    ev = tu_line_events_at(&seen, 1);
     g_assert_cmpint(ev.line, ==, CRT_LINE_CTS);
     g_assert_true(ev.up);
-    ev = seen_at(&seen, 2);
+    ev = tu_line_events_at(&seen, 2);
     g_assert_cmpint(ev.line, ==, CRT_LINE_DSR);
     g_assert_false(ev.up);
-    ev = seen_at(&seen, 3);
+    ev = tu_line_events_at(&seen, 3);
     g_assert_cmpint(ev.line, ==, CRT_LINE_DCD);
     g_assert_false(ev.up);
     g_assert_cmpint(ev.time_ns, >, 0);
     /* Setting a line to what it is changes nothing. */
     g_assert_cmpint(crt_target_lines_set(t, CRT_LINE_RTS, CRT_LINE_RTS, NULL), ==, 0);
     crt_target_unwatch_lines(t);
-    g_assert_cmpuint(seen_count(&seen), ==, 4);
+    g_assert_cmpuint(tu_line_events_count(&seen), ==, 4);
     /* Unwatched: no more events, and no thread left calling. */
     g_assert_cmpint(crt_target_lines_set(t, CRT_LINE_RTS, 0, NULL), ==, 0);
-    g_assert_cmpuint(seen_count(&seen), ==, 4);
+    g_assert_cmpuint(tu_line_events_count(&seen), ==, 4);
     crt_target_unref(t);
-    seen_clear(&seen);
+    tu_line_events_clear(&seen);
 }
 
 /* A break sent is a break received; injected errors are events with their
@@ -230,28 +184,29 @@ static void test_break_and_errors(TuEngine *f, gconstpointer data)
 {
     CrtTarget *t = tu_target_open("sim:uart", f->loop);
     CrtTargetCounters c;
-    Seen seen;
+    TuLineEvents seen;
     gint64 t0;
     CrtLineEvent ev;
 
-    seen_init(&seen);
-    g_assert_cmpint(crt_target_watch_lines(t, on_event, &seen, NULL, NULL), ==, 0);
+    tu_line_events_init(&seen);
+    g_assert_cmpint(crt_target_watch_lines(t, tu_line_events_record, &seen, NULL, NULL),
+                    ==, 0);
     t0 = g_get_monotonic_time();
     g_assert_cmpint(crt_target_send_break(t, 30, NULL), ==, 0);
     g_assert_cmpint(g_get_monotonic_time() - t0, >=, 30000);
     g_assert_cmpint(crt_target_line_inject(t, CRT_LINE_EVENT_FRAMING, 3, NULL), ==, 0);
     g_assert_cmpint(crt_target_line_inject(t, CRT_LINE_EVENT_PARITY, 1, NULL), ==, 0);
     g_assert_cmpint(crt_target_line_inject(t, CRT_LINE_EVENT_OVERRUN, 2, NULL), ==, 0);
-    TU_WAIT_FOR(seen_count(&seen) == 4);
-    ev = seen_at(&seen, 0);
+    TU_WAIT_FOR(tu_line_events_count(&seen) == 4);
+    ev = tu_line_events_at(&seen, 0);
     g_assert_cmpint(ev.kind, ==, CRT_LINE_EVENT_BREAK);
     g_assert_cmpuint(ev.count, ==, 1);
-    ev = seen_at(&seen, 1);
+    ev = tu_line_events_at(&seen, 1);
     g_assert_cmpint(ev.kind, ==, CRT_LINE_EVENT_FRAMING);
     g_assert_cmpuint(ev.count, ==, 3);
-    ev = seen_at(&seen, 2);
+    ev = tu_line_events_at(&seen, 2);
     g_assert_cmpint(ev.kind, ==, CRT_LINE_EVENT_PARITY);
-    ev = seen_at(&seen, 3);
+    ev = tu_line_events_at(&seen, 3);
     g_assert_cmpint(ev.kind, ==, CRT_LINE_EVENT_OVERRUN);
     g_assert_cmpuint(ev.count, ==, 2);
     crt_target_get_counters(t, &c);
@@ -262,7 +217,7 @@ static void test_break_and_errors(TuEngine *f, gconstpointer data)
     g_assert_cmpuint(c.overruns, ==, 2);
     /* The last unref ends the watch itself. */
     crt_target_unref(t);
-    seen_clear(&seen);
+    tu_line_events_clear(&seen);
 }
 
 /* Targets without a UART say so, in words; inputs cannot be set. */
@@ -271,17 +226,18 @@ static void test_refusals(TuEngine *f, gconstpointer data)
     CrtTarget *rec = tu_target_open("sim:records", f->loop);
     CrtTarget *uart = tu_target_open("sim:uart", f->loop);
     GError *error = NULL;
-    Seen seen;
+    TuLineEvents seen;
     guint lines;
 
-    seen_init(&seen);
+    tu_line_events_init(&seen);
     g_assert_cmpint(crt_target_lines_get(rec, &lines, &error), ==, -ENOTTY);
     g_assert_nonnull(strstr(error->message, "use sim:uart"));
     g_clear_error(&error);
     g_assert_cmpint(crt_target_send_break(rec, 10, &error), ==, -ENOTTY);
     g_clear_error(&error);
-    g_assert_cmpint(crt_target_watch_lines(rec, on_event, &seen, NULL, &error), ==,
-                    -ENOTTY);
+    g_assert_cmpint(
+        crt_target_watch_lines(rec, tu_line_events_record, &seen, NULL, &error), ==,
+        -ENOTTY);
     g_clear_error(&error);
     g_assert_cmpint(crt_target_line_inject(rec, CRT_LINE_EVENT_BREAK, 1, &error), ==,
                     -EOPNOTSUPP);
@@ -297,7 +253,7 @@ static void test_refusals(TuEngine *f, gconstpointer data)
     g_clear_error(&error);
     crt_target_unref(rec);
     crt_target_unref(uart);
-    seen_clear(&seen);
+    tu_line_events_clear(&seen);
 }
 
 int main(int argc, char **argv)

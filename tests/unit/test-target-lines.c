@@ -46,65 +46,10 @@ static void assert_refused(int r, GError *error, int err, ...)
     g_error_free(error);
 }
 
-/* Line events as a watcher saw them. */
-typedef struct {
-    GMutex lock;
-    GArray *events; /* CrtLineEvent */
-    gint destroyed; /* atomic */
-} Rec;
-
-static void rec_init(Rec *rec)
-{
-    g_mutex_init(&rec->lock);
-    rec->events = g_array_new(FALSE, TRUE, sizeof(CrtLineEvent));
-    rec->destroyed = 0;
-}
-
-static void rec_clear(Rec *rec)
-{
-    g_array_unref(rec->events);
-    g_mutex_clear(&rec->lock);
-}
-
-static void rec_fn(CrtTarget *t, const CrtLineEvent *ev, gpointer data)
-{
-    Rec *rec = data;
-
-    g_mutex_lock(&rec->lock);
-    g_array_append_val(rec->events, *ev);
-    g_mutex_unlock(&rec->lock);
-}
-
-static void rec_destroy(gpointer data)
-{
-    g_atomic_int_inc(&((Rec *)data)->destroyed);
-}
-
-static guint rec_count(Rec *rec)
-{
-    guint n;
-
-    g_mutex_lock(&rec->lock);
-    n = rec->events->len;
-    g_mutex_unlock(&rec->lock);
-    return n;
-}
-
-static CrtLineEvent rec_get(Rec *rec, guint i)
-{
-    CrtLineEvent ev;
-
-    g_mutex_lock(&rec->lock);
-    g_assert_cmpuint(i, <, rec->events->len);
-    ev = g_array_index(rec->events, CrtLineEvent, i);
-    g_mutex_unlock(&rec->lock);
-    return ev;
-}
-
-static void assert_event(Rec *rec, guint i, CrtLineEventKind kind, CrtLine line,
+static void assert_event(TuLineEvents *rec, guint i, CrtLineEventKind kind, CrtLine line,
                          gboolean up, guint64 count)
 {
-    CrtLineEvent ev = rec_get(rec, i);
+    CrtLineEvent ev = tu_line_events_at(rec, i);
     gint64 now = g_get_real_time() * 1000;
 
     g_test_message("event %u: %s %s %s %" G_GUINT64_FORMAT, i,
@@ -268,20 +213,21 @@ static void test_pty_watch(void)
 {
     Pty pty;
     GError *error = NULL;
-    Rec rec;
+    TuLineEvents rec;
 
-    rec_init(&rec);
+    tu_line_events_init(&rec);
     pty_open(&pty);
     CrtTarget *t = open_ok(pty.slave);
-    int r = crt_target_watch_lines(t, rec_fn, &rec, rec_destroy, &error);
+    int r = crt_target_watch_lines(t, tu_line_events_record, &rec, tu_line_events_destroy,
+                                   &error);
     assert_refused(r, error, ENOTTY, pty.slave,
                    "pseudo-terminal has no modem lines to watch", "TIOCMGET", NULL);
     g_assert_cmpint(g_atomic_int_get(&rec.destroyed), ==, 1);
     crt_target_unwatch_lines(t); /* harmless */
     crt_target_unref(t);
     pty_close(&pty);
-    g_assert_cmpuint(rec_count(&rec), ==, 0);
-    rec_clear(&rec);
+    g_assert_cmpuint(tu_line_events_count(&rec), ==, 0);
+    tu_line_events_clear(&rec);
 }
 
 /* A FIFO and a character device that is no tty say what they are. */
@@ -291,9 +237,9 @@ static void test_not_a_tty(void)
     char *fifo = g_build_filename(dir, "fifo", NULL);
     GError *error = NULL;
     guint lines;
-    Rec rec;
+    TuLineEvents rec;
 
-    rec_init(&rec);
+    tu_line_events_init(&rec);
     g_assert_cmpint(mkfifo(fifo, 0600), ==, 0);
     CrtTarget *t = open_ok(fifo);
     int r = crt_target_lines_get(t, &lines, &error);
@@ -302,7 +248,8 @@ static void test_not_a_tty(void)
     r = crt_target_send_break(t, 10, &error);
     assert_refused(r, error, ENOTTY, "a FIFO, not a tty", NULL);
     error = NULL;
-    r = crt_target_watch_lines(t, rec_fn, &rec, rec_destroy, &error);
+    r = crt_target_watch_lines(t, tu_line_events_record, &rec, tu_line_events_destroy,
+                               &error);
     assert_refused(r, error, ENOTTY, "a FIFO, not a tty", NULL);
     crt_target_unref(t);
 
@@ -313,7 +260,7 @@ static void test_not_a_tty(void)
                    NULL);
     crt_target_unref(t);
     g_assert_cmpint(g_atomic_int_get(&rec.destroyed), ==, 1);
-    rec_clear(&rec);
+    tu_line_events_clear(&rec);
     g_free(fifo);
     tu_rmrf(dir);
     g_free(dir);
@@ -638,28 +585,30 @@ static void test_watch_events(void)
 {
     Pty pty;
     GError *error = NULL;
-    Rec rec;
+    TuLineEvents rec;
     struct serial_icounter_struct ic = {0};
 
-    rec_init(&rec);
+    tu_line_events_init(&rec);
     pty_open(&pty);
     fake_install(TIOCM_DTR | TIOCM_RTS | TIOCM_DSR);
     CrtTarget *t = open_ok(pty.slave);
-    g_assert_cmpint(crt_target_watch_lines(t, rec_fn, &rec, rec_destroy, &error), ==, 0);
+    g_assert_cmpint(crt_target_watch_lines(t, tu_line_events_record, &rec,
+                                           tu_line_events_destroy, &error),
+                    ==, 0);
     g_assert_no_error(error);
     TU_WAIT_FOR(g_atomic_int_get(&fake_in_wait) == 1);
-    g_assert_cmpuint(rec_count(&rec), ==, 0); /* the start is no change */
+    g_assert_cmpuint(tu_line_events_count(&rec), ==, 0); /* the start is no change */
 
     /* CTS up, DSR down: one event each; outputs are not reported. */
     fake_change(TIOCM_CTS, NULL);
-    TU_WAIT_FOR(rec_count(&rec) == 2);
+    TU_WAIT_FOR(tu_line_events_count(&rec) == 2);
     assert_event(&rec, 0, CRT_LINE_EVENT_CHANGE, CRT_LINE_CTS, TRUE, 0);
     assert_event(&rec, 1, CRT_LINE_EVENT_CHANGE, CRT_LINE_DSR, FALSE, 0);
 
     /* DCD went up and down again between looks: both, in order. */
     ic.dcd = 2;
     fake_change(TIOCM_CTS, &ic);
-    TU_WAIT_FOR(rec_count(&rec) == 4);
+    TU_WAIT_FOR(tu_line_events_count(&rec) == 4);
     assert_event(&rec, 2, CRT_LINE_EVENT_CHANGE, CRT_LINE_DCD, TRUE, 0);
     assert_event(&rec, 3, CRT_LINE_EVENT_CHANGE, CRT_LINE_DCD, FALSE, 0);
 
@@ -672,7 +621,7 @@ static void test_watch_events(void)
     g_mutex_lock(&fake_lock);
     fake_ic = ic;
     g_mutex_unlock(&fake_lock);
-    TU_WAIT_FOR(rec_count(&rec) == 8);
+    TU_WAIT_FOR(tu_line_events_count(&rec) == 8);
     assert_event(&rec, 4, CRT_LINE_EVENT_BREAK, 0, FALSE, 1);
     assert_event(&rec, 5, CRT_LINE_EVENT_FRAMING, 0, FALSE, 3);
     assert_event(&rec, 6, CRT_LINE_EVENT_PARITY, 0, FALSE, 2);
@@ -681,7 +630,7 @@ static void test_watch_events(void)
     /* A ring counts once per ring, RI back down already. */
     ic.rng = 1;
     fake_change(TIOCM_CTS, &ic);
-    TU_WAIT_FOR(rec_count(&rec) == 10);
+    TU_WAIT_FOR(tu_line_events_count(&rec) == 10);
     assert_event(&rec, 8, CRT_LINE_EVENT_CHANGE, CRT_LINE_RI, TRUE, 0);
     assert_event(&rec, 9, CRT_LINE_EVENT_CHANGE, CRT_LINE_RI, FALSE, 0);
 
@@ -693,11 +642,11 @@ static void test_watch_events(void)
     g_assert_cmpint(g_atomic_int_get(&rec.destroyed), ==, 1);
     fake_change(TIOCM_CTS | TIOCM_CD, NULL);
     g_usleep(200 * 1000);
-    g_assert_cmpuint(rec_count(&rec), ==, 10);
+    g_assert_cmpuint(tu_line_events_count(&rec), ==, 10);
     crt_target_unref(t);
     fake_remove();
     pty_close(&pty);
-    rec_clear(&rec);
+    tu_line_events_clear(&rec);
 }
 
 /* Stopping never hangs, however soon after the start (a signal that comes
@@ -705,15 +654,16 @@ static void test_watch_events(void)
 static void test_watch_stop_race(void)
 {
     Pty pty;
-    Rec rec;
+    TuLineEvents rec;
 
-    rec_init(&rec);
+    tu_line_events_init(&rec);
     pty_open(&pty);
     fake_install(0);
     CrtTarget *t = open_ok(pty.slave);
     for (int i = 0; i < 40; i++) {
-        g_assert_cmpint(crt_target_watch_lines(t, rec_fn, &rec, rec_destroy, NULL), ==,
-                        0);
+        g_assert_cmpint(crt_target_watch_lines(t, tu_line_events_record, &rec,
+                                               tu_line_events_destroy, NULL),
+                        ==, 0);
         if (i % 2)
             g_usleep((gulong)(i * 100));
         crt_target_unwatch_lines(t);
@@ -721,15 +671,19 @@ static void test_watch_stop_race(void)
     }
     g_assert_cmpint(g_atomic_int_get(&rec.destroyed), ==, 40);
     /* A second watch replaces the first; the last unref stops it. */
-    g_assert_cmpint(crt_target_watch_lines(t, rec_fn, &rec, rec_destroy, NULL), ==, 0);
-    g_assert_cmpint(crt_target_watch_lines(t, rec_fn, &rec, rec_destroy, NULL), ==, 0);
+    g_assert_cmpint(crt_target_watch_lines(t, tu_line_events_record, &rec,
+                                           tu_line_events_destroy, NULL),
+                    ==, 0);
+    g_assert_cmpint(crt_target_watch_lines(t, tu_line_events_record, &rec,
+                                           tu_line_events_destroy, NULL),
+                    ==, 0);
     g_assert_cmpint(g_atomic_int_get(&rec.destroyed), ==, 41);
     crt_target_unref(t);
     g_assert_cmpint(g_atomic_int_get(&rec.destroyed), ==, 42);
     g_assert_cmpint(g_atomic_int_get(&fake_in_wait), ==, 0);
     fake_remove();
     pty_close(&pty);
-    rec_clear(&rec);
+    tu_line_events_clear(&rec);
 }
 
 /* A driver with modem lines but without TIOCMIWAIT is found out by the
@@ -738,23 +692,24 @@ static void test_watch_refused_wait(void)
 {
     Pty pty;
     GError *error = NULL;
-    Rec rec;
+    TuLineEvents rec;
 
-    rec_init(&rec);
+    tu_line_events_init(&rec);
     pty_open(&pty);
     fake_install(0);
     g_mutex_lock(&fake_lock);
     fake_wait_errno = EINVAL;
     g_mutex_unlock(&fake_lock);
     CrtTarget *t = open_ok(pty.slave);
-    int r = crt_target_watch_lines(t, rec_fn, &rec, rec_destroy, &error);
+    int r = crt_target_watch_lines(t, tu_line_events_record, &rec, tu_line_events_destroy,
+                                   &error);
     assert_refused(r, error, EINVAL, pty.slave, "TIOCMIWAIT", "wait for line changes",
                    NULL);
     g_assert_cmpint(g_atomic_int_get(&rec.destroyed), ==, 1);
     crt_target_unref(t);
     fake_remove();
     pty_close(&pty);
-    rec_clear(&rec);
+    tu_line_events_clear(&rec);
 }
 
 /* ---- the wait decorator ------------------------------------------------ */
@@ -764,9 +719,9 @@ static void test_wait_forwards_refusal(void)
     Pty pty;
     GError *error = NULL;
     guint lines;
-    Rec rec;
+    TuLineEvents rec;
 
-    rec_init(&rec);
+    tu_line_events_init(&rec);
     pty_open(&pty);
     char *spec = g_strdup_printf("%s wait", pty.slave);
     CrtTarget *t = open_ok(spec);
@@ -779,12 +734,13 @@ static void test_wait_forwards_refusal(void)
     r = crt_target_lines_set(t, CRT_LINE_RTS, CRT_LINE_RTS, &error);
     assert_refused(r, error, ENOTTY, "pseudo-terminal", NULL);
     error = NULL;
-    r = crt_target_watch_lines(t, rec_fn, &rec, rec_destroy, &error);
+    r = crt_target_watch_lines(t, tu_line_events_record, &rec, tu_line_events_destroy,
+                               &error);
     assert_refused(r, error, ENOTTY, "pseudo-terminal", NULL);
     crt_target_unref(t);
     g_free(spec);
     pty_close(&pty);
-    rec_clear(&rec);
+    tu_line_events_clear(&rec);
 }
 
 static void test_wait_absent(void)
@@ -794,9 +750,9 @@ static void test_wait_absent(void)
     char *spec = g_strdup_printf("%s wait", path);
     GError *error = NULL;
     guint lines;
-    Rec rec;
+    TuLineEvents rec;
 
-    rec_init(&rec);
+    tu_line_events_init(&rec);
     CrtTarget *t = open_ok(spec);
     g_assert_cmpint(crt_target_presence(t, NULL), ==, CRT_PRESENCE_WAITING);
     int r = crt_target_lines_get(t, &lines, &error);
@@ -808,11 +764,13 @@ static void test_wait_absent(void)
     r = crt_target_send_break(t, 5, &error);
     assert_refused(r, error, ENODEV, "absent", NULL);
     /* A watch waits for the device like the rest. */
-    g_assert_cmpint(crt_target_watch_lines(t, rec_fn, &rec, rec_destroy, NULL), ==, 0);
+    g_assert_cmpint(crt_target_watch_lines(t, tu_line_events_record, &rec,
+                                           tu_line_events_destroy, NULL),
+                    ==, 0);
     crt_target_unwatch_lines(t);
     g_assert_cmpint(g_atomic_int_get(&rec.destroyed), ==, 1);
     crt_target_unref(t);
-    rec_clear(&rec);
+    tu_line_events_clear(&rec);
     g_free(spec);
     g_free(path);
     tu_rmrf(dir);
@@ -827,20 +785,22 @@ static void test_wait_rewatch(void)
     char *link = g_build_filename(dir, "ttyX", NULL);
     char *spec = g_strdup_printf("%s wait", link);
     Pty a, b;
-    Rec rec;
+    TuLineEvents rec;
     GError *error = NULL;
     guint lines;
 
-    rec_init(&rec);
+    tu_line_events_init(&rec);
     pty_open(&a);
     pty_open(&b);
     fake_install(0);
     g_assert_cmpint(symlink(a.slave, link), ==, 0);
     CrtTarget *t = open_ok(spec);
-    g_assert_cmpint(crt_target_watch_lines(t, rec_fn, &rec, rec_destroy, NULL), ==, 0);
+    g_assert_cmpint(crt_target_watch_lines(t, tu_line_events_record, &rec,
+                                           tu_line_events_destroy, NULL),
+                    ==, 0);
     TU_WAIT_FOR(g_atomic_int_get(&fake_in_wait) == 1);
     fake_change(TIOCM_CTS, NULL);
-    TU_WAIT_FOR(rec_count(&rec) == 1);
+    TU_WAIT_FOR(tu_line_events_count(&rec) == 1);
     assert_event(&rec, 0, CRT_LINE_EVENT_CHANGE, CRT_LINE_CTS, TRUE, 0);
 
     /* Gone: the watch of the old device ends with it. */
@@ -855,7 +815,7 @@ static void test_wait_rewatch(void)
     TU_WAIT_FOR(crt_target_presence(t, NULL) == CRT_PRESENCE_PRESENT);
     TU_WAIT_FOR(g_atomic_int_get(&fake_in_wait) == 1);
     fake_change(TIOCM_CTS | TIOCM_DSR, NULL);
-    TU_WAIT_FOR(rec_count(&rec) == 2);
+    TU_WAIT_FOR(tu_line_events_count(&rec) == 2);
     assert_event(&rec, 1, CRT_LINE_EVENT_CHANGE, CRT_LINE_DSR, TRUE, 0);
 
     crt_target_unwatch_lines(t);
@@ -865,7 +825,7 @@ static void test_wait_rewatch(void)
     fake_remove();
     pty_close(&a);
     pty_close(&b);
-    rec_clear(&rec);
+    tu_line_events_clear(&rec);
     g_free(spec);
     g_free(link);
     tu_rmrf(dir);

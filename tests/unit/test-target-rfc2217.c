@@ -315,8 +315,8 @@ static void test_spec(void)
     g_assert_true(s.parity == CRT_PARITY_ODD && s.flow == CRT_FLOW_XONXOFF);
     crt_target_spec_clear(&s);
     /* Any rate (the protocol carries 32 bits), and write pacing. */
-    g_assert_cmpint(crt_target_spec_parse("rfc2217:h:1 baud=250000 chardelay=2ms", &s, NULL),
-                    ==, 0);
+    g_assert_cmpint(
+        crt_target_spec_parse("rfc2217:h:1 baud=250000 chardelay=2ms", &s, NULL), ==, 0);
     g_assert_cmpuint(s.baud, ==, 250000);
     g_assert_cmpuint(s.chardelay_us, ==, 2000);
     crt_target_spec_clear(&s);
@@ -628,47 +628,22 @@ static void test_unanswered_times_out(void)
     g_free(spec);
 }
 
-typedef struct {
-    GMutex lock;
-    GArray *events;
-    GThread *thread; /* the thread events came from */
-} Events;
-
-static void on_event(CrtTarget *t, const CrtLineEvent *ev, gpointer data)
-{
-    Events *e = data;
-
-    g_mutex_lock(&e->lock);
-    g_array_append_val(e->events, *ev);
-    e->thread = g_thread_self();
-    g_mutex_unlock(&e->lock);
-}
-
-static guint events_count(Events *e)
-{
-    guint n;
-
-    g_mutex_lock(&e->lock);
-    n = e->events->len;
-    g_mutex_unlock(&e->lock);
-    return n;
-}
-
 static void test_line_events(void)
 {
     Fake *f = fake_new(FALSE, FALSE, FALSE);
     char *spec = fake_spec(f, "");
     CrtTarget *t = open_ok(spec);
-    Events e = {.events = g_array_new(FALSE, FALSE, sizeof(CrtLineEvent))};
+    TuLineEvents e;
     CrtTargetCounters c;
 
-    g_mutex_init(&e.lock);
-    g_assert_cmpint(crt_target_watch_lines(t, on_event, &e, NULL, NULL), ==, 0);
+    tu_line_events_init(&e);
+    g_assert_cmpint(crt_target_watch_lines(t, tu_line_events_record, &e, NULL, NULL), ==,
+                    0);
     fake_notify(f, 107, 0x10 | 0x01); /* CTS up (and its delta bit) */
     fake_notify(f, 107, 0x30 | 0x02); /* DSR up */
     fake_notify(f, 106, 0x10 | 0x08); /* a break, with a framing error */
     fake_notify(f, 107, 0x20 | 0x01); /* CTS down */
-    TU_WAIT_FOR(events_count(&e) >= 5);
+    TU_WAIT_FOR(tu_line_events_count(&e) >= 5);
     g_mutex_lock(&e.lock);
     CrtLineEvent *ev = (CrtLineEvent *)e.events->data;
     g_assert_cmpuint(e.events->len, ==, 5);
@@ -689,13 +664,13 @@ static void test_line_events(void)
     crt_target_unwatch_lines(t);
     fake_notify(f, 107, 0x00);
     g_usleep(100 * 1000);
-    g_assert_cmpuint(events_count(&e), ==, 5); /* none after unwatch */
+    g_assert_cmpuint(tu_line_events_count(&e), ==, 5); /* none after unwatch */
     /* A watch left on is stopped by the last unref. */
-    g_assert_cmpint(crt_target_watch_lines(t, on_event, &e, NULL, NULL), ==, 0);
+    g_assert_cmpint(crt_target_watch_lines(t, tu_line_events_record, &e, NULL, NULL), ==,
+                    0);
     crt_target_unref(t);
     fake_free(f);
-    g_array_unref(e.events);
-    g_mutex_clear(&e.lock);
+    tu_line_events_clear(&e);
     g_free(spec);
 }
 
@@ -708,18 +683,19 @@ static void test_lines_through_wait(void)
     CrtTarget *t = open_ok(spec);
     GError *error = NULL;
     guint lines = 0;
-    Events e = {.events = g_array_new(FALSE, FALSE, sizeof(CrtLineEvent))};
+    TuLineEvents e;
 
-    g_mutex_init(&e.lock);
+    tu_line_events_init(&e);
     g_assert_cmpint(crt_target_presence(t, NULL), ==, CRT_PRESENCE_PRESENT);
     g_assert_cmpint(crt_target_lines_get(t, &lines, &error), ==, 0);
     g_assert_cmphex(lines, ==, CRT_LINES_OUTPUTS);
     g_assert_cmpint(crt_target_lines_set(t, CRT_LINE_DTR, 0, &error), ==, 0);
     g_assert_true(fake_got(f, 5, 9));
     g_assert_cmpint(crt_target_send_break(t, 5, &error), ==, 0);
-    g_assert_cmpint(crt_target_watch_lines(t, on_event, &e, NULL, &error), ==, 0);
+    g_assert_cmpint(crt_target_watch_lines(t, tu_line_events_record, &e, NULL, &error),
+                    ==, 0);
     fake_notify(f, 107, 0x10); /* NOTIFY-MODEMSTATE: CTS up */
-    TU_WAIT_FOR(events_count(&e) >= 1);
+    TU_WAIT_FOR(tu_line_events_count(&e) >= 1);
     g_mutex_lock(&e.lock);
     {
         CrtLineEvent *ev = &g_array_index(e.events, CrtLineEvent, 0);
@@ -742,8 +718,7 @@ static void test_lines_through_wait(void)
     assert_contains(error->message, "absent");
     g_clear_error(&error);
     crt_target_unref(t);
-    g_array_unref(e.events);
-    g_mutex_clear(&e.lock);
+    tu_line_events_clear(&e);
     g_free(spec);
 }
 

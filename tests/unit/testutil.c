@@ -433,7 +433,7 @@ static void run_isolated_case(gconstpointer data)
 }
 
 static const char *const fatal_warning_domains[] = {"crtfs", "GLib", "GLib-GIO",
-                                                     "GLib-GObject"};
+                                                    "GLib-GObject"};
 
 int tu_run_isolated(int *argc, char ***argv, const TuCase *cases, size_t n,
                     guint timeout_s)
@@ -443,8 +443,9 @@ int tu_run_isolated(int *argc, char ***argv, const TuCase *cases, size_t n,
      * and the tests provoke them: warnings are fatal everywhere else. */
     g_log_set_always_fatal(G_LOG_FATAL_MASK | G_LOG_LEVEL_CRITICAL);
     for (size_t i = 0; i < G_N_ELEMENTS(fatal_warning_domains); i++)
-        g_log_set_fatal_mask(fatal_warning_domains[i],
-                             G_LOG_FATAL_MASK | G_LOG_LEVEL_CRITICAL | G_LOG_LEVEL_WARNING);
+        g_log_set_fatal_mask(fatal_warning_domains[i], G_LOG_FATAL_MASK |
+                                                           G_LOG_LEVEL_CRITICAL |
+                                                           G_LOG_LEVEL_WARNING);
     isolated_timeout_s = timeout_s;
     /* The parent records a failed child and goes on to the next case. */
     if (!g_test_subprocess())
@@ -493,4 +494,56 @@ void tu_counter_wait(TuCounter *c, guint seen, guint ms)
     while (c->n == seen && g_cond_wait_until(&c->cond, &c->lock, until))
         ;
     g_mutex_unlock(&c->lock);
+}
+
+/* ---- line events ---------------------------------------------------------- */
+
+void tu_line_events_init(TuLineEvents *e)
+{
+    g_mutex_init(&e->lock);
+    e->events = g_array_new(FALSE, TRUE, sizeof(CrtLineEvent));
+    e->thread = NULL;
+    e->destroyed = 0;
+}
+
+void tu_line_events_clear(TuLineEvents *e)
+{
+    g_array_unref(e->events);
+    g_mutex_clear(&e->lock);
+}
+
+void tu_line_events_record(CrtTarget *t, const CrtLineEvent *ev, gpointer data)
+{
+    TuLineEvents *e = data;
+
+    g_mutex_lock(&e->lock);
+    g_array_append_val(e->events, *ev);
+    e->thread = g_thread_self();
+    g_mutex_unlock(&e->lock);
+}
+
+void tu_line_events_destroy(gpointer data)
+{
+    g_atomic_int_inc(&((TuLineEvents *)data)->destroyed);
+}
+
+guint tu_line_events_count(TuLineEvents *e)
+{
+    guint n;
+
+    g_mutex_lock(&e->lock);
+    n = e->events->len;
+    g_mutex_unlock(&e->lock);
+    return n;
+}
+
+CrtLineEvent tu_line_events_at(TuLineEvents *e, guint i)
+{
+    CrtLineEvent ev;
+
+    g_mutex_lock(&e->lock);
+    g_assert_cmpuint(i, <, e->events->len);
+    ev = g_array_index(e->events, CrtLineEvent, i);
+    g_mutex_unlock(&e->lock);
+    return ev;
 }

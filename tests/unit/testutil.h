@@ -166,6 +166,24 @@ int tu_run_isolated(int *argc, char ***argv, const TuCase *cases, size_t n,
 /* The usual timeout_s: a case that runs longer than this has hung. */
 #define TU_CASE_TIMEOUT_S 120
 
+/* ---- line events as a watcher saw them (crtfs/lines.h) ------------------
+ * tu_line_events_record is a CrtLineEventFn and tu_line_events_destroy its
+ * GDestroyNotify; `data` is the TuLineEvents.  Any thread. */
+typedef struct {
+    GMutex lock;
+    GArray *events;  /* CrtLineEvent, in the order they came */
+    GThread *thread; /* the thread the last one came from */
+    gint destroyed;  /* atomic: destroy calls */
+} TuLineEvents;
+
+void tu_line_events_init(TuLineEvents *e);
+void tu_line_events_clear(TuLineEvents *e);
+void tu_line_events_record(CrtTarget *t, const CrtLineEvent *ev, gpointer data);
+void tu_line_events_destroy(gpointer data);
+guint tu_line_events_count(TuLineEvents *e);
+/* The i-th event (the test fails when there are not that many). */
+CrtLineEvent tu_line_events_at(TuLineEvents *e, guint i);
+
 G_END_DECLS
 
 #endif
