@@ -93,6 +93,7 @@ is() {
         fail "$3"
         diag "got:      '$1'"
         diag "expected: '$2'"
+        return 1
     fi
 }
 
