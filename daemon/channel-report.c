@@ -113,6 +113,10 @@ guint crt_channel_stats(CrtChannel *ch, CrtStat *out)
         STAT("tty_parity", tc.parity, TRUE, "UART parity errors.");
         STAT("tty_breaks", tc.breaks, TRUE, "Breaks received.");
     }
+    if (tc.comes_and_goes) {
+        STAT("target_losses", tc.losses, TRUE, "Times the target went away (wait).");
+        STAT("target_returns", tc.returns, TRUE, "Times the target came back (wait).");
+    }
     crt_channel_lines_stats(ch, out, &n);
 #undef STAT
     g_assert(n <= CRT_STATS_MAX);

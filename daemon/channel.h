@@ -111,7 +111,7 @@ typedef struct {
     gboolean counter; /* only grows (a Prometheus counter), else a gauge */
     const char *help; /* one sentence */
 } CrtStat;
-#define CRT_STATS_MAX 40
+#define CRT_STATS_MAX 48
 
 /* The figures of `stats`, in its order, into out[CRT_STATS_MAX]; how many. */
 guint crt_channel_stats(CrtChannel *ch, CrtStat *out);

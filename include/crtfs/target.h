@@ -176,6 +176,12 @@ typedef struct {
     guint64 messages;
     guint64 messages_cut_size;
     guint64 messages_cut_wait;
+    /* A `wait` target (a target that comes and goes, rfc2217 reconnecting
+     * included): `comes_and_goes` is TRUE, `losses` counts the times the
+     * inner target went away and `returns` the times it came back. */
+    gboolean comes_and_goes;
+    guint64 losses;
+    guint64 returns;
 } CrtTargetCounters;
 
 /* Open the target a spec names, on `loop` (NULL = crt_loop_default()).

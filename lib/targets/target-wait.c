@@ -770,6 +770,9 @@ static void wait_counters(CrtTarget *t, CrtTargetCounters *c)
     g_mutex_lock(&w->lock);
     inner = w->inner ? crt_target_ref(w->inner) : NULL;
     add_counters(c, &w->base);
+    c->comes_and_goes = TRUE;
+    c->losses = w->losses;
+    c->returns = w->returns;
     g_mutex_unlock(&w->lock);
     if (inner) {
         crt_target_get_counters(inner, &ic);

@@ -132,6 +132,8 @@ ok "ser2net starts again" start_ser2net
 ok "presence: present again (reconnected with backoff)" \
     wait_for 15 sh -c "sed -n 's/^presence: //p' '$D/state' | grep -q '^present'"
 like "$(state_field "$D" presence)" "lost 1, back 1" "presence counts the return"
+is "$(stat_of "$D" target_losses) $(stat_of "$D" target_returns)" "1 1" "stats: target_losses 1, target_returns 1"
+like "$(t cat "$MNT/metrics")" "crtfs_target_returns_total\{target=\"${D##*/}\"\} 1" "metrics: the return, by target"
 is "$(speed)" 115200 "the settings are applied again on the new connection"
 : >"$CRT_TMP/in.before"
 cp "$CRT_TMP/in" "$CRT_TMP/in.before"

@@ -86,6 +86,9 @@ def fifo_rounds(tap, m):
     st = ct.state(d)
     tap.is_(st[0], "streaming", "still streaming after the last removal")
     tap.like(st[1].get("presence"), r"^absent, .*\(lost 5, back 5\)", "presence counts")
+    s = ct.stats(d)
+    tap.is_((s.get("target_losses"), s.get("target_returns")), (5, 5),
+            "stats: target_losses 5, target_returns 5")
     # `data` is not polluted by the markers
     dfd = os.open(d + "/data", os.O_RDONLY)
     os.mkfifo(fifo)
