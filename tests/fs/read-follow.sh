@@ -8,7 +8,11 @@
 crt_mount -o config="$CRT_EMPTY" || exit 1
 D=$MNT/f
 mkdir "$D"
-ok "a target of five records a stream" t sh -c "echo 'sim:records limit=5 rate=100' > '$D/target'"
+# limit= counts reads: with out_size the record size, each read is one
+# record (a bigger buffer carries every record due, several on a loaded
+# machine).
+ok "one record a read" t sh -c "echo 32 > '$D/config/out_size'"
+ok "a target of five records a stream" t sh -c "echo 'sim:records limit=5 rate=100 size=32' > '$D/target'"
 
 timeout -k 2 "$T" bash -c "while :; do cat '$D/data'; done" >"$CRT_TMP/loop" &
 loop=$!

@@ -2,7 +2,7 @@
 """Message framing (config/split): one message = one buffer = one record.
 Against a pty at 115200 and at a 1 Mbaud-equivalent rate (writers paced at
 the byte rate): idle gaps (gaps of 0.3x the threshold inside a message, 3x
-between messages), idle=3.5char timed from the tty's baud, delimiters
+between messages), idle=3.5char timed from the tty's baud (300), delimiters
 (bursts of many messages in one write, one byte at a time), length, the
 size and wait limits and their counters; framing=record reads of `data`
 return one message each; bad values say why; a live change while
@@ -22,7 +22,8 @@ sys.dont_write_bytecode = True  # keep the source tree clean
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 import crtfs_harness as ct
 
-IDLE_MS = 30  # the idle threshold of the timing cases
+IDLE_MS = 100  # the idle threshold of the timing cases (a loaded machine delays
+# a pty's delivery or the daemon by tens of ms: the gaps stay well clear)
 UNDER = 0.3 * IDLE_MS / 1000  # a pause inside a message
 OVER = 3 * IDLE_MS / 1000  # the silence between messages
 
@@ -381,10 +382,10 @@ def main(tap):
 
         idle_case(tap, d, master, tty, 115200, 11520, 16)
         idle_case(tap, d, master, tty, 1000000, 100000, 64)
-        # 3.5 characters of 10 bits at 1200 baud: 29.2 ms, timed from the
+        # 3.5 characters of 10 bits at 300 baud: 116.7 ms, timed from the
         # tty (at the 9600 of a non-tty it would be 3.6 ms and the pauses
         # inside the messages would split them).
-        idle_case(tap, d, master, tty, 1200, 100000, 64, split="idle=3.5char")
+        idle_case(tap, d, master, tty, 300, 100000, 64, split="idle=3.5char")
         tap.is_(ct.read(d + "/config/split"), "idle=3.5char\n", "idle=3.5char reads back")
         delim_case(tap, d, master)
         length_case(tap, d, master)
