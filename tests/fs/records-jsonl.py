@@ -294,6 +294,13 @@ def line_events(tap, m):
     recs = ct.parse_records(bytes(rr.blob))
     tap.is_([(o["seq"], o["status"]) for o in objs], [(s, st) for s, _, st, _ in recs],
             "uart: the same entries and words as records")
+    # The man page's filter for what is not data.
+    p = subprocess.run(["timeout", "-k", "2", str(int(ct.T)), "jq", "-c",
+                        'select(.status != "ok")'], input=bytes(jr.blob),
+                       stdout=subprocess.PIPE)
+    picked = [json.loads(l) for l in p.stdout.split(b"\n")[:-1]]
+    tap.is_(picked, [o for o in objs if o["status"] != "ok"],
+            "jq -c 'select(.status != \"ok\")' picks the events")
 
 
 def drops(tap, m):
