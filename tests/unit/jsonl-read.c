@@ -1,6 +1,7 @@
 /* crtfs tests - a strict reader of records.jsonl lines (jsonl-read.h). */
 #include "config.h"
 
+#include <errno.h>
 #include <stdio.h>
 #include <string.h>
 
@@ -32,20 +33,27 @@ static gboolean expect(Cursor *c, const char *lit)
     return TRUE;
 }
 
-static gboolean number(Cursor *c, gboolean sign, gint64 *v)
+/* A JSON integer: *u for an unsigned one (sign FALSE), else *v. */
+static gboolean number(Cursor *c, gboolean sign, gint64 *v, guint64 *u)
 {
     char buf[24];
     size_t n = 0;
-    char *endp;
+    gboolean neg = sign && c->p < c->end && *c->p == '-';
 
     while (c->p + n < c->end && n < sizeof buf - 1 &&
-           (g_ascii_isdigit(c->p[n]) || (sign && n == 0 && c->p[n] == '-')))
+           (g_ascii_isdigit(c->p[n]) || (neg && n == 0)))
         n++;
-    if (n == 0 || (n > 1 && c->p[c->p[0] == '-'] == '0'))
-        return fail(c, "not a JSON number");
+    if (n == (size_t)neg || (n > (size_t)neg + 1 && c->p[neg] == '0'))
+        return fail(c, "not a JSON integer");
     memcpy(buf, c->p, n);
     buf[n] = '\0';
-    *v = g_ascii_strtoll(buf, &endp, 10);
+    errno = 0;
+    if (sign)
+        *v = g_ascii_strtoll(buf, NULL, 10);
+    else
+        *u = g_ascii_strtoull(buf, NULL, 10);
+    if (errno)
+        return fail(c, "an integer out of range");
     c->p += n;
     return TRUE;
 }
@@ -159,19 +167,19 @@ static gboolean payload(Cursor *c, JsonlLine *l)
 char *jsonl_read_line(const char *s, size_t len, JsonlLine *out)
 {
     Cursor c = {s, s, s + len, NULL};
-    gint64 seq = 0, length = 0;
+    guint64 seq = 0, length = 0;
 
     memset(out, 0, sizeof *out);
     if (len == 0 || s[len - 1] != '\n' || memchr(s, '\n', len - 1))
         return g_strdup("not one line ending in a newline");
-    if (expect(&c, "{\"seq\":") && number(&c, FALSE, &seq) &&
+    if (expect(&c, "{\"seq\":") && number(&c, FALSE, NULL, &seq) &&
         expect(&c, ",\"time\":\"") && short_string(&c, out->time, sizeof out->time) &&
-        expect(&c, ",\"mono_ns\":") && number(&c, TRUE, &out->mono_ns) &&
+        expect(&c, ",\"mono_ns\":") && number(&c, TRUE, &out->mono_ns, NULL) &&
         expect(&c, ",\"status\":\"") &&
         short_string(&c, out->status, sizeof out->status) && expect(&c, ",\"length\":") &&
-        number(&c, FALSE, &length) && (*c.p == '}' || payload(&c, out)) &&
+        number(&c, FALSE, NULL, &length) && (*c.p == '}' || payload(&c, out)) &&
         expect(&c, "}\n") && c.p == c.end) {
-        out->seq = (guint64)seq;
+        out->seq = seq;
         out->length = (size_t)length;
         if (out->has_payload && out->payload->len != out->length)
             c.error = g_strdup_printf("length %zu, payload of %u bytes", out->length,
