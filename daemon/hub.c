@@ -874,15 +874,15 @@ static size_t describe_unlocked(CrtHubReader *r, size_t size, CrtFraming framing
 
     for (Entry *e = r->at; e && done < size && *niov + 2 <= max_iov;
          e = e->next, offset = 0) {
+        size_t hlen;
+
         if (e->eos)
             break; /* the end of file comes with the next read */
         if (offset == 0 && !entry_visible(r, e))
             continue;
-        size_t hlen;
-
         if (e != r->at && r->view != CRT_HUB_VIEW_DATA)
-            break; /* the header buffer holds one entry's line */
-        hlen = current_header(r, e);
+            break;                   /* the header buffer holds one entry's line */
+        hlen = current_header(r, e); /* before header_text: it may grow the line */
         done += entry_pieces(e, header_text(r), hlen, shown_length(r, e), offset,
                              size - done, iov, niov);
         if (framing == CRT_FRAMING_RECORD)
