@@ -97,7 +97,11 @@ guint crt_channel_stats(CrtChannel *ch, CrtStat *out)
          "Buffers not kept while nobody read (keep).");
     STAT("out_pool_free", st.out_pool_free, FALSE, "Free output buffers.");
     STAT("out_pool_size", st.out_pool_size, FALSE, "Output buffers in the pool.");
-    STAT("readers", hs.readers, FALSE, "Open readers of data and records.");
+    STAT("readers", hs.readers, FALSE,
+         "Open readers of data, records and records.jsonl.");
+    STAT("readers_jsonl", hs.readers_jsonl, FALSE, "Open readers of records.jsonl.");
+    STAT("jsonl_bytes", hs.jsonl_bytes, TRUE,
+         "Bytes of records.jsonl handed out, summed over readers.");
     /* the numbers `records` shows */
     STAT("last_seq", hs.last_seq, FALSE, "Sequence number of the newest buffer.");
     STAT("slots_waiting", st.slots_waiting, FALSE, "Requests waiting for a buffer.");

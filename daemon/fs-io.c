@@ -37,6 +37,14 @@ static gboolean kind_readable(NodeKind k)
     return k != N_CTL && k != N_INPUT && k != N_DIR && k != N_CONFIG_DIR && k != N_ROOT;
 }
 
+/* Which view of the stream a stream file shows. */
+static CrtHubView view_of(NodeKind k)
+{
+    return k == N_RECORDS_JSONL ? CRT_HUB_VIEW_JSONL
+           : k == N_RECORDS     ? CRT_HUB_VIEW_RECORDS
+                                : CRT_HUB_VIEW_DATA;
+}
+
 static gboolean kind_writable(NodeKind k)
 {
     return k == N_CTL || k == N_TARGET || k == N_INPUT || k == N_SEND || k == N_CONFIG ||
@@ -120,9 +128,9 @@ void crt_fs_op_open(fuse_req_t req, fuse_ino_t ino, struct fuse_file_info *fi)
     if (of->dir) {
         crt_fs_dir_ref(fs, of->dir);
         of->fs = fs;
-        if (n->kind == N_DATA || n->kind == N_RECORDS)
+        if (n->kind == N_DATA || n->kind == N_RECORDS || n->kind == N_RECORDS_JSONL)
             of->reader =
-                crt_hub_reader_new(crt_channel_hub(of->dir->ch), n->kind == N_RECORDS);
+                crt_hub_reader_new(crt_channel_hub(of->dir->ch), view_of(n->kind));
         else if (n->kind == N_SEND)
             of->send = crt_send_open(of->dir->ch);
         g_mutex_lock(&of->dir->wait_lock);
@@ -610,6 +618,7 @@ static unsigned revents_of(OpenFile *of)
     switch (of->node->kind) {
     case N_DATA:
     case N_RECORDS:
+    case N_RECORDS_JSONL:
         return crt_hub_readable(of->reader) ? POLLIN | POLLRDNORM : 0;
     case N_SEND:
         return POLLOUT | POLLWRNORM |

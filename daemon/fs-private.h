@@ -24,6 +24,7 @@ typedef enum {
     N_TARGET,
     N_DATA,
     N_RECORDS,
+    N_RECORDS_JSONL, /* records.jsonl */
     N_INPUT,
     N_SEND,
     N_STATS,
@@ -76,7 +77,7 @@ struct OpenFile {
     GList link; /* in dir->opens */
     char *text; /* snapshot of a generated file */
     size_t text_len;
-    CrtHubReader *reader; /* data, records */
+    CrtHubReader *reader; /* data, records, records.jsonl */
     CrtSendSession *send; /* send */
     gint refs;            /* atomic: the open, plus each read under way */
     /* One read at a time: the reply leaves before the next read may reuse

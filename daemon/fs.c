@@ -26,11 +26,17 @@ static const struct {
     NodeKind kind;
     mode_t mode;
 } dir_files[] = {
-    {"ctl", N_CTL, S_IFREG | 0200},         {"state", N_STATE, S_IFREG | 0444},
-    {"target", N_TARGET, S_IFREG | 0644},   {"data", N_DATA, S_IFREG | 0444},
-    {"records", N_RECORDS, S_IFREG | 0444}, {"input", N_INPUT, S_IFREG | 0200},
-    {"send", N_SEND, S_IFREG | 0600},       {"stats", N_STATS, S_IFREG | 0444},
-    {"lines", N_LINES, S_IFREG | 0644},     {"config", N_CONFIG_DIR, S_IFDIR | 0755},
+    {"ctl", N_CTL, S_IFREG | 0200},
+    {"state", N_STATE, S_IFREG | 0444},
+    {"target", N_TARGET, S_IFREG | 0644},
+    {"data", N_DATA, S_IFREG | 0444},
+    {"records", N_RECORDS, S_IFREG | 0444},
+    {"records.jsonl", N_RECORDS_JSONL, S_IFREG | 0444},
+    {"input", N_INPUT, S_IFREG | 0200},
+    {"send", N_SEND, S_IFREG | 0600},
+    {"stats", N_STATS, S_IFREG | 0444},
+    {"lines", N_LINES, S_IFREG | 0644},
+    {"config", N_CONFIG_DIR, S_IFDIR | 0755},
 };
 
 static CrtFs *fs_of(fuse_req_t req)
@@ -762,7 +768,7 @@ static void set_access_unlocked(Dir *d, const CrtFileAccess *a)
 
         n->uid = a->uid;
         n->gid = a->gid;
-        if (n->kind == N_DATA || n->kind == N_RECORDS)
+        if (n->kind == N_DATA || n->kind == N_RECORDS || n->kind == N_RECORDS_JSONL)
             n->mode = S_IFREG | (a->mode & 0444); /* only reading means anything there */
     }
 }

@@ -6,8 +6,10 @@
 #include <stdio.h>
 #include <string.h>
 #include <sys/uio.h>
+#include <time.h>
 
 #include "hub.h"
+#include "jsonl.h"
 
 /* One streamed buffer.  Lives in the output buffer's client context, or is
  * allocated for a completion that came without a buffer (errors). */
@@ -20,6 +22,7 @@ struct Entry {
     int status;
     guint64 seq;
     gint64 time_ns;
+    gint64 mono_ns;     /* CLOCK_MONOTONIC when the hub took it (records.jsonl) */
     guint refs;         /* readers that still need it, +1 while unclaimed */
     guint retained;     /* readers that keep it, read, in their window */
     gboolean unclaimed; /* arrived with no reader: kept for the next one */
@@ -48,10 +51,11 @@ struct CrtHubReader {
     /* The last read returned end of file: reads return it again until
      * streaming begins anew (as a pipe or a file would). */
     gboolean at_eof;
-    gboolean records;
+    CrtHubView view;
     guint64 drops;
     char header[HEADER_MAX]; /* records: the current entry's header line */
-    size_t header_len;
+    GString *line;           /* jsonl: the current entry's line */
+    size_t header_len;       /* of either; 0 until made */
     /* The reader's stream: `pos` bytes handed out since it opened (the
      * file offset its next read continues at), and where the entry that
      * holds the last of them began (record framing replays only that). */
@@ -488,6 +492,14 @@ static Entry *copy_in_unlocked(CrtHub *hub, const Entry *e)
     return c;
 }
 
+static gint64 mono_now_ns(void)
+{
+    struct timespec ts;
+
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return (gint64)ts.tv_sec * 1000000000 + ts.tv_nsec;
+}
+
 /* Take `e` (of `engine`, NULL for an event) as the stream's next entry. */
 static CrtDisposition push_entry(CrtHub *hub, CrtEngine *engine, Entry *e)
 {
@@ -507,6 +519,7 @@ static CrtDisposition push_entry(CrtHub *hub, CrtEngine *engine, Entry *e)
      * again, does not restart the stream's numbers.  A gap in `records` is
      * then always a drop. */
     e->seq = ++hub->next_seq;
+    e->mono_ns = mono_now_ns(); /* under the lock: never decreasing along seq */
     e->unclaimed = unclaimed = hub->nreaders == 0;
     time_ns = e->time_ns;
     if (unclaimed && hub->keep.mode == CRT_KEEP_NONE) {
@@ -653,12 +666,14 @@ void crt_hub_release_engine(CrtHub *hub, CrtEngine *engine)
     unlock_and_room(hub);
 }
 
-CrtHubReader *crt_hub_reader_new(CrtHub *hub, gboolean records)
+CrtHubReader *crt_hub_reader_new(CrtHub *hub, CrtHubView view)
 {
     CrtHubReader *r = g_new0(CrtHubReader, 1);
 
     r->hub = hub;
-    r->records = records;
+    r->view = view;
+    if (view == CRT_HUB_VIEW_JSONL)
+        r->line = g_string_sized_new(HEADER_MAX);
     g_mutex_lock(&hub->lock);
     r->gen = hub->gen;
     apply_keep_unlocked(hub, g_get_real_time() * 1000); /* age: time went by */
@@ -678,6 +693,7 @@ CrtHubReader *crt_hub_reader_new(CrtHub *hub, gboolean records)
     hub->readers = r;
     hub->nreaders++;
     hub->stats.readers = hub->nreaders;
+    hub->stats.readers_jsonl += view == CRT_HUB_VIEW_JSONL;
     unlock_and_room(hub);
     return r;
 }
@@ -696,12 +712,15 @@ void crt_hub_reader_free(CrtHubReader *r)
     *link = r->next_reader;
     hub->nreaders--;
     hub->stats.readers = hub->nreaders;
+    hub->stats.readers_jsonl -= r->view == CRT_HUB_VIEW_JSONL;
     release_window_unlocked(r);
     while (r->at)
         reader_advance_unlocked(r);
     trim_unlocked(hub);
     unlock_and_room(hub);
     g_free(r->ring);
+    if (r->line)
+        g_string_free(r->line, TRUE);
     g_free(r);
 }
 
@@ -716,10 +735,18 @@ static const char *status_name(int status)
 }
 
 /* What of the current entry the reader sees: for `data` the payload (errors
- * are skipped), for `records` a header line then the payload. */
+ * are skipped), for `records` a header line then the payload, for jsonl
+ * one line that holds the payload (see shown_length). */
 static gboolean entry_visible(CrtHubReader *r, Entry *e)
 {
-    return e->eos || r->records || e->length > 0;
+    return e->eos || r->view != CRT_HUB_VIEW_DATA || e->length > 0;
+}
+
+/* The payload bytes that follow the reader's line of `e`: none for jsonl,
+ * whose line carries them. */
+static size_t shown_length(const CrtHubReader *r, const Entry *e)
+{
+    return r->view == CRT_HUB_VIEW_JSONL ? 0 : e->length;
 }
 
 /* At an end-of-stream marker: the reader passes it and gets end of file
@@ -735,31 +762,55 @@ static gboolean take_eos_unlocked(CrtHubReader *r)
     return TRUE;
 }
 
+static const char *status_word(const Entry *e)
+{
+    return e->event ? e->event : status_name(e->status);
+}
+
 /* An entry's `records` header line into buf; its length. */
 static size_t make_header(char *buf, size_t cap, const Entry *e)
 {
     int n = snprintf(buf, cap, "%" PRIu64 " %" PRId64 ".%09" PRId64 " %s %zu\n", e->seq,
-                     e->time_ns / 1000000000, e->time_ns % 1000000000,
-                     e->event ? e->event : status_name(e->status), e->length);
+                     e->time_ns / 1000000000, e->time_ns % 1000000000, status_word(e),
+                     e->length);
 
     return (size_t)MIN(n, (int)cap - 1);
 }
 
-/* The header length of the reader's current entry (made once per entry). */
-static size_t current_header(CrtHubReader *r, Entry *e)
+/* An entry's records.jsonl line into `line`; its length. */
+static size_t make_jsonl(GString *line, const Entry *e)
 {
-    if (r->records && r->header_len == 0)
-        r->header_len = make_header(r->header, sizeof r->header, e);
-    return r->records ? r->header_len : 0;
+    CrtJsonlEntry j = {e->seq,         e->time_ns, e->mono_ns,
+                       status_word(e), e->buffer,  e->length};
+
+    g_string_truncate(line, 0);
+    return crt_jsonl_append(line, &j);
 }
 
-/* Describe what a reader sees of `e` (header `hdr` of `hlen` bytes, then the
- * payload) from byte `offset`, up to `size` bytes: at most two pieces, added
- * to iov.  Returns the bytes. */
-static size_t entry_pieces(const Entry *e, const char *hdr, size_t hlen, size_t offset,
-                           size_t size, struct iovec *iov, int *niov)
+/* The line before (records) or instead of (jsonl) the reader's current
+ * entry's payload, made once per entry: its length, 0 for `data`.  The
+ * bytes are then at header_text(r). */
+static size_t current_header(CrtHubReader *r, Entry *e)
 {
-    size_t done = 0, total = hlen + e->length;
+    if (r->header_len == 0 && r->view == CRT_HUB_VIEW_RECORDS)
+        r->header_len = make_header(r->header, sizeof r->header, e);
+    else if (r->header_len == 0 && r->view == CRT_HUB_VIEW_JSONL)
+        r->header_len = make_jsonl(r->line, e);
+    return r->header_len;
+}
+
+static const char *header_text(const CrtHubReader *r)
+{
+    return r->line ? r->line->str : r->header;
+}
+
+/* Describe what a reader sees of `e` (header `hdr` of `hlen` bytes, then
+ * `plen` bytes of the payload) from byte `offset`, up to `size` bytes: at
+ * most two pieces, added to iov.  Returns the bytes. */
+static size_t entry_pieces(const Entry *e, const char *hdr, size_t hlen, size_t plen,
+                           size_t offset, size_t size, struct iovec *iov, int *niov)
+{
+    size_t done = 0, total = hlen + plen;
 
     while (done < size && offset < total) {
         gboolean in_header = offset < hlen;
@@ -784,11 +835,13 @@ static void skip_invisible_unlocked(CrtHubReader *r)
 static void consume_unlocked(CrtHubReader *r, size_t bytes)
 {
     while (bytes > 0 && r->at && !r->at->eos) {
-        size_t total = current_header(r, r->at) + r->at->length;
+        size_t total = current_header(r, r->at) + shown_length(r, r->at);
         size_t step = MIN(bytes, total - r->offset);
 
         r->last_start = r->pos - r->offset;
         r->pos += step;
+        if (r->view == CRT_HUB_VIEW_JSONL)
+            r->hub->stats.jsonl_bytes += step;
         bytes -= step;
         if (r->offset + step < total) {
             r->offset += step;
@@ -821,14 +874,17 @@ static size_t describe_unlocked(CrtHubReader *r, size_t size, CrtFraming framing
 
     for (Entry *e = r->at; e && done < size && *niov + 2 <= max_iov;
          e = e->next, offset = 0) {
+        size_t hlen;
+
         if (e->eos)
             break; /* the end of file comes with the next read */
         if (offset == 0 && !entry_visible(r, e))
             continue;
-        if (e != r->at && r->records)
-            break; /* the header buffer holds one entry's line */
-        done += entry_pieces(e, r->header, current_header(r, e), offset, size - done, iov,
-                             niov);
+        if (e != r->at && r->view != CRT_HUB_VIEW_DATA)
+            break;                   /* the header buffer holds one entry's line */
+        hlen = current_header(r, e); /* before header_text: it may grow the line */
+        done += entry_pieces(e, header_text(r), hlen, shown_length(r, e), offset,
+                             size - done, iov, niov);
         if (framing == CRT_FRAMING_RECORD)
             break;
     }
@@ -897,8 +953,9 @@ static size_t copy_unlocked(CrtHubReader *r, size_t size, CrtFraming framing)
     while (r->at && !r->at->eos && done < size) {
         struct iovec iov[2];
         int niov = 0;
-        size_t n = entry_pieces(r->at, r->header, current_header(r, r->at), r->offset,
-                                size - done, iov, &niov);
+        size_t hlen = current_header(r, r->at);
+        size_t n = entry_pieces(r->at, header_text(r), hlen, shown_length(r, r->at),
+                                r->offset, size - done, iov, &niov);
 
         ring_reserve(r, done + n);
         for (int i = 0; i < niov; i++)
@@ -936,7 +993,10 @@ static gssize read_on_unlocked(CrtHubReader *r, size_t size, CrtFraming framing,
         r->ring_len = 0; /* an end of file ends the window */
         return 0;
     }
-    if (bytes / (size_t)*niov >= CRT_HUB_ZERO_COPY_MIN) {
+    /* A jsonl line is the reader's own (nothing shared to hand out), and
+     * the ring is its window: replay_kept_unlocked makes `records` lines
+     * only. */
+    if (r->view != CRT_HUB_VIEW_JSONL && bytes / (size_t)*niov >= CRT_HUB_ZERO_COPY_MIN) {
         if (!r->hold)
             r->hold = r->at;
         r->keep = r->at;
@@ -964,15 +1024,16 @@ static gssize replay_kept_unlocked(CrtHubReader *r, guint64 off, size_t n,
 
         if (e->eos || !entry_visible(r, e))
             continue;
-        if (r->records)
+        if (r->view == CRT_HUB_VIEW_RECORDS)
             hlen = make_header(r->keep_header, sizeof r->keep_header, e);
         if (skip >= hlen + e->length) {
             skip -= hlen + e->length;
             continue;
         }
-        done += entry_pieces(e, r->keep_header, hlen, skip, n - done, iov, niov);
+        done +=
+            entry_pieces(e, r->keep_header, hlen, e->length, skip, n - done, iov, niov);
         skip = 0;
-        if (r->records)
+        if (r->view == CRT_HUB_VIEW_RECORDS)
             break; /* one header buffer */
     }
     return (gssize)done;

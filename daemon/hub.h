@@ -1,4 +1,5 @@
-/* crtfs - the broadcast hub behind a target's `data` and `records` files.
+/* crtfs - the broadcast hub behind a target's `data`, `records` and
+ * `records.jsonl` files.
  *
  * Every streamed output buffer becomes an entry, in sequence order.  Every
  * reader open when the entry arrives gets it; an entry that arrives while
@@ -34,11 +35,13 @@ typedef void (*CrtHubNotify)(CrtHub *hub, gpointer data);
 
 typedef struct {
     guint readers;
-    guint64 queued;    /* entries held now */
-    guint64 delivered; /* entries fully read, summed over readers */
-    guint64 dropped;   /* entries dropped for a reader (drop-oldest) */
-    guint64 discarded; /* entries not kept while nobody read (keep) */
-    guint64 last_seq;  /* newest entry's number (the hub numbers entries 1, 2, 3 ...) */
+    guint64 queued;      /* entries held now */
+    guint64 delivered;   /* entries fully read, summed over readers */
+    guint64 dropped;     /* entries dropped for a reader (drop-oldest) */
+    guint64 discarded;   /* entries not kept while nobody read (keep) */
+    guint64 last_seq;    /* newest entry's number (the hub numbers entries 1, 2, 3 ...) */
+    guint readers_jsonl; /* of `readers`, those of records.jsonl */
+    guint64 jsonl_bytes; /* bytes of records.jsonl handed out (replays not counted) */
 } CrtHubStats;
 
 /* The client context size an engine feeding this hub must give its output
@@ -97,8 +100,17 @@ void crt_hub_limit_kept(CrtHub *hub, guint max);
 /* Drop every kept entry of `engine` (before that engine is freed). */
 void crt_hub_release_engine(CrtHub *hub, CrtEngine *engine);
 
-/* A reader of `data` (records FALSE) or `records` (records TRUE). */
-CrtHubReader *crt_hub_reader_new(CrtHub *hub, gboolean records);
+/* What a reader sees of each entry. */
+typedef enum {
+    CRT_HUB_VIEW_DATA = 0,    /* `data`: the payload; entries without one are skipped */
+    CRT_HUB_VIEW_RECORDS = 1, /* `records`: "SEQ SEC.NSEC STATUS LENGTH\n", the payload */
+    CRT_HUB_VIEW_JSONL,       /* `records.jsonl`: one line of JSON (jsonl.h) */
+} CrtHubView;
+
+/* A reader of one view of the stream.  A jsonl reader's lines are made as
+ * it reads (one per entry, kept while the entry is partly read) and always
+ * copied to its window: the retained window below is its ring. */
+CrtHubReader *crt_hub_reader_new(CrtHub *hub, CrtHubView view);
 void crt_hub_reader_free(CrtHubReader *reader);
 
 /* Buffers shorter than this are copied when they arrive (into an entry of
@@ -132,7 +144,7 @@ void crt_hub_set_copy(CrtHub *hub, size_t budget);
 
 /* A read of up to `size` bytes at stream offset `off` of the reader's
  * stream: the bytes handed out since it opened, which is the file offset
- * of an open `data` or `records` file.
+ * of an open `data`, `records` or `records.jsonl` file.
  *
  * At the reader's position (every byte before it handed out) the read
  * continues the stream and moves the position on.  At an earlier offset
