@@ -1058,15 +1058,19 @@ static void replay_begin_unlocked(CrtHubReader *r, const CrtReplaySpec *spec)
     CrtHub *hub = r->hub;
     gint64 now_ns = g_get_real_time() * 1000;
     guint64 from, live, held;
+    gboolean kept_too;
 
     crt_history_expire(hub->history, now_ns);
     from = replay_start_unlocked(r, spec, now_ns);
-    while (r->at && !r->at->eos && r->at->seq < from) {
+    held = crt_history_oldest(hub->history);
+    /* Kept entries that the history holds as well come from it: the live
+     * marker then falls where what came after the open begins. */
+    kept_too = r->at && held && held <= MAX(from, first_live_unlocked(r));
+    while (r->at && (kept_too || (!r->at->eos && r->at->seq < from))) {
+        hub->stats.discarded += !r->at->eos && r->at->seq < from;
         reader_advance_unlocked(r);
-        hub->stats.discarded++;
     }
     live = first_live_unlocked(r);
-    held = crt_history_oldest(hub->history);
     from = MAX(from, MIN(held ? held : live, live));
     r->replay = crt_replay_cursor_new(from, live, r->records, now_ns);
     hub->stats.replays++;

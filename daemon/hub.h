@@ -114,7 +114,8 @@ void crt_hub_set_history(CrtHub *hub, const CrtHistoryLimits *limits);
  * duration, or all), as far as the history or the entries kept for the
  * next reader still hold them, then goes on live: no gap, no entry twice,
  * each with its own number.  Kept entries older than the start are not
- * handed to it (counted as discarded).  `records` readers get a marker
+ * handed to it (counted as discarded); kept entries that the history holds
+ * too come from the history.  `records` readers get a marker
  * entry before the replay ("replay:from=SEQ") and one where the live
  * entries begin ("live:from=SEQ"), both of SEQ 0 and LENGTH 0; of a
  * stopped target the replay ends with end of file.  Replayed bytes are
