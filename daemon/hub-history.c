@@ -37,10 +37,13 @@ int crt_replay_parse(const char *suffix, CrtReplaySpec *out, GError **error)
     return 0;
 }
 
-/* What an item costs the budget: its bytes and its bookkeeping. */
+/* What an item costs the budget: its bytes and its bookkeeping, with two
+ * ring slots (the ring doubles when it grows), so the budget bounds all of
+ * the history's memory. */
 static size_t item_cost(const CrtHistItem *it)
 {
-    return sizeof *it + it->length + (it->event ? strlen(it->event) + 1 : 0);
+    return sizeof *it + 2 * sizeof(CrtHistItem *) + it->length +
+           (it->event ? strlen(it->event) + 1 : 0);
 }
 
 static CrtHistItem *item_new(guint64 seq, gint64 time_ns, int status, const char *event,
@@ -156,6 +159,8 @@ void crt_history_record(CrtHistory *h, guint64 seq, gint64 time_ns, int status,
 
     if (!crt_history_on(h))
         return;
+    if (!data)
+        length = 0; /* completions without a buffer carry no bytes */
     /* Numbers without gaps: a replay finds entry N at its place. */
     if (h->len > 0 && slot(h, h->len - 1)->seq + 1 != seq)
         clear(h);
