@@ -62,6 +62,13 @@ is "$(t head -n 2 "$D/data@2s" | nums)" "13 14 " "data@2s: the entries of the la
 is "$(t head -n 14 "$D/data@all" | nums)" "1 2 3 4 5 6 7 8 9 10 11 12 13 14 " "data@all: everything held"
 is "$(t head -n 14 "$D/data@1000" | nums)" "1 2 3 4 5 6 7 8 9 10 11 12 13 14 " "data@1000: more than is held gives what is held"
 like "$(t head -n 1 "$D/records@all")" '^0 [0-9]+\.[0-9]{9} replay:from=1 0$' "records@all starts at 1"
+# A block read that seeks back works on replayed bytes as on live ones:
+# the first head reads all five at once (stream framing) and gives back
+# what it did not use.
+echo stream >"$D/config/framing"
+got=$(t bash -c '{ head -n 2; echo "|"; head -n 3; } < "$1"' x "$D/data@5" | nums)
+is "$got" "10 11 | 12 13 14 " "{ head -n 2; head -n 3; } < data@5: the seek back loses nothing"
+echo record >"$D/config/framing"
 
 # stats
 is "$(stat_of "$D" history_entries)" 14 "stats: history_entries 14"
