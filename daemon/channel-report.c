@@ -104,6 +104,11 @@ guint crt_channel_stats(CrtChannel *ch, CrtStat *out)
          "Bytes of records.jsonl handed out, summed over readers.");
     /* the numbers `records` shows */
     STAT("last_seq", hs.last_seq, FALSE, "Sequence number of the newest buffer.");
+    STAT("history_entries", hs.history_entries, FALSE,
+         "Entries the history holds for replays (history).");
+    STAT("history_bytes", hs.history_bytes, FALSE,
+         "Bytes the history holds, entries and bookkeeping (history_bytes).");
+    STAT("replays", hs.replays, TRUE, "Readers opened with a replay (data@N ...).");
     STAT("slots_waiting", st.slots_waiting, FALSE, "Requests waiting for a buffer.");
     STAT("sends", st.sends, TRUE, "Single requests sent.");
     STAT("messages", tc.messages, TRUE, "Messages framed by split (one buffer each).");

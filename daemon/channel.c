@@ -208,8 +208,9 @@ static int attach_target(CrtChannel *ch, CrtTarget *t)
 }
 
 /* The most buffer memory a configuration can take: both pools, a
- * look-aside pool at its largest (bufpool.h). */
-static guint64 pool_bytes(const CrtEngineConfig *ec)
+ * look-aside pool at its largest (bufpool.h), the copies of small buffers
+ * and the history. */
+static guint64 pool_bytes(const CrtEngineConfig *ec, const CrtConfig *cfg)
 {
     guint64 out =
         ec->lookaside_output ? MAX(8 * (guint64)ec->out_count, 64) : ec->out_count;
@@ -217,26 +218,45 @@ static guint64 pool_bytes(const CrtEngineConfig *ec)
 
     /* Small buffers are copied on arrival; what the copies may hold. */
     guint64 copies = ec->out_size < CRT_HUB_COPY_MAX ? CRT_HUB_COPY_BYTES : 0;
+    guint64 history = crt_history_limits_on(&cfg->history) ? cfg->history.bytes : 0;
 
-    return out * ec->out_size + in * ec->in_size + copies;
+    return out * ec->out_size + in * ec->in_size + copies + history;
 }
 
-/* The configuration as an engine's, within the mount's memory limit.
+/* `cfg` as an engine's configuration, within the mount's memory limit.
  * ctl.lock held. */
-static int config_to_engine(CrtChannel *ch, CrtEngineConfig *ec, GError **error)
+static int config_to_engine(CrtChannel *ch, const CrtConfig *cfg, CrtEngineConfig *ec,
+                            GError **error)
 {
-    int r = crt_config_to_engine(&ch->ctl.cfg, ec, error);
+    int r = crt_config_to_engine(cfg, ec, error);
     guint64 need;
 
     if (r < 0 || !ch->policy.max_memory ||
-        (need = pool_bytes(ec)) <= ch->policy.max_memory)
+        (need = pool_bytes(ec, cfg)) <= ch->policy.max_memory)
         return r;
     return crt_set_error(
         error, ENOMEM,
         "the buffers need %" G_GUINT64_FORMAT " bytes, more than the "
         "%" G_GUINT64_FORMAT " a target may have (mount option "
-        "max_target_memory); lower out_count, out_size, in_count or in_size",
+        "max_target_memory); lower out_count, out_size, in_count, in_size or "
+        "history_bytes (counted while history is on)",
         need, ch->policy.max_memory);
+}
+
+/* The history applies at once, so its memory is checked when it is set
+ * (the other keys' when the engine is built).  ctl.lock held. */
+static int check_history_memory(CrtChannel *ch, const char *key, const CrtConfig *next,
+                                GError **error)
+{
+    CrtEngineConfig ec;
+    GError *err = NULL;
+
+    if (strcmp(key, "history") != 0 && strcmp(key, "history_bytes") != 0)
+        return 0;
+    if (config_to_engine(ch, next, &ec, &err) == -ENOMEM)
+        return crt_channel_fail(ch, error, ENOMEM, err);
+    g_clear_error(&err); /* other faults of the combination show at start */
+    return 0;
 }
 
 /* Put `e` in place of the current engine, which retires (its counters go
@@ -271,7 +291,7 @@ static int ensure_engine(CrtChannel *ch, GError **error)
 
     if (!ch->ctl.cfg_dirty && ch->now.engine)
         return 0;
-    r = config_to_engine(ch, &ec, &err);
+    r = config_to_engine(ch, &ch->ctl.cfg, &ec, &err);
     if (r == 0) {
         ec.buffer_output = on_output;
         ec.buffer_input = on_input;
@@ -538,7 +558,7 @@ static int check_config(CrtChannel *ch, GError **error)
 {
     CrtEngineConfig ec;
 
-    return ch->ctl.cfg_dirty ? config_to_engine(ch, &ec, error) : 0;
+    return ch->ctl.cfg_dirty ? config_to_engine(ch, &ch->ctl.cfg, &ec, error) : 0;
 }
 
 static void keep_creds(CrtChannel *ch, const CrtCreds *creds)
@@ -732,6 +752,7 @@ static void apply_live(CrtChannel *ch)
 
     crt_input_queue_configure(&ch->input, cfg);
     crt_hub_set_policy(ch->hub, cfg->overflow, cfg->out_count);
+    crt_hub_set_history(ch->hub, &cfg->history);
     g_mutex_lock(&ch->now.lock);
     ch->now.framing = cfg->framing;
     ch->now.mode = cfg->mode;
@@ -759,6 +780,8 @@ static int config_set_locked(CrtChannel *ch, gconstpointer data, GError **error)
     crt_config_copy(&next, &ch->ctl.cfg);
     if ((r = crt_config_set(&next, a->key, a->value, &err)) < 0) {
         r = crt_channel_fail(ch, error, -r, err);
+    } else if ((r = check_history_memory(ch, a->key, &next, error)) < 0) {
+        /* refused, in words */
     } else if (!live && ch->now.engine &&
                crt_engine_get_state(ch->now.engine) != CRT_STATE_STOPPED) {
         r = crt_channel_failf(ch, error, EBUSY,

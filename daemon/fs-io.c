@@ -121,6 +121,7 @@ void crt_fs_op_open(fuse_req_t req, fuse_ino_t ino, struct fuse_file_info *fi)
     }
     of = g_new0(OpenFile, 1);
     of->node = n;
+    g_atomic_int_inc(&n->opens);
     of->dir = n->dir;
     of->link.data = of;
     of->refs = 1;
@@ -129,8 +130,8 @@ void crt_fs_op_open(fuse_req_t req, fuse_ino_t ino, struct fuse_file_info *fi)
         crt_fs_dir_ref(fs, of->dir);
         of->fs = fs;
         if (n->kind == N_DATA || n->kind == N_RECORDS || n->kind == N_RECORDS_JSONL)
-            of->reader =
-                crt_hub_reader_new(crt_channel_hub(of->dir->ch), view_of(n->kind));
+            of->reader = crt_hub_reader_new_replay(crt_channel_hub(of->dir->ch),
+                                                   view_of(n->kind), &n->replay);
         else if (n->kind == N_SEND)
             of->send = crt_send_open(of->dir->ch);
         g_mutex_lock(&of->dir->wait_lock);
@@ -714,6 +715,7 @@ static void open_file_unref(OpenFile *of)
     crt_hub_reader_free(of->reader);
     if (of->send)
         crt_send_close(of->send);
+    g_atomic_int_add(&of->node->opens, -1);
     if (of->fs && of->dir)
         crt_fs_dir_unref(of->fs, of->dir);
     g_free(of->text);

@@ -47,6 +47,12 @@ struct Node {
     guint64 nlookup;  /* fs lock: the kernel's references */
     gboolean removed; /* fs lock: its directory is gone */
     struct timespec ctime;
+    /* A replay name (`data@5`, fs.c): looked up, never listed.  It shows
+     * and changes its stream file's attributes (`base`), owns its name. */
+    Node *base;
+    char *owned_name;
+    CrtReplaySpec replay;
+    gint opens; /* atomic: open files on it (a replay node goes only unused) */
 };
 
 /* A target directory.  The fs lock guards `nodes`, `removed` and `refs`;

@@ -16,10 +16,15 @@
 
 #include <gio/gio.h>
 
+#include <crtfs/error.h>
+
 #include "config-file.h"
 #include "fs-private.h"
 
 #define DEFAULT_MAX_TARGETS 1024
+/* Replay names (`data@5`) a directory keeps at once: unused ones (the
+ * kernel forgot them, nothing has them open) make room for new ones. */
+#define MAX_REPLAY_NODES 256
 
 static const struct {
     const char *name;
@@ -177,8 +182,12 @@ static void dir_free(Dir *d)
         crt_fs_open_file_free(d->opens->data);
     }
     crt_channel_free(d->ch);
-    for (guint i = 0; i < d->files->len; i++)
-        g_free(g_ptr_array_index(d->files, i));
+    for (guint i = 0; i < d->files->len; i++) {
+        Node *n = g_ptr_array_index(d->files, i);
+
+        g_free(n->owned_name);
+        g_free(n);
+    }
     g_ptr_array_free(d->files, TRUE);
     g_mutex_clear(&d->wait_lock);
     g_free(d->group_text);
@@ -238,10 +247,12 @@ void crt_fs_reply_error(fuse_req_t req, Dir *d, int err, GError *error)
 
 /* --- attributes and lookup -------------------------------------------- */
 
-static void fill_stat(const Node *n, struct stat *st)
+static void fill_stat(const Node *node, struct stat *st)
 {
+    const Node *n = node->base ? node->base : node; /* a replay name: its file's */
+
     memset(st, 0, sizeof *st);
-    st->st_ino = n->ino;
+    st->st_ino = node->ino;
     st->st_mode = n->mode;
     st->st_nlink = S_ISDIR(n->mode) ? 2 : 1;
     st->st_uid = n->uid;
@@ -299,20 +310,116 @@ static void reply_entry_unlocked(fuse_req_t req, Node *n)
     fuse_reply_entry(req, &e);
 }
 
+/* ---- replay names ------------------------------------------------------ */
+
+/* The files whose readers may start back in the stream (`NAME@SUFFIX`). */
+static gboolean stream_kind(NodeKind kind)
+{
+    return kind == N_DATA || kind == N_RECORDS || kind == N_RECORDS_JSONL;
+}
+
+/* Make room for one more replay node of `d`: an unused one goes.  FALSE
+ * when every one is in use.  fs lock held. */
+static gboolean replay_room_unlocked(CrtFs *fs, Dir *d)
+{
+    guint count = 0;
+    Node *unused = NULL;
+
+    for (guint i = 0; i < d->files->len; i++) {
+        Node *n = g_ptr_array_index(d->files, i);
+
+        if (!n->base)
+            continue;
+        count++;
+        if (n->nlookup == 0 && g_atomic_int_get(&n->opens) == 0)
+            unused = n;
+    }
+    if (count < MAX_REPLAY_NODES)
+        return TRUE;
+    if (!unused)
+        return FALSE;
+    g_ptr_array_remove(d->files, unused);
+    g_hash_table_remove(fs->nodes, &unused->ino);
+    g_free(unused->owned_name);
+    g_free(unused);
+    return TRUE;
+}
+
+/* The node for `name` (`data@5`, `records@all`) in target directory `d`,
+ * made on its first lookup, or NULL with `error` saying why.  Such names
+ * are not listed: they are ways to open the stream files, one node per
+ * name so that an open knows what it asked for.  fs lock held. */
+static Node *replay_child_unlocked(CrtFs *fs, Dir *d, const char *name, GError **error)
+{
+    const char *at = strchr(name, '@');
+    char *base_name = g_strndup(name, (gsize)(at - name));
+    Node *base = NULL, *n;
+    CrtReplaySpec spec;
+
+    for (guint i = 0; i < d->files->len && !base; i++) {
+        n = g_ptr_array_index(d->files, i);
+        if (!n->base && stream_kind(n->kind) && strcmp(n->name, base_name) == 0)
+            base = n;
+    }
+    g_free(base_name);
+    if (!base) {
+        crt_set_error(error, ENOENT,
+                      "%s: only the stream files take a replay suffix "
+                      "(data@N, records@N ...)",
+                      name);
+        return NULL;
+    }
+    if (crt_replay_parse(at + 1, &spec, error) < 0)
+        return NULL;
+    if (!replay_room_unlocked(fs, d)) {
+        crt_set_error(error, ENOENT,
+                      "%s: %d replay names are in use at once already (close some)", name,
+                      MAX_REPLAY_NODES);
+        return NULL;
+    }
+    n = node_new(fs, base->kind, NULL, d, base->mode, base->uid, base->gid);
+    n->owned_name = g_strdup(name);
+    n->name = n->owned_name;
+    n->base = base;
+    n->replay = spec;
+    return n;
+}
+
+/* A lookup of a name with `@` failed: the reason goes to `state`. */
+static void report_replay_error(CrtFs *fs, Dir *d, GError *error)
+{
+    crt_channel_set_error(d->ch, error->message);
+    g_debug("%s: %s", d->name, error->message);
+    g_error_free(error);
+    crt_fs_dir_unref(fs, d);
+}
+
 static void op_lookup(fuse_req_t req, fuse_ino_t parent, const char *name)
 {
     CrtFs *fs = fs_of(req);
     Node *p, *n = NULL;
 
+    GError *error = NULL;
+    Dir *failed = NULL;
+
     g_mutex_lock(&fs->lock);
     p = g_hash_table_lookup(fs->nodes, &parent);
     if (p && !p->removed)
         n = child_unlocked(fs, p, name);
+    if (!n && p && !p->removed && p->kind == N_DIR && strchr(name, '@')) {
+        n = replay_child_unlocked(fs, p->dir, name, &error);
+        if (!n) {
+            failed = p->dir;
+            failed->refs++; /* for the report, after the fs lock */
+        }
+    }
     if (n && !n->removed)
         reply_entry_unlocked(req, n);
     else
         fuse_reply_err(req, ENOENT);
     g_mutex_unlock(&fs->lock);
+    if (failed)
+        report_replay_error(fs, failed, error);
 }
 
 static void forget_one(CrtFs *fs, fuse_ino_t ino, uint64_t nlookup)
@@ -399,8 +506,8 @@ static void op_setattr(fuse_req_t req, fuse_ino_t ino, struct stat *attr, int to
 
     g_mutex_lock(&fs->lock);
     n = g_hash_table_lookup(fs->nodes, &ino);
-    if (n && !n->removed)
-        err = setattr_unlocked(req, n, attr, to_set);
+    if (n && !n->removed) /* a replay name is its file */
+        err = setattr_unlocked(req, n->base ? n->base : n, attr, to_set);
     if (err == 0)
         fill_stat(n, &st);
     g_mutex_unlock(&fs->lock);
@@ -452,7 +559,8 @@ static void listing_unlocked(fuse_req_t req, CrtFs *fs, Node *dir, Listing *buf)
     for (guint k = 0; k < dir->dir->files->len; k++) {
         Node *n = g_ptr_array_index(dir->dir->files, k);
 
-        if (n != dir->dir->node && (n->kind == N_CONFIG) == (dir->kind == N_CONFIG_DIR))
+        if (n != dir->dir->node && !n->base &&
+            (n->kind == N_CONFIG) == (dir->kind == N_CONFIG_DIR))
             add_entry(req, buf, n->name, n, ++i);
     }
 }

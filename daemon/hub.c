@@ -8,6 +8,7 @@
 #include <sys/uio.h>
 #include <time.h>
 
+#include "hub-history.h"
 #include "hub.h"
 #include "jsonl.h"
 
@@ -77,6 +78,10 @@ struct CrtHubReader {
     size_t keep_offset;
     guint64 keep_pos;
     char keep_header[HEADER_MAX]; /* records: a replayed entry's header line */
+    /* Opened with a replay suffix: what of the history it reads before its
+     * live entries (hub-history.h), NULL once that is over. */
+    CrtReplayCursor *replay;
+    GString *replay_line; /* jsonl: a replayed entry's line */
 };
 
 struct CrtHub {
@@ -103,6 +108,7 @@ struct CrtHub {
     gpointer notify_data;
     CrtHubNotify room;
     gpointer room_data;
+    CrtHistory *history; /* copies of the newest entries, for replays */
 };
 
 size_t crt_hub_context_size(void)
@@ -119,6 +125,7 @@ CrtHub *crt_hub_new(CrtHubNotify notify, gpointer data)
     hub->notify_data = data;
     hub->bufferless_cap = CRT_HUB_MAX_BUFFERLESS;
     hub->keep.mode = CRT_KEEP_ALL;
+    hub->history = crt_history_new();
     return hub;
 }
 
@@ -206,6 +213,7 @@ void crt_hub_free(CrtHub *hub)
         e->refs = 0;
     trim_unlocked(hub);
     g_mutex_unlock(&hub->lock);
+    crt_history_free(hub->history);
     g_mutex_clear(&hub->lock);
     g_free(hub);
 }
@@ -520,6 +528,8 @@ static CrtDisposition push_entry(CrtHub *hub, CrtEngine *engine, Entry *e)
      * then always a drop. */
     e->seq = ++hub->next_seq;
     e->mono_ns = mono_now_ns(); /* under the lock: never decreasing along seq */
+    crt_history_record(hub->history, e->seq, e->time_ns, e->mono_ns, e->status, e->event,
+                       e->buffer, e->length);
     e->unclaimed = unclaimed = hub->nreaders == 0;
     time_ns = e->time_ns;
     if (unclaimed && hub->keep.mode == CRT_KEEP_NONE) {
@@ -666,7 +676,15 @@ void crt_hub_release_engine(CrtHub *hub, CrtEngine *engine)
     unlock_and_room(hub);
 }
 
+static void replay_begin_unlocked(CrtHubReader *r, const CrtReplaySpec *spec);
+
 CrtHubReader *crt_hub_reader_new(CrtHub *hub, CrtHubView view)
+{
+    return crt_hub_reader_new_replay(hub, view, NULL);
+}
+
+CrtHubReader *crt_hub_reader_new_replay(CrtHub *hub, CrtHubView view,
+                                        const CrtReplaySpec *replay)
 {
     CrtHubReader *r = g_new0(CrtHubReader, 1);
 
@@ -694,6 +712,9 @@ CrtHubReader *crt_hub_reader_new(CrtHub *hub, CrtHubView view)
     hub->nreaders++;
     hub->stats.readers = hub->nreaders;
     hub->stats.readers_jsonl += view == CRT_HUB_VIEW_JSONL;
+    if (replay && replay->mode != CRT_REPLAY_NONE)
+        replay_begin_unlocked(r, replay);
+    trim_unlocked(hub);
     unlock_and_room(hub);
     return r;
 }
@@ -718,6 +739,9 @@ void crt_hub_reader_free(CrtHubReader *r)
         reader_advance_unlocked(r);
     trim_unlocked(hub);
     unlock_and_room(hub);
+    crt_replay_cursor_free(r->replay);
+    if (r->replay_line)
+        g_string_free(r->replay_line, TRUE);
     g_free(r->ring);
     if (r->line)
         g_string_free(r->line, TRUE);
@@ -968,6 +992,165 @@ static size_t copy_unlocked(CrtHubReader *r, size_t size, CrtFraming framing)
     return done;
 }
 
+/* ---- replays (hub-history.h) ----------------------------------------- */
+
+void crt_hub_set_history(CrtHub *hub, const CrtHistoryLimits *limits)
+{
+    g_mutex_lock(&hub->lock);
+    crt_history_set_limits(hub->history, limits, g_get_real_time() * 1000);
+    g_mutex_unlock(&hub->lock);
+}
+
+/* An entry of the history as the read code sees entries. */
+static void entry_view(Entry *v, const CrtHistItem *it)
+{
+    memset(v, 0, sizeof *v);
+    v->buffer = (void *)it->data;
+    v->length = it->length;
+    v->status = it->status;
+    v->seq = it->seq;
+    v->time_ns = it->time_ns;
+    v->mono_ns = it->mono_ns;
+    v->event = it->event;
+}
+
+/* The replay's next entry that the reader sees (data readers skip markers
+ * and empty entries), or NULL once the replay is over (the cursor goes).
+ * Entries the history let go before the reader got to them count as its
+ * drops.  Lock held. */
+static CrtHistItem *replay_entry_unlocked(CrtHubReader *r)
+{
+    CrtHistItem *it = NULL;
+    guint64 lost = 0;
+
+    while (r->replay &&
+           (it = crt_replay_cursor_current(r->replay, r->hub->history, &lost)) != NULL) {
+        if (r->view != CRT_HUB_VIEW_DATA || it->length > 0 || r->replay->offset > 0)
+            break;
+        crt_replay_cursor_next(r->replay);
+    }
+    r->drops += lost;
+    r->hub->stats.dropped += lost;
+    if (!it)
+        g_clear_pointer(&r->replay, crt_replay_cursor_free);
+    return it;
+}
+
+/* Copy what the replay holds, up to `size` bytes, into the reader's window
+ * and move it on, as copy_unlocked does with live entries; the bytes (0
+ * once the replay is over: the live entries follow).  Lock held. */
+static size_t replay_copy_unlocked(CrtHubReader *r, size_t size, CrtFraming framing)
+{
+    size_t done = 0;
+    CrtHistItem *it;
+
+    while (done < size && (it = replay_entry_unlocked(r)) != NULL) {
+        CrtReplayCursor *c = r->replay;
+        char hdr[HEADER_MAX];
+        const char *head = hdr;
+        struct iovec iov[2];
+        int niov = 0;
+        Entry view;
+        size_t hlen = 0, plen, n;
+
+        entry_view(&view, it);
+        if (r->view == CRT_HUB_VIEW_RECORDS) {
+            hlen = make_header(hdr, sizeof hdr, &view);
+        } else if (r->view == CRT_HUB_VIEW_JSONL) {
+            /* made again for each read of it: the same bytes every time */
+            if (!r->replay_line)
+                r->replay_line = g_string_new(NULL);
+            hlen = make_jsonl(r->replay_line, &view);
+            head = r->replay_line->str;
+        }
+        plen = shown_length(r, &view);
+        n = entry_pieces(&view, head, hlen, plen, c->offset, size - done, iov, &niov);
+        ring_reserve(r, done + n);
+        for (int i = 0; i < niov; i++)
+            ring_put(r, iov[i].iov_base, iov[i].iov_len);
+        r->last_start = r->pos - c->offset;
+        r->pos += n;
+        done += n;
+        if (c->offset + n < hlen + plen) {
+            c->offset += n;
+            break;
+        }
+        r->hub->stats.delivered += it->seq > 0; /* markers are not entries */
+        crt_replay_cursor_next(c);
+        if (framing == CRT_FRAMING_RECORD)
+            break;
+    }
+    if (done > 0)
+        r->keep = NULL; /* the window is the ring's */
+    return done;
+}
+
+/* The first entry the reader gets live, from `r->at` on. */
+static guint64 first_live_unlocked(CrtHubReader *r)
+{
+    for (Entry *e = r->at; e; e = e->next) {
+        if (!e->eos)
+            return e->seq;
+    }
+    return r->hub->next_seq + 1;
+}
+
+/* Where a replay asked for by `spec` starts, before what is held bounds
+ * it.  Lock held. */
+static guint64 replay_start_unlocked(CrtHubReader *r, const CrtReplaySpec *spec,
+                                     gint64 now_ns)
+{
+    CrtHub *hub = r->hub;
+    gint64 since = now_ns - (gint64)spec->age_ms * 1000000;
+    guint64 from;
+
+    switch (spec->mode) {
+    case CRT_REPLAY_LAST:
+        return hub->next_seq >= spec->last ? hub->next_seq - spec->last + 1 : 1;
+    case CRT_REPLAY_AGE:
+        from = crt_history_first_since(hub->history, since);
+        for (Entry *e = r->at; e && (!from || e->seq < from); e = e->next) {
+            if (!e->eos && e->time_ns >= since) {
+                from = e->seq;
+                break;
+            }
+        }
+        return from ? from : hub->next_seq + 1;
+    default:
+        return 1;
+    }
+}
+
+/* A reader opening with a replay: the kept entries older than its start
+ * are not for it, the history gives what lies between its start and its
+ * first live entry.  Lock held. */
+static void replay_begin_unlocked(CrtHubReader *r, const CrtReplaySpec *spec)
+{
+    CrtHub *hub = r->hub;
+    gint64 now_ns = g_get_real_time() * 1000;
+    guint64 from, live, held;
+    gboolean kept_too;
+
+    crt_history_expire(hub->history, now_ns);
+    from = replay_start_unlocked(r, spec, now_ns);
+    held = crt_history_oldest(hub->history);
+    /* Kept entries that the history holds as well come from it: the live
+     * marker then falls where what came after the open begins. */
+    kept_too = r->at && held && held <= MAX(from, first_live_unlocked(r));
+    while (r->at && (kept_too || (!r->at->eos && r->at->seq < from))) {
+        hub->stats.discarded += !r->at->eos && r->at->seq < from;
+        reader_advance_unlocked(r);
+    }
+    live = first_live_unlocked(r);
+    from = MAX(from, MIN(held ? held : live, live));
+    r->replay = crt_replay_cursor_new(from, live, r->view != CRT_HUB_VIEW_DATA, now_ns);
+    hub->stats.replays++;
+    /* Of a stopped target, the replay ends with end of file, as what a
+     * finished stream left behind does. */
+    if (!hub->streaming && (from < live || r->at))
+        r->gen = hub->gen - 1;
+}
+
 /* A read at the reader's position: the window moves on to what it hands
  * out.  Large pieces go out from the shared buffers, which the window then
  * keeps; small ones are copied into the ring.  What the window held before
@@ -977,6 +1160,8 @@ static gssize read_on_unlocked(CrtHubReader *r, size_t size, CrtFraming framing,
 {
     size_t bytes = 0;
 
+    if (r->replay && (bytes = replay_copy_unlocked(r, size, framing)) > 0)
+        return (gssize)ring_pieces(r, bytes, bytes, iov, niov);
     skip_invisible_unlocked(r);
     if (!take_eos_unlocked(r)) {
         bytes = describe_unlocked(r, size, framing, iov, CRT_HUB_MAX_IOV, niov);
@@ -1114,8 +1299,8 @@ gboolean crt_hub_readable(CrtHubReader *r)
     g_mutex_lock(&hub->lock);
     skip_invisible_unlocked(r);
     trim_unlocked(hub);
-    ready = r->at != NULL || r->gen != hub->gen || hub->closed ||
-            (r->at_eof && !hub->streaming);
+    ready = replay_entry_unlocked(r) != NULL || r->at != NULL || r->gen != hub->gen ||
+            hub->closed || (r->at_eof && !hub->streaming);
     unlock_and_room(hub);
     return ready;
 }
@@ -1133,6 +1318,9 @@ guint64 crt_hub_reader_drops(CrtHubReader *r)
 void crt_hub_get_stats(CrtHub *hub, CrtHubStats *stats)
 {
     g_mutex_lock(&hub->lock);
+    crt_history_expire(hub->history, g_get_real_time() * 1000);
     *stats = hub->stats;
+    stats->history_entries = crt_history_count(hub->history);
+    stats->history_bytes = crt_history_bytes(hub->history);
     g_mutex_unlock(&hub->lock);
 }

@@ -24,6 +24,7 @@
 #include <sys/types.h>
 #include <sys/uio.h>
 
+#include "hub-history.h"
 #include "target-config.h"
 #include <crtfs/engine.h>
 
@@ -42,6 +43,9 @@ typedef struct {
     guint64 last_seq;    /* newest entry's number (the hub numbers entries 1, 2, 3 ...) */
     guint readers_jsonl; /* of `readers`, those of records.jsonl */
     guint64 jsonl_bytes; /* bytes of records.jsonl handed out (replays not counted) */
+    guint64 history_entries; /* held by the history now (crt_hub_set_history) */
+    guint64 history_bytes;   /* what they cost, counted against history_bytes */
+    guint64 replays;         /* readers opened with a replay */
 } CrtHubStats;
 
 /* The client context size an engine feeding this hub must give its output
@@ -111,6 +115,26 @@ typedef enum {
  * it reads (one per entry, kept while the entry is partly read) and always
  * copied to its window: the retained window below is its ring. */
 CrtHubReader *crt_hub_reader_new(CrtHub *hub, CrtHubView view);
+
+/* What the history keeps (hub-history.h; off by default, crt_hub_new):
+ * copies of every entry the hub numbers, read or not, within the limits. */
+void crt_hub_set_history(CrtHub *hub, const CrtHistoryLimits *limits);
+
+/* A reader that starts back in the stream (`data@5`; `replay` NULL or
+ * CRT_REPLAY_NONE: as crt_hub_reader_new).  It reads the entries from the
+ * start `replay` asks for (N back from the newest, the ones younger than a
+ * duration, or all), as far as the history or the entries kept for the
+ * next reader still hold them, then goes on live: no gap, no entry twice,
+ * each with its own number.  Kept entries older than the start are not
+ * handed to it (counted as discarded); kept entries that the history holds
+ * too come from the history.  `records` and records.jsonl readers get a marker
+ * entry before the replay ("replay:from=SEQ") and one where the live
+ * entries begin ("live:from=SEQ"), both of SEQ 0 and LENGTH 0; of a
+ * stopped target the replay ends with end of file.  Replayed bytes are
+ * copies in the reader's window (crt_hub_read_at replays them on a seek
+ * back like any other). */
+CrtHubReader *crt_hub_reader_new_replay(CrtHub *hub, CrtHubView view,
+                                        const CrtReplaySpec *replay);
 void crt_hub_reader_free(CrtHubReader *reader);
 
 /* Buffers shorter than this are copied when they arrive (into an entry of

@@ -404,6 +404,40 @@ CrtKeep crt_keep_resolve(const CrtKeep *keep, gboolean live_source)
     return k;
 }
 
+/* ---- history ------------------------------------------------------------ */
+
+gboolean crt_duration_parse_ms(const char *s, guint64 max_ms, guint64 *out)
+{
+    return parse_duration_ms(s, max_ms, out);
+}
+
+gboolean crt_history_limits_on(const CrtHistoryLimits *h)
+{
+    return h->last > 0 || h->age_ms > 0;
+}
+
+static int parse_history(const ConfigKey *key, CrtConfig *cfg, const char *value,
+                         GError **error)
+{
+    guint64 n = 0, ms = 0;
+
+    if (!g_ascii_string_to_unsigned(value, 10, 0, CRT_HISTORY_MAX_LAST, &n, NULL) &&
+        !parse_duration_ms(value, CRT_KEEP_MAX_AGE_MS, &ms))
+        return reject(key->name, value, error,
+                      "0 (no history), a count of entries from 1 to 1000000, or a "
+                      "DURATION (a whole number with ms, s, min or h, at most 7 days)");
+    cfg->history.last = n;
+    cfg->history.age_ms = ms;
+    return 0;
+}
+
+static char *format_history(const ConfigKey *key, const CrtConfig *cfg)
+{
+    if (cfg->history.age_ms > 0)
+        return format_duration_ms(cfg->history.age_ms);
+    return g_strdup_printf("%" G_GUINT64_FORMAT, cfg->history.last);
+}
+
 /* ---- split -------------------------------------------------------------- */
 
 static int parse_split(const ConfigKey *key, CrtConfig *cfg, const char *value,
@@ -585,6 +619,14 @@ static const ConfigKey config_keys[] = {
      .live = TRUE},
     {.name = "on_open", .parse = parse_seq, .format = format_seq, .live = TRUE},
     {.name = "on_close", .parse = parse_seq, .format = format_seq, .live = TRUE},
+    {.name = "history", .parse = parse_history, .format = format_history, .live = TRUE},
+    {.name = "history_bytes",
+     .parse = parse_size,
+     .format = format_size,
+     .live = TRUE,
+     .offset = offsetof(CrtConfig, history.bytes),
+     .min = CRT_HISTORY_MIN_BYTES,
+     .max = CRT_BUFPOOL_MAX_SIZE},
 };
 
 static const ConfigKey *find_key(const char *name)
@@ -616,6 +658,7 @@ void crt_config_init(CrtConfig *cfg)
     cfg->overflow = CRT_OVERFLOW_BLOCK;
     cfg->framing = CRT_FRAMING_RECORD;
     cfg->split.max_wait_ms = CRT_SPLIT_DEFAULT_WAIT_MS;
+    cfg->history.bytes = CRT_HISTORY_DEFAULT_BYTES;
 }
 
 void crt_config_clear(CrtConfig *cfg)

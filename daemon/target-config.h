@@ -37,6 +37,12 @@
  *                     before it ends (stop, a new target, rmdir); empty =
  *                     none.  May change while streaming (the next start or
  *                     stop uses the new one).
+ *   history           what the hub keeps for replays (`data@N`, hub.h): 0
+ *                     (none) | N, the newest N entries (1..1000000) |
+ *                     DURATION, the entries younger than that (as keep's)
+ *   history_bytes     the most bytes the history holds (4096..1073741824;
+ *                     default 1048576); counted in max_target_memory while
+ *                     history is on
  * The config file also has `target` (a spec) and `autostart` (0|1|true|false),
  * handled by the caller.
  *
@@ -76,6 +82,18 @@ typedef struct {
 #define CRT_KEEP_MAX_LAST 1000000
 #define CRT_KEEP_MAX_AGE_MS ((guint64)7 * 24 * 3600 * 1000)
 
+/* The `history` and `history_bytes` keys: at most one of `last` and
+ * `age_ms` is set; both 0 is no history. */
+typedef struct {
+    guint64 last;   /* the newest `last` entries */
+    guint64 age_ms; /* the entries younger than this */
+    guint64 bytes;  /* the most bytes held (entries and their bookkeeping) */
+} CrtHistoryLimits;
+
+#define CRT_HISTORY_MAX_LAST 1000000
+#define CRT_HISTORY_DEFAULT_BYTES (1024 * 1024)
+#define CRT_HISTORY_MIN_BYTES 4096
+
 typedef struct {
     CrtRequestType type;
     guint requests;
@@ -97,12 +115,13 @@ typedef struct {
     CrtSplit split; /* split, split_max (max_size), split_wait (max_wait_ms) */
     char *on_open;  /* owned; NULL = none: a modem-line sequence (crtfs/lines.h) */
     char *on_close; /* owned; NULL = none */
+    CrtHistoryLimits history;
 } CrtConfig;
 
 /* Defaults: type read, requests 4, out_count 16, out_size 4096, in_count 4,
  * in_size 4096, ioctl 0, mode manual, lookaside 0, memory normal, completion
  * default, purge_on_suspend 0, overflow block, payload none, framing record, keep auto,
- * split none, split_max 0, split_wait 1s.
+ * split none, split_max 0, split_wait 1s, history 0, history_bytes 1 MiB.
  */
 void crt_config_init(CrtConfig *cfg);
 void crt_config_clear(CrtConfig *cfg);
@@ -113,7 +132,8 @@ const char *const *crt_config_keys(void);
 gboolean crt_config_has_key(const char *key);
 
 /* Whether a key may change while the target streams (overflow, framing,
- * payload, keep, split, split_max, split_wait, on_open, on_close); the others need a
+ * payload, keep, split, split_max, split_wait, on_open, on_close, history,
+ * history_bytes); the others need a
  * stopped target (the caller answers EBUSY). */
 gboolean crt_config_key_is_live(const char *key);
 
@@ -163,6 +183,14 @@ int crt_config_parse_access(const char *key, const char *value, CrtFileAccess *a
  * partly updated then (the caller discards it). */
 int crt_config_load_group(CrtConfig *cfg, GKeyFile *kf, const char *group,
                           char **target_spec, gboolean *autostart, GError **error);
+
+/* Whether the history keeps anything. */
+gboolean crt_history_limits_on(const CrtHistoryLimits *h);
+
+/* "500ms", "30s", "5min", "2h" (a whole number from 1 and a unit) into
+ * milliseconds, at most max_ms.  The words keep, history and the replay
+ * suffixes share. */
+gboolean crt_duration_parse_ms(const char *s, guint64 max_ms, guint64 *out);
 
 const char *crt_overflow_to_string(CrtOverflow o);
 const char *crt_framing_to_string(CrtFraming f);

@@ -32,6 +32,8 @@ keys=(
     "split none length=16 length=16"
     "split_max 0 100 100"
     "split_wait 1s 250ms 250ms"
+    "history 0 30s 30s"
+    "history_bytes 1048576 65536 65536"
 )
 # key bad values (| separated)
 declare -A bad=(
@@ -55,10 +57,12 @@ declare -A bad=(
     [split]='lines|idle=5|idle=500us|delim=|length=0|'
     [split_max]='4097|x|-1'
     [split_wait]='0ms|2h|5|forever|'
+    [history]='-1|1000001|30x|8d|5,30s|'
+    [history_bytes]='4095|1073741825|1M|'
 )
 
 listed=$(cd "$C" && ls | tr '\n' ' ')
-is "$listed" "completion framing in_count in_memory in_size ioctl keep lookaside mode on_close on_open out_count out_memory out_size overflow payload purge_on_suspend requests split split_max split_wait type " \
+is "$listed" "completion framing history history_bytes in_count in_memory in_size ioctl keep lookaside mode on_close on_open out_count out_memory out_size overflow payload purge_on_suspend requests split split_max split_wait type " \
     "config/ lists every key"
 
 for line in "${keys[@]}"; do
@@ -118,7 +122,7 @@ for line in "${keys[@]}"; do
     [ "$shown" = - ] && shown=$good
     before=$(t cat "$C/$k")
     case $k in
-    overflow | framing | payload | on_open | on_close | split | split_max | split_wait)
+    overflow | framing | payload | on_open | on_close | split | split_max | split_wait | history | history_bytes)
         wr "$C/$k" "$good"
         is $? 0 "$k can change while streaming"
         is "$(t cat "$C/$k")" "$shown" "$k changed"

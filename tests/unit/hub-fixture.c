@@ -182,8 +182,8 @@ static gboolean parse_uint(const char *s, guint64 *out)
 }
 
 /* `SEQ SECONDS.NANOSECONDS STATUS LENGTH`, nothing more. */
-/* A STATUS word: ok, an errno name, or a line event ("line:cts=1",
- * "line:framing+3"). */
+/* A STATUS word: ok, an errno name, a line event ("line:cts=1",
+ * "line:framing+3") or a replay marker ("replay:from=5", "live:from=9"). */
 static gboolean status_word_ok(const char *s)
 {
     if (strcmp(s, "ok") == 0)
@@ -197,7 +197,7 @@ static gboolean status_word_ok(const char *s)
     }
     return g_regex_match_simple(
         "^line:(cts|dsr|dcd|ri)=[01]$|^line:(break|framing|parity|"
-        "overrun)\\+[1-9][0-9]*$",
+        "overrun)\\+[1-9][0-9]*$|^(replay|live):from=[0-9]+$",
         s, 0, 0);
 }
 

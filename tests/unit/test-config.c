@@ -31,6 +31,8 @@ static const char *const all_keys[] = {
     "split_wait",
     "on_open",
     "on_close",
+    "history",
+    "history_bytes",
 };
 
 /* What each key's error message says it expected. */
@@ -61,6 +63,9 @@ static const Expected expected[] = {
     {"split", "a split (none, idle=DURATION, idle=Nchar, delim=BYTES or length=N)"},
     {"split_max", "a whole number from 0 to 1073741824"},
     {"split_wait", "a duration from 1ms to 1h (a whole number with ms, s, min or h)"},
+    {"history", "0 (no history), a count of entries from 1 to 1000000, or a DURATION (a "
+                "whole number with ms, s, min or h, at most 7 days)"},
+    {"history_bytes", "a whole number from 4096 to 1073741824"},
 };
 
 static const char *expected_what(const char *key)
@@ -167,13 +172,17 @@ static void set_bad(const char *key, const char *value, const char *what)
 static void test_defaults(void)
 {
     static const char *const shown[][2] = {
-        {"type", "read"},          {"requests", "4"},        {"out_count", "16"},
-        {"out_size", "4096"},      {"in_count", "4"},        {"in_size", "4096"},
-        {"ioctl", "0x0"},          {"mode", "manual"},       {"lookaside", "0"},
-        {"in_memory", "normal"},   {"out_memory", "normal"}, {"completion", "default"},
-        {"purge_on_suspend", "0"}, {"overflow", "block"},    {"payload", ""},
-        {"framing", "record"},     {"keep", "auto"},         {"split", "none"},
+        {"type", "read"},          {"requests", "4"},
+        {"out_count", "16"},       {"out_size", "4096"},
+        {"in_count", "4"},         {"in_size", "4096"},
+        {"ioctl", "0x0"},          {"mode", "manual"},
+        {"lookaside", "0"},        {"in_memory", "normal"},
+        {"out_memory", "normal"},  {"completion", "default"},
+        {"purge_on_suspend", "0"}, {"overflow", "block"},
+        {"payload", ""},           {"framing", "record"},
+        {"keep", "auto"},          {"split", "none"},
         {"split_max", "0"},        {"split_wait", "1s"},
+        {"history", "0"},          {"history_bytes", "1048576"},
     };
     CrtConfig cfg;
 
@@ -272,7 +281,8 @@ static void test_live_keys(void)
         const char *k = all_keys[i];
         gboolean live = strcmp(k, "overflow") == 0 || strcmp(k, "framing") == 0 ||
                         strcmp(k, "payload") == 0 || strcmp(k, "keep") == 0 ||
-                        g_str_has_prefix(k, "on_") || g_str_has_prefix(k, "split");
+                        g_str_has_prefix(k, "on_") || g_str_has_prefix(k, "split") ||
+                        g_str_has_prefix(k, "history");
 
         g_test_message("%s", k);
         g_assert_cmpint(crt_config_key_is_live(k), ==, live);
@@ -358,6 +368,13 @@ static const Good good[] = {
     {"split_wait", "1ms", "1ms"},
     {"split_wait", "1500ms", "1500ms"},
     {"split_wait", "60min", "1h"},
+    {"history", "0", "0"},
+    {"history", "1000000", "1000000"},
+    {"history", "30s", "30s"},
+    {"history", "300s", "5min"},
+    {"history", "168h", "168h"},
+    {"history_bytes", "4096", "4096"},
+    {"history_bytes", "1073741824", "1073741824"},
 };
 
 static void test_set_good(void)
@@ -470,6 +487,11 @@ static const Bad bad_one[] = {
     {"framing", "records"},
     {"split_wait", "0ms"},
     {"split_wait", "61min"},
+    {"history", "1000001"},
+    {"history", "5,30s"},
+    {"history", "169h"},
+    {"history_bytes", "4095"},
+    {"history_bytes", "1073741825"},
 };
 
 static void test_set_bad(void)
