@@ -112,18 +112,17 @@ static int check_config(const char *prog, const char *path)
 
 static void usage(const char *prog)
 {
-    printf(
-        "usage: %s [options] [CONFIG] MOUNTPOINT\n"
-        "       %s --check CONFIG   check a configuration file, mount nothing\n\n"
-        "crtfs options:\n"
-        "    -o config=FILE         targets to create at mount (GKeyFile; default: a\n"
-        "                           `demo` target on the simulator)\n"
-        "    -o log=DEST            auto (default), journal, syslog, stderr or a file\n"
-        "    -o allow_exec          let non-root writers set exec: targets\n"
-        "    -o max_targets=N       most target directories (default 1024)\n"
-        "    -o max_target_memory=MIB  most buffer memory per target, in MiB\n"
-        "                           (default 1024; 0 = no limit but the pools')\n\n",
-        prog, prog);
+    printf("usage: %s [options] [CONFIG] MOUNTPOINT\n"
+           "       %s --check CONFIG   check a configuration file, mount nothing\n\n"
+           "crtfs options:\n"
+           "    -o config=FILE         targets to create at mount (GKeyFile; default: a\n"
+           "                           `demo` target on the simulator)\n"
+           "    -o log=DEST            auto (default), journal, syslog, stderr or a file\n"
+           "    -o allow_exec          let non-root writers set exec: targets\n"
+           "    -o max_targets=N       most target directories (default 1024)\n"
+           "    -o max_target_memory=MIB  most buffer memory per target, in MiB\n"
+           "                           (default 1024; 0 = no limit but the pools')\n\n",
+           prog, prog);
     fuse_cmdline_help();
     fuse_lowlevel_help();
 }
