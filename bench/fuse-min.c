@@ -51,7 +51,8 @@ static void min_lookup(fuse_req_t req, fuse_ino_t parent, const char *name)
 {
     struct fuse_entry_param e;
 
-    if (parent != FUSE_ROOT_ID || (strcmp(name, "zero") != 0 && strcmp(name, "small") != 0)) {
+    if (parent != FUSE_ROOT_ID ||
+        (strcmp(name, "zero") != 0 && strcmp(name, "small") != 0)) {
         fuse_reply_err(req, ENOENT);
         return;
     }

@@ -12,19 +12,12 @@
 
 #include <errno.h>
 #include <fcntl.h>
-#include <linux/fuse.h>
 #include <poll.h>
 #include <stdint.h>
 #include <string.h>
 
 #include "fs-private.h"
 #include "metrics.h"
-#include "session.h"
-
-/* A stream read's reply from this size on is copied while another request
- * thread receives (crt_session_yield): parallel readers of large buffers
- * keep their copies parallel. */
-#define QUICK_REPLY_MAX (64 * 1024)
 
 /* Control writes are one command each; longer ones are mistakes. */
 #define MAX_CONTROL_WRITE (64 * 1024)
@@ -208,8 +201,6 @@ static gboolean stream_read(fuse_req_t req, OpenFile *of, size_t size, off_t off
     else if (n == 0)
         fuse_reply_buf(req, NULL, 0);
     else {
-        if ((size_t)n >= QUICK_REPLY_MAX)
-            crt_session_yield();
         fuse_reply_iov(req, iov, niov);
         crt_hub_read_done(of->reader);
     }
@@ -287,25 +278,6 @@ static void read_stream(fuse_req_t req, OpenFile *of, size_t size, off_t off, in
         try_parked_read(of);
         g_mutex_unlock(&of->dir->wait_lock);
     }
-}
-
-gboolean crt_fs_request_quick(const struct fuse_buf *buf)
-{
-    const struct fuse_in_header *in = buf->mem;
-    const struct fuse_read_in *arg;
-    const OpenFile *of;
-
-    if ((buf->flags & FUSE_BUF_IS_FD) || buf->size < sizeof *in)
-        return FALSE;
-    if (in->opcode == FUSE_INTERRUPT)
-        return TRUE; /* the interrupt functions take a short lock */
-    if (in->opcode != FUSE_READ || buf->size < sizeof *in + sizeof *arg)
-        return FALSE;
-    /* A stream read is answered or parked at once (never waits), under
-     * short locks only; a generated file may ask the device (`lines`). */
-    arg = (const void *)(in + 1);
-    of = (const OpenFile *)(uintptr_t)arg->fh;
-    return of->reader != NULL || of->send != NULL;
 }
 
 void crt_fs_op_read(fuse_req_t req, fuse_ino_t ino, size_t size, off_t off,

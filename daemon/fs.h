@@ -5,7 +5,6 @@
 
 #include <glib.h>
 
-struct fuse_buf;
 struct fuse_lowlevel_ops;
 struct fuse_session;
 
@@ -19,9 +18,6 @@ typedef struct {
 
 CrtFs *crt_fs_new(const CrtFsOptions *opts);
 const struct fuse_lowlevel_ops *crt_fs_ops(void);
-/* The session's CrtSessionQuick (session.h): a stream file's read and an
- * interrupt, which never wait.  Any request thread. */
-gboolean crt_fs_request_quick(const struct fuse_buf *buf);
 /* The session the filesystem serves: it tells the kernel through it when
  * a removed directory's names are gone (see dir_remove in fs.c). */
 void crt_fs_set_session(CrtFs *fs, struct fuse_session *se);

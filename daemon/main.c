@@ -202,7 +202,7 @@ static void wait_for_exit(CrtSession *session, int sfd, CrtFs *fs, const char *c
 static int serve(struct fuse_session *se, CrtFs *fs, int sfd, const char *config,
                  CrtSleepWatch *sleep_watch)
 {
-    CrtSession *session = crt_session_start(se, crt_fs_request_quick);
+    CrtSession *session = crt_session_start(se);
     int waited;
 
     if (!session) {

@@ -20,11 +20,6 @@ typedef struct {
 
 struct CrtSession {
     struct fuse_session *se;
-    CrtSessionQuick quick;
-    /* The receiving role (see session.h): held by at most one thread. */
-    GMutex lead_lock;
-    GCond lead_cond;
-    gboolean led;            /* lead_lock */
     int exit_fd;             /* readable once the kernel ended the session */
     gint exiting;            /* atomic: the request threads should return */
     gint ended;              /* atomic: the kernel ended the session */
@@ -42,41 +37,6 @@ static void signal_exit(CrtSession *s)
         ;
 }
 
-/* The session this thread receives for, while it holds the role. */
-static _Thread_local CrtSession *leading;
-
-/* Wait for the receiving role; FALSE when the threads are to return. */
-static gboolean lead_take(CrtSession *s)
-{
-    g_mutex_lock(&s->lead_lock);
-    while (s->led && !g_atomic_int_get(&s->exiting))
-        g_cond_wait(&s->lead_cond, &s->lead_lock);
-    if (!g_atomic_int_get(&s->exiting)) {
-        s->led = TRUE;
-        leading = s;
-    }
-    g_mutex_unlock(&s->lead_lock);
-    return leading == s;
-}
-
-/* Hand the role on: one waiting thread receives from now on. */
-static void lead_give(CrtSession *s)
-{
-    if (leading != s)
-        return;
-    leading = NULL;
-    g_mutex_lock(&s->lead_lock);
-    s->led = FALSE;
-    g_cond_signal(&s->lead_cond);
-    g_mutex_unlock(&s->lead_lock);
-}
-
-void crt_session_yield(void)
-{
-    if (leading)
-        lead_give(leading);
-}
-
 static gpointer worker(gpointer data)
 {
     Worker *w = data;
@@ -85,26 +45,17 @@ static gpointer worker(gpointer data)
 
     __atomic_store_n(&s->tids[w->index], pthread_self(), __ATOMIC_RELEASE);
     while (!g_atomic_int_get(&s->exiting)) {
-        int r;
+        int r = fuse_session_receive_buf(s->se, &buf);
 
-        if (leading != s && !lead_take(s))
-            break;
-        r = fuse_session_receive_buf(s->se, &buf);
         if (r == -EINTR || r == -EAGAIN)
             continue;
-        if (r <= 0) { /* unmounted: the next thread meets it too, and so on */
+        if (r <= 0) { /* unmounted */
             g_atomic_int_set(&s->ended, 1);
             signal_exit(s);
             break;
         }
-        /* A request that may take long is served while another thread
-         * receives; a quick one by the receiver itself, so the next
-         * request wakes the thread that is already running. */
-        if (!s->quick || !s->quick(&buf))
-            lead_give(s);
         fuse_session_process_buf(s->se, &buf);
     }
-    lead_give(s);
     free(buf.mem);
     g_atomic_int_dec_and_test(&s->running);
     return NULL;
@@ -115,19 +66,14 @@ static void wake_handler(int sig)
     /* Only here to interrupt a blocked read (no SA_RESTART). */
 }
 
-CrtSession *crt_session_start(struct fuse_session *se, CrtSessionQuick quick)
+CrtSession *crt_session_start(struct fuse_session *se)
 {
     CrtSession *s = g_new0(CrtSession, 1);
     struct sigaction sa = {.sa_handler = wake_handler};
 
     s->se = se;
-    s->quick = quick;
-    g_mutex_init(&s->lead_lock);
-    g_cond_init(&s->lead_cond);
     s->exit_fd = eventfd(0, EFD_CLOEXEC);
     if (s->exit_fd < 0) {
-        g_mutex_clear(&s->lead_lock);
-        g_cond_clear(&s->lead_cond);
         g_free(s);
         return NULL;
     }
@@ -155,12 +101,8 @@ gboolean crt_session_ended(CrtSession *s)
 void crt_session_stop(CrtSession *s)
 {
     g_atomic_int_set(&s->exiting, 1);
-    /* Interrupt every read, and wake every thread waiting for the
-     * receiving role, until each thread has returned. */
+    /* Interrupt every read until each thread has returned. */
     while (g_atomic_int_get(&s->running) > 0) {
-        g_mutex_lock(&s->lead_lock);
-        g_cond_broadcast(&s->lead_cond);
-        g_mutex_unlock(&s->lead_lock);
         for (int i = 0; i < WORKERS; i++) {
             pthread_t tid = __atomic_load_n(&s->tids[i], __ATOMIC_ACQUIRE);
 
@@ -172,7 +114,5 @@ void crt_session_stop(CrtSession *s)
     for (int i = 0; i < WORKERS; i++)
         g_thread_join(s->threads[i]);
     close(s->exit_fd);
-    g_mutex_clear(&s->lead_lock);
-    g_cond_clear(&s->lead_cond);
     g_free(s);
 }
