@@ -1,14 +1,21 @@
 /* crtfs bench/fuse-min: the smallest FUSE file that answers every read from
  * memory, the baseline bench/fs measures crtfs against in the same run.
  *
- *     fuse-min [-m] MOUNTPOINT
+ *     fuse-min [-m] [-f] MOUNTPOINT
  *
- * Mounts (foreground, low-level API) a root directory holding one file,
- * `zero`: direct_io, nonseekable, and every READ is answered with
- * fuse_reply_buf from one static zeroed buffer of the requested size (up to
- * 4 MiB).  The session runs libfuse's single-threaded loop, or with -m its
- * multi-threaded one (default settings).  Unmount with `fusermount3 -u` or
- * SIGTERM.  Nothing else: no locking, no queues, no threads of its own.
+ * Mounts (foreground, low-level API) a root directory holding two files,
+ * direct_io and nonseekable, whose every READ is answered with
+ * fuse_reply_buf from one static zeroed buffer: `zero` of the requested
+ * size (up to 4 MiB), `small` of at most 64 bytes whatever the size asked
+ * (what a file of 64-byte records in record framing answers to a dd
+ * bs=128k, which costs the kernel more per read than a 64-byte read:
+ * it pins the reader's whole buffer).  The session runs libfuse's
+ * single-threaded loop, or with -m its multi-threaded one (default
+ * settings).  The buffer is never written, so every page of it is the
+ * kernel's shared zero page (one 4 KiB page in cache for every copy); -f
+ * writes it once at start, so replies come from memory of its own, as any
+ * file's data would.  Unmount with `fusermount3 -u` or SIGTERM.  Nothing
+ * else: no locking, no queues, no threads of its own.
  */
 #define _DEFAULT_SOURCE
 #define FUSE_USE_VERSION 312
@@ -21,7 +28,9 @@
 #include <sys/stat.h>
 
 #define FILE_INO 2
+#define SMALL_INO 3
 #define MAX_READ (4u << 20)
+#define SMALL_READ 64u
 
 static char zeroes[MAX_READ];
 
@@ -32,7 +41,7 @@ static void fill_stat(fuse_ino_t ino, struct stat *st)
     if (ino == FUSE_ROOT_ID) {
         st->st_mode = S_IFDIR | 0755;
         st->st_nlink = 2;
-    } else {
+    } else { /* either file */
         st->st_mode = S_IFREG | 0444;
         st->st_nlink = 1;
     }
@@ -42,15 +51,16 @@ static void min_lookup(fuse_req_t req, fuse_ino_t parent, const char *name)
 {
     struct fuse_entry_param e;
 
-    if (parent != FUSE_ROOT_ID || strcmp(name, "zero") != 0) {
+    if (parent != FUSE_ROOT_ID ||
+        (strcmp(name, "zero") != 0 && strcmp(name, "small") != 0)) {
         fuse_reply_err(req, ENOENT);
         return;
     }
     memset(&e, 0, sizeof e);
-    e.ino = FILE_INO;
+    e.ino = strcmp(name, "zero") == 0 ? FILE_INO : SMALL_INO;
     e.attr_timeout = 60;
     e.entry_timeout = 60;
-    fill_stat(FILE_INO, &e.attr);
+    fill_stat(e.ino, &e.attr);
     fuse_reply_entry(req, &e);
 }
 
@@ -59,7 +69,7 @@ static void min_getattr(fuse_req_t req, fuse_ino_t ino, struct fuse_file_info *f
     struct stat st;
 
     (void)fi;
-    if (ino != FUSE_ROOT_ID && ino != FILE_INO) {
+    if (ino != FUSE_ROOT_ID && ino != FILE_INO && ino != SMALL_INO) {
         fuse_reply_err(req, ENOENT);
         return;
     }
@@ -69,7 +79,7 @@ static void min_getattr(fuse_req_t req, fuse_ino_t ino, struct fuse_file_info *f
 
 static void min_open(fuse_req_t req, fuse_ino_t ino, struct fuse_file_info *fi)
 {
-    if (ino != FILE_INO) {
+    if (ino != FILE_INO && ino != SMALL_INO) {
         fuse_reply_err(req, EISDIR);
         return;
     }
@@ -81,10 +91,11 @@ static void min_open(fuse_req_t req, fuse_ino_t ino, struct fuse_file_info *fi)
 static void min_read(fuse_req_t req, fuse_ino_t ino, size_t size, off_t off,
                      struct fuse_file_info *fi)
 {
-    (void)ino;
+    size_t max = ino == SMALL_INO ? SMALL_READ : MAX_READ;
+
     (void)off;
     (void)fi;
-    fuse_reply_buf(req, zeroes, size < MAX_READ ? size : MAX_READ);
+    fuse_reply_buf(req, zeroes, size < max ? size : max);
 }
 
 static const struct fuse_lowlevel_ops min_ops = {
@@ -99,18 +110,31 @@ int main(int argc, char **argv)
     char *fargv[] = {argv[0], NULL};
     struct fuse_args args = FUSE_ARGS_INIT(1, fargv);
     struct fuse_session *se;
-    int mt = argc == 3 && strcmp(argv[1], "-m") == 0;
-    int rc = 1;
+    int mt = 0, fill = 0, i, rc = 1;
 
-    if (argc != 2 + mt) {
-        fprintf(stderr, "usage: %s [-m] MOUNTPOINT\n", argv[0]);
+    for (i = 1; i < argc - 1; i++) {
+        if (strcmp(argv[i], "-m") == 0)
+            mt = 1;
+        else if (strcmp(argv[i], "-f") == 0)
+            fill = 1;
+        else
+            break;
+    }
+    if (i != argc - 1 || argv[i][0] == '-') {
+        fprintf(stderr, "usage: %s [-m] [-f] MOUNTPOINT\n", argv[0]);
         return 2;
+    }
+    if (fill) {
+        /* One write per page makes each a page of our own (volatile: a
+         * store of zero must not be optimised out). */
+        for (size_t k = 0; k < MAX_READ; k += 4096)
+            ((volatile char *)zeroes)[k] = 0;
     }
     se = fuse_session_new(&args, &min_ops, sizeof min_ops, NULL);
     if (!se)
         return 1;
     if (fuse_set_signal_handlers(se) == 0) {
-        if (fuse_session_mount(se, argv[1 + mt]) == 0) {
+        if (fuse_session_mount(se, argv[i]) == 0) {
             if (mt) {
                 struct fuse_loop_config *cfg = fuse_loop_cfg_create();
 
