@@ -76,7 +76,7 @@ fail() {
 ok() {
     local desc=$1
     shift
-    if "$@"; then pass "$desc"; else fail "$desc"; diag "command failed: $*"; fi
+    if "$@"; then pass "$desc"; else fail "$desc"; diag "command failed: $*"; return 1; fi
 }
 
 # nok DESC CMD...: CMD must fail.

@@ -52,7 +52,10 @@ ok "each with an error (exit codes:$KILL_CODES)" \
     sh -c "for c in $KILL_CODES; do [ \$c -ne 0 ] && [ \$c -ne 124 ] || exit 1; done"
 like "$(cat "$CRT_TMP/r1.err")" 'Transport endpoint is not connected|Software caused connection abort|No such device' \
     "cat says why"
-ok "auto_unmount releases the mount point" wait_for 5 sh -c "! grep -q ' $MNT ' /proc/mounts"
+if ! ok "auto_unmount releases the mount point" wait_for 20 sh -c "! grep -q ' $MNT ' /proc/mounts"; then
+    diag "still mounted: $(grep " $MNT " /proc/mounts)"
+    diag "fusermount3 helpers: $(ps -eo pid,ppid,stat,etime,args | grep '[f]usermount3')"
+fi
 ok "the directory is usable again" t ls "$MNT"
 
 # 2. without auto_unmount: the dead mount must be unmounted by hand
