@@ -129,7 +129,7 @@ void crt_fs_op_open(fuse_req_t req, fuse_ino_t ino, struct fuse_file_info *fi)
     if (of->dir) {
         crt_fs_dir_ref(fs, of->dir);
         of->fs = fs;
-        if (n->kind == N_DATA || n->kind == N_RECORDS || n->kind == N_RECORDS_JSONL)
+        if (crt_fs_stream_kind(n->kind))
             of->reader = crt_hub_reader_new_replay(crt_channel_hub(of->dir->ch),
                                                    view_of(n->kind), &n->replay);
         else if (n->kind == N_SEND)

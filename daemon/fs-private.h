@@ -32,6 +32,13 @@ typedef enum {
     N_CONFIG, /* one config/KEY file */
 } NodeKind;
 
+/* The stream files: a hub reader each, read-only, a replay suffix allowed
+ * (`data@5`). */
+static inline gboolean crt_fs_stream_kind(NodeKind kind)
+{
+    return kind == N_DATA || kind == N_RECORDS || kind == N_RECORDS_JSONL;
+}
+
 typedef struct Dir Dir;
 typedef struct Node Node;
 typedef struct OpenFile OpenFile;

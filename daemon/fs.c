@@ -312,12 +312,6 @@ static void reply_entry_unlocked(fuse_req_t req, Node *n)
 
 /* ---- replay names ------------------------------------------------------ */
 
-/* The files whose readers may start back in the stream (`NAME@SUFFIX`). */
-static gboolean stream_kind(NodeKind kind)
-{
-    return kind == N_DATA || kind == N_RECORDS || kind == N_RECORDS_JSONL;
-}
-
 /* Make room for one more replay node of `d`: an unused one goes.  FALSE
  * when every one is in use.  fs lock held. */
 static gboolean replay_room_unlocked(CrtFs *fs, Dir *d)
@@ -358,7 +352,7 @@ static Node *replay_child_unlocked(CrtFs *fs, Dir *d, const char *name, GError *
 
     for (guint i = 0; i < d->files->len && !base; i++) {
         n = g_ptr_array_index(d->files, i);
-        if (!n->base && stream_kind(n->kind) && strcmp(n->name, base_name) == 0)
+        if (!n->base && crt_fs_stream_kind(n->kind) && strcmp(n->name, base_name) == 0)
             base = n;
     }
     g_free(base_name);
@@ -876,7 +870,7 @@ static void set_access_unlocked(Dir *d, const CrtFileAccess *a)
 
         n->uid = a->uid;
         n->gid = a->gid;
-        if (n->kind == N_DATA || n->kind == N_RECORDS || n->kind == N_RECORDS_JSONL)
+        if (crt_fs_stream_kind(n->kind))
             n->mode = S_IFREG | (a->mode & 0444); /* only reading means anything there */
     }
 }

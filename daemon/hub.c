@@ -690,8 +690,6 @@ CrtHubReader *crt_hub_reader_new_replay(CrtHub *hub, CrtHubView view,
 
     r->hub = hub;
     r->view = view;
-    if (view == CRT_HUB_VIEW_JSONL)
-        r->line = g_string_sized_new(HEADER_MAX);
     g_mutex_lock(&hub->lock);
     r->gen = hub->gen;
     apply_keep_unlocked(hub, g_get_real_time() * 1000); /* age: time went by */
@@ -811,15 +809,34 @@ static size_t make_jsonl(GString *line, const Entry *e)
     return crt_jsonl_append(line, &j);
 }
 
-/* The line before (records) or instead of (jsonl) the reader's current
- * entry's payload, made once per entry: its length, 0 for `data`.  The
- * bytes are then at header_text(r). */
+/* The line `view` shows before (records) or instead of (jsonl) the
+ * payload of `e`, made in `hdr` (HEADER_MAX bytes) or in *line (made on
+ * first use): its length, 0 for `data`; *text is where it is. */
+static size_t make_line(CrtHubView view, const Entry *e, char *hdr, GString **line,
+                        const char **text)
+{
+    size_t n = 0;
+
+    *text = hdr;
+    if (view == CRT_HUB_VIEW_RECORDS) {
+        n = make_header(hdr, HEADER_MAX, e);
+    } else if (view == CRT_HUB_VIEW_JSONL) {
+        if (!*line)
+            *line = g_string_sized_new(HEADER_MAX);
+        n = make_jsonl(*line, e);
+        *text = (*line)->str; /* after the line grew */
+    }
+    return n;
+}
+
+/* The reader's line of its current entry, made once per entry: its
+ * length.  The bytes are then at header_text(r). */
 static size_t current_header(CrtHubReader *r, Entry *e)
 {
-    if (r->header_len == 0 && r->view == CRT_HUB_VIEW_RECORDS)
-        r->header_len = make_header(r->header, sizeof r->header, e);
-    else if (r->header_len == 0 && r->view == CRT_HUB_VIEW_JSONL)
-        r->header_len = make_jsonl(r->line, e);
+    const char *text;
+
+    if (r->header_len == 0)
+        r->header_len = make_line(r->view, e, r->header, &r->line, &text);
     return r->header_len;
 }
 
@@ -1047,22 +1064,15 @@ static size_t replay_copy_unlocked(CrtHubReader *r, size_t size, CrtFraming fram
     while (done < size && (it = replay_entry_unlocked(r)) != NULL) {
         CrtReplayCursor *c = r->replay;
         char hdr[HEADER_MAX];
-        const char *head = hdr;
+        const char *head;
         struct iovec iov[2];
         int niov = 0;
         Entry view;
-        size_t hlen = 0, plen, n;
+        size_t hlen, plen, n;
 
         entry_view(&view, it);
-        if (r->view == CRT_HUB_VIEW_RECORDS) {
-            hlen = make_header(hdr, sizeof hdr, &view);
-        } else if (r->view == CRT_HUB_VIEW_JSONL) {
-            /* made again for each read of it: the same bytes every time */
-            if (!r->replay_line)
-                r->replay_line = g_string_new(NULL);
-            hlen = make_jsonl(r->replay_line, &view);
-            head = r->replay_line->str;
-        }
+        /* made again for each read of it: the same bytes every time */
+        hlen = make_line(r->view, &view, hdr, &r->replay_line, &head);
         plen = shown_length(r, &view);
         n = entry_pieces(&view, head, hlen, plen, c->offset, size - done, iov, &niov);
         ring_reserve(r, done + n);
