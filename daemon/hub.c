@@ -34,11 +34,29 @@ struct Entry {
     /* A line event (crt_hub_push_event): its STATUS word in `records`,
      * owned; bufferless entries only. */
     char *event;
-    /* A small buffer copied at arrival (see CRT_HUB_COPY_MAX): the entry is
-     * allocated with its bytes after it (`buffer` points there), the
-     * engine's buffer went back at once.  Freed with g_free. */
+    /* A small buffer copied at arrival (see CRT_HUB_COPY_MAX): the entry
+     * and its bytes after it (`buffer` points there) live in `chunk`, the
+     * engine's buffer went back at once. */
     gboolean copied;
+    struct CopyChunk *chunk;
 };
+
+/* Where copied entries live: one after the other, as they arrive, in
+ * chunks of CRT_HUB_COPY_CHUNK bytes (or the budget, when smaller).  A
+ * chunk goes when the last of its entries does and it is not the one being
+ * filled; the one being filled starts over once it is empty.  Entries go
+ * in about the order they came, so a chunk costs one malloc and one free
+ * for some hundred small entries, where one each cost more than the rest
+ * of the entry's way (and were freed on another thread than they were
+ * made).  The copy budget counts whole chunks: what the copies hold is
+ * never more than it. */
+typedef struct CopyChunk {
+    guint live;  /* entries in it not yet freed */
+    size_t used; /* bytes taken from its start */
+    size_t size; /* bytes after the header */
+} CopyChunk;
+
+#define CRT_HUB_COPY_CHUNK (16 * 1024)
 
 /* A `records` header line: "SEQ SEC.NSEC STATUS LENGTH\n". */
 #define HEADER_MAX 96
@@ -93,8 +111,9 @@ struct CrtHub {
     gboolean streaming;   /* between crt_hub_begin_stream and the end */
     guint bufferless;     /* entries without a buffer, held now */
     guint bufferless_cap; /* crt_hub_set_policy */
-    size_t copied_bytes;  /* held by copied entries, at most copy_budget */
+    size_t copied_bytes;  /* held by copy chunks, at most copy_budget */
     size_t copy_budget;   /* crt_hub_set_copy; 0: no copies */
+    CopyChunk *chunk;     /* the one new copies go into, or NULL */
     /* Lock-free, because the input callback can run under the hub lock (a
      * buffer put back re-arms a request at once): */
     gint input_full;  /* input_full_unlocked() as of the last unlock */
@@ -141,17 +160,36 @@ static void bufferless_free(Entry *e)
     g_free(e);
 }
 
-/* What a copied entry of `length` payload bytes costs the copy budget. */
+/* What a copied entry of `length` payload bytes takes of its chunk: itself
+ * and its bytes, up to the next entry's alignment. */
 static size_t copy_cost(size_t length)
 {
-    return sizeof(Entry) + length;
+    return (sizeof(Entry) + length + sizeof(gint64) - 1) & ~(sizeof(gint64) - 1);
+}
+
+static void chunk_free(CrtHub *hub, CopyChunk *k)
+{
+    hub->copied_bytes -= sizeof *k + k->size;
+    g_free(k);
+}
+
+/* A copied entry goes: its chunk with it when it was the last there. */
+static void copy_free(CrtHub *hub, Entry *e)
+{
+    CopyChunk *k = e->chunk;
+
+    if (--k->live > 0)
+        return;
+    if (k == hub->chunk)
+        k->used = 0;
+    else
+        chunk_free(hub, k);
 }
 
 static void entry_free(CrtHub *hub, Entry *e)
 {
     if (e->copied) {
-        hub->copied_bytes -= copy_cost(e->length);
-        g_free(e);
+        copy_free(hub, e);
     } else if (e->buffer) {
         crt_engine_buffer_put(e->engine, e->buffer);
     } else {
@@ -213,6 +251,8 @@ void crt_hub_free(CrtHub *hub)
         e->refs = 0;
     trim_unlocked(hub);
     g_mutex_unlock(&hub->lock);
+    if (hub->chunk)
+        chunk_free(hub, hub->chunk);
     crt_history_free(hub->history);
     g_mutex_clear(&hub->lock);
     g_free(hub);
@@ -458,12 +498,12 @@ static Entry *entry_for(CrtEngine *engine, const CrtOutput *out)
     return e;
 }
 
-/* Under drop-oldest, make room for `cost` bytes of copies: the oldest copied
- * entries that nobody is halfway through go, for every reader that still
- * holds them (counted).  Lock held. */
-static void drop_copies_unlocked(CrtHub *hub, size_t cost)
+/* Under drop-oldest, make room for a chunk of `size` bytes: the oldest
+ * copied entries that nobody is halfway through go, for every reader that
+ * still holds them (counted), until a chunk has gone.  Lock held. */
+static void drop_copies_unlocked(CrtHub *hub, size_t size)
 {
-    while (hub->copied_bytes + cost > hub->copy_budget) {
+    while (hub->copied_bytes + size > hub->copy_budget) {
         Entry *prev = NULL, *e = hub->head;
 
         while (e && (!e->copied || pinned(hub, e))) {
@@ -476,6 +516,37 @@ static void drop_copies_unlocked(CrtHub *hub, size_t cost)
     }
 }
 
+/* Room for `cost` bytes of copies: in the chunk being filled, else in a
+ * new one (the full one goes once its entries have); NULL when the chunks
+ * hold the budget.  Lock held. */
+static void *copy_room_unlocked(CrtHub *hub, size_t cost)
+{
+    CopyChunk *k = hub->chunk;
+    size_t size = MIN((size_t)CRT_HUB_COPY_CHUNK, hub->copy_budget) - sizeof *k;
+    void *p;
+
+    if (!k || k->used + cost > k->size) {
+        if (hub->copy_budget < sizeof *k || cost > size)
+            return NULL;
+        hub->chunk = NULL;
+        if (k && k->live == 0)
+            chunk_free(hub, k);
+        if (hub->overflow == CRT_OVERFLOW_DROP_OLDEST)
+            drop_copies_unlocked(hub, sizeof *k + size);
+        if (hub->copied_bytes + sizeof *k + size > hub->copy_budget)
+            return NULL;
+        k = hub->chunk = g_malloc(sizeof *k + size);
+        k->live = 0;
+        k->used = 0;
+        k->size = size;
+        hub->copied_bytes += sizeof *k + size;
+    }
+    p = (char *)(k + 1) + k->used;
+    k->used += cost;
+    k->live++;
+    return p;
+}
+
 /* A copy of the small buffer entry `e` that lets its buffer go back to the
  * engine at once, or NULL when the copies hold the budget (and
  * drop-oldest cannot make room): the entry then holds its buffer, and the
@@ -483,20 +554,16 @@ static void drop_copies_unlocked(CrtHub *hub, size_t cost)
  * held. */
 static Entry *copy_in_unlocked(CrtHub *hub, const Entry *e)
 {
-    size_t cost = copy_cost(e->length);
-    Entry *c;
+    Entry *c = copy_room_unlocked(hub, copy_cost(e->length));
 
-    if (hub->overflow == CRT_OVERFLOW_DROP_OLDEST)
-        drop_copies_unlocked(hub, cost);
-    if (hub->copied_bytes + cost > hub->copy_budget)
+    if (!c)
         return NULL;
-    c = g_malloc(cost);
     *c = *e;
     c->buffer = c + 1;
     memcpy(c->buffer, e->buffer, e->length);
     c->engine = NULL; /* nothing of the engine's: crt_hub_release_engine leaves it */
     c->copied = TRUE;
-    hub->copied_bytes += cost;
+    c->chunk = hub->chunk;
     return c;
 }
 
