@@ -14,6 +14,7 @@
 #include <gio/gio.h>
 
 #include <crtfs/error.h>
+#include <crtfs/loop.h>
 
 #include "channel-input.h"
 #include "channel-log.h"
@@ -26,6 +27,10 @@ struct CrtChannel {
     CrtChannelNotify notify;
     gpointer notify_data;
     CrtHub *hub;
+    /* The wake-up of readers for what the I/O thread's current task made
+     * ready: one per task, not one per completion (hub_notify). */
+    CrtLoop *loop;
+    CrtTask wake_task;
 
     /* Control: one control operation at a time (start, stop, a target or
      * a key set, shutdown).  ctl.lock may be held across blocking engine

@@ -85,9 +85,27 @@ static void input_ready(CrtChannel *ch)
     g_mutex_unlock(&ch->now.lock);
 }
 
+static void wake_task_run(CrtTask *task)
+{
+    crt_channel_wake(G_STRUCT_MEMBER_P(task, -G_STRUCT_OFFSET(CrtChannel, wake_task)));
+}
+
+/* Readers can go on.  From a task of the I/O thread (a target serving a
+ * batch of completions) they are woken once that task is done: a parked
+ * read then carries the batch, not its first buffer, and the I/O thread
+ * replies once per batch.  Anywhere else now. */
 static void hub_notify(CrtHub *hub, gpointer data)
 {
-    crt_channel_wake(data);
+    CrtChannel *ch = data;
+
+    crt_loop_after_task(ch->loop, &ch->wake_task);
+}
+
+static void cancel_wake(gpointer data)
+{
+    CrtChannel *ch = data;
+
+    crt_loop_cancel(ch->loop, &ch->wake_task);
 }
 
 static void hub_room(CrtHub *hub, gpointer data)
@@ -117,6 +135,8 @@ CrtChannel *crt_channel_new(const char *name, const CrtChannelPolicy *policy,
     crt_channel_log_init(&ch->log, ch->name);
     crt_channel_lines_init(ch);
     crt_input_queue_init(&ch->input);
+    ch->loop = crt_loop_default();
+    ch->wake_task.fn = wake_task_run;
     ch->hub = crt_hub_new(hub_notify, ch);
     crt_hub_set_room_notify(ch->hub, hub_room, ch);
     crt_hub_set_copy(ch->hub, CRT_HUB_COPY_BYTES);
@@ -934,6 +954,9 @@ void crt_channel_shutdown(CrtChannel *ch)
     if (!ch->ctl.shut)
         shutdown_locked(ch, NULL, NULL);
     g_mutex_unlock(&ch->ctl.lock);
+    /* Nothing runs for the directory after this: a wake-up still queued
+     * goes (the loop runs one task at a time, so none is running). */
+    crt_loop_call(ch->loop, cancel_wake, ch);
 }
 
 void crt_channel_free(CrtChannel *ch)
@@ -961,6 +984,7 @@ void crt_channel_free(CrtChannel *ch)
     g_mutex_clear(&ch->ctl.lock);
     g_mutex_clear(&ch->now.lock);
     g_free(ch->now.dead_reason);
+    crt_loop_unref(ch->loop);
     g_free(ch->name);
     g_free(ch);
 }

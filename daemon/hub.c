@@ -234,10 +234,14 @@ static void unlock_and_room(CrtHub *hub)
 {
     gboolean full = input_full_unlocked(hub);
 
-    g_atomic_int_set(&hub->input_full, full);
+    /* Written only when it changes, asked before it is swapped: the two
+     * share a cache line with the lock and stay put at a million unlocks
+     * a second. */
+    if (g_atomic_int_get(&hub->input_full) != full)
+        g_atomic_int_set(&hub->input_full, full);
     g_mutex_unlock(&hub->lock);
-    if (!full && g_atomic_int_compare_and_exchange(&hub->input_held, TRUE, FALSE) &&
-        hub->room)
+    if (!full && g_atomic_int_get(&hub->input_held) &&
+        g_atomic_int_compare_and_exchange(&hub->input_held, TRUE, FALSE) && hub->room)
         hub->room(hub, hub->room_data);
 }
 

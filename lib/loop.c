@@ -42,6 +42,9 @@ struct CrtLoop {
 
 /* The loop whose thread this is, for a lock-free crt_loop_is_current(). */
 static _Thread_local CrtLoop *current_loop;
+/* This thread runs its loop's tasks now (run_tasks): a task posted from
+ * here runs in the same round without a wake-up. */
+static _Thread_local gboolean in_tasks;
 
 static void loop_wake(CrtLoop *loop)
 {
@@ -96,14 +99,18 @@ static CrtTask *pop_task(CrtLoop *loop)
 
 static gboolean run_tasks(CrtLoop *loop)
 {
-    for (int i = 0; i < TASK_BUDGET; i++) {
+    gboolean more = TRUE;
+
+    in_tasks = TRUE;
+    for (int i = 0; i < TASK_BUDGET && more; i++) {
         CrtTask *task = pop_task(loop);
 
-        if (!task)
-            return FALSE;
-        task->fn(task);
+        if (task)
+            task->fn(task);
+        more = task != NULL;
     }
-    return TRUE;
+    in_tasks = FALSE;
+    return more;
 }
 
 static gboolean loop_source_dispatch(GSource *source, GSourceFunc cb, gpointer data)
@@ -244,7 +251,9 @@ gboolean crt_loop_post(CrtLoop *loop, CrtTask *task)
         loop->head = task;
     loop->tail = task;
     g_mutex_unlock(&loop->lock);
-    if (was_empty)
+    /* From a task on the loop thread, run_tasks pops it in this round, or
+     * wakes the loop itself when its budget runs out. */
+    if (was_empty && !(in_tasks && crt_loop_is_current(loop)))
         loop_wake(loop);
     return TRUE;
 }
@@ -277,6 +286,14 @@ void crt_loop_run_or_post(CrtLoop *loop, CrtTask *task)
         task->fn(task);
     else
         crt_loop_post(loop, task);
+}
+
+void crt_loop_after_task(CrtLoop *loop, CrtTask *task)
+{
+    if (in_tasks && crt_loop_is_current(loop))
+        crt_loop_post(loop, task);
+    else
+        task->fn(task);
 }
 
 typedef struct {

@@ -73,6 +73,14 @@ CRT_API gboolean crt_loop_cancel(CrtLoop *loop, CrtTask *task);
 /* Run `task` now if called on the loop thread, else post it. */
 CRT_API void crt_loop_run_or_post(CrtLoop *loop, CrtTask *task);
 
+/* Run `task` once the task running on the loop thread now is done: from
+ * a task on the loop thread it is posted (queued once however often it is
+ * asked for, so a batch of work leaves one run of it: a wake-up for what
+ * a batch of completions made ready); anywhere else (another thread, a
+ * source's dispatch) it runs now, on the calling thread.  A posted one
+ * runs after the tasks already queued. */
+CRT_API void crt_loop_after_task(CrtLoop *loop, CrtTask *task);
+
 /* Run fn(data) on the loop thread and wait for it to return.  Runs inline on
  * the loop thread.  Any thread; blocks until done. */
 CRT_API void crt_loop_call(CrtLoop *loop, void (*fn)(gpointer data), gpointer data);
