@@ -144,8 +144,8 @@ void crt_hub_reader_free(CrtHubReader *reader);
  * out_count of them).  Larger ones stay shared zero-copy.  4 KiB: from
  * there on out_count buffers fill a read well (16 x 4 KiB = 64 KiB). */
 #define CRT_HUB_COPY_MAX 4096
-/* The most bytes the copies hold at once (payload plus the entry's own
- * bookkeeping, sizeof an entry): what the slowest reader (or the next one,
+/* The most bytes the copies hold at once (whole copy chunks, each entry's
+ * payload plus its own bookkeeping, sizeof an entry, see hub.c): what the slowest reader (or the next one,
  * entries kept while nobody reads) has not read yet.  Beyond it `block`
  * holds the engine's buffers again (the pool then pauses the stream) and
  * `drop-oldest` drops the oldest copies (counted).  Counted in the mount's
