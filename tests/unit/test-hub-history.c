@@ -365,7 +365,9 @@ static void test_replay_age(void)
     crt_hub_end_stream(f.hub);
     drain_records(a, &pa);
     drain_records(b, &pb);
-    g_assert_cmpuint(pb.recs->len, >, 2 + 30);
+    /* the 30 read since the pause at least: the engine may have made no more
+     * before it stopped */
+    g_assert_cmpuint(pb.recs->len, >=, 2 + 30);
     for (guint i = 1; i < pb.recs->len; i++) {
         const Rec *r = rec_at(&pb, i);
 
