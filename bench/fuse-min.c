@@ -1,7 +1,7 @@
 /* crtfs bench/fuse-min: the smallest FUSE file that answers every read from
  * memory, the baseline bench/fs measures crtfs against in the same run.
  *
- *     fuse-min [-m] [-f] MOUNTPOINT
+ *     fuse-min [-m|-c] [-f] MOUNTPOINT
  *
  * Mounts (foreground, low-level API) a root directory holding two files,
  * direct_io and nonseekable, whose every READ is answered with
@@ -11,7 +11,8 @@
  * bs=128k, which costs the kernel more per read than a 64-byte read:
  * it pins the reader's whole buffer).  The session runs libfuse's
  * single-threaded loop, or with -m its multi-threaded one (default
- * settings).  The buffer is never written, so every page of it is the
+ * settings), or with -c the multi-threaded one with clone_fd (each thread
+ * reads requests from a descriptor of its own, FUSE_DEV_IOC_CLONE).  The buffer is never written, so every page of it is the
  * kernel's shared zero page (one 4 KiB page in cache for every copy); -f
  * writes it once at start, so replies come from memory of its own, as any
  * file's data would.  Unmount with `fusermount3 -u` or SIGTERM.  Nothing
@@ -110,18 +111,20 @@ int main(int argc, char **argv)
     char *fargv[] = {argv[0], NULL};
     struct fuse_args args = FUSE_ARGS_INIT(1, fargv);
     struct fuse_session *se;
-    int mt = 0, fill = 0, i, rc = 1;
+    int mt = 0, clone = 0, fill = 0, i, rc = 1;
 
     for (i = 1; i < argc - 1; i++) {
         if (strcmp(argv[i], "-m") == 0)
             mt = 1;
+        else if (strcmp(argv[i], "-c") == 0)
+            mt = clone = 1;
         else if (strcmp(argv[i], "-f") == 0)
             fill = 1;
         else
             break;
     }
     if (i != argc - 1 || argv[i][0] == '-') {
-        fprintf(stderr, "usage: %s [-m] [-f] MOUNTPOINT\n", argv[0]);
+        fprintf(stderr, "usage: %s [-m|-c] [-f] MOUNTPOINT\n", argv[0]);
         return 2;
     }
     if (fill) {
@@ -137,6 +140,8 @@ int main(int argc, char **argv)
         if (fuse_session_mount(se, argv[i]) == 0) {
             if (mt) {
                 struct fuse_loop_config *cfg = fuse_loop_cfg_create();
+
+                fuse_loop_cfg_set_clone_fd(cfg, clone);
 
                 rc = fuse_session_loop_mt(se, cfg) == 0 ? 0 : 1;
                 fuse_loop_cfg_destroy(cfg);

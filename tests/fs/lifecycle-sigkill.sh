@@ -41,22 +41,40 @@ os.read(fd, 100)
     CRT_PID=
 }
 
-# 1. with auto_unmount
-crt_mount -o config="$CRT_EMPTY" -o auto_unmount || exit 1
-D=$MNT/k
-mkdir "$D"
-ok "a target that produces nothing" t sh -c "echo 'sim:echo' > '$D/target' && echo start > '$D/ctl'"
-kill_with_readers "$D"
-diag "all readers returned ${KILL_MS} ms after SIGKILL"
-ok "each with an error (exit codes:$KILL_CODES)" \
-    sh -c "for c in $KILL_CODES; do [ \$c -ne 0 ] && [ \$c -ne 124 ] || exit 1; done"
-like "$(cat "$CRT_TMP/r1.err")" 'Transport endpoint is not connected|Software caused connection abort|No such device' \
-    "cat says why"
-if ! ok "auto_unmount releases the mount point" wait_for 20 sh -c "! grep -q ' $MNT ' /proc/mounts"; then
-    diag "still mounted: $(grep " $MNT " /proc/mounts)"
+# 1. with auto_unmount.  libfuse 3.14's helper unmounts only if opening the
+# mount point fails with ENOTCONN; on a loaded machine it can look while
+# the dying daemon's last threads still hold the device, get ECONNABORTED
+# and leave the mount (documented in crtfs(8)).  So up to 8 tries, each on
+# a fresh mount: auto_unmount must release one of them (a daemon that
+# broke it, e.g. by closing the helper's socket, fails all eight).
+released=
+for try in 1 2 3 4 5 6 7 8; do
+    crt_mount -o config="$CRT_EMPTY" -o auto_unmount || exit 1
+    D=$MNT/k
+    mkdir "$D"
+    if [ $try = 1 ]; then
+        ok "a target that produces nothing" t sh -c "echo 'sim:echo' > '$D/target' && echo start > '$D/ctl'"
+    else
+        t sh -c "echo 'sim:echo' > '$D/target' && echo start > '$D/ctl'"
+    fi
+    kill_with_readers "$D"
+    diag "try $try: all readers returned ${KILL_MS} ms after SIGKILL"
+    if [ $try = 1 ]; then
+        ok "each with an error (exit codes:$KILL_CODES)" \
+            sh -c "for c in $KILL_CODES; do [ \$c -ne 0 ] && [ \$c -ne 124 ] || exit 1; done"
+        like "$(cat "$CRT_TMP/r1.err")" 'Transport endpoint is not connected|Software caused connection abort|No such device' \
+            "cat says why"
+    fi
+    if wait_for 10 sh -c "! grep -q ' $MNT ' /proc/mounts"; then
+        released=$MNT
+        break
+    fi
+    diag "try $try: still mounted: $(grep " $MNT " /proc/mounts)"
     diag "fusermount3 helpers: $(ps -eo pid,ppid,stat,etime,args | grep '[f]usermount3')"
-fi
-ok "the directory is usable again" t ls "$MNT"
+    t fusermount3 -u "$MNT"
+done
+ok "auto_unmount releases the mount point (try $try)" test -n "$released"
+ok "the directory is usable again" t ls "$released"
 
 # 2. without auto_unmount: the dead mount must be unmounted by hand
 crt_mount -o config="$CRT_EMPTY" || exit 1

@@ -50,7 +50,11 @@ fd = os.open(sys.argv[1], os.O_RDWR)
 os.write(fd, b"ioctl ioctl=0x53494d01 size=4\n" + (30000).to_bytes(4, "little"))
 os.read(fd, 4096)' "$D/send" 2>/dev/null &
 pid=$!
-sleep 0.5
+# Not a fixed sleep: a SIGINT in Python's start-up on a loaded machine
+# makes it exit 1, not 130.  The request in flight means the write is done.
+wait_for 20 sh -c "[ \$(awk '\$1==\"requests_in_flight\"{print \$2}' '$D/stats') = 1 ]" ||
+    diag "the send request did not arrive"
+sleep 0.3
 ok "send read is blocked" kill -0 $pid
 interrupt $pid
 is "$st" 130 "send: SIGINT ends the blocked read (${ms} ms)"
