@@ -12,11 +12,12 @@
  * it pins the reader's whole buffer).  The session runs libfuse's
  * single-threaded loop, or with -m its multi-threaded one (default
  * settings), or with -c the multi-threaded one with clone_fd (each thread
- * reads requests from a descriptor of its own, FUSE_DEV_IOC_CLONE).  The buffer is never written, so every page of it is the
- * kernel's shared zero page (one 4 KiB page in cache for every copy); -f
- * writes it once at start, so replies come from memory of its own, as any
- * file's data would.  Unmount with `fusermount3 -u` or SIGTERM.  Nothing
- * else: no locking, no queues, no threads of its own.
+ * reads requests from a descriptor of its own, FUSE_DEV_IOC_CLONE).  The
+ * buffer is never written, so every page of it is the kernel's shared zero
+ * page (one 4 KiB page in cache for every copy); -f writes it once at
+ * start, so replies come from memory of its own, as any file's data would.
+ * Unmount with `fusermount3 -u` or SIGTERM.  Nothing else: no locking, no
+ * queues, no threads of its own.
  */
 #define _DEFAULT_SOURCE
 #define FUSE_USE_VERSION 312
@@ -142,7 +143,6 @@ int main(int argc, char **argv)
                 struct fuse_loop_config *cfg = fuse_loop_cfg_create();
 
                 fuse_loop_cfg_set_clone_fd(cfg, clone);
-
                 rc = fuse_session_loop_mt(se, cfg) == 0 ? 0 : 1;
                 fuse_loop_cfg_destroy(cfg);
             } else {

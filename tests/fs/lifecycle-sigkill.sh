@@ -52,19 +52,13 @@ for try in 1 2 3 4 5 6 7 8; do
     crt_mount -o config="$CRT_EMPTY" -o auto_unmount || exit 1
     D=$MNT/k
     mkdir "$D"
-    if [ $try = 1 ]; then
-        ok "a target that produces nothing" t sh -c "echo 'sim:echo' > '$D/target' && echo start > '$D/ctl'"
-    else
-        t sh -c "echo 'sim:echo' > '$D/target' && echo start > '$D/ctl'"
-    fi
+    ok "try $try: a target that produces nothing" t sh -c "echo 'sim:echo' > '$D/target' && echo start > '$D/ctl'"
     kill_with_readers "$D"
     diag "try $try: all readers returned ${KILL_MS} ms after SIGKILL"
-    if [ $try = 1 ]; then
-        ok "each with an error (exit codes:$KILL_CODES)" \
-            sh -c "for c in $KILL_CODES; do [ \$c -ne 0 ] && [ \$c -ne 124 ] || exit 1; done"
-        like "$(cat "$CRT_TMP/r1.err")" 'Transport endpoint is not connected|Software caused connection abort|No such device' \
-            "cat says why"
-    fi
+    ok "try $try: each with an error (exit codes:$KILL_CODES)" \
+        sh -c "for c in $KILL_CODES; do [ \$c -ne 0 ] && [ \$c -ne 124 ] || exit 1; done"
+    like "$(cat "$CRT_TMP/r1.err")" 'Transport endpoint is not connected|Software caused connection abort|No such device' \
+        "try $try: cat says why"
     if wait_for 10 sh -c "! grep -q ' $MNT ' /proc/mounts"; then
         released=$MNT
         break

@@ -11,7 +11,8 @@ D=$MNT/si
 mkdir "$D"
 ok "a target that streams nothing (stopped)" t sh -c "echo sim:counter > '$D/target'"
 
-readers_are() { [ "$(awk '$1=="readers"{print $2}' "$D/stats")" = "$1" ]; }
+readers_are() { [ "$(stat_of "$D" readers)" = "$1" ]; }
+in_flight_is() { [ "$(stat_of "$D" requests_in_flight)" = "$1" ]; }
 
 # interrupt PID: SIGINT, then how long until it is gone (ms) in $ms.
 interrupt() {
@@ -52,13 +53,12 @@ os.read(fd, 4096)' "$D/send" 2>/dev/null &
 pid=$!
 # Not a fixed sleep: a SIGINT in Python's start-up on a loaded machine
 # makes it exit 1, not 130.  The request in flight means the write is done.
-wait_for 20 sh -c "[ \$(awk '\$1==\"requests_in_flight\"{print \$2}' '$D/stats') = 1 ]" ||
-    diag "the send request did not arrive"
+wait_for 20 in_flight_is 1 || diag "the send request did not arrive"
 sleep 0.3
 ok "send read is blocked" kill -0 $pid
 interrupt $pid
 is "$st" 130 "send: SIGINT ends the blocked read (${ms} ms)"
-ok "the pending sleep was cancelled with the close" wait_for 5 sh -c "[ \$(awk '\$1==\"requests_in_flight\"{print \$2}' '$D/stats') = 0 ]"
+ok "the pending sleep was cancelled with the close" wait_for 5 in_flight_is 0
 
 # A blocked write to a full input queue.
 ok "type write" t sh -c "echo write > '$D/config/type'"
